@@ -1,0 +1,175 @@
+//! Listeners, servers and clients.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
+use tonic::transport::{Channel, Endpoint, Server};
+
+use crate::{Limits, MetricsLayer, Security};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("TLS set-up failed: {0}")]
+    Tls(String),
+    #[error("server failed: {0}")]
+    Serve(String),
+    #[error("invalid endpoint {0:?}")]
+    Endpoint(String),
+    #[error("reflection set-up failed: {0}")]
+    Reflection(String),
+    #[error("metrics exporter failed: {0}")]
+    Metrics(String),
+}
+
+/// Binds a TCP listener (use port 0 for any free port) and returns it with its address.
+pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), HostError> {
+    let listener = TcpListener::bind(addr).await.map_err(|source| HostError::Bind { addr, source })?;
+    let local = listener.local_addr().map_err(|source| HostError::Bind { addr, source })?;
+    Ok((listener, local))
+}
+
+/// Serves one Warden service's routes on a listener.
+#[derive(Debug, Clone)]
+pub struct ServiceHost {
+    /// `gateway`, `storage` or `agent`: used in logs and metric labels.
+    pub component: &'static str,
+    pub security: Security,
+    pub limits: Limits,
+}
+
+impl ServiceHost {
+    /// The identity interceptor for this host's services (see [`warden_tls::identify`]).
+    pub fn identify(&self) -> impl Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone + use<> {
+        let insecure = self.security.is_insecure();
+        move |req| warden_tls::identify(req, insecure)
+    }
+
+    /// Serves `routes` plus gRPC health and reflection until `shutdown` resolves; then
+    /// stops accepting, lets in-flight calls finish, and drops what still runs after
+    /// the shutdown deadline.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        mut routes: tonic::service::RoutesBuilder,
+        health_services: &[&str],
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), HostError> {
+        let (reporter, health) = tonic_health::server::health_reporter();
+        for name in health_services {
+            reporter.set_service_status(*name, tonic_health::ServingStatus::Serving).await;
+        }
+        reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(warden_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| HostError::Reflection(e.to_string()))?;
+        let reflection_alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(warden_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .map_err(|e| HostError::Reflection(e.to_string()))?;
+        routes.add_service(health).add_service(reflection).add_service(reflection_alpha);
+
+        let mut server = Server::builder();
+        match &self.security {
+            Security::Mtls(files) => {
+                let tls = files.server_config().map_err(|e| HostError::Tls(e.to_string()))?;
+                server = server.tls_config(tls).map_err(|e| HostError::Tls(e.to_string()))?;
+            }
+            Security::InsecureDev => {
+                tracing::warn!(
+                    component = self.component,
+                    "--insecure-dev: serving PLAINTEXT gRPC with no client authentication; never use this outside a laptop"
+                );
+            }
+        }
+        let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            let _ = fired_tx.send(());
+        };
+        let component = self.component;
+        let serve = server
+            .timeout(self.limits.request_timeout)
+            .layer(MetricsLayer { component })
+            .add_routes(Routes::from(routes.routes()))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+        let deadline = self.limits.shutdown_deadline;
+        let reporter_on_exit = reporter.clone();
+        tokio::select! {
+            res = serve => res.map_err(|e| HostError::Serve(e.to_string()))?,
+            () = async move {
+                if fired_rx.await.is_ok() {
+                    reporter_on_exit.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+                    tokio::time::sleep(deadline).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            } => {
+                tracing::warn!(component, ?deadline, "shutdown deadline passed; dropping calls still in flight");
+            }
+        }
+        tracing::info!(component, "stopped");
+        Ok(())
+    }
+}
+
+/// A client channel to another Warden service at `addr` (`host:port` or a URL).
+/// Connects lazily: a service that is down yet does not stop the caller from starting,
+/// and every call fails with UNAVAILABLE until it is up (fail closed).
+pub fn connect(addr: &str, security: &Security, connect_timeout: Duration) -> Result<Channel, HostError> {
+    let (scheme, host) = match security {
+        Security::Mtls(_) => ("https", addr.trim_start_matches("https://")),
+        Security::InsecureDev => ("http", addr.trim_start_matches("http://")),
+    };
+    let url = format!("{scheme}://{host}");
+    let mut endpoint = Endpoint::from_shared(url.clone())
+        .map_err(|_| HostError::Endpoint(url.clone()))?
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_while_idle(true);
+    if let Security::Mtls(files) = security {
+        let tls = files.client_config("localhost").map_err(|e| HostError::Tls(e.to_string()))?;
+        endpoint = endpoint.tls_config(tls).map_err(|e| HostError::Tls(e.to_string()))?;
+    }
+    Ok(endpoint.connect_lazy())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
+/// Serves Prometheus metrics on `addr` at `/metrics`.
+pub fn install_prometheus(addr: SocketAddr) -> Result<(), HostError> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+        .map_err(|e| HostError::Metrics(e.to_string()))
+}

@@ -1,0 +1,211 @@
+//! The audit log: append-only records in a SHA-256 hash chain.
+//!
+//! Each record stores the hash of the one before it; its own hash covers that link and
+//! every field. Changing, deleting, reordering or inserting a record breaks the chain at
+//! that record, and [`Storage::verify_audit`] names it. Appends are serialized through
+//! one in-process head, and a record is acknowledged only after its commit.
+
+use prost::Message;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use tonic::{Request, Response, Status};
+use warden_proto::common::v1::{AuditDecision, AuditRecord};
+use warden_proto::storage::v1::audit_log_server::AuditLog;
+use warden_proto::storage::v1::{AppendRequest, AuditReceipt, QueryRequest, QueryResponse, VerifyRequest, VerifyResponse};
+use warden_tls::{Role, authorize};
+
+use crate::util::{check_len, check_tenant, ms_of, new_id, now_ms, ts};
+use crate::{Db, DbError, Storage};
+
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The end of the chain: the next sequence number and the last hash.
+#[derive(Debug)]
+pub(crate) struct Head {
+    next_sequence: u64,
+    last_hash: String,
+}
+
+impl Head {
+    pub(crate) async fn load(db: &Db) -> Result<Head, DbError> {
+        let row = sqlx::query("SELECT sequence, hash FROM audit_log ORDER BY sequence DESC LIMIT 1")
+            .fetch_optional(&db.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Head { next_sequence: r.try_get::<i64, _>(0)? as u64 + 1, last_hash: r.try_get(1)? },
+            None => Head { next_sequence: 1, last_hash: GENESIS.to_owned() },
+        })
+    }
+}
+
+/// The hash of a record whose `hash` field is empty and whose `prev_hash` is set.
+fn record_hash(record: &AuditRecord) -> String {
+    let mut unhashed = record.clone();
+    unhashed.hash.clear();
+    let mut h = Sha256::new();
+    h.update(b"warden-audit-v1\0");
+    h.update(unhashed.encode_to_vec());
+    hex::encode(h.finalize())
+}
+
+impl Storage {
+    /// Appends a record durably and returns its receipt.
+    pub async fn append_audit(&self, mut record: AuditRecord) -> Result<AuditReceipt, Status> {
+        let mut head = self.inner.audit_head.lock().await;
+        let now = now_ms();
+        record.id = new_id();
+        record.sequence = head.next_sequence;
+        record.time = Some(ts(now));
+        record.prev_hash = head.last_hash.clone();
+        record.hash = record_hash(&record);
+        let stored = {
+            let mut r = record.clone();
+            r.hash.clear();
+            hex::encode(r.encode_to_vec())
+        };
+        sqlx::query(
+            "INSERT INTO audit_log (sequence, id, tenant_id, time_ms, decision, record, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(record.sequence as i64)
+        .bind(&record.id)
+        .bind(&record.tenant_id)
+        .bind(now)
+        .bind(i64::from(record.decision))
+        .bind(&stored)
+        .bind(&record.hash)
+        .execute(&self.inner.db.pool)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "audit append failed");
+            Status::unavailable("the audit log could not be written; nothing was recorded")
+        })?;
+        head.next_sequence += 1;
+        head.last_hash = record.hash.clone();
+        Ok(AuditReceipt { id: record.id, sequence: record.sequence, hash: record.hash })
+    }
+
+    pub async fn query_audit(&self, q: &QueryRequest) -> Result<Vec<AuditRecord>, Status> {
+        check_tenant(&q.tenant_id)?;
+        let limit = match q.limit {
+            0 => 100,
+            n => n.min(1000),
+        };
+        let rows = sqlx::query(
+            "SELECT record, hash FROM audit_log
+             WHERE tenant_id = $1 AND sequence > $2 AND ($3 = 0 OR time_ms >= $3) AND ($4 = 0 OR time_ms < $4)
+               AND ($5 = 0 OR decision = $5)
+             ORDER BY sequence LIMIT $6",
+        )
+        .bind(&q.tenant_id)
+        .bind(q.after_sequence as i64)
+        .bind(ms_of(q.since.as_ref()).unwrap_or(0))
+        .bind(ms_of(q.until.as_ref()).unwrap_or(0))
+        .bind(i64::from(q.decision))
+        .bind(i64::from(limit))
+        .fetch_all(&self.inner.db.pool)
+        .await
+        .map_err(DbError::from)?;
+        rows.iter().map(|r| decode_row(r).map_err(Status::from)).collect()
+    }
+
+    /// Walks the chain from `from` (inclusive) to `to` (inclusive, 0 = end) and reports
+    /// the first record whose content, link or position is wrong.
+    pub async fn verify_audit(&self, from: u64, to: u64) -> Result<VerifyResponse, Status> {
+        let from = from.max(1);
+        let mut expected_prev = if from == 1 {
+            GENESIS.to_owned()
+        } else {
+            let row = sqlx::query("SELECT hash FROM audit_log WHERE sequence = $1")
+                .bind((from - 1) as i64)
+                .fetch_optional(&self.inner.db.pool)
+                .await
+                .map_err(DbError::from)?
+                .ok_or_else(|| Status::invalid_argument(format!("record {} does not exist", from - 1)))?;
+            row.try_get::<String, _>(0).map_err(DbError::from)?
+        };
+        let mut expected_seq = from;
+        let mut checked = 0u64;
+        let bad = |seq: u64, problem: String, checked: u64| VerifyResponse {
+            ok: false,
+            records_checked: checked,
+            first_bad_sequence: seq,
+            problem,
+            head_hash: String::new(),
+        };
+        loop {
+            let rows = sqlx::query(
+                "SELECT sequence, record, hash FROM audit_log WHERE sequence >= $1 AND ($2 = 0 OR sequence <= $2) ORDER BY sequence LIMIT 1000",
+            )
+            .bind(expected_seq as i64)
+            .bind(to as i64)
+            .fetch_all(&self.inner.db.pool)
+            .await
+            .map_err(DbError::from)?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in &rows {
+                let seq = row.try_get::<i64, _>(0).map_err(DbError::from)? as u64;
+                if seq != expected_seq {
+                    return Ok(bad(expected_seq, format!("record {expected_seq} is missing (next is {seq})"), checked));
+                }
+                let Ok(record) = decode_row_at(row, 1) else {
+                    return Ok(bad(seq, "record cannot be decoded".into(), checked));
+                };
+                if record.sequence != seq {
+                    return Ok(bad(seq, format!("record claims sequence {} but sits at {seq}", record.sequence), checked));
+                }
+                if record.prev_hash != expected_prev {
+                    return Ok(bad(seq, "link to the previous record is broken (reordered, inserted or deleted)".into(), checked));
+                }
+                if record_hash(&record) != record.hash {
+                    return Ok(bad(seq, "content does not match its hash (a field was changed)".into(), checked));
+                }
+                expected_prev = record.hash.clone();
+                expected_seq += 1;
+                checked += 1;
+            }
+        }
+        Ok(VerifyResponse { ok: true, records_checked: checked, first_bad_sequence: 0, problem: String::new(), head_hash: expected_prev })
+    }
+}
+
+fn decode_row(row: &sqlx::any::AnyRow) -> Result<AuditRecord, DbError> {
+    decode_row_at(row, 0)
+}
+
+/// Decodes the record at column `at` with its stored hash at `at + 1`.
+fn decode_row_at(row: &sqlx::any::AnyRow, at: usize) -> Result<AuditRecord, DbError> {
+    let text: String = row.try_get(at)?;
+    let hash: String = row.try_get(at + 1)?;
+    let bytes = hex::decode(&text).map_err(|_| DbError::Corrupt("audit record".into()))?;
+    let mut record = AuditRecord::decode(bytes.as_slice()).map_err(|_| DbError::Corrupt("audit record".into()))?;
+    record.hash = hash;
+    Ok(record)
+}
+
+#[tonic::async_trait]
+impl AuditLog for Storage {
+    async fn append(&self, req: Request<AppendRequest>) -> Result<Response<AuditReceipt>, Status> {
+        authorize(&req, "AuditLog.Append", &[Role::Gateway, Role::Agent])?;
+        let record = req.into_inner().record.ok_or_else(|| Status::invalid_argument("record is required"))?;
+        check_tenant(&record.tenant_id)?;
+        check_len("reason_message", &record.reason_message, 2048)?;
+        if AuditDecision::try_from(record.decision).is_err() {
+            return Err(Status::invalid_argument("decision is not a known value"));
+        }
+        Ok(Response::new(self.append_audit(record).await?))
+    }
+
+    async fn query(&self, req: Request<QueryRequest>) -> Result<Response<QueryResponse>, Status> {
+        authorize(&req, "AuditLog.Query", &[Role::Gateway])?;
+        let records = self.query_audit(req.get_ref()).await?;
+        Ok(Response::new(QueryResponse { records }))
+    }
+
+    async fn verify(&self, req: Request<VerifyRequest>) -> Result<Response<VerifyResponse>, Status> {
+        authorize(&req, "AuditLog.Verify", &[Role::Gateway])?;
+        let r = req.get_ref();
+        Ok(Response::new(self.verify_audit(r.from_sequence, r.to_sequence).await?))
+    }
+}

@@ -1,0 +1,88 @@
+//! Storage: the only Warden service that touches a database.
+//!
+//! It holds tenant settings (and pushes every change to watching gateways), customer
+//! credentials and agent results sealed with AES-256-GCM, the hash-chained audit log,
+//! agent runs and proposals, and telemetry for the agents' tools. One [`Db`] runs on
+//! SQLite (the embedded default) or PostgreSQL, chosen by URL.
+//!
+//! **Invariant:** an audit append returns only after its record is committed, so the
+//! gateway's "audit before egress" holds across crashes.
+
+mod audit;
+mod db;
+mod runs;
+mod seal;
+mod telemetry;
+mod tenants;
+mod util;
+
+use std::sync::Arc;
+
+pub use db::{Db, DbError};
+pub use seal::{SealError, Sealer};
+
+use warden_proto::storage::v1::audit_log_server::AuditLogServer;
+use warden_proto::storage::v1::run_store_server::RunStoreServer;
+use warden_proto::storage::v1::telemetry_server::TelemetryServer;
+use warden_proto::storage::v1::tenant_store_server::TenantStoreServer;
+use warden_rpc::ServiceHost;
+
+/// The storage service's state, shared by its four gRPC services.
+#[derive(Clone)]
+pub struct Storage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    sealer: Sealer,
+    changes: tokio::sync::broadcast::Sender<warden_proto::storage::v1::TenantSettingsChange>,
+    audit_head: tokio::sync::Mutex<audit::Head>,
+}
+
+impl Storage {
+    /// Opens the store (running migrations) and loads the audit chain's head.
+    pub async fn open(db: Db, sealer: Sealer) -> Result<Storage, DbError> {
+        db.migrate().await?;
+        let head = audit::Head::load(&db).await?;
+        let (changes, _) = tokio::sync::broadcast::channel(1024);
+        Ok(Storage { inner: Arc::new(Inner { db, sealer, changes, audit_head: tokio::sync::Mutex::new(head) }) })
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    /// The gRPC routes of the storage service, each behind the identity interceptor.
+    pub fn routes(&self, host: &ServiceHost) -> tonic::service::RoutesBuilder {
+        let id = host.identify();
+        let max = host.limits.max_message_bytes;
+        let mut routes = tonic::service::RoutesBuilder::default();
+        routes
+            .add_service(tonic::service::interceptor::InterceptedService::new(
+                TenantStoreServer::new(self.clone()).max_decoding_message_size(max),
+                id.clone(),
+            ))
+            .add_service(tonic::service::interceptor::InterceptedService::new(
+                AuditLogServer::new(self.clone()).max_decoding_message_size(max),
+                id.clone(),
+            ))
+            .add_service(tonic::service::interceptor::InterceptedService::new(
+                RunStoreServer::new(self.clone()).max_decoding_message_size(max),
+                id.clone(),
+            ))
+            .add_service(tonic::service::interceptor::InterceptedService::new(
+                TelemetryServer::new(self.clone()).max_decoding_message_size(max),
+                id,
+            ));
+        routes
+    }
+
+    /// Names for gRPC health checking.
+    pub const SERVICES: [&'static str; 4] = [
+        "warden.storage.v1.TenantStore",
+        "warden.storage.v1.AuditLog",
+        "warden.storage.v1.RunStore",
+        "warden.storage.v1.Telemetry",
+    ];
+}
