@@ -22,7 +22,9 @@ pub enum DataType {
 
 /// A data-type name that Warden does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown data type {0:?}; valid: instruction, logs, metrics, traces, profiles, config_metadata, cluster_info, source_code")]
+#[error(
+    "unknown data type {0:?}; valid: instruction, logs, metrics, traces, profiles, config_metadata, cluster_info, source_code"
+)]
 pub struct UnknownDataType(pub String);
 
 impl DataType {

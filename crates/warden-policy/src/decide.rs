@@ -49,7 +49,10 @@ pub struct Denied {
 
 impl Denied {
     fn new(rule: Rule, message: impl Into<String>) -> Self {
-        Denied { rule, message: message.into() }
+        Denied {
+            rule,
+            message: message.into(),
+        }
     }
 }
 
@@ -96,7 +99,10 @@ pub fn data_type_gate(settings: &TenantSettings, data_type: DataType) -> Result<
         dt if settings.allowed_data_types.contains(&dt) => Ok(()),
         dt => Err(Denied::new(
             Rule::DataTypeNotAllowed,
-            format!("tenant {} does not allow data type {dt} to be sent to a model", settings.tenant_id),
+            format!(
+                "tenant {} does not allow data type {dt} to be sent to a model",
+                settings.tenant_id
+            ),
         )),
     }
 }
@@ -121,17 +127,27 @@ pub fn eligible_providers(settings: &TenantSettings, catalogue: &[ProviderInfo])
 ///
 /// Order matters and is the policy: opt-in first (nothing else is even looked at for a
 /// tenant that has not opted in), then data types, then providers.
-pub fn decide(settings: Option<&TenantSettings>, ask: &Ask, catalogue: &[ProviderInfo]) -> Result<Decision, Denied> {
+pub fn decide(
+    settings: Option<&TenantSettings>,
+    ask: &Ask,
+    catalogue: &[ProviderInfo],
+) -> Result<Decision, Denied> {
     let Some(settings) = settings else {
         return Err(Denied::new(
             Rule::TenantUnknown,
-            format!("AI features are not enabled for tenant {} (tenant unknown)", ask.tenant_id),
+            format!(
+                "AI features are not enabled for tenant {} (tenant unknown)",
+                ask.tenant_id
+            ),
         ));
     };
     if !settings.enabled {
         return Err(Denied::new(
             Rule::OptInRequired,
-            format!("AI features are not enabled for tenant {}", settings.tenant_id),
+            format!(
+                "AI features are not enabled for tenant {}",
+                settings.tenant_id
+            ),
         ));
     }
     if settings.on_disallowed_data == crate::OnDisallowedData::Refuse {
@@ -155,5 +171,9 @@ pub fn decide(settings: Option<&TenantSettings>, ask: &Ask, catalogue: &[Provide
             ),
         ));
     }
-    Ok(Decision { tenant_id: settings.tenant_id.clone(), eligible, settings_version: settings.version })
+    Ok(Decision {
+        tenant_id: settings.tenant_id.clone(),
+        eligible,
+        settings_version: settings.version,
+    })
 }

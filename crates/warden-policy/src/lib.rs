@@ -13,8 +13,12 @@ mod decide;
 mod settings;
 
 pub use data_type::{DataType, UnknownDataType};
-pub use decide::{Ask, Decision, Denied, ProviderInfo, Rule, data_type_gate, decide, eligible_providers};
-pub use settings::{Budgets, CustomerBedrock, CustomerCredentials, OnDisallowedData, TenantSettings};
+pub use decide::{
+    Ask, Decision, Denied, ProviderInfo, Rule, data_type_gate, decide, eligible_providers,
+};
+pub use settings::{
+    Budgets, CustomerBedrock, CustomerCredentials, OnDisallowedData, TenantSettings,
+};
 
 #[cfg(test)]
 mod tests;

@@ -62,13 +62,21 @@ pub struct CustomerBedrock {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CustomerCredentials {
-    AssumeRole { role_arn: String, external_id: String },
-    StaticKeysRef { credential_id: String },
+    AssumeRole {
+        role_arn: String,
+        external_id: String,
+    },
+    StaticKeysRef {
+        credential_id: String,
+    },
 }
 
 impl TenantSettings {
     /// The settings of a tenant nobody has configured: everything off.
     pub fn disabled(tenant_id: impl Into<String>) -> Self {
-        TenantSettings { tenant_id: tenant_id.into(), ..TenantSettings::default() }
+        TenantSettings {
+            tenant_id: tenant_id.into(),
+            ..TenantSettings::default()
+        }
     }
 }

@@ -29,7 +29,11 @@ fn enabled(providers: &[&str], types: &[DataType]) -> TenantSettings {
 }
 
 fn ask(types: &[DataType]) -> Ask {
-    Ask { tenant_id: "acme".into(), data_types: types.iter().copied().collect(), preferred_provider: None }
+    Ask {
+        tenant_id: "acme".into(),
+        data_types: types.iter().copied().collect(),
+        preferred_provider: None,
+    }
 }
 
 #[track_caller]
@@ -43,26 +47,42 @@ fn check(settings: Option<&TenantSettings>, ask: &Ask, expected: &str) {
 
 #[test]
 fn unknown_tenant_is_refused() {
-    check(None, &ask(&[]), "deny TENANT_UNKNOWN: AI features are not enabled for tenant acme (tenant unknown)");
+    check(
+        None,
+        &ask(&[]),
+        "deny TENANT_UNKNOWN: AI features are not enabled for tenant acme (tenant unknown)",
+    );
 }
 
 #[test]
 fn default_settings_are_off() {
     let s = TenantSettings::disabled("acme");
-    check(Some(&s), &ask(&[DataType::Instruction]), "deny OPT_IN_REQUIRED: AI features are not enabled for tenant acme");
+    check(
+        Some(&s),
+        &ask(&[DataType::Instruction]),
+        "deny OPT_IN_REQUIRED: AI features are not enabled for tenant acme",
+    );
 }
 
 #[test]
 fn opt_in_is_checked_before_anything_else() {
     let mut s = enabled(&[], &[]);
     s.enabled = false;
-    check(Some(&s), &ask(&[DataType::SourceCode]), "deny OPT_IN_REQUIRED: AI features are not enabled for tenant acme");
+    check(
+        Some(&s),
+        &ask(&[DataType::SourceCode]),
+        "deny OPT_IN_REQUIRED: AI features are not enabled for tenant acme",
+    );
 }
 
 #[test]
 fn enabled_tenant_gets_its_providers_in_its_order() {
     let s = enabled(&["openai", "anthropic"], &[DataType::Logs]);
-    check(Some(&s), &ask(&[DataType::Instruction, DataType::Logs]), "allow openai,anthropic");
+    check(
+        Some(&s),
+        &ask(&[DataType::Instruction, DataType::Logs]),
+        "allow openai,anthropic",
+    );
 }
 
 #[test]
@@ -123,7 +143,10 @@ fn customer_account_tenant_stays_on_its_account() {
     let mut s = enabled(&["bedrock-customer", "anthropic"], &[]);
     s.customer_bedrock = Some(CustomerBedrock {
         region: "eu-west-1".into(),
-        credentials: CustomerCredentials::AssumeRole { role_arn: "arn:aws:iam::1:role/x".into(), external_id: "e".into() },
+        credentials: CustomerCredentials::AssumeRole {
+            role_arn: "arn:aws:iam::1:role/x".into(),
+            external_id: "e".into(),
+        },
     });
     check(Some(&s), &ask(&[]), "allow bedrock-customer");
     s.allow_platform_providers = true;

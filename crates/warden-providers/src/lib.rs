@@ -12,7 +12,10 @@ use std::time::Duration;
 use futures::Stream;
 
 pub use local::LocalProvider;
-pub use model::{ChatRequest, ChatResponse, Content, Message, MessageRole, StopReason, StreamEvent, ToolDef, Usage};
+pub use model::{
+    ChatRequest, ChatResponse, Content, Message, MessageRole, StopReason, StreamEvent, ToolDef,
+    Usage,
+};
 
 /// A stream of normalized events from one provider call.
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, ProviderError>> + Send>>;
@@ -22,7 +25,12 @@ pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, ProviderErr
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
     #[error("provider {provider} answered HTTP {status}: {message}")]
-    Status { provider: String, status: u16, retry_after: Option<Duration>, message: String },
+    Status {
+        provider: String,
+        status: u16,
+        retry_after: Option<Duration>,
+        message: String,
+    },
     #[error("provider {provider} timed out")]
     Timeout { provider: String },
     #[error("provider {provider} could not be reached: {message}")]

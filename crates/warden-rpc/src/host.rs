@@ -14,7 +14,10 @@ use crate::{Limits, MetricsLayer, Security};
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("TLS set-up failed: {0}")]
     Tls(String),
     #[error("server failed: {0}")]
@@ -29,8 +32,12 @@ pub enum HostError {
 
 /// Binds a TCP listener (use port 0 for any free port) and returns it with its address.
 pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), HostError> {
-    let listener = TcpListener::bind(addr).await.map_err(|source| HostError::Bind { addr, source })?;
-    let local = listener.local_addr().map_err(|source| HostError::Bind { addr, source })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| HostError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| HostError::Bind { addr, source })?;
     Ok((listener, local))
 }
 
@@ -45,7 +52,10 @@ pub struct ServiceHost {
 
 impl ServiceHost {
     /// The identity interceptor for this host's services (see [`warden_tls::identify`]).
-    pub fn identify(&self) -> impl Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone + use<> {
+    pub fn identify(
+        &self,
+    ) -> impl Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone + use<>
+    {
         let insecure = self.security.is_insecure();
         move |req| warden_tls::identify(req, insecure)
     }
@@ -62,9 +72,13 @@ impl ServiceHost {
     ) -> Result<(), HostError> {
         let (reporter, health) = tonic_health::server::health_reporter();
         for name in health_services {
-            reporter.set_service_status(*name, tonic_health::ServingStatus::Serving).await;
+            reporter
+                .set_service_status(*name, tonic_health::ServingStatus::Serving)
+                .await;
         }
-        reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+        reporter
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(warden_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -75,13 +89,20 @@ impl ServiceHost {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()
             .map_err(|e| HostError::Reflection(e.to_string()))?;
-        routes.add_service(health).add_service(reflection).add_service(reflection_alpha);
+        routes
+            .add_service(health)
+            .add_service(reflection)
+            .add_service(reflection_alpha);
 
         let mut server = Server::builder();
         match &self.security {
             Security::Mtls(files) => {
-                let tls = files.server_config().map_err(|e| HostError::Tls(e.to_string()))?;
-                server = server.tls_config(tls).map_err(|e| HostError::Tls(e.to_string()))?;
+                let tls = files
+                    .server_config()
+                    .map_err(|e| HostError::Tls(e.to_string()))?;
+                server = server
+                    .tls_config(tls)
+                    .map_err(|e| HostError::Tls(e.to_string()))?;
             }
             Security::InsecureDev => {
                 tracing::warn!(
@@ -124,7 +145,11 @@ impl ServiceHost {
 /// A client channel to another Warden service at `addr` (`host:port` or a URL).
 /// Connects lazily: a service that is down yet does not stop the caller from starting,
 /// and every call fails with UNAVAILABLE until it is up (fail closed).
-pub fn connect(addr: &str, security: &Security, connect_timeout: Duration) -> Result<Channel, HostError> {
+pub fn connect(
+    addr: &str,
+    security: &Security,
+    connect_timeout: Duration,
+) -> Result<Channel, HostError> {
     let (scheme, host) = match security {
         Security::Mtls(_) => ("https", addr.trim_start_matches("https://")),
         Security::InsecureDev => ("http", addr.trim_start_matches("http://")),
@@ -137,8 +162,12 @@ pub fn connect(addr: &str, security: &Security, connect_timeout: Duration) -> Re
         .http2_keep_alive_interval(Duration::from_secs(20))
         .keep_alive_while_idle(true);
     if let Security::Mtls(files) = security {
-        let tls = files.client_config("localhost").map_err(|e| HostError::Tls(e.to_string()))?;
-        endpoint = endpoint.tls_config(tls).map_err(|e| HostError::Tls(e.to_string()))?;
+        let tls = files
+            .client_config("localhost")
+            .map_err(|e| HostError::Tls(e.to_string()))?;
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| HostError::Tls(e.to_string()))?;
     }
     Ok(endpoint.connect_lazy())
 }

@@ -23,7 +23,10 @@ impl<S> Layer<S> for MetricsLayer {
     type Service = MetricsService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        MetricsService { inner, component: self.component }
+        MetricsService {
+            inner,
+            component: self.component,
+        }
     }
 }
 
@@ -69,7 +72,11 @@ where
                         .map_or("OK", |c| code_name(tonic::Code::from_i32(c))),
                     Err(_) => "TRANSPORT",
                 };
-                let labels = [("component", component.to_owned()), ("service", service), ("method", method)];
+                let labels = [
+                    ("component", component.to_owned()),
+                    ("service", service),
+                    ("method", method),
+                ];
                 metrics::counter!("warden_rpc_requests_total", &labels).increment(1);
                 let mut with_code = labels.to_vec();
                 with_code.push(("code", code.to_owned()));
@@ -88,8 +95,13 @@ where
 
 /// Rewrites tonic's decode-limit error into RESOURCE_EXHAUSTED with a clear message.
 fn explain_oversize(headers: &mut http::HeaderMap) {
-    let is_out_of_range = headers.get("grpc-status").is_some_and(|v| v.as_bytes() == b"11");
-    let message = headers.get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let is_out_of_range = headers
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() == b"11");
+    let message = headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if !is_out_of_range || !message.contains("message length too large") {
         return;
     }
@@ -115,7 +127,11 @@ fn split_path(path: &str) -> (String, String) {
     let mut it = path.trim_start_matches('/').splitn(2, '/');
     let (svc, method) = (it.next().unwrap_or(""), it.next().unwrap_or(""));
     let known = svc.starts_with("warden.") || svc.starts_with("grpc.");
-    let clean = |s: &str| s.len() <= 96 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_');
+    let clean = |s: &str| {
+        s.len() <= 96
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+    };
     if known && clean(svc) && clean(method) {
         (svc.to_owned(), method.to_owned())
     } else {
@@ -166,7 +182,10 @@ mod tests {
         );
         let mut other = http::HeaderMap::new();
         other.insert("grpc-status", http::HeaderValue::from_static("11"));
-        other.insert("grpc-message", http::HeaderValue::from_static("page out of range"));
+        other.insert(
+            "grpc-message",
+            http::HeaderValue::from_static("page out of range"),
+        );
         explain_oversize(&mut other);
         assert_eq!(other["grpc-status"], "11");
     }
@@ -177,7 +196,13 @@ mod tests {
             split_path("/warden.gateway.v1.Gateway/Complete"),
             ("warden.gateway.v1.Gateway".into(), "Complete".into())
         );
-        assert_eq!(split_path("/evil/AKIA0123456789ABCDEF"), ("unknown".into(), "unknown".into()));
-        assert_eq!(split_path("/warden.x/a b"), ("unknown".into(), "unknown".into()));
+        assert_eq!(
+            split_path("/evil/AKIA0123456789ABCDEF"),
+            ("unknown".into(), "unknown".into())
+        );
+        assert_eq!(
+            split_path("/warden.x/a b"),
+            ("unknown".into(), "unknown".into())
+        );
     }
 }

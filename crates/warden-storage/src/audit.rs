@@ -11,7 +11,9 @@ use sqlx::Row;
 use tonic::{Request, Response, Status};
 use warden_proto::common::v1::{AuditDecision, AuditRecord};
 use warden_proto::storage::v1::audit_log_server::AuditLog;
-use warden_proto::storage::v1::{AppendRequest, AuditReceipt, QueryRequest, QueryResponse, VerifyRequest, VerifyResponse};
+use warden_proto::storage::v1::{
+    AppendRequest, AuditReceipt, QueryRequest, QueryResponse, VerifyRequest, VerifyResponse,
+};
 use warden_tls::{Role, authorize};
 
 use crate::util::{check_len, check_tenant, ms_of, new_id, now_ms, ts};
@@ -28,12 +30,19 @@ pub(crate) struct Head {
 
 impl Head {
     pub(crate) async fn load(db: &Db) -> Result<Head, DbError> {
-        let row = sqlx::query("SELECT sequence, hash FROM audit_log ORDER BY sequence DESC LIMIT 1")
-            .fetch_optional(&db.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT sequence, hash FROM audit_log ORDER BY sequence DESC LIMIT 1")
+                .fetch_optional(&db.pool)
+                .await?;
         Ok(match row {
-            Some(r) => Head { next_sequence: r.try_get::<i64, _>(0)? as u64 + 1, last_hash: r.try_get(1)? },
-            None => Head { next_sequence: 1, last_hash: GENESIS.to_owned() },
+            Some(r) => Head {
+                next_sequence: r.try_get::<i64, _>(0)? as u64 + 1,
+                last_hash: r.try_get(1)?,
+            },
+            None => Head {
+                next_sequence: 1,
+                last_hash: GENESIS.to_owned(),
+            },
         })
     }
 }
@@ -81,7 +90,11 @@ impl Storage {
         })?;
         head.next_sequence += 1;
         head.last_hash = record.hash.clone();
-        Ok(AuditReceipt { id: record.id, sequence: record.sequence, hash: record.hash })
+        Ok(AuditReceipt {
+            id: record.id,
+            sequence: record.sequence,
+            hash: record.hash,
+        })
     }
 
     pub async fn query_audit(&self, q: &QueryRequest) -> Result<Vec<AuditRecord>, Status> {
@@ -105,7 +118,9 @@ impl Storage {
         .fetch_all(&self.inner.db.pool)
         .await
         .map_err(DbError::from)?;
-        rows.iter().map(|r| decode_row(r).map_err(Status::from)).collect()
+        rows.iter()
+            .map(|r| decode_row(r).map_err(Status::from))
+            .collect()
     }
 
     /// Walks the chain from `from` (inclusive) to `to` (inclusive, 0 = end) and reports
@@ -120,7 +135,9 @@ impl Storage {
                 .fetch_optional(&self.inner.db.pool)
                 .await
                 .map_err(DbError::from)?
-                .ok_or_else(|| Status::invalid_argument(format!("record {} does not exist", from - 1)))?;
+                .ok_or_else(|| {
+                    Status::invalid_argument(format!("record {} does not exist", from - 1))
+                })?;
             row.try_get::<String, _>(0).map_err(DbError::from)?
         };
         let mut expected_seq = from;
@@ -147,26 +164,52 @@ impl Storage {
             for row in &rows {
                 let seq = row.try_get::<i64, _>(0).map_err(DbError::from)? as u64;
                 if seq != expected_seq {
-                    return Ok(bad(expected_seq, format!("record {expected_seq} is missing (next is {seq})"), checked));
+                    return Ok(bad(
+                        expected_seq,
+                        format!("record {expected_seq} is missing (next is {seq})"),
+                        checked,
+                    ));
                 }
                 let Ok(record) = decode_row_at(row, 1) else {
                     return Ok(bad(seq, "record cannot be decoded".into(), checked));
                 };
                 if record.sequence != seq {
-                    return Ok(bad(seq, format!("record claims sequence {} but sits at {seq}", record.sequence), checked));
+                    return Ok(bad(
+                        seq,
+                        format!(
+                            "record claims sequence {} but sits at {seq}",
+                            record.sequence
+                        ),
+                        checked,
+                    ));
                 }
                 if record.prev_hash != expected_prev {
-                    return Ok(bad(seq, "link to the previous record is broken (reordered, inserted or deleted)".into(), checked));
+                    return Ok(bad(
+                        seq,
+                        "link to the previous record is broken (reordered, inserted or deleted)"
+                            .into(),
+                        checked,
+                    ));
                 }
                 if record_hash(&record) != record.hash {
-                    return Ok(bad(seq, "content does not match its hash (a field was changed)".into(), checked));
+                    return Ok(bad(
+                        seq,
+                        "content does not match its hash (a field was changed)".into(),
+                        checked,
+                    ));
                 }
                 expected_prev = record.hash.clone();
                 expected_seq += 1;
                 checked += 1;
             }
         }
-        Ok(VerifyResponse { ok: true, records_checked: checked, first_bad_sequence: 0, problem: String::new(), head_hash: expected_prev })
+        Ok(VerifyResponse {
+            ok: true,
+            records_checked: checked,
+            first_bad_sequence: 0,
+            problem: String::new(),
+            head_hash: expected_prev,
+        })
     }
 }
 
@@ -179,7 +222,8 @@ fn decode_row_at(row: &sqlx::any::AnyRow, at: usize) -> Result<AuditRecord, DbEr
     let text: String = row.try_get(at)?;
     let hash: String = row.try_get(at + 1)?;
     let bytes = hex::decode(&text).map_err(|_| DbError::Corrupt("audit record".into()))?;
-    let mut record = AuditRecord::decode(bytes.as_slice()).map_err(|_| DbError::Corrupt("audit record".into()))?;
+    let mut record = AuditRecord::decode(bytes.as_slice())
+        .map_err(|_| DbError::Corrupt("audit record".into()))?;
     record.hash = hash;
     Ok(record)
 }
@@ -188,7 +232,10 @@ fn decode_row_at(row: &sqlx::any::AnyRow, at: usize) -> Result<AuditRecord, DbEr
 impl AuditLog for Storage {
     async fn append(&self, req: Request<AppendRequest>) -> Result<Response<AuditReceipt>, Status> {
         authorize(&req, "AuditLog.Append", &[Role::Gateway, Role::Agent])?;
-        let record = req.into_inner().record.ok_or_else(|| Status::invalid_argument("record is required"))?;
+        let record = req
+            .into_inner()
+            .record
+            .ok_or_else(|| Status::invalid_argument("record is required"))?;
         check_tenant(&record.tenant_id)?;
         check_len("reason_message", &record.reason_message, 2048)?;
         if AuditDecision::try_from(record.decision).is_err() {
@@ -203,9 +250,14 @@ impl AuditLog for Storage {
         Ok(Response::new(QueryResponse { records }))
     }
 
-    async fn verify(&self, req: Request<VerifyRequest>) -> Result<Response<VerifyResponse>, Status> {
+    async fn verify(
+        &self,
+        req: Request<VerifyRequest>,
+    ) -> Result<Response<VerifyResponse>, Status> {
         authorize(&req, "AuditLog.Verify", &[Role::Gateway])?;
         let r = req.get_ref();
-        Ok(Response::new(self.verify_audit(r.from_sequence, r.to_sequence).await?))
+        Ok(Response::new(
+            self.verify_audit(r.from_sequence, r.to_sequence).await?,
+        ))
     }
 }

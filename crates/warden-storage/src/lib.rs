@@ -46,7 +46,14 @@ impl Storage {
         db.migrate().await?;
         let head = audit::Head::load(&db).await?;
         let (changes, _) = tokio::sync::broadcast::channel(1024);
-        Ok(Storage { inner: Arc::new(Inner { db, sealer, changes, audit_head: tokio::sync::Mutex::new(head) }) })
+        Ok(Storage {
+            inner: Arc::new(Inner {
+                db,
+                sealer,
+                changes,
+                audit_head: tokio::sync::Mutex::new(head),
+            }),
+        })
     }
 
     pub fn db(&self) -> &Db {

@@ -6,9 +6,9 @@ use sqlx::Row;
 use tonic::{Request, Response, Status};
 use warden_proto::storage::v1::run_store_server::RunStore;
 use warden_proto::storage::v1::{
-    AddFindingRequest, CreateProposalRequest, CreateRunRequest, CreateRunResponse, Finding, GetRunRequest,
-    ListProposalsRequest, ListProposalsResponse, Proposal, ProposalStatus, ReviewProposalRequest, Run, RunStatus,
-    UpdateRunRequest,
+    AddFindingRequest, CreateProposalRequest, CreateRunRequest, CreateRunResponse, Finding,
+    GetRunRequest, ListProposalsRequest, ListProposalsResponse, Proposal, ProposalStatus,
+    ReviewProposalRequest, Run, RunStatus, UpdateRunRequest,
 };
 use warden_tls::{Role, authorize};
 
@@ -28,17 +28,19 @@ struct ProposalText {
 
 impl Storage {
     fn seal(&self, tenant_id: &str, plain: &[u8]) -> Result<String, Status> {
-        self.inner.sealer.seal(tenant_id, plain).map_err(|_| Status::internal("could not seal the record"))
+        self.inner
+            .sealer
+            .seal(tenant_id, plain)
+            .map_err(|_| Status::internal("could not seal the record"))
     }
 
     fn unseal(&self, tenant_id: &str, sealed: &str) -> Result<Vec<u8>, Status> {
         if sealed.is_empty() {
             return Ok(Vec::new());
         }
-        self.inner
-            .sealer
-            .open(tenant_id, sealed)
-            .map_err(|_| Status::data_loss("a stored record could not be opened with the current master key"))
+        self.inner.sealer.open(tenant_id, sealed).map_err(|_| {
+            Status::data_loss("a stored record could not be opened with the current master key")
+        })
     }
 
     async fn load_run(&self, tenant_id: &str, run_id: &str) -> Result<Run, Status> {
@@ -75,7 +77,8 @@ impl Storage {
             .map_err(DbError::from)?;
         for r in rows {
             let plain = self.unseal(tenant_id, &r.try_get::<String, _>(1).map_err(g)?)?;
-            let mut f = Finding::decode(plain.as_slice()).map_err(|_| Status::data_loss("a stored finding is corrupt"))?;
+            let mut f = Finding::decode(plain.as_slice())
+                .map_err(|_| Status::data_loss("a stored finding is corrupt"))?;
             f.id = r.try_get(0).map_err(g)?;
             f.created_at = Some(ts(r.try_get(2).map_err(g)?));
             run.findings.push(f);
@@ -97,10 +100,17 @@ impl Storage {
         self.proposal_from_row(tenant_id, &row)
     }
 
-    fn proposal_from_row(&self, tenant_id: &str, row: &sqlx::any::AnyRow) -> Result<Proposal, Status> {
+    fn proposal_from_row(
+        &self,
+        tenant_id: &str,
+        row: &sqlx::any::AnyRow,
+    ) -> Result<Proposal, Status> {
         let g = |e: sqlx::Error| Status::from(DbError::from(e));
-        let text = ProposalText::decode(self.unseal(tenant_id, &row.try_get::<String, _>(4).map_err(g)?)?.as_slice())
-            .map_err(|_| Status::data_loss("a stored proposal is corrupt"))?;
+        let text = ProposalText::decode(
+            self.unseal(tenant_id, &row.try_get::<String, _>(4).map_err(g)?)?
+                .as_slice(),
+        )
+        .map_err(|_| Status::data_loss("a stored proposal is corrupt"))?;
         let comment = self.unseal(tenant_id, &row.try_get::<String, _>(6).map_err(g)?)?;
         let reviewed_ms: i64 = row.try_get(8).map_err(g)?;
         Ok(Proposal {
@@ -121,7 +131,10 @@ impl Storage {
 
 #[tonic::async_trait]
 impl RunStore for Storage {
-    async fn create_run(&self, req: Request<CreateRunRequest>) -> Result<Response<CreateRunResponse>, Status> {
+    async fn create_run(
+        &self,
+        req: Request<CreateRunRequest>,
+    ) -> Result<Response<CreateRunResponse>, Status> {
         authorize(&req, "RunStore.CreateRun", &[Role::Agent])?;
         let r = req.into_inner();
         check_tenant(&r.tenant_id)?;
@@ -129,20 +142,28 @@ impl RunStore for Storage {
         check_len("trigger_json", &r.trigger_json, MAX_TEXT)?;
         check_len("status_reason", &r.status_reason, 2048)?;
         if !r.fingerprint.is_empty()
-            && let Some(row) = sqlx::query("SELECT id FROM runs WHERE tenant_id = $1 AND fingerprint = $2")
-                .bind(&r.tenant_id)
-                .bind(&r.fingerprint)
-                .fetch_optional(&self.inner.db.pool)
-                .await
-                .map_err(DbError::from)?
+            && let Some(row) =
+                sqlx::query("SELECT id FROM runs WHERE tenant_id = $1 AND fingerprint = $2")
+                    .bind(&r.tenant_id)
+                    .bind(&r.fingerprint)
+                    .fetch_optional(&self.inner.db.pool)
+                    .await
+                    .map_err(DbError::from)?
         {
             let id: String = row.try_get(0).map_err(DbError::from)?;
             let run = self.load_run(&r.tenant_id, &id).await?;
-            return Ok(Response::new(CreateRunResponse { run: Some(run), duplicate: true }));
+            return Ok(Response::new(CreateRunResponse {
+                run: Some(run),
+                duplicate: true,
+            }));
         }
         let id = new_id();
         let now = now_ms();
-        let status = if r.status == 0 { RunStatus::Running as i32 } else { r.status };
+        let status = if r.status == 0 {
+            RunStatus::Running as i32
+        } else {
+            r.status
+        };
         let sealed = self.seal(&r.tenant_id, r.trigger_json.as_bytes())?;
         let inserted = sqlx::query(
             "INSERT INTO runs (id, tenant_id, purpose, fingerprint, status, status_reason, created_ms, updated_ms, steps, trigger_sealed)
@@ -168,11 +189,17 @@ impl RunStore for Storage {
                 .map_err(DbError::from)?;
             let existing: String = row.try_get(0).map_err(DbError::from)?;
             let run = self.load_run(&r.tenant_id, &existing).await?;
-            return Ok(Response::new(CreateRunResponse { run: Some(run), duplicate: true }));
+            return Ok(Response::new(CreateRunResponse {
+                run: Some(run),
+                duplicate: true,
+            }));
         }
         inserted.map_err(DbError::from)?;
         let run = self.load_run(&r.tenant_id, &id).await?;
-        Ok(Response::new(CreateRunResponse { run: Some(run), duplicate: false }))
+        Ok(Response::new(CreateRunResponse {
+            run: Some(run),
+            duplicate: false,
+        }))
     }
 
     async fn update_run(&self, req: Request<UpdateRunRequest>) -> Result<Response<Run>, Status> {
@@ -181,7 +208,9 @@ impl RunStore for Storage {
         check_tenant(&r.tenant_id)?;
         check_len("status_reason", &r.status_reason, 2048)?;
         if RunStatus::try_from(r.status).is_err() || r.status == 0 {
-            return Err(Status::invalid_argument("status must be a known run status"));
+            return Err(Status::invalid_argument(
+                "status must be a known run status",
+            ));
         }
         let done = sqlx::query(
             "UPDATE runs SET status = $1, status_reason = $2, steps = $3, updated_ms = $4 WHERE tenant_id = $5 AND id = $6",
@@ -196,7 +225,10 @@ impl RunStore for Storage {
         .await
         .map_err(DbError::from)?;
         if done.rows_affected() == 0 {
-            return Err(Status::not_found(format!("tenant {} has no run {}", r.tenant_id, r.run_id)));
+            return Err(Status::not_found(format!(
+                "tenant {} has no run {}",
+                r.tenant_id, r.run_id
+            )));
         }
         Ok(Response::new(self.load_run(&r.tenant_id, &r.run_id).await?))
     }
@@ -208,7 +240,10 @@ impl RunStore for Storage {
         Ok(Response::new(self.load_run(&r.tenant_id, &r.run_id).await?))
     }
 
-    async fn add_finding(&self, req: Request<AddFindingRequest>) -> Result<Response<Finding>, Status> {
+    async fn add_finding(
+        &self,
+        req: Request<AddFindingRequest>,
+    ) -> Result<Response<Finding>, Status> {
         authorize(&req, "RunStore.AddFinding", &[Role::Agent])?;
         let r = req.into_inner();
         check_tenant(&r.tenant_id)?;
@@ -237,7 +272,10 @@ impl RunStore for Storage {
         Ok(Response::new(finding))
     }
 
-    async fn create_proposal(&self, req: Request<CreateProposalRequest>) -> Result<Response<Proposal>, Status> {
+    async fn create_proposal(
+        &self,
+        req: Request<CreateProposalRequest>,
+    ) -> Result<Response<Proposal>, Status> {
         authorize(&req, "RunStore.CreateProposal", &[Role::Agent])?;
         let r = req.into_inner();
         check_tenant(&r.tenant_id)?;
@@ -246,7 +284,14 @@ impl RunStore for Storage {
         check_len("body", &r.body, MAX_TEXT)?;
         self.load_run(&r.tenant_id, &r.run_id).await?;
         let id = new_id();
-        let sealed = self.seal(&r.tenant_id, &ProposalText { title: r.title, body: r.body }.encode_to_vec())?;
+        let sealed = self.seal(
+            &r.tenant_id,
+            &ProposalText {
+                title: r.title,
+                body: r.body,
+            }
+            .encode_to_vec(),
+        )?;
         sqlx::query(
             "INSERT INTO proposals (id, tenant_id, run_id, kind, status, sealed, reviewer, review_sealed, created_ms, reviewed_ms)
              VALUES ($1, $2, $3, $4, $5, $6, '', '', $7, 0)",
@@ -282,11 +327,17 @@ impl RunStore for Storage {
         .fetch_all(&self.inner.db.pool)
         .await
         .map_err(DbError::from)?;
-        let proposals = rows.iter().map(|row| self.proposal_from_row(&r.tenant_id, row)).collect::<Result<_, _>>()?;
+        let proposals = rows
+            .iter()
+            .map(|row| self.proposal_from_row(&r.tenant_id, row))
+            .collect::<Result<_, _>>()?;
         Ok(Response::new(ListProposalsResponse { proposals }))
     }
 
-    async fn review_proposal(&self, req: Request<ReviewProposalRequest>) -> Result<Response<Proposal>, Status> {
+    async fn review_proposal(
+        &self,
+        req: Request<ReviewProposalRequest>,
+    ) -> Result<Response<Proposal>, Status> {
         authorize(&req, "RunStore.ReviewProposal", &[Role::Agent])?;
         let r = req.into_inner();
         check_tenant(&r.tenant_id)?;
@@ -294,7 +345,11 @@ impl RunStore for Storage {
         if r.reviewer.is_empty() {
             return Err(Status::invalid_argument("reviewer identity is required"));
         }
-        let status = if r.approve { ProposalStatus::Approved } else { ProposalStatus::Rejected };
+        let status = if r.approve {
+            ProposalStatus::Approved
+        } else {
+            ProposalStatus::Rejected
+        };
         let comment = self.seal(&r.tenant_id, r.comment.as_bytes())?;
         // Only a pending proposal can be decided, and only once.
         let done = sqlx::query(
@@ -319,6 +374,8 @@ impl RunStore for Storage {
                 ProposalStatus::try_from(existing.status).map_or("unknown", |s| s.as_str_name())
             )));
         }
-        Ok(Response::new(self.load_proposal(&r.tenant_id, &r.proposal_id).await?))
+        Ok(Response::new(
+            self.load_proposal(&r.tenant_id, &r.proposal_id).await?,
+        ))
     }
 }

@@ -9,7 +9,10 @@ use aes_gcm::{Aes256Gcm, Key, Nonce};
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
     #[error("cannot read or create the master key at {path}: {source}")]
-    KeyFile { path: String, source: std::io::Error },
+    KeyFile {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("the master key file must hold exactly 32 bytes")]
     KeyLength,
     #[error("sealed value could not be opened (wrong key, wrong tenant, or tampered)")]
@@ -27,7 +30,9 @@ pub struct Sealer {
 
 impl std::fmt::Debug for Sealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sealer").field("key_id", &self.key_id).finish_non_exhaustive()
+        f.debug_struct("Sealer")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -35,18 +40,27 @@ impl Sealer {
     pub fn from_key(key: [u8; 32]) -> Sealer {
         use sha2::Digest;
         let key_id = hex::encode(&sha2::Sha256::digest(key)[..4]);
-        Sealer { cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key)), key_id }
+        Sealer {
+            cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key)),
+            key_id,
+        }
     }
 
     /// Loads the master key at `path`, creating a random one (mode 0600) on first use.
     pub fn load_or_create(path: &Path) -> Result<Sealer, SealError> {
-        let err = |source| SealError::KeyFile { path: path.display().to_string(), source };
+        let err = |source| SealError::KeyFile {
+            path: path.display().to_string(),
+            source,
+        };
         if !path.exists() {
             let key = Aes256Gcm::generate_key(OsRng);
             write_private(path, key.as_slice()).map_err(err)?;
         }
         let bytes = std::fs::read(path).map_err(err)?;
-        let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| SealError::KeyLength)?;
+        let key: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| SealError::KeyLength)?;
         Ok(Sealer::from_key(key))
     }
 
@@ -55,7 +69,13 @@ impl Sealer {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let ct = self
             .cipher
-            .encrypt(&nonce, Payload { msg: plaintext, aad: tenant_id.as_bytes() })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: tenant_id.as_bytes(),
+                },
+            )
             .map_err(|_| SealError::Seal)?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ct);
@@ -70,7 +90,13 @@ impl Sealer {
         }
         let (nonce, ct) = bytes.split_at(12);
         self.cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: tenant_id.as_bytes() })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ct,
+                    aad: tenant_id.as_bytes(),
+                },
+            )
             .map_err(|_| SealError::Open)
     }
 
@@ -105,7 +131,10 @@ mod tests {
         let sealed = s.seal("acme", b"hunter2").unwrap();
         assert!(!sealed.contains("hunter2"));
         assert_eq!(s.open("acme", &sealed).unwrap(), b"hunter2");
-        assert!(matches!(s.open("globex", &sealed), Err(SealError::Open)), "moved to another tenant");
+        assert!(
+            matches!(s.open("globex", &sealed), Err(SealError::Open)),
+            "moved to another tenant"
+        );
         let other = Sealer::from_key([8; 32]);
         assert!(other.open("acme", &sealed).is_err(), "wrong key");
         let mut tampered = sealed.clone();

@@ -5,7 +5,9 @@ use sqlx::Row;
 use tonic::{Request, Response, Status};
 use warden_proto::common::v1::DataType;
 use warden_proto::storage::v1::telemetry_server::Telemetry;
-use warden_proto::storage::v1::{IngestRequest, IngestResponse, TelemetryQuery, TelemetryQueryResponse, TelemetryRecord};
+use warden_proto::storage::v1::{
+    IngestRequest, IngestResponse, TelemetryQuery, TelemetryQueryResponse, TelemetryRecord,
+};
 use warden_tls::{Role, authorize};
 
 use crate::util::{check_len, check_tenant, ms_of, now_ms, ts};
@@ -15,7 +17,10 @@ const MAX_RECORDS_PER_INGEST: usize = 10_000;
 
 #[tonic::async_trait]
 impl Telemetry for Storage {
-    async fn ingest(&self, req: Request<IngestRequest>) -> Result<Response<IngestResponse>, Status> {
+    async fn ingest(
+        &self,
+        req: Request<IngestRequest>,
+    ) -> Result<Response<IngestResponse>, Status> {
         authorize(&req, "Telemetry.Ingest", &[Role::Agent, Role::Admin])?;
         let records = req.into_inner().records;
         if records.len() > MAX_RECORDS_PER_INGEST {
@@ -26,10 +31,13 @@ impl Telemetry for Storage {
         }
         // Validate everything first so a bad record leaves nothing half-written.
         for (i, r) in records.iter().enumerate() {
-            check_tenant(&r.tenant_id).map_err(|s| Status::invalid_argument(format!("record {i}: {}", s.message())))?;
+            check_tenant(&r.tenant_id)
+                .map_err(|s| Status::invalid_argument(format!("record {i}: {}", s.message())))?;
             match DataType::try_from(r.data_type) {
                 Ok(DataType::Unspecified | DataType::Instruction) | Err(_) => {
-                    return Err(Status::invalid_argument(format!("record {i}: data_type must be a telemetry type")));
+                    return Err(Status::invalid_argument(format!(
+                        "record {i}: data_type must be a telemetry type"
+                    )));
                 }
                 Ok(_) => {}
             }
@@ -49,17 +57,28 @@ impl Telemetry for Storage {
                 .map_err(DbError::from)?;
         }
         tx.commit().await.map_err(DbError::from)?;
-        Ok(Response::new(IngestResponse { accepted: records.len() as u64 }))
+        Ok(Response::new(IngestResponse {
+            accepted: records.len() as u64,
+        }))
     }
 
-    async fn query(&self, req: Request<TelemetryQuery>) -> Result<Response<TelemetryQueryResponse>, Status> {
+    async fn query(
+        &self,
+        req: Request<TelemetryQuery>,
+    ) -> Result<Response<TelemetryQueryResponse>, Status> {
         authorize(&req, "Telemetry.Query", &[Role::Agent])?;
         let q = req.get_ref();
         check_tenant(&q.tenant_id)?;
         check_len("contains", &q.contains, 1024)?;
         check_len("service", &q.service, 256)?;
         let limit = if q.limit == 0 { 100 } else { q.limit.min(1000) };
-        let pattern = format!("%{}%", q.contains.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let pattern = format!(
+            "%{}%",
+            q.contains
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
         let rows = sqlx::query(
             "SELECT data_type, time_ms, service, body FROM telemetry
              WHERE tenant_id = $1 AND ($2 = 0 OR data_type = $2) AND ($3 = 0 OR time_ms >= $3) AND ($4 = 0 OR time_ms < $4)

@@ -9,8 +9,9 @@ use tonic::{Request, Response, Status};
 use warden_proto::common::v1::TenantSettings;
 use warden_proto::storage::v1::tenant_store_server::TenantStore;
 use warden_proto::storage::v1::{
-    CustomerCredentials, GetCustomerCredentialsRequest, GetTenantSettingsRequest, PutCustomerCredentialsRequest,
-    PutCustomerCredentialsResponse, PutTenantSettingsRequest, TenantSettingsChange, WatchTenantSettingsRequest,
+    CustomerCredentials, GetCustomerCredentialsRequest, GetTenantSettingsRequest,
+    PutCustomerCredentialsRequest, PutCustomerCredentialsResponse, PutTenantSettingsRequest,
+    TenantSettingsChange, WatchTenantSettingsRequest,
 };
 use warden_tls::{Role, authorize};
 
@@ -21,12 +22,16 @@ type ChangeStream = Pin<Box<dyn Stream<Item = Result<TenantSettingsChange, Statu
 
 impl Storage {
     /// The stored settings of a tenant, or `None` if nobody configured it.
-    pub async fn tenant_settings(&self, tenant_id: &str) -> Result<Option<TenantSettings>, DbError> {
+    pub async fn tenant_settings(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Option<TenantSettings>, DbError> {
         let row = sqlx::query("SELECT settings FROM tenant_settings WHERE tenant_id = $1")
             .bind(tenant_id)
             .fetch_optional(&self.inner.db.pool)
             .await?;
-        row.map(|r| decode_settings(tenant_id, &r.try_get::<String, _>(0)?)).transpose()
+        row.map(|r| decode_settings(tenant_id, &r.try_get::<String, _>(0)?))
+            .transpose()
     }
 
     /// Stores a new version of a tenant's settings and pushes it to every watcher.
@@ -39,14 +44,15 @@ impl Storage {
         let tenant_id = settings.tenant_id.clone();
         let db = &self.inner.db.pool;
         let mut tx = db.begin().await.map_err(DbError::from)?;
-        let current: Option<i64> = sqlx::query("SELECT version FROM tenant_settings WHERE tenant_id = $1")
-            .bind(&tenant_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(DbError::from)?
-            .map(|r| r.try_get::<i64, _>(0))
-            .transpose()
-            .map_err(DbError::from)?;
+        let current: Option<i64> =
+            sqlx::query("SELECT version FROM tenant_settings WHERE tenant_id = $1")
+                .bind(&tenant_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(DbError::from)?
+                .map(|r| r.try_get::<i64, _>(0))
+                .transpose()
+                .map_err(DbError::from)?;
         let current = current.unwrap_or(0);
         if expected_version != 0 && i64::try_from(expected_version).ok() != Some(current) {
             return Err(Status::aborted(format!(
@@ -104,8 +110,10 @@ impl Storage {
 }
 
 fn decode_settings(tenant_id: &str, hex_text: &str) -> Result<TenantSettings, DbError> {
-    let bytes = hex::decode(hex_text).map_err(|_| DbError::Corrupt(format!("settings of {tenant_id}")))?;
-    TenantSettings::decode(bytes.as_slice()).map_err(|_| DbError::Corrupt(format!("settings of {tenant_id}")))
+    let bytes =
+        hex::decode(hex_text).map_err(|_| DbError::Corrupt(format!("settings of {tenant_id}")))?;
+    TenantSettings::decode(bytes.as_slice())
+        .map_err(|_| DbError::Corrupt(format!("settings of {tenant_id}")))
 }
 
 #[tonic::async_trait]
@@ -114,12 +122,18 @@ impl TenantStore for Storage {
         &self,
         req: Request<GetTenantSettingsRequest>,
     ) -> Result<Response<TenantSettings>, Status> {
-        authorize(&req, "TenantStore.GetTenantSettings", &[Role::Gateway, Role::Agent])?;
+        authorize(
+            &req,
+            "TenantStore.GetTenantSettings",
+            &[Role::Gateway, Role::Agent],
+        )?;
         let tenant_id = &req.get_ref().tenant_id;
         check_tenant(tenant_id)?;
         match self.tenant_settings(tenant_id).await? {
             Some(s) => Ok(Response::new(s)),
-            None => Err(Status::not_found(format!("tenant {tenant_id} has no AI settings"))),
+            None => Err(Status::not_found(format!(
+                "tenant {tenant_id} has no AI settings"
+            ))),
         }
     }
 
@@ -129,10 +143,14 @@ impl TenantStore for Storage {
     ) -> Result<Response<TenantSettings>, Status> {
         authorize(&req, "TenantStore.PutTenantSettings", &[Role::Gateway])?;
         let req = req.into_inner();
-        let settings = req.settings.ok_or_else(|| Status::invalid_argument("settings are required"))?;
+        let settings = req
+            .settings
+            .ok_or_else(|| Status::invalid_argument("settings are required"))?;
         check_tenant(&settings.tenant_id)?;
         check_len("changed_by", &req.changed_by, 256)?;
-        let saved = self.put_tenant_settings(settings, req.expected_version, &req.changed_by).await?;
+        let saved = self
+            .put_tenant_settings(settings, req.expected_version, &req.changed_by)
+            .await?;
         Ok(Response::new(saved))
     }
 
@@ -142,14 +160,23 @@ impl TenantStore for Storage {
         &self,
         req: Request<WatchTenantSettingsRequest>,
     ) -> Result<Response<ChangeStream>, Status> {
-        authorize(&req, "TenantStore.WatchTenantSettings", &[Role::Gateway, Role::Agent])?;
+        authorize(
+            &req,
+            "TenantStore.WatchTenantSettings",
+            &[Role::Gateway, Role::Agent],
+        )?;
         // Subscribe first, then announce SYNC: no change can fall between the two.
         let rx = self.inner.changes.subscribe();
-        let sync = TenantSettingsChange { sync: true, ..Default::default() };
+        let sync = TenantSettingsChange {
+            sync: true,
+            ..Default::default()
+        };
         let changes = tokio_stream::wrappers::BroadcastStream::new(rx).map(|r| {
             r.map_err(|_| Status::aborted("this watcher fell behind and missed changes; drop cached settings and watch again"))
         });
-        Ok(Response::new(Box::pin(tokio_stream::once(Ok(sync)).chain(changes))))
+        Ok(Response::new(Box::pin(
+            tokio_stream::once(Ok(sync)).chain(changes),
+        )))
     }
 
     async fn put_customer_credentials(
@@ -160,7 +187,9 @@ impl TenantStore for Storage {
         let r = req.into_inner();
         check_tenant(&r.tenant_id)?;
         if r.access_key_id.is_empty() || r.secret_access_key.is_empty() {
-            return Err(Status::invalid_argument("access_key_id and secret_access_key are required"));
+            return Err(Status::invalid_argument(
+                "access_key_id and secret_access_key are required",
+            ));
         }
         for (field, value) in [
             ("access_key_id", &r.access_key_id),
@@ -189,7 +218,9 @@ impl TenantStore for Storage {
             .execute(&self.inner.db.pool)
             .await
             .map_err(DbError::from)?;
-        Ok(Response::new(PutCustomerCredentialsResponse { credentials_id: id }))
+        Ok(Response::new(PutCustomerCredentialsResponse {
+            credentials_id: id,
+        }))
     }
 
     async fn get_customer_credentials(
@@ -199,19 +230,23 @@ impl TenantStore for Storage {
         authorize(&req, "TenantStore.GetCustomerCredentials", &[Role::Gateway])?;
         let r = req.into_inner();
         check_tenant(&r.tenant_id)?;
-        let row = sqlx::query("SELECT sealed FROM customer_credentials WHERE id = $1 AND tenant_id = $2")
-            .bind(&r.credentials_id)
-            .bind(&r.tenant_id)
-            .fetch_optional(&self.inner.db.pool)
-            .await
-            .map_err(DbError::from)?
-            .ok_or_else(|| Status::not_found(format!("tenant {} has no credentials with that id", r.tenant_id)))?;
+        let row =
+            sqlx::query("SELECT sealed FROM customer_credentials WHERE id = $1 AND tenant_id = $2")
+                .bind(&r.credentials_id)
+                .bind(&r.tenant_id)
+                .fetch_optional(&self.inner.db.pool)
+                .await
+                .map_err(DbError::from)?
+                .ok_or_else(|| {
+                    Status::not_found(format!(
+                        "tenant {} has no credentials with that id",
+                        r.tenant_id
+                    ))
+                })?;
         let sealed: String = row.try_get(0).map_err(DbError::from)?;
-        let plain = self
-            .inner
-            .sealer
-            .open(&r.tenant_id, &sealed)
-            .map_err(|_| Status::data_loss("stored credentials could not be opened with the current master key"))?;
+        let plain = self.inner.sealer.open(&r.tenant_id, &sealed).map_err(|_| {
+            Status::data_loss("stored credentials could not be opened with the current master key")
+        })?;
         let creds = CustomerCredentials::decode(plain.as_slice())
             .map_err(|_| Status::data_loss("stored credentials are corrupt"))?;
         Ok(Response::new(creds))

@@ -23,7 +23,14 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [Role::Agent, Role::Admin, Role::Compliance, Role::Reviewer, Role::Storage, Role::Gateway];
+    pub const ALL: [Role; 6] = [
+        Role::Agent,
+        Role::Admin,
+        Role::Compliance,
+        Role::Reviewer,
+        Role::Storage,
+        Role::Gateway,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -56,11 +63,15 @@ impl FromStr for Role {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
-    #[error("unknown role {0:?}; valid roles: agent, admin, compliance, reviewer, storage, gateway")]
+    #[error(
+        "unknown role {0:?}; valid roles: agent, admin, compliance, reviewer, storage, gateway"
+    )]
     UnknownRole(String),
     #[error("client certificate could not be parsed")]
     BadCertificate,
-    #[error("client certificate carries no Warden identity (expected a URI SAN spiffe://warden/<role>/<name>)")]
+    #[error(
+        "client certificate carries no Warden identity (expected a URI SAN spiffe://warden/<role>/<name>)"
+    )]
     NoIdentity,
 }
 
@@ -78,8 +89,11 @@ pub(crate) const SPIFFE_PREFIX: &str = "spiffe://warden/";
 impl Caller {
     /// The identity in a DER certificate.
     pub fn from_der(der: &[u8]) -> Result<Caller, IdentityError> {
-        let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|_| IdentityError::BadCertificate)?;
-        let san = cert.subject_alternative_name().map_err(|_| IdentityError::BadCertificate)?;
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(der).map_err(|_| IdentityError::BadCertificate)?;
+        let san = cert
+            .subject_alternative_name()
+            .map_err(|_| IdentityError::BadCertificate)?;
         let uris = san
             .into_iter()
             .flat_map(|ext| ext.value.general_names.iter())
@@ -91,7 +105,11 @@ impl Caller {
             if let Some(rest) = uri.strip_prefix(SPIFFE_PREFIX)
                 && let Some((role, name)) = rest.split_once('/')
             {
-                return Ok(Caller { role: role.parse()?, name: name.to_owned(), insecure_dev: false });
+                return Ok(Caller {
+                    role: role.parse()?,
+                    name: name.to_owned(),
+                    insecure_dev: false,
+                });
             }
         }
         Err(IdentityError::NoIdentity)
@@ -103,7 +121,11 @@ impl Caller {
     }
 
     fn insecure() -> Caller {
-        Caller { role: Role::Admin, name: "insecure-dev".into(), insecure_dev: true }
+        Caller {
+            role: Role::Admin,
+            name: "insecure-dev".into(),
+            insecure_dev: true,
+        }
     }
 }
 
@@ -112,9 +134,15 @@ impl Caller {
 pub fn identify<T>(mut req: Request<T>, insecure_dev: bool) -> Result<Request<T>, Status> {
     let certs = req.peer_certs();
     let caller = match certs.as_ref().and_then(|c| c.first()) {
-        Some(leaf) => Caller::from_der(leaf.as_ref()).map_err(|e| Status::unauthenticated(e.to_string()))?,
+        Some(leaf) => {
+            Caller::from_der(leaf.as_ref()).map_err(|e| Status::unauthenticated(e.to_string()))?
+        }
         None if insecure_dev => Caller::insecure(),
-        None => return Err(Status::unauthenticated("a client certificate from Warden's CA is required")),
+        None => {
+            return Err(Status::unauthenticated(
+                "a client certificate from Warden's CA is required",
+            ));
+        }
     };
     req.extensions_mut().insert(caller);
     Ok(req)
@@ -134,7 +162,11 @@ pub fn authorize<T>(req: &Request<T>, rpc: &str, allowed: &[Role]) -> Result<Cal
     if caller.insecure_dev || allowed.contains(&caller.role) {
         return Ok(caller);
     }
-    let need = allowed.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" or ");
+    let need = allowed
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(" or ");
     Err(Status::permission_denied(format!(
         "{rpc} requires role {need}; caller {} has role {}",
         caller.subject(),

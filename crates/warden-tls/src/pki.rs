@@ -5,8 +5,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    SanType,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
 };
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 
@@ -16,9 +16,15 @@ use crate::identity::SPIFFE_PREFIX;
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("certificate generation failed: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("invalid identity name {0:?}: use letters, digits, '-' and '_'")]
@@ -38,7 +44,10 @@ pub type IdentityPaths = TlsFiles;
 
 impl TlsFiles {
     fn read(path: &Path) -> Result<Vec<u8>, PkiError> {
-        fs::read(path).map_err(|source| PkiError::Read { path: path.to_owned(), source })
+        fs::read(path).map_err(|source| PkiError::Read {
+            path: path.to_owned(),
+            source,
+        })
     }
 
     /// Server side: present our certificate, require a client certificate from our CA.
@@ -82,7 +91,10 @@ impl DevPki {
     /// Existing files are reused untouched, so restarts keep the same certificates.
     pub fn load_or_create(dir: impl Into<PathBuf>) -> Result<DevPki, PkiError> {
         let pki = DevPki { dir: dir.into() };
-        fs::create_dir_all(&pki.dir).map_err(|source| PkiError::Write { path: pki.dir.clone(), source })?;
+        fs::create_dir_all(&pki.dir).map_err(|source| PkiError::Write {
+            path: pki.dir.clone(),
+            source,
+        })?;
         if !pki.ca_cert_path().exists() || !pki.ca_key_path().exists() {
             pki.create_ca("Warden dev CA")?;
             tracing::info!(dir = %pki.dir.display(), "created a development CA");
@@ -96,9 +108,16 @@ impl DevPki {
     }
 
     /// A CA that is not Warden's, for tests that a foreign certificate is refused.
-    pub fn create_foreign(dir: impl Into<PathBuf>, role: Role, name: &str) -> Result<DevPki, PkiError> {
+    pub fn create_foreign(
+        dir: impl Into<PathBuf>,
+        role: Role,
+        name: &str,
+    ) -> Result<DevPki, PkiError> {
         let pki = DevPki { dir: dir.into() };
-        fs::create_dir_all(&pki.dir).map_err(|source| PkiError::Write { path: pki.dir.clone(), source })?;
+        fs::create_dir_all(&pki.dir).map_err(|source| PkiError::Write {
+            path: pki.dir.clone(),
+            source,
+        })?;
         pki.create_ca("Some other CA")?;
         pki.issue(role, name)?;
         Ok(pki)
@@ -129,8 +148,14 @@ impl DevPki {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, common_name);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let cert = params.self_signed(&key)?;
         write_file(&self.ca_cert_path(), cert.pem().as_bytes())?;
         write_secret(&self.ca_key_path(), key.serialize_pem().as_bytes())?;
@@ -140,24 +165,41 @@ impl DevPki {
     /// Issues (or re-issues) a certificate for `role/name`, usable as server and client:
     /// it names `localhost`, 127.0.0.1 and ::1, and carries `spiffe://warden/<role>/<name>`.
     pub fn issue(&self, role: Role, name: &str) -> Result<TlsFiles, PkiError> {
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return Err(PkiError::BadName(name.to_owned()));
         }
         let ca_pem = String::from_utf8_lossy(&TlsFiles::read(&self.ca_cert_path())?).into_owned();
-        let ca_key_pem = String::from_utf8_lossy(&TlsFiles::read(&self.ca_key_path())?).into_owned();
+        let ca_key_pem =
+            String::from_utf8_lossy(&TlsFiles::read(&self.ca_key_path())?).into_owned();
         let ca_key = KeyPair::from_pem(&ca_key_pem)?;
         let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key)?;
 
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(vec!["localhost".to_owned()])?;
-        params.distinguished_name.push(DnType::CommonName, format!("{role}/{name}"));
-        params.subject_alt_names.push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
-        params.subject_alt_names.push(SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()));
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{role}/{name}"));
         params
             .subject_alt_names
-            .push(SanType::URI(format!("{SPIFFE_PREFIX}{role}/{name}").try_into()?));
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+            .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()));
+        params.subject_alt_names.push(SanType::URI(
+            format!("{SPIFFE_PREFIX}{role}/{name}").try_into()?,
+        ));
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         let cert = params.signed_by(&key, &issuer)?;
         let files = self.files(name);
         write_file(&files.cert, cert.pem().as_bytes())?;
@@ -167,7 +209,10 @@ impl DevPki {
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), PkiError> {
-    fs::write(path, bytes).map_err(|source| PkiError::Write { path: path.to_owned(), source })
+    fs::write(path, bytes).map_err(|source| PkiError::Write {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Private keys are readable by their owner only.
@@ -179,10 +224,16 @@ fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), PkiError> {
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     opts.mode(0o600);
-    let mut f = opts.open(path).map_err(|source| PkiError::Write { path: path.to_owned(), source })?;
+    let mut f = opts.open(path).map_err(|source| PkiError::Write {
+        path: path.to_owned(),
+        source,
+    })?;
     f.write_all(bytes)
         .and_then(|()| f.sync_all())
-        .map_err(|source| PkiError::Write { path: path.to_owned(), source })
+        .map_err(|source| PkiError::Write {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -209,7 +260,10 @@ mod tests {
         bytes
             .chunks(4)
             .flat_map(|c| {
-                let n = c.iter().enumerate().fold(0u32, |acc, (i, &v)| acc | (u32::from(v) << (18 - 6 * i)));
+                let n = c
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |acc, (i, &v)| acc | (u32::from(v) << (18 - 6 * i)));
                 let out = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
                 out.into_iter().take(c.len().saturating_sub(1))
             })
@@ -243,7 +297,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pki = DevPki::load_or_create(dir.path()).unwrap();
         assert!(Caller::from_der(&der_of(&pki.ca_cert_path())).is_err());
-        assert!(matches!(pki.issue(Role::Admin, "../etc"), Err(PkiError::BadName(_))));
+        assert!(matches!(
+            pki.issue(Role::Admin, "../etc"),
+            Err(PkiError::BadName(_))
+        ));
     }
 
     #[cfg(unix)]
@@ -252,7 +309,10 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let pki = DevPki::load_or_create(dir.path()).unwrap();
-        let mode = fs::metadata(pki.files("admin").key).unwrap().permissions().mode();
+        let mode = fs::metadata(pki.files("admin").key)
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }

@@ -1,1 +1,5 @@
 //! One module per subcommand.
+
+pub mod certs;
+pub mod serve;
+pub mod up;

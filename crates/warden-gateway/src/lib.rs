@@ -1,0 +1,156 @@
+//! The gateway: the one door through which customer telemetry may reach a model.
+//!
+//! `lib.rs` is the outside of a call (identity, role, status mapping); [`complete`]
+//! is the inside, in the order that is the policy. The gateway keeps no durable state:
+//! tenant settings come from storage through a watched cache ([`tenants`]), audit
+//! records go to storage ([`audit_sink`]), so any number of gateways can run side by side.
+
+mod admin;
+mod audit_api;
+pub mod audit_sink;
+mod complete;
+pub mod convert;
+mod minimize;
+pub mod routing;
+pub mod status;
+pub mod tenants;
+
+use std::sync::Arc;
+
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+use warden_proto::gateway::v1 as gw;
+use warden_proto::gateway::v1::admin_server::AdminServer;
+use warden_proto::gateway::v1::audit_server::AuditServer;
+use warden_proto::gateway::v1::gateway_server::GatewayServer;
+use warden_proto::storage::v1::audit_log_client::AuditLogClient;
+use warden_proto::storage::v1::tenant_store_client::TenantStoreClient;
+use warden_rpc::ServiceHost;
+use warden_tls::{Role, authorize};
+
+pub use audit_sink::{AuditSink, AuditUnavailable, StorageAudit};
+pub use routing::Providers;
+pub use tenants::Tenants;
+
+/// Largest message the gateway accepts from storage (audit pages, settings).
+const STORAGE_MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tenants: Tenants,
+    audit: Arc<dyn AuditSink>,
+    audit_log: AuditLogClient<Channel>,
+    tenant_store: TenantStoreClient<Channel>,
+    providers: Providers,
+}
+
+impl Gateway {
+    /// A gateway that reaches storage over `storage` (an mTLS channel) and models through `providers`.
+    pub fn new(storage: Channel, providers: Providers) -> Gateway {
+        let tenant_store =
+            TenantStoreClient::new(storage.clone()).max_decoding_message_size(STORAGE_MAX_MESSAGE);
+        let audit_log = AuditLogClient::new(storage).max_decoding_message_size(STORAGE_MAX_MESSAGE);
+        Gateway {
+            inner: Arc::new(Inner {
+                tenants: Tenants::new(tenant_store.clone()),
+                audit: Arc::new(StorageAudit::new(audit_log.clone())),
+                audit_log,
+                tenant_store,
+                providers,
+            }),
+        }
+    }
+
+    /// Replaces where audit records go (tests use this to make appends fail).
+    pub fn with_audit_sink(self, sink: Arc<dyn AuditSink>) -> Gateway {
+        let i = &self.inner;
+        Gateway {
+            inner: Arc::new(Inner {
+                tenants: i.tenants.clone(),
+                audit: sink,
+                audit_log: i.audit_log.clone(),
+                tenant_store: i.tenant_store.clone(),
+                providers: i.providers.clone(),
+            }),
+        }
+    }
+
+    pub fn tenants(&self) -> &Tenants {
+        &self.inner.tenants
+    }
+
+    /// Starts the settings watch; it runs until `shutdown` turns true.
+    pub fn spawn_settings_watch(
+        &self,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.inner.tenants.clone().watch(shutdown))
+    }
+
+    /// The gateway's gRPC routes, each behind the identity interceptor.
+    pub fn routes(&self, host: &ServiceHost) -> tonic::service::RoutesBuilder {
+        let id = host.identify();
+        let max = host.limits.max_message_bytes;
+        let mut routes = tonic::service::RoutesBuilder::default();
+        routes
+            .add_service(InterceptedService::new(
+                GatewayServer::new(self.clone()).max_decoding_message_size(max),
+                id.clone(),
+            ))
+            .add_service(InterceptedService::new(
+                AdminServer::new(self.clone()).max_decoding_message_size(max),
+                id.clone(),
+            ))
+            .add_service(InterceptedService::new(
+                AuditServer::new(self.clone()).max_decoding_message_size(max),
+                id,
+            ));
+        routes
+    }
+
+    pub const SERVICES: [&'static str; 3] = [
+        "warden.gateway.v1.Gateway",
+        "warden.gateway.v1.Admin",
+        "warden.gateway.v1.Audit",
+    ];
+}
+
+fn outcome_metric(rpc: &'static str, res: &Result<impl Sized, status::GatewayError>) {
+    let outcome = match res {
+        Ok(_) => "ok",
+        Err(e) => e.reason(),
+    };
+    metrics::counter!("warden_gateway_requests_total", "rpc" => rpc, "outcome" => outcome)
+        .increment(1);
+}
+
+#[tonic::async_trait]
+impl gw::gateway_server::Gateway for Gateway {
+    async fn complete(
+        &self,
+        req: Request<gw::CompleteRequest>,
+    ) -> Result<Response<gw::CompleteResponse>, Status> {
+        let caller = authorize(&req, "Gateway.Complete", &[Role::Agent])?;
+        let res = Gateway::complete(self, &caller, req.into_inner()).await;
+        outcome_metric("Complete", &res);
+        Ok(Response::new(res?))
+    }
+
+    type CompleteStreamStream = ReceiverStream<Result<gw::CompleteStreamEvent, Status>>;
+
+    async fn complete_stream(
+        &self,
+        req: Request<gw::CompleteRequest>,
+    ) -> Result<Response<Self::CompleteStreamStream>, Status> {
+        let caller = authorize(&req, "Gateway.CompleteStream", &[Role::Agent])?;
+        let res = Gateway::complete_stream(self, &caller, req.into_inner()).await;
+        outcome_metric("CompleteStream", &res);
+        Ok(Response::new(res?))
+    }
+}

@@ -1,0 +1,107 @@
+//! The one place where gateway errors become gRPC statuses.
+//!
+//! Every status carries `ErrorInfo.reason`: the rule id that the audit record and
+//! ARCHITECTURE.md use. Messages name tenants, fields, types and providers, never payload
+//! or credential bytes. The match has no `_` arm: a new error must choose its status.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+use warden_policy::Rule;
+use warden_providers::ProviderError;
+
+use crate::audit_sink::AuditUnavailable;
+use crate::tenants::SettingsUnavailable;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Denied(#[from] warden_policy::Denied),
+    #[error(transparent)]
+    Settings(#[from] SettingsUnavailable),
+    #[error("the audit log could not be written, so nothing was sent (fail closed)")]
+    Audit(#[from] AuditUnavailable),
+    #[error("{0}")]
+    Provider(#[from] ProviderError),
+    #[error("{0}")]
+    Minimize(String),
+    #[error("tenant {tenant} is over its rate limit")]
+    RateLimited { tenant: String },
+}
+
+impl GatewayError {
+    /// The rule id: for metrics labels, audit records and `ErrorInfo.reason`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            GatewayError::Invalid(_) => "INVALID_REQUEST",
+            GatewayError::Denied(d) => d.rule.id(),
+            GatewayError::Settings(_) => "SETTINGS_UNAVAILABLE",
+            GatewayError::Audit(_) => "AUDIT_FAIL_CLOSED",
+            GatewayError::Provider(p) if p.is_rate_limited() => "PROVIDER_RATE_LIMITED",
+            GatewayError::Provider(_) => "PROVIDER_UNAVAILABLE",
+            GatewayError::Minimize(_) => "MINIMIZATION_FAILED",
+            GatewayError::RateLimited { .. } => "TENANT_RATE_LIMITED",
+        }
+    }
+
+    pub fn code(&self) -> Code {
+        match self {
+            GatewayError::Invalid(_) => Code::InvalidArgument,
+            GatewayError::Denied(d) => match d.rule {
+                Rule::TenantUnknown | Rule::OptInRequired | Rule::NoEligibleProvider => {
+                    Code::FailedPrecondition
+                }
+                Rule::DataTypeNotAllowed | Rule::SourceCodeRequiresGithub => Code::PermissionDenied,
+            },
+            GatewayError::Settings(_) | GatewayError::Audit(_) => Code::Unavailable,
+            GatewayError::Provider(p) if p.is_rate_limited() => Code::ResourceExhausted,
+            GatewayError::Provider(_) => Code::Unavailable,
+            GatewayError::Minimize(_) => Code::FailedPrecondition,
+            GatewayError::RateLimited { .. } => Code::ResourceExhausted,
+        }
+    }
+}
+
+impl From<GatewayError> for Status {
+    fn from(err: GatewayError) -> Self {
+        let details = ErrorDetails::with_error_info(err.reason(), "warden", HashMap::new());
+        Status::with_error_details(err.code(), err.to_string(), details)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_names_its_reason() {
+        let denied = warden_policy::decide(
+            None,
+            &warden_policy::Ask {
+                tenant_id: "acme".into(),
+                ..Default::default()
+            },
+            &[],
+        )
+        .unwrap_err();
+        let s: Status = GatewayError::from(denied).into();
+        assert_eq!(s.code(), Code::FailedPrecondition);
+        assert_eq!(
+            s.message(),
+            "AI features are not enabled for tenant acme (tenant unknown)"
+        );
+        assert_eq!(
+            s.get_details_error_info().map(|i| i.reason),
+            Some("TENANT_UNKNOWN".to_owned())
+        );
+        let s: Status = GatewayError::Audit(AuditUnavailable).into();
+        assert_eq!(s.code(), Code::Unavailable);
+        assert_eq!(
+            s.get_details_error_info().map(|i| i.reason),
+            Some("AUDIT_FAIL_CLOSED".to_owned())
+        );
+    }
+}

@@ -1,0 +1,131 @@
+//! `warden serve gateway|storage|agent --config FILE`: one service per process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use warden_gateway::Providers;
+use warden_rpc::{Limits, Security};
+use warden_tls::TlsFiles;
+
+use crate::services;
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Service {
+    Gateway,
+    Storage,
+    Agent,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    service: Service,
+    /// The service's TOML config (see config/*.toml).
+    #[arg(long)]
+    config: PathBuf,
+    /// Serve plaintext gRPC with no client authentication. For local experiments only.
+    #[arg(long)]
+    insecure_dev: bool,
+}
+
+/// A service's config file. Unknown keys are errors, so a typo never silently falls back.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServeConfig {
+    listen: SocketAddr,
+    metrics_listen: Option<SocketAddr>,
+    max_message_bytes: Option<usize>,
+    shutdown_deadline_secs: Option<u64>,
+    tls: Option<TlsConfig>,
+    /// storage: database URL (sqlite://PATH or postgres://...).
+    database: Option<String>,
+    /// storage: path of the master key file (created on first run).
+    master_key: Option<PathBuf>,
+    /// gateway, agent: the storage service's address.
+    storage: Option<String>,
+    /// agent: the gateway's address.
+    gateway: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsConfig {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("cannot read {}", args.config.display()))?;
+    let cfg: ServeConfig = toml::from_str(&text)
+        .with_context(|| format!("invalid config {}", args.config.display()))?;
+    let security = match (&cfg.tls, args.insecure_dev) {
+        (_, true) => Security::InsecureDev,
+        (Some(t), false) => Security::Mtls(TlsFiles {
+            ca: t.ca.clone(),
+            cert: t.cert.clone(),
+            key: t.key.clone(),
+        }),
+        (None, false) => bail!(
+            "{}: [tls] is required (or pass --insecure-dev for a plaintext experiment)",
+            args.config.display()
+        ),
+    };
+    let mut limits = Limits::default();
+    if let Some(m) = cfg.max_message_bytes {
+        limits.max_message_bytes = m;
+    }
+    if let Some(s) = cfg.shutdown_deadline_secs {
+        limits.shutdown_deadline = Duration::from_secs(s);
+    }
+    if let Some(m) = cfg.metrics_listen {
+        warden_rpc::install_prometheus(m)?;
+    }
+    let need = |v: &Option<String>, key: &str| {
+        v.clone().with_context(|| {
+            format!(
+                "{}: `{key}` is required for this service",
+                args.config.display()
+            )
+        })
+    };
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let (listener, addr) = services::bind(cfg.listen).await?;
+    let task = match args.service {
+        Service::Storage => {
+            let db = need(&cfg.database, "database")?;
+            let key = cfg
+                .master_key
+                .clone()
+                .context("`master_key` is required for storage")?;
+            services::start_storage(listener, security, limits, &db, &key, shutdown_rx).await?
+        }
+        Service::Gateway => {
+            let (providers, _) = Providers::local_only();
+            services::start_gateway(
+                listener,
+                security,
+                limits,
+                &need(&cfg.storage, "storage")?,
+                providers,
+                shutdown_rx,
+            )?
+        }
+        Service::Agent => services::start_agent(
+            listener,
+            security,
+            limits,
+            &need(&cfg.gateway, "gateway")?,
+            &need(&cfg.storage, "storage")?,
+            shutdown_rx,
+        )?,
+    };
+    tracing::info!(service = ?args.service, %addr, "serving");
+    warden_rpc::shutdown_signal().await;
+    let _ = shutdown_tx.send(true);
+    task.await.context("service task failed")??;
+    Ok(())
+}

@@ -1,0 +1,203 @@
+//! `warden up`: gateway, storage and agent in one process, each on its own port, on
+//! embedded defaults (SQLite, a dev CA, the offline `local` provider). Nothing here
+//! needs a key or a network; everything is created on first run and reused after.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use warden_gateway::Providers;
+use warden_rpc::{Limits, Security};
+use warden_tls::DevPki;
+
+use crate::services;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where the database, master key and certificates live.
+    #[arg(long, default_value = ".warden")]
+    data_dir: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:7443")]
+    gateway: SocketAddr,
+    #[arg(long, default_value = "127.0.0.1:7444")]
+    storage: SocketAddr,
+    #[arg(long, default_value = "127.0.0.1:7445")]
+    agent: SocketAddr,
+    /// Prometheus metrics endpoint (/metrics).
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    metrics: SocketAddr,
+    /// Largest request message any service accepts, in bytes.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    max_message_bytes: usize,
+    /// Serve plaintext gRPC with no client authentication. For local experiments only.
+    #[arg(long)]
+    insecure_dev: bool,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    let pki_dir = args.data_dir.join("pki");
+    let pki = if args.insecure_dev {
+        None
+    } else {
+        Some(DevPki::load_or_create(&pki_dir)?)
+    };
+    let security = |name: &str| match &pki {
+        Some(p) => Security::Mtls(p.files(name)),
+        None => Security::InsecureDev,
+    };
+    let limits = Limits {
+        max_message_bytes: args.max_message_bytes,
+        ..Limits::default()
+    };
+    warden_rpc::install_prometheus(args.metrics)?;
+
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let (storage_l, storage_addr) = services::bind(args.storage).await?;
+    let (gateway_l, gateway_addr) = services::bind(args.gateway).await?;
+    let (agent_l, agent_addr) = services::bind(args.agent).await?;
+    let db_path = args.data_dir.join("warden.db");
+    let db_url = format!("sqlite://{}", db_path.display());
+    let storage = services::start_storage(
+        storage_l,
+        security("storage"),
+        limits,
+        &db_url,
+        &args.data_dir.join("master.key"),
+        shutdown_rx.clone(),
+    )
+    .await?;
+    let (providers, _local) = Providers::local_only();
+    let gateway = services::start_gateway(
+        gateway_l,
+        security("gateway"),
+        limits,
+        &storage_addr.to_string(),
+        providers,
+        shutdown_rx.clone(),
+    )?;
+    let agent = services::start_agent(
+        agent_l,
+        security("agent"),
+        limits,
+        &gateway_addr.to_string(),
+        &storage_addr.to_string(),
+        shutdown_rx,
+    )?;
+    seed_sample(
+        &args.data_dir,
+        &storage_addr.to_string(),
+        &security("admin"),
+    )
+    .await;
+    banner(&args, &pki_dir, gateway_addr, storage_addr, agent_addr)?;
+
+    warden_rpc::shutdown_signal().await;
+    let _ = shutdown_tx.send(true);
+    for (name, task) in [("gateway", gateway), ("agent", agent), ("storage", storage)] {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(service = name, error = %e, "service failed"),
+            Err(e) => tracing::error!(service = name, error = %e, "service task panicked"),
+        }
+    }
+    Ok(())
+}
+
+/// Loads a few sample log lines for tenant `acme` on first run, so the tour's agent
+/// run has telemetry to find.
+async fn seed_sample(data_dir: &std::path::Path, storage: &str, security: &Security) {
+    use warden_proto::common::v1::DataType;
+    use warden_proto::storage::v1::{
+        IngestRequest, TelemetryRecord, telemetry_client::TelemetryClient,
+    };
+    let marker = data_dir.join("sample-loaded");
+    if marker.exists() {
+        return;
+    }
+    let Ok(channel) = warden_rpc::connect(storage, security, std::time::Duration::from_secs(3))
+    else {
+        return;
+    };
+    let lines = [
+        "2026-11-25T10:00:01Z checkout ERROR payment provider timeout after 30s order=81723 user=jane.doe@example.com",
+        "2026-11-25T10:00:02Z checkout WARN retrying payment call attempt=2 host=10.0.4.17",
+        "2026-11-25T10:00:05Z checkout ERROR payment provider timeout after 30s order=81724",
+        "2026-11-25T10:00:09Z checkout INFO db connection postgres://app:s3cr3t-pass@db.internal:5432/orders ok",
+    ];
+    let records = lines
+        .iter()
+        .map(|l| TelemetryRecord {
+            tenant_id: "acme".into(),
+            data_type: DataType::Logs as i32,
+            service: "checkout".into(),
+            body: (*l).to_owned(),
+            time: None,
+        })
+        .collect();
+    match TelemetryClient::new(channel)
+        .ingest(IngestRequest { records })
+        .await
+    {
+        Ok(_) => {
+            let _ = std::fs::write(&marker, b"");
+        }
+        Err(s) => tracing::warn!(code = ?s.code(), "could not load the sample telemetry"),
+    }
+}
+
+fn banner(
+    args: &Args,
+    pki: &std::path::Path,
+    gateway: SocketAddr,
+    storage: SocketAddr,
+    agent: SocketAddr,
+) -> anyhow::Result<()> {
+    let tls = |name: &str| {
+        if args.insecure_dev {
+            "-plaintext".to_owned()
+        } else {
+            format!(
+                "-cacert {p}/ca.pem -cert {p}/{name}.pem -key {p}/{name}-key.pem",
+                p = pki.display()
+            )
+        }
+    };
+    let scheme = if args.insecure_dev { "http" } else { "https" };
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "Warden is up. Offline: the built-in `local` provider answers; no model is called, no key is needed."
+    )?;
+    writeln!(
+        out,
+        "  gateway  {scheme}://{gateway}  (warden.gateway.v1.Gateway, Admin, Audit)"
+    )?;
+    writeln!(out, "  storage  {scheme}://{storage}")?;
+    writeln!(out, "  agent    {scheme}://{agent}")?;
+    writeln!(out, "  metrics  http://{}/metrics", args.metrics)?;
+    if !args.insecure_dev {
+        writeln!(
+            out,
+            "  certificates in {} (identities: admin, agent, compliance, reviewer)",
+            pki.display()
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(out, "Enable AI for tenant acme (admin identity):")?;
+    writeln!(
+        out,
+        "  grpcurl {} -d '{{\"settings\":{{\"tenant_id\":\"acme\",\"enabled\":true,\"allowed_data_types\":[\"DATA_TYPE_LOGS\"],\"allowed_providers\":[\"local\"]}}}}' {gateway} warden.gateway.v1.Admin/SetTenantSettings",
+        tls("admin")
+    )?;
+    writeln!(out, "Ask for a completion (agent identity):")?;
+    writeln!(
+        out,
+        "  grpcurl {} -d '{{\"tenant_id\":\"acme\",\"purpose\":\"PURPOSE_ALERT\",\"messages\":[{{\"role\":\"ROLE_USER\",\"parts\":[{{\"data_type\":\"DATA_TYPE_LOGS\",\"text\":\"checkout ERROR payment timeout\"}}]}}]}}' {gateway} warden.gateway.v1.Gateway/Complete",
+        tls("agent")
+    )?;
+    writeln!(out, "Stop with Ctrl-C.")?;
+    Ok(())
+}
