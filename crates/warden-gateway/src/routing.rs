@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use warden_policy::ProviderInfo;
+pub use warden_policy::ProviderInfo;
 use warden_proto::common::v1::Attempt;
 use warden_providers::{
     ChatRequest, ChatResponse, EventStream, LocalProvider, Provider, ProviderError, StreamEvent,

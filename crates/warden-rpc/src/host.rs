@@ -9,7 +9,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
 use tonic::transport::{Channel, Endpoint, Server};
 
-use crate::{Limits, MetricsLayer, Security};
+use crate::{LimitLayer, Limits, MetricsLayer, Security};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
@@ -120,6 +120,9 @@ impl ServiceHost {
         let serve = server
             .timeout(self.limits.request_timeout)
             .layer(MetricsLayer { component })
+            .layer(LimitLayer {
+                max_message_bytes: self.limits.max_message_bytes,
+            })
             .add_routes(Routes::from(routes.routes()))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
         let deadline = self.limits.shutdown_deadline;

@@ -9,9 +9,11 @@
 //! What an RPC *means* is not here: each service's handlers own that.
 
 mod host;
+mod limit;
 mod metrics_layer;
 
 pub use host::{HostError, ServiceHost, bind, connect, install_prometheus, shutdown_signal};
+pub use limit::LimitLayer;
 pub use metrics_layer::MetricsLayer;
 pub use tonic_health::server::HealthReporter;
 

@@ -1,6 +1,4 @@
-//! One tracing span and one set of Prometheus series per RPC, for every service, and
-//! one status fix-up: tonic reports an over-size request as OUT_OF_RANGE with a terse
-//! text; Warden answers RESOURCE_EXHAUSTED with a sentence a person understands.
+//! One tracing span and one set of Prometheus series per RPC, for every service.
 //!
 //! The span and labels carry the gRPC service and method only: never metadata, payload
 //! or peer details, so nothing a caller sends can leak into logs or metric labels.
@@ -57,10 +55,7 @@ where
         let fut = self.inner.call(req);
         Box::pin(
             async move {
-                let mut res = fut.await;
-                if let Ok(resp) = &mut res {
-                    explain_oversize(resp.headers_mut());
-                }
+                let res = fut.await;
                 // Errors before the body are sent as trailers-only responses, with
                 // grpc-status in the headers; success carries it in trailers (so, OK).
                 let code = match &res {
@@ -90,34 +85,6 @@ where
             }
             .instrument(span),
         )
-    }
-}
-
-/// Rewrites tonic's decode-limit error into RESOURCE_EXHAUSTED with a clear message.
-fn explain_oversize(headers: &mut http::HeaderMap) {
-    let is_out_of_range = headers
-        .get("grpc-status")
-        .is_some_and(|v| v.as_bytes() == b"11");
-    let message = headers
-        .get("grpc-message")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !is_out_of_range || !message.contains("message length too large") {
-        return;
-    }
-    let numbers: Vec<&str> = message
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .collect();
-    let text = match numbers.as_slice() {
-        [found, limit, ..] => format!(
-            "request message is {found} bytes, larger than this server's limit of {limit} bytes; send less data or split the request"
-        ),
-        _ => "request message is larger than this server's limit; send less data or split the request".to_owned(),
-    };
-    if let Ok(v) = http::HeaderValue::from_str(&text) {
-        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
-        headers.insert("grpc-message", v);
     }
 }
 
@@ -164,31 +131,7 @@ fn code_name(code: tonic::Code) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::{explain_oversize, split_path};
-
-    #[test]
-    fn oversize_becomes_resource_exhausted() {
-        let mut h = http::HeaderMap::new();
-        h.insert("grpc-status", http::HeaderValue::from_static("11"));
-        h.insert(
-            "grpc-message",
-            http::HeaderValue::from_static("Error, decoded message length too large: found 104857612 bytes, the limit is: 16777216 bytes"),
-        );
-        explain_oversize(&mut h);
-        assert_eq!(h["grpc-status"], "8");
-        assert_eq!(
-            h["grpc-message"],
-            "request message is 104857612 bytes, larger than this server's limit of 16777216 bytes; send less data or split the request"
-        );
-        let mut other = http::HeaderMap::new();
-        other.insert("grpc-status", http::HeaderValue::from_static("11"));
-        other.insert(
-            "grpc-message",
-            http::HeaderValue::from_static("page out of range"),
-        );
-        explain_oversize(&mut other);
-        assert_eq!(other["grpc-status"], "11");
-    }
+    use super::split_path;
 
     #[test]
     fn labels_are_bounded() {

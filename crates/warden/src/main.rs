@@ -3,7 +3,6 @@
 //! `main` parses arguments and calls one function per subcommand; each lives in `cmd/<name>.rs`.
 
 mod cmd;
-mod services;
 
 use std::process::ExitCode;
 

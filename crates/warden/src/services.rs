@@ -14,7 +14,7 @@ use warden_rpc::{Limits, Security, ServiceHost};
 
 pub type Task = JoinHandle<anyhow::Result<()>>;
 
-fn shutdown_future(
+pub fn shutdown_future(
     mut rx: watch::Receiver<bool>,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     async move {
@@ -57,16 +57,23 @@ pub async fn start_storage(
     }))
 }
 
+/// A gateway that reaches storage at `storage_addr` over gRPC with `security`.
+pub fn gateway(
+    storage_addr: &str,
+    security: &Security,
+    providers: Providers,
+) -> anyhow::Result<Gateway> {
+    let storage = warden_rpc::connect(storage_addr, security, Duration::from_secs(3))?;
+    Ok(Gateway::new(storage, providers))
+}
+
 pub fn start_gateway(
     listener: TcpListener,
     security: Security,
     limits: Limits,
-    storage_addr: &str,
-    providers: Providers,
+    gateway: Gateway,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Task> {
-    let storage = warden_rpc::connect(storage_addr, &security, Duration::from_secs(3))?;
-    let gateway = Gateway::new(storage, providers);
     let watch = gateway.spawn_settings_watch(shutdown.clone());
     let host = ServiceHost {
         component: "gateway",

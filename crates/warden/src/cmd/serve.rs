@@ -10,7 +10,7 @@ use warden_gateway::Providers;
 use warden_rpc::{Limits, Security};
 use warden_tls::TlsFiles;
 
-use crate::services;
+use warden::services;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Service {
@@ -107,10 +107,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let (providers, _) = Providers::local_only();
             services::start_gateway(
                 listener,
-                security,
+                security.clone(),
                 limits,
-                &need(&cfg.storage, "storage")?,
-                providers,
+                services::gateway(&need(&cfg.storage, "storage")?, &security, providers)?,
                 shutdown_rx,
             )?
         }

@@ -11,7 +11,7 @@ use warden_gateway::Providers;
 use warden_rpc::{Limits, Security};
 use warden_tls::DevPki;
 
-use crate::services;
+use warden::services;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -70,12 +70,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await?;
     let (providers, _local) = Providers::local_only();
+    let gateway = services::gateway(&storage_addr.to_string(), &security("gateway"), providers)?;
     let gateway = services::start_gateway(
         gateway_l,
         security("gateway"),
         limits,
-        &storage_addr.to_string(),
-        providers,
+        gateway,
         shutdown_rx.clone(),
     )?;
     let agent = services::start_agent(

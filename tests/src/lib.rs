@@ -1,0 +1,245 @@
+//! A whole Warden on loopback for tests: storage, gateway and agent as three separate
+//! gRPC servers on their own ports, over mTLS with a fresh dev CA per cluster.
+//! Nothing is faked but the model: the gateway's only provider is the recording
+//! offline `local` provider, so a test can assert exactly what reached it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tonic::transport::Channel;
+use warden::services;
+use warden_gateway::routing::ProviderInfo;
+use warden_gateway::{AuditSink, Gateway, Providers};
+use warden_proto::agent::v1::agent_client::AgentClient;
+use warden_proto::common::v1 as pb;
+use warden_proto::gateway::v1 as gw;
+use warden_proto::gateway::v1::admin_client::AdminClient;
+use warden_proto::gateway::v1::audit_client::AuditClient;
+use warden_proto::gateway::v1::gateway_client::GatewayClient;
+use warden_providers::LocalProvider;
+use warden_rpc::{Limits, Security};
+use warden_tls::DevPki;
+
+/// Options for a test cluster.
+pub struct Options {
+    /// `None`: a fresh SQLite file. `Some(url)`: that database (e.g. PostgreSQL).
+    pub database_url: Option<String>,
+    pub max_message_bytes: usize,
+    /// Replace the gateway's audit sink (to make appends fail).
+    pub audit_sink: Option<Arc<dyn AuditSink>>,
+    /// Start a second gateway on the same storage.
+    pub second_gateway: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            database_url: None,
+            max_message_bytes: 16 * 1024 * 1024,
+            audit_sink: None,
+            second_gateway: false,
+        }
+    }
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub pki: DevPki,
+    pub storage_addr: SocketAddr,
+    pub gateway_addr: SocketAddr,
+    pub gateway2_addr: Option<SocketAddr>,
+    pub agent_addr: SocketAddr,
+    /// The provider behind the first gateway (and the second, if any).
+    pub local: Arc<LocalProvider>,
+    pub db_url: String,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<services::Task>,
+}
+
+impl Cluster {
+    pub async fn start() -> Cluster {
+        Cluster::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = DevPki::load_or_create(dir.path().join("pki")).unwrap();
+        let sec = |name: &str| Security::Mtls(pki.files(name));
+        let limits = Limits {
+            max_message_bytes: opts.max_message_bytes,
+            shutdown_deadline: Duration::from_secs(5),
+            ..Limits::default()
+        };
+        let (shutdown, rx) = watch::channel(false);
+        let any = "127.0.0.1:0".parse().unwrap();
+        let (sl, storage_addr) = services::bind(any).await.unwrap();
+        let (gl, gateway_addr) = services::bind(any).await.unwrap();
+        let (al, agent_addr) = services::bind(any).await.unwrap();
+        let db_url = opts
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("warden.db").display()));
+        let mut tasks = Vec::new();
+        tasks.push(
+            services::start_storage(
+                sl,
+                sec("storage"),
+                limits,
+                &db_url,
+                &dir.path().join("master.key"),
+                rx.clone(),
+            )
+            .await
+            .unwrap(),
+        );
+        let local = Arc::new(LocalProvider::new("local"));
+        let providers = || {
+            let info = ProviderInfo {
+                name: "local".into(),
+                no_training: true,
+                customer_account: false,
+            };
+            Providers::new(vec![(
+                info,
+                local.clone() as Arc<dyn warden_providers::Provider>,
+            )])
+        };
+        let mut gateway =
+            services::gateway(&storage_addr.to_string(), &sec("gateway"), providers()).unwrap();
+        if let Some(sink) = opts.audit_sink.clone() {
+            gateway = gateway.with_audit_sink(sink);
+        }
+        wait_live(&gateway, &mut tasks, gl, sec("gateway"), limits, rx.clone()).await;
+        let gateway2_addr = if opts.second_gateway {
+            let (gl2, addr2) = services::bind(any).await.unwrap();
+            let g2 =
+                services::gateway(&storage_addr.to_string(), &sec("gateway"), providers()).unwrap();
+            wait_live(&g2, &mut tasks, gl2, sec("gateway"), limits, rx.clone()).await;
+            Some(addr2)
+        } else {
+            None
+        };
+        tasks.push(
+            services::start_agent(
+                al,
+                sec("agent"),
+                limits,
+                &gateway_addr.to_string(),
+                &storage_addr.to_string(),
+                rx,
+            )
+            .unwrap(),
+        );
+        Cluster {
+            dir,
+            pki,
+            storage_addr,
+            gateway_addr,
+            gateway2_addr,
+            agent_addr,
+            local,
+            db_url,
+            shutdown,
+            tasks,
+        }
+    }
+
+    /// An mTLS channel to `addr` presenting the identity `name` (admin, agent, compliance, reviewer, ...).
+    pub fn channel(&self, name: &str, addr: SocketAddr) -> Channel {
+        warden_rpc::connect(
+            &addr.to_string(),
+            &Security::Mtls(self.pki.files(name)),
+            Duration::from_secs(3),
+        )
+        .unwrap()
+    }
+
+    pub fn gateway(&self, identity: &str) -> GatewayClient<Channel> {
+        GatewayClient::new(self.channel(identity, self.gateway_addr))
+            .max_encoding_message_size(usize::MAX)
+    }
+
+    pub fn admin(&self, identity: &str) -> AdminClient<Channel> {
+        AdminClient::new(self.channel(identity, self.gateway_addr))
+    }
+
+    pub fn audit(&self, identity: &str) -> AuditClient<Channel> {
+        AuditClient::new(self.channel(identity, self.gateway_addr))
+    }
+
+    pub fn agent(&self, identity: &str) -> AgentClient<Channel> {
+        AgentClient::new(self.channel(identity, self.agent_addr))
+    }
+
+    /// Sets a tenant's settings through the Admin API.
+    pub async fn set_tenant(&self, settings: pb::TenantSettings) -> pb::TenantSettings {
+        self.admin("admin")
+            .set_tenant_settings(gw::SetTenantSettingsRequest {
+                settings: Some(settings),
+                expected_version: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// Stops every server, letting in-flight calls finish.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            t.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// Starts a gateway and waits until its settings watch is live, so tests start from a
+/// known state (the cache is on and kept true by the watch).
+async fn wait_live(
+    gateway: &Gateway,
+    tasks: &mut Vec<services::Task>,
+    listener: tokio::net::TcpListener,
+    security: Security,
+    limits: Limits,
+    rx: watch::Receiver<bool>,
+) {
+    tasks.push(services::start_gateway(listener, security, limits, gateway.clone(), rx).unwrap());
+    for _ in 0..500 {
+        if gateway.tenants().is_live() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("gateway settings watch did not go live within 5 s");
+}
+
+/// A tenant with AI on, logs allowed, and the local provider.
+pub fn enabled_tenant(tenant_id: &str) -> pb::TenantSettings {
+    pb::TenantSettings {
+        tenant_id: tenant_id.into(),
+        enabled: true,
+        allowed_data_types: vec![pb::DataType::Logs as i32],
+        allowed_providers: vec!["local".into()],
+        ..Default::default()
+    }
+}
+
+/// A one-message completion request carrying `text` as logs.
+pub fn logs_request(tenant_id: &str, text: &str) -> gw::CompleteRequest {
+    gw::CompleteRequest {
+        tenant_id: tenant_id.into(),
+        purpose: pb::Purpose::Alert as i32,
+        agent_run_id: "run-1".into(),
+        messages: vec![gw::Message {
+            role: gw::Role::User as i32,
+            parts: vec![gw::ContentPart {
+                data_type: pb::DataType::Logs as i32,
+                content: Some(gw::content_part::Content::Text(text.into())),
+            }],
+        }],
+        ..Default::default()
+    }
+}
