@@ -1,5 +1,7 @@
 //! The foundation's promises, end to end over mTLS: opt-in, roles, bad input, fail-closed audit.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test helpers fail loudly")]
+
 use std::sync::Arc;
 
 use tonic::Code;

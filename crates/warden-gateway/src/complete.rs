@@ -1,9 +1,13 @@
 //! The inside of a completion. The order of the steps *is* the policy:
 //!
-//! 1. validate → 2. tenant settings (fail closed) → 3. decide: opt-in, data types,
-//! eligible providers (pure) → 4. minimize → 5. audit intent, durable, before anything
-//! leaves (fail closed) → 6. provider, failover inside the eligible set → 7. audit
-//! outcome → 8. answer.
+//! 1. validate;
+//! 2. tenant settings (fail closed);
+//! 3. decide: opt-in, data types, eligible providers (pure);
+//! 4. minimize;
+//! 5. audit intent, durable, before anything leaves (fail closed);
+//! 6. provider, failover inside the eligible set;
+//! 7. audit outcome;
+//! 8. answer.
 
 use std::collections::BTreeSet;
 use std::time::Instant;

@@ -103,7 +103,7 @@ pub fn settings_from_proto(s: &pb::TenantSettings) -> Result<TenantSettings, Str
             ));
         }
     };
-    let b = s.budgets.clone().unwrap_or_default();
+    let b = s.budgets.unwrap_or_default();
     Ok(TenantSettings {
         tenant_id: s.tenant_id.clone(),
         enabled: s.enabled,

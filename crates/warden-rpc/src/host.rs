@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::service::Routes;
 use tonic::transport::{Channel, Endpoint, Server};
 
 use crate::{LimitLayer, Limits, MetricsLayer, Security};
@@ -123,7 +122,7 @@ impl ServiceHost {
             .layer(LimitLayer {
                 max_message_bytes: self.limits.max_message_bytes,
             })
-            .add_routes(Routes::from(routes.routes()))
+            .add_routes(routes.routes())
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
         let deadline = self.limits.shutdown_deadline;
         let reporter_on_exit = reporter.clone();

@@ -14,14 +14,11 @@ use warden_rpc::{Limits, Security, ServiceHost};
 
 pub type Task = JoinHandle<anyhow::Result<()>>;
 
-pub fn shutdown_future(
-    mut rx: watch::Receiver<bool>,
-) -> impl std::future::Future<Output = ()> + Send + 'static {
-    async move {
-        while !*rx.borrow() {
-            if rx.changed().await.is_err() {
-                return;
-            }
+/// Resolves once `rx` turns true (or its sender is gone).
+pub async fn shutdown_future(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
         }
     }
 }
