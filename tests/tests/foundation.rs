@@ -1,6 +1,11 @@
 //! The foundation's promises, end to end over mTLS: opt-in, roles, bad input, fail-closed audit.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test helpers fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
 
 use std::sync::Arc;
 

@@ -1,7 +1,12 @@
 //! Settings propagation across gateways, both database backends, the agent's runs and
 //! reviews, health and reflection, and tamper evidence: all over real mTLS sockets.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test helpers fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
 
 use std::time::{Duration, Instant};
 

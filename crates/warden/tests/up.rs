@@ -1,0 +1,118 @@
+//! `warden up` as a user runs it: the real binary, its banner, its dev CA reused across
+//! restarts, a clean stop on SIGTERM, and the loud warning under `--insecure-dev`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn start(dir: &std::path::Path, extra: &[&str]) -> (Child, Vec<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["up", "--data-dir"])
+        .arg(dir)
+        .args([
+            "--gateway",
+            "127.0.0.1:0",
+            "--storage",
+            "127.0.0.1:0",
+            "--agent",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        let done = line.starts_with("Stop with Ctrl-C");
+        lines.push(line.trim_end().to_owned());
+        if done {
+            break;
+        }
+    }
+    (child, lines)
+}
+
+fn stop(mut child: Child) -> String {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "warden up exited with {status}: {err}");
+    err
+}
+
+#[test]
+fn up_prints_addresses_and_grpcurl_then_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, lines) = start(dir.path(), &[]);
+    let text = lines.join("\n");
+    assert!(text.contains("Warden is up"), "{text}");
+    assert!(text.contains("gateway  https://127.0.0.1:"), "{text}");
+    let pki = dir.path().join("pki");
+    assert!(
+        text.contains(&format!(
+            "grpcurl -cacert {}/ca.pem -cert {}/admin.pem",
+            pki.display(),
+            pki.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("warden.gateway.v1.Admin/SetTenantSettings"),
+        "{text}"
+    );
+    let ca = std::fs::read(pki.join("ca.pem")).unwrap();
+    let err = stop(child);
+    assert!(err.contains("stopped"), "{err}");
+
+    // A second run reuses the CA and the database.
+    let (child, lines) = start(dir.path(), &[]);
+    assert!(lines.iter().any(|l| l.contains("Warden is up")));
+    assert_eq!(
+        std::fs::read(pki.join("ca.pem")).unwrap(),
+        ca,
+        "the dev CA is reused, not regenerated"
+    );
+    stop(child);
+}
+
+#[test]
+fn insecure_dev_is_loud() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, lines) = start(dir.path(), &["--insecure-dev"]);
+    assert!(lines.iter().any(|l| l.contains("-plaintext")), "{lines:?}");
+    assert!(
+        !dir.path().join("pki").exists(),
+        "no certificates are made for a plaintext run"
+    );
+    let err = stop(child);
+    assert!(err.contains("--insecure-dev: serving PLAINTEXT"), "{err}");
+}
