@@ -92,6 +92,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             )
         })
     };
+    let signal = warden_rpc::shutdown_signal();
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let (listener, addr) = services::bind(cfg.listen).await?;
     let task = match args.service {
@@ -123,7 +124,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         )?,
     };
     tracing::info!(service = ?args.service, %addr, "serving");
-    warden_rpc::shutdown_signal().await;
+    signal.await;
     let _ = shutdown_tx.send(true);
     task.await.context("service task failed")??;
     Ok(())

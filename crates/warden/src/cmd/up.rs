@@ -54,6 +54,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     warden_rpc::install_prometheus(args.metrics)?;
 
+    let signal = warden_rpc::shutdown_signal();
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let (storage_l, storage_addr) = services::bind(args.storage).await?;
     let (gateway_l, gateway_addr) = services::bind(args.gateway).await?;
@@ -94,7 +95,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     .await;
     banner(&args, &pki_dir, gateway_addr, storage_addr, agent_addr)?;
 
-    warden_rpc::shutdown_signal().await;
+    signal.await;
     let _ = shutdown_tx.send(true);
     for (name, task) in [("gateway", gateway), ("agent", agent), ("storage", storage)] {
         match task.await {
