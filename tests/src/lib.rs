@@ -33,6 +33,8 @@ pub struct Options {
     pub audit_sink: Option<Arc<dyn AuditSink>>,
     /// Start a second gateway on the same storage.
     pub second_gateway: bool,
+    /// Make the provider take this long to answer (for shutdown tests).
+    pub provider_delay: Option<Duration>,
 }
 
 impl Default for Options {
@@ -42,6 +44,7 @@ impl Default for Options {
             max_message_bytes: 16 * 1024 * 1024,
             audit_sink: None,
             second_gateway: false,
+            provider_delay: None,
         }
     }
 }
@@ -57,6 +60,8 @@ pub struct Cluster {
     pub local: Arc<LocalProvider>,
     pub db_url: String,
     shutdown: watch::Sender<bool>,
+    storage_shutdown: watch::Sender<bool>,
+    storage_task: services::Task,
     tasks: Vec<services::Task>,
 }
 
@@ -75,6 +80,7 @@ impl Cluster {
             ..Limits::default()
         };
         let (shutdown, rx) = watch::channel(false);
+        let (storage_shutdown, storage_rx) = watch::channel(false);
         let any = "127.0.0.1:0".parse().unwrap();
         let (sl, storage_addr) = services::bind(any).await.unwrap();
         let (gl, gateway_addr) = services::bind(any).await.unwrap();
@@ -84,18 +90,16 @@ impl Cluster {
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("warden.db").display()));
         let mut tasks = Vec::new();
-        tasks.push(
-            services::start_storage(
-                sl,
-                sec("storage"),
-                limits,
-                &db_url,
-                &dir.path().join("master.key"),
-                rx.clone(),
-            )
-            .await
-            .unwrap(),
-        );
+        let storage_task = services::start_storage(
+            sl,
+            sec("storage"),
+            limits,
+            &db_url,
+            &dir.path().join("master.key"),
+            storage_rx,
+        )
+        .await
+        .unwrap();
         let local = Arc::new(LocalProvider::new("local"));
         let providers = || {
             let info = ProviderInfo {
@@ -103,10 +107,11 @@ impl Cluster {
                 no_training: true,
                 customer_account: false,
             };
-            Providers::new(vec![(
-                info,
-                local.clone() as Arc<dyn warden_providers::Provider>,
-            )])
+            let p: Arc<dyn warden_providers::Provider> = match opts.provider_delay {
+                Some(d) => Arc::new(Slow(local.clone(), d)),
+                None => local.clone(),
+            };
+            Providers::new(vec![(info, p)])
         };
         let mut gateway =
             services::gateway(&storage_addr.to_string(), &sec("gateway"), providers()).unwrap();
@@ -144,6 +149,8 @@ impl Cluster {
             local,
             db_url,
             shutdown,
+            storage_shutdown,
+            storage_task,
             tasks,
         }
     }
@@ -187,12 +194,41 @@ impl Cluster {
             .into_inner()
     }
 
-    /// Stops every server, letting in-flight calls finish.
+    /// Stops every server, letting in-flight calls finish: gateways and agent first,
+    /// then storage, so calls still in flight can write their audit outcome.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             t.await.unwrap().unwrap();
         }
+        let _ = self.storage_shutdown.send(true);
+        self.storage_task.await.unwrap().unwrap();
+    }
+}
+
+/// A provider that answers like `LocalProvider`, only later.
+struct Slow(Arc<LocalProvider>, Duration);
+
+#[async_trait::async_trait]
+impl warden_providers::Provider for Slow {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    async fn complete(
+        &self,
+        req: &warden_providers::ChatRequest,
+    ) -> Result<warden_providers::ChatResponse, warden_providers::ProviderError> {
+        tokio::time::sleep(self.1).await;
+        self.0.complete(req).await
+    }
+
+    async fn stream(
+        &self,
+        req: &warden_providers::ChatRequest,
+    ) -> Result<warden_providers::EventStream, warden_providers::ProviderError> {
+        tokio::time::sleep(self.1).await;
+        self.0.stream(req).await
     }
 }
 

@@ -329,3 +329,30 @@ async fn data_types_the_tenant_did_not_allow_are_refused_by_name() {
     assert_eq!(c.local.calls(), 0);
     c.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_finishes_in_flight_calls_then_refuses_new_ones() {
+    let c = Cluster::start_with(Options {
+        provider_delay: Some(std::time::Duration::from_millis(400)),
+        ..Options::default()
+    })
+    .await;
+    c.set_tenant(enabled_tenant("acme")).await;
+    let mut client = c.gateway("agent");
+    let in_flight =
+        tokio::spawn(async move { client.complete(logs_request("acme", "slow one")).await });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let gateway = c.gateway_addr;
+    let fresh = c.channel("agent", gateway);
+    c.stop().await;
+    let ok = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight call finishes during shutdown");
+    assert_eq!(ok.into_inner().provider, "local");
+    let err = warden_proto::gateway::v1::gateway_client::GatewayClient::new(fresh)
+        .complete(logs_request("acme", "too late"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+}

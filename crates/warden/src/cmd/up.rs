@@ -55,7 +55,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     warden_rpc::install_prometheus(args.metrics)?;
 
     let signal = warden_rpc::shutdown_signal();
+    // Front services stop first, so their in-flight calls can still reach storage.
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let (storage_stop_tx, storage_stop_rx) = tokio::sync::watch::channel(false);
     let (storage_l, storage_addr) = services::bind(args.storage).await?;
     let (gateway_l, gateway_addr) = services::bind(args.gateway).await?;
     let (agent_l, agent_addr) = services::bind(args.agent).await?;
@@ -67,7 +69,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         limits,
         &db_url,
         &args.data_dir.join("master.key"),
-        shutdown_rx.clone(),
+        storage_stop_rx,
     )
     .await?;
     let (providers, _local) = Providers::local_only();
@@ -98,6 +100,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     signal.await;
     let _ = shutdown_tx.send(true);
     for (name, task) in [("gateway", gateway), ("agent", agent), ("storage", storage)] {
+        if name == "storage" {
+            let _ = storage_stop_tx.send(true);
+        }
         match task.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(service = name, error = %e, "service failed"),
