@@ -1,0 +1,13 @@
+//! Budgets: the fewest bytes of telemetry that still answer the question.
+//!
+//! Owns two pure steps of minimization: [`template`] folds raw log lines into Drain-style
+//! templates, and [`budget`] cuts one data type's text to a byte budget (logs into templates
+//! with counts and exemplars, traces to error and slow spans first, metrics downsampled, anything
+//! else cut at a UTF-8 boundary). Refuses I/O, async and clocks; knows nothing of redaction,
+//! which runs before it.
+//!
+//! Invariant: no input panics, every cut is reported, and a report never carries payload bytes.
+
+pub mod template;
+
+pub use template::{Mined, MinerConfig, Template, TemplateId, TemplateMiner, mine, mine_with};

@@ -1,0 +1,347 @@
+//! Log templates in the manner of Drain (He et al., ICWS 2017), on raw lines of any system.
+//!
+//! Owns the fixed-depth parse tree: lines are routed by token count, then by their first
+//! tokens, to a short list of templates; the most similar template above a threshold absorbs
+//! the line and turns the tokens that differ into the wildcard `<*>`.
+//! Refuses to know log formats: [`preprocess`] strips headers by shape and masks variables.
+//!
+//! Invariant: one line costs time bounded by constants (tokens per line, children per node,
+//! templates searched per leaf), so mining is linear in the input size.
+
+mod preprocess;
+
+use std::collections::HashMap;
+use std::fmt;
+
+pub use preprocess::{WILDCARD, floor_char_boundary, mask_token, strip_header};
+
+/// Knobs of the miner. [`MinerConfig::default`] is the one general configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MinerConfig {
+    /// Tree depth as in the paper: the length layer, `depth - 2` token layers, the leaf.
+    pub depth: usize,
+    /// Least share of a template's constant tokens that a line must match to join it.
+    pub similarity: f64,
+    /// Children per inner node before new tokens go to the `<*>` child.
+    pub max_children: usize,
+    /// Templates searched per leaf; past it a line joins its most similar template.
+    pub max_templates_per_leaf: usize,
+    /// Mask the value of every `key=value` piece, not only values with digits.
+    pub mask_kv_values: bool,
+    /// A wildcard position splits its template when it holds at most this many words...
+    pub split_max_values: usize,
+    /// ...each seen on at least this share of the template's lines.
+    pub split_min_share: f64,
+}
+
+/// Names one template within one [`TemplateMiner`]; shown as `T1`, `T2`, ...
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TemplateId(pub u32);
+
+/// One template: constant tokens and wildcards, and how many lines it absorbed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pub id: TemplateId,
+    pub tokens: Vec<String>,
+    pub count: u64,
+}
+
+/// An online template miner. Feed it lines with [`TemplateMiner::add`].
+#[derive(Debug, Clone)]
+pub struct TemplateMiner {
+    config: MinerConfig,
+    roots: HashMap<usize, Node>,
+    templates: Vec<Template>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Node {
+    children: HashMap<String, Node>,
+    templates: Vec<u32>,
+}
+
+/// The outcome of [`mine`]: the final templates and the template of each input line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mined {
+    /// Final templates, in order of first appearance (`T1` first).
+    pub templates: Vec<Template>,
+    /// The template of each input line, in input order.
+    pub line_templates: Vec<TemplateId>,
+}
+
+/// Mines every line with the default configuration.
+///
+/// Two passes, both linear: the Drain tree groups the lines, then [`refine`] splits a group
+/// on a wildcard position that holds only a few words, each seen often (`VM Started`,
+/// `VM Paused`): such words name events, while variables take many values.
+pub fn mine<'a>(lines: impl IntoIterator<Item = &'a str>) -> Mined {
+    mine_with(MinerConfig::default(), lines)
+}
+
+/// Mines every line with `config`.
+pub fn mine_with<'a>(config: MinerConfig, lines: impl IntoIterator<Item = &'a str>) -> Mined {
+    let mut miner = TemplateMiner::new(config);
+    let mut rows = Vec::new();
+    for line in lines {
+        let tokens = preprocess::tokens(line, miner.config.mask_kv_values);
+        let id = miner.add_tokens(tokens.clone());
+        rows.push((id, tokens));
+    }
+    refine(&miner, &rows)
+}
+
+/// One wildcard position of a template: its index, the words seen there, and whether it may
+/// still split the template (false once a masked value or too many words turned up).
+type PositionStats = (usize, Vec<(String, u64)>, bool);
+
+/// Splits Drain groups on low-cardinality word positions; see [`mine`].
+fn refine(miner: &TemplateMiner, rows: &[(TemplateId, Vec<String>)]) -> Mined {
+    let cfg = &miner.config;
+    // Per template, per wildcard position: the distinct words seen (up to the cap + 1).
+    let mut stats: Vec<Vec<PositionStats>> = miner
+        .templates
+        .iter()
+        .map(|t| {
+            t.tokens
+                .iter()
+                .enumerate()
+                .filter(|(_, tok)| *tok == WILDCARD)
+                .map(|(p, _)| (p, Vec::new(), true))
+                .collect()
+        })
+        .collect();
+    for (id, tokens) in rows {
+        let Some(slots) = stats.get_mut((id.0 as usize).saturating_sub(1)) else {
+            continue;
+        };
+        for (p, values, splittable) in slots.iter_mut() {
+            if !*splittable {
+                continue;
+            }
+            let Some(tok) = tokens.get(*p) else { continue };
+            if tok.contains(WILDCARD) {
+                *splittable = false;
+                continue;
+            }
+            if let Some((_, n)) = values.iter_mut().find(|(v, _)| v == tok) {
+                *n += 1;
+            } else if values.len() < cfg.split_max_values {
+                values.push((tok.clone(), 1));
+            } else {
+                *splittable = false;
+            }
+        }
+    }
+    let split_positions: Vec<Vec<usize>> = stats
+        .iter()
+        .zip(&miner.templates)
+        .map(|(slots, t)| {
+            let least = ((t.count as f64) * cfg.split_min_share).ceil().max(2.0) as u64;
+            slots
+                .iter()
+                .filter(|(_, values, ok)| {
+                    *ok && values.len() >= 2 && values.iter().all(|(_, n)| *n >= least)
+                })
+                .map(|(p, _, _)| *p)
+                .collect()
+        })
+        .collect();
+    let mut keys: HashMap<(TemplateId, Vec<String>), TemplateId> = HashMap::new();
+    let mut out = Mined::default();
+    for (id, tokens) in rows {
+        let idx = (id.0 as usize).saturating_sub(1);
+        let (Some(base), Some(positions)) = (miner.templates.get(idx), split_positions.get(idx))
+        else {
+            continue;
+        };
+        let values: Vec<String> = positions
+            .iter()
+            .filter_map(|p| tokens.get(*p).cloned())
+            .collect();
+        let next = TemplateId(out.templates.len() as u32 + 1);
+        let final_id = *keys.entry((*id, values)).or_insert(next);
+        if final_id == next {
+            let mut t = base.clone();
+            t.id = next;
+            t.count = 0;
+            for p in positions {
+                if let (Some(slot), Some(tok)) = (t.tokens.get_mut(*p), tokens.get(*p)) {
+                    slot.clone_from(tok);
+                }
+            }
+            out.templates.push(t);
+        }
+        if let Some(t) = out
+            .templates
+            .get_mut((final_id.0 as usize).saturating_sub(1))
+        {
+            t.count += 1;
+        }
+        out.line_templates.push(final_id);
+    }
+    out
+}
+
+// === impl MinerConfig ===
+
+impl Default for MinerConfig {
+    fn default() -> Self {
+        MinerConfig {
+            depth: 4,
+            similarity: 0.6,
+            max_children: 100,
+            max_templates_per_leaf: 200,
+            mask_kv_values: false,
+            split_max_values: 5,
+            split_min_share: 0.01,
+        }
+    }
+}
+
+// === impl TemplateId ===
+
+impl fmt::Display for TemplateId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "T{}", self.0)
+    }
+}
+
+// === impl Template ===
+
+impl Template {
+    /// The template as text: tokens joined by one space.
+    pub fn text(&self) -> String {
+        self.tokens.join(" ")
+    }
+}
+
+// === impl TemplateMiner ===
+
+impl Default for TemplateMiner {
+    fn default() -> Self {
+        TemplateMiner::new(MinerConfig::default())
+    }
+}
+
+impl TemplateMiner {
+    pub fn new(config: MinerConfig) -> Self {
+        TemplateMiner {
+            config,
+            roots: HashMap::new(),
+            templates: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &MinerConfig {
+        &self.config
+    }
+
+    /// Every template so far, in order of creation (`T1` first).
+    pub fn templates(&self) -> &[Template] {
+        &self.templates
+    }
+
+    pub fn template(&self, id: TemplateId) -> Option<&Template> {
+        self.templates.get((id.0 as usize).checked_sub(1)?)
+    }
+
+    /// Adds one raw line (header and all) and returns the template it joined or founded.
+    pub fn add(&mut self, line: &str) -> TemplateId {
+        let tokens = preprocess::tokens(line, self.config.mask_kv_values);
+        self.add_tokens(tokens)
+    }
+
+    fn add_tokens(&mut self, tokens: Vec<String>) -> TemplateId {
+        let cfg = self.config.clone();
+        let leaf = leaf_for(&mut self.roots, &tokens, &cfg);
+        let best = best_match(&self.templates, &leaf.templates, &tokens, &cfg);
+        match best {
+            Some(idx) => {
+                let t = &mut self.templates[idx as usize];
+                t.count += 1;
+                for (slot, tok) in t.tokens.iter_mut().zip(&tokens) {
+                    if slot != tok && slot != WILDCARD {
+                        *slot = WILDCARD.to_owned();
+                    }
+                }
+                t.id
+            }
+            None => {
+                let idx = self.templates.len() as u32;
+                let id = TemplateId(idx + 1);
+                self.templates.push(Template {
+                    id,
+                    tokens,
+                    count: 1,
+                });
+                leaf.templates.push(idx);
+                id
+            }
+        }
+    }
+}
+
+/// Walks (and grows) the tree to the leaf for `tokens`.
+fn leaf_for<'a>(
+    roots: &'a mut HashMap<usize, Node>,
+    tokens: &[String],
+    cfg: &MinerConfig,
+) -> &'a mut Node {
+    let mut node = roots.entry(tokens.len()).or_default();
+    let layers = cfg.depth.saturating_sub(2).min(tokens.len());
+    for tok in tokens.iter().take(layers) {
+        let known = tok == WILDCARD || node.children.contains_key(tok.as_str());
+        let key = if known || node.children.len() + 1 < cfg.max_children {
+            tok.as_str()
+        } else {
+            WILDCARD
+        };
+        node = node.children.entry(key.to_owned()).or_default();
+    }
+    node
+}
+
+/// The template in `leaf` most similar to `tokens`, if similar enough (or if the leaf is full).
+fn best_match(
+    templates: &[Template],
+    leaf: &[u32],
+    tokens: &[String],
+    cfg: &MinerConfig,
+) -> Option<u32> {
+    let mut best: Option<(u32, f64, usize)> = None;
+    for &idx in leaf {
+        let t = &templates[idx as usize];
+        let (sim, wild) = similarity(&t.tokens, tokens);
+        let better = match best {
+            None => true,
+            Some((_, s, w)) => sim > s || (sim == s && wild > w),
+        };
+        if better {
+            best = Some((idx, sim, wild));
+        }
+    }
+    let (idx, sim, _) = best?;
+    let full = leaf.len() >= cfg.max_templates_per_leaf;
+    (sim >= cfg.similarity || full).then_some(idx)
+}
+
+/// Share of the template's constant tokens equal in the line, and the template's wildcards.
+fn similarity(template: &[String], tokens: &[String]) -> (f64, usize) {
+    let mut same = 0usize;
+    let mut wild = 0usize;
+    for (a, b) in template.iter().zip(tokens) {
+        if a == WILDCARD {
+            wild += 1;
+        } else if a == b {
+            same += 1;
+        }
+    }
+    let constant = template.len() - wild;
+    if constant == 0 {
+        return (1.0, wild);
+    }
+    (same as f64 / constant as f64, wild)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,88 @@
+//! Table tests for header stripping, masking and the template tree.
+
+use super::*;
+
+#[track_caller]
+fn check_header(line: &str, expected: &str) {
+    assert_eq!(strip_header(line), expected, "line: {line}");
+}
+
+#[test]
+fn headers_of_common_shapes() {
+    check_header(
+        "081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block blk_38865049064139660 terminating",
+        "PacketResponder 1 for block blk_38865049064139660 terminating",
+    );
+    check_header(
+        "[Sun Dec 04 04:47:44 2005] [notice] workerEnv.init() ok /etc/x",
+        "workerEnv.init() ok /etc/x",
+    );
+    check_header(
+        "Jun 14 15:16:02 combo sshd(pam_unix)[19937]: check pass; user unknown",
+        "check pass; user unknown",
+    );
+    check_header(
+        "Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user webmaster from 173.234.31.186",
+        "Invalid user webmaster from 173.234.31.186",
+    );
+    check_header(
+        "2015-07-29 17:41:44,747 - INFO  [QuorumPeer[myid=1]/0:0:0:0:0:0:0:0:2181:FastLeaderElection@774] - Notification time out: 3200",
+        "Notification time out: 3200",
+    );
+    check_header(
+        "17/06/09 20:10:40 INFO spark.SecurityManager: Changing view acls to: yarn,curi",
+        "Changing view acls to: yarn,curi",
+    );
+    check_header(
+        "nova-api.log.1.2017-05-16_13:53:08 2017-05-16 00:00:00.008 25746 INFO nova.osapi_compute.wsgi.server [req-38101a0b 113d 54fa - - -] 10.11.10.1 \"GET /v2 HTTP/1.1\" status: 200",
+        "10.11.10.1 \"GET /v2 HTTP/1.1\" status: 200",
+    );
+    check_header(
+        "Connection closed by 1.2.3.4",
+        "Connection closed by 1.2.3.4",
+    );
+    check_header("", "");
+    check_header("2024-01-01", "2024-01-01");
+}
+
+#[test]
+fn masking() {
+    assert_eq!(mask_token("blk_-6952295868487656571", false), "<*>");
+    assert_eq!(mask_token("10.251.73.220:50010", false), "<*>");
+    assert_eq!(mask_token("(uid=0)", false), "(uid=<*>)");
+    assert_eq!(mask_token("user=root", false), "user=root");
+    assert_eq!(mask_token("user=root", true), "user=<*>");
+    assert_eq!(mask_token("[173.234.31.186]", false), "[<*>]");
+    assert_eq!(mask_token("Found", false), "Found");
+}
+
+#[test]
+fn same_shape_lines_share_a_template() {
+    let mined = mine([
+        "Received block blk_1 of size 67108864 from /10.0.0.1",
+        "Received block blk_2 of size 12 from /10.0.0.2",
+        "Deleting block blk_3 file /data/blk_3",
+        "Received block blk_4 of size 5 from /10.0.0.9",
+    ]);
+    assert_eq!(
+        mined.line_templates,
+        vec![TemplateId(1), TemplateId(1), TemplateId(2), TemplateId(1)]
+    );
+    assert_eq!(
+        mined.templates[0].text(),
+        "Received block <*> of size <*> from <*>"
+    );
+    assert_eq!(mined.templates[0].count, 3);
+}
+
+#[test]
+fn differing_words_are_generalised() {
+    let mut miner = TemplateMiner::default();
+    let a = miner.add("session opened for user alice by root");
+    let b = miner.add("session opened for user bob by root");
+    assert_eq!(a, b);
+    assert_eq!(
+        miner.templates()[0].text(),
+        "session opened for user <*> by root"
+    );
+}
