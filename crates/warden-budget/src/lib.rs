@@ -8,6 +8,10 @@
 //!
 //! Invariant: no input panics, every cut is reported, and a report never carries payload bytes.
 
+pub mod budget;
+mod request;
 pub mod template;
 
+pub use budget::{Cut, CutReport, Method, apply};
+pub use request::{Limits, Part, RequestCut, apply_request, share};
 pub use template::{Mined, MinerConfig, Template, TemplateId, TemplateMiner, mine, mine_with};

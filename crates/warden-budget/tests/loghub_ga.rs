@@ -3,7 +3,10 @@
 //! Why: the scorer also runs on held-out systems, so one general configuration must reach at
 //! least Drain's published GA on every set here. Skips with a message when the data is absent.
 
-#![expect(clippy::unwrap_used, reason = "fixture helpers: malformed ground truth must fail the test loudly")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "fixture helpers: malformed ground truth must fail the test loudly"
+)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

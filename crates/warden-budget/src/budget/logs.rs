@@ -1,0 +1,135 @@
+//! Logs over budget: fold lines into templates with counts and exemplars.
+//!
+//! Shows the most informative templates first: errors, then warnings, then rare before
+//! frequent, then first seen. Each template is `[xCOUNT] template` followed by up to
+//! [`EXEMPLARS`] distinct lines, each cut to [`EXEMPLAR_BYTES`].
+
+use super::Method;
+use crate::template::{floor_char_boundary, mine};
+
+/// Exemplar lines shown under a template.
+const EXEMPLARS: usize = 2;
+
+/// Bytes of one exemplar line shown; longer lines end in `…`.
+const EXEMPLAR_BYTES: usize = 300;
+
+/// How alarming a line reads: 3 error, 2 warning, 1 plain, 0 debug.
+pub(crate) fn severity(line: &str) -> u8 {
+    let head = &line[..floor_char_boundary(line, 1024)];
+    let mut sev = 1;
+    for word in head
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        let w = word.to_ascii_lowercase();
+        let s = match w.as_str() {
+            "error" | "err" | "errors" | "fatal" | "panic" | "critical" | "crit" | "severe"
+            | "emerg" | "alert" | "traceback" => 3,
+            _ if w.ends_with("exception") || w.ends_with("error") => 3,
+            "warn" | "warning" | "fail" | "failed" | "failure" | "failures" | "denied"
+            | "refused" | "timeout" | "invalid" | "unable" => 2,
+            _ => 1,
+        };
+        sev = sev.max(s);
+        if sev == 3 {
+            break;
+        }
+    }
+    sev
+}
+
+struct Group {
+    template: String,
+    count: usize,
+    first: usize,
+    severity: u8,
+    exemplars: Vec<usize>,
+}
+
+pub(crate) fn cut(text: &str, budget: usize) -> (String, Method) {
+    let lines: Vec<&str> = text.lines().collect();
+    let mined = mine(lines.iter().copied());
+    let mut groups: Vec<Group> = mined
+        .templates
+        .iter()
+        .map(|t| Group {
+            template: t.text(),
+            count: 0,
+            first: usize::MAX,
+            severity: 0,
+            exemplars: Vec::new(),
+        })
+        .collect();
+    for (i, id) in mined.line_templates.iter().enumerate() {
+        let Some(g) = groups.get_mut((id.0 as usize).saturating_sub(1)) else {
+            continue;
+        };
+        let line = lines[i];
+        g.count += 1;
+        g.first = g.first.min(i);
+        g.severity = g.severity.max(severity(line));
+        if g.exemplars.len() < EXEMPLARS && g.exemplars.iter().all(|&e| lines[e] != line) {
+            g.exemplars.push(i);
+        }
+    }
+    groups.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(a.count.cmp(&b.count))
+            .then(a.first.cmp(&b.first))
+    });
+
+    let head = format!(
+        "[warden: {} log lines folded into {} templates; errors, warnings and rare templates first]\n",
+        lines.len(),
+        groups.len()
+    );
+    let mut out = String::with_capacity(budget);
+    out.push_str(&head);
+    // Room for the closing line that counts what was left out.
+    let tail_room = format!(
+        "[warden: {} more templates ({} lines) not shown]\n",
+        groups.len(),
+        lines.len()
+    )
+    .len();
+    let room = budget.saturating_sub(tail_room);
+    let (mut shown, mut exemplar_lines, mut hidden_lines) = (0, 0, 0);
+    for g in &groups {
+        let title = format!("[x{}] {}\n", g.count, g.template);
+        let mut block = title.clone();
+        for &e in &g.exemplars {
+            let line = lines[e];
+            let cut = floor_char_boundary(line, EXEMPLAR_BYTES);
+            block.push_str("    ");
+            block.push_str(&line[..cut]);
+            if cut < line.len() {
+                block.push('…');
+            }
+            block.push('\n');
+        }
+        if out.len() + block.len() <= room {
+            out.push_str(&block);
+            shown += 1;
+            exemplar_lines += g.exemplars.len();
+        } else if out.len() + title.len() <= room {
+            out.push_str(&title);
+            shown += 1;
+        } else {
+            hidden_lines += g.count;
+        }
+    }
+    if shown < groups.len() {
+        out.push_str(&format!(
+            "[warden: {} more templates ({hidden_lines} lines) not shown]\n",
+            groups.len() - shown
+        ));
+    }
+    let method = Method::LogTemplates {
+        lines: lines.len(),
+        templates: groups.len(),
+        templates_shown: shown,
+        exemplar_lines,
+    };
+    (out, method)
+}
