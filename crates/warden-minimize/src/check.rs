@@ -21,6 +21,7 @@ pub(crate) fn passes(check: Check, text: &[u8], start: usize, end: usize) -> boo
         Check::None => true,
         Check::Luhn => luhn_card(m, before, after),
         Check::Ipv4 => ipv4(m, before, after, after2),
+        Check::PublicIpv4 => ipv4(m, before, after, after2) && !private_ipv4(m),
         Check::Ipv6 => ipv6(m, before, after),
     }
 }
@@ -124,6 +125,19 @@ fn ipv4(m: &[u8], before: Option<u8>, after: Option<u8>, after2: Option<u8>) -> 
         octets += 1;
     }
     octets == 4 && m != b"0.0.0.0"
+}
+
+fn private_ipv4(m: &[u8]) -> bool {
+    let mut o = [0u32; 4];
+    for (slot, part) in o.iter_mut().zip(m.split(|&b| b == b'.')) {
+        *slot = part
+            .iter()
+            .fold(0u32, |acc, &b| acc * 10 + u32::from(b.wrapping_sub(b'0')));
+    }
+    o[0] == 10
+        || o[0] == 127
+        || (o[0] == 172 && (16..=31).contains(&o[1]))
+        || (o[0] == 192 && o[1] == 168)
 }
 
 fn ipv6(m: &[u8], before: Option<u8>, after: Option<u8>) -> bool {

@@ -113,11 +113,11 @@ impl Engine {
         Engine::from_sources(&[(origin, tenant_rules), ("builtin", BUILTIN_RULES)])
     }
 
-    /// Only the given rule files, in precedence order; for tests and for tools.
+    /// Only the given rule files, highest precedence first; for tests and for tools.
     pub fn from_sources(sources: &[(&str, &str)]) -> Result<Engine, RuleError> {
         let mut rules = RuleSet::default();
-        for (origin, src) in sources {
-            rules.add(origin, src)?;
+        for (origin, src) in sources.iter().rev() {
+            rules.add_in_front(origin, src)?;
         }
         let mut words: Vec<String> = Vec::new();
         let mut targets: Vec<Vec<Target>> = Vec::new();
@@ -310,7 +310,7 @@ impl Engine {
         if rule.value_group.is_some() && self.ignored_value(v) {
             return false;
         }
-        true
+        !rule.needs_digit || check::looks_generated(v)
     }
 
     fn ignored_value(&self, v: &[u8]) -> bool {
@@ -349,6 +349,9 @@ impl Engine {
                 while ve > vs && matches!(hay[ve - 1], b',' | b'}' | b']') {
                     ve -= 1;
                 }
+            }
+            if vname == "v4" || vname == "f4" {
+                ve = vs + cut_at_next_pair(&hay[vs..ve]);
             }
             while ve > vs && vname == "xv" && hay[ve - 1].is_ascii_whitespace() {
                 ve -= 1;
@@ -415,6 +418,24 @@ impl Engine {
         }
         true
     }
+}
+
+/// Length of a bare value up to the next `;key=`, `&key=` or `,key=` (connection strings, URL
+/// queries), so one pair's value does not swallow the next pair.
+fn cut_at_next_pair(v: &[u8]) -> usize {
+    for (i, &b) in v.iter().enumerate() {
+        if matches!(b, b';' | b'&' | b',') {
+            let rest = &v[i + 1..];
+            let name = rest
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-' | b' '))
+                .count();
+            if name > 0 && rest.get(name) == Some(&b'=') && rest[0].is_ascii_alphabetic() {
+                return i;
+            }
+        }
+    }
+    v.len()
 }
 
 /// Capture group names of `ASSIGN`, in order (group 0 excluded).

@@ -60,6 +60,9 @@ pub(crate) enum Check {
     None,
     Luhn,
     Ipv4,
+    /// An IPv4 address outside the private (RFC 1918) and loopback ranges: those name
+    /// machines inside a network, not people.
+    PublicIpv4,
     Ipv6,
 }
 
@@ -102,6 +105,8 @@ struct RawPattern {
     min_entropy: f64,
     #[serde(default)]
     ignore: Option<Spanned<String>>,
+    #[serde(default)]
+    needs_digit: bool,
     #[serde(default)]
     priority: i32,
 }
@@ -160,6 +165,7 @@ pub(crate) struct PatternRule {
     pub check: Check,
     pub min_len: usize,
     pub min_entropy: f64,
+    pub needs_digit: bool,
     pub ignore: Option<Regex>,
 }
 
@@ -197,9 +203,20 @@ pub(crate) struct RuleSet {
 // === impl RuleSet ===
 
 impl RuleSet {
-    /// Parses one rule file and adds its rules. Rules added later have lower precedence among
-    /// key rules (the first key rule whose key matches decides the kind).
-    pub fn add(&mut self, origin: &str, src: &str) -> Result<(), RuleError> {
+    /// Parses one rule file and puts its rules in front of those already loaded: among key
+    /// rules the first whose key matches decides the kind, so later files take precedence.
+    /// Loading the shipped pack first also makes a clashing id point at the tenant's line.
+    pub fn add_in_front(&mut self, origin: &str, src: &str) -> Result<(), RuleError> {
+        let (p, k, s) = (self.patterns.len(), self.keys.len(), self.structures.len());
+        self.add(origin, src)?;
+        self.patterns.rotate_left(p);
+        self.keys.rotate_left(k);
+        self.structures.rotate_left(s);
+        Ok(())
+    }
+
+    /// Parses one rule file and adds its rules after those already loaded.
+    fn add(&mut self, origin: &str, src: &str) -> Result<(), RuleError> {
         let at = |span: Range<usize>, rule: Option<&str>, message: String| RuleError {
             origin: origin.to_owned(),
             line: line_of(src, span.start),
@@ -250,6 +267,7 @@ impl RuleSet {
                 check: p.check,
                 min_len: p.min_len,
                 min_entropy: p.min_entropy,
+                needs_digit: p.needs_digit,
                 ignore,
             });
         }
