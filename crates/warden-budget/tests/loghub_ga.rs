@@ -113,3 +113,21 @@ fn loghub_grouping_accuracy_reaches_drain() {
     }
     assert!(failures.is_empty(), "below Drain: {failures:?}");
 }
+
+/// Bytes before and after the log budget on each real log, printed for `docs/BENCHMARKS.md`.
+#[test]
+fn loghub_budgets_fit_and_keep_templates() {
+    let dir = PathBuf::from(DATA);
+    if !dir.is_dir() {
+        eprintln!("SKIP loghub_budgets_fit_and_keep_templates: {} is absent", dir.display());
+        return;
+    }
+    for (name, _) in PUBLISHED {
+        let raw = std::fs::read_to_string(dir.join(format!("{name}_2k.log"))).unwrap();
+        for budget in [64 * 1024, 16 * 1024, 4 * 1024] {
+            let cut = warden_budget::apply(warden_policy::DataType::Logs, &raw, budget);
+            assert!(cut.text.len() <= budget);
+            eprintln!("{name:<10} budget={budget:>6} {}", cut.report);
+        }
+    }
+}

@@ -9,16 +9,37 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "warden", version, about = "Policy gateway for AI access to customer telemetry")]
+#[command(
+    name = "warden",
+    version,
+    about = "Policy gateway for AI access to customer telemetry"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Print what would be sent for one data type after redaction and budgets.
+    Minimize(cmd::minimize::Args),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    let result = match cli.command {
+        Command::Minimize(args) => cmd::minimize::run(args),
+    };
+    exit_code(result)
+}
+
+/// Prints a failed subcommand's error chain on stderr; errors never carry payload bytes.
+fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
