@@ -23,12 +23,15 @@ struct Cli {
 enum Command {
     /// Print what would be sent for one data type after redaction and budgets.
     Minimize(cmd::minimize::Args),
+    /// Print text as the gateway would send it: secrets and personal data replaced by placeholders.
+    Redact(cmd::redact::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Minimize(args) => cmd::minimize::run(args),
+        Command::Redact(args) => cmd::redact::run(args),
     };
     exit_code(result)
 }
