@@ -84,7 +84,7 @@ pub fn mine_with<'a>(config: MinerConfig, lines: impl IntoIterator<Item = &'a st
     let mut rows = Vec::new();
     for line in lines {
         let tokens = preprocess::tokens(line, miner.config.mask_kv_values);
-        let id = miner.add_tokens(tokens.clone());
+        let id = miner.add_tokens(&tokens);
         rows.push((id, tokens));
     }
     refine(&miner, &rows)
@@ -248,18 +248,18 @@ impl TemplateMiner {
     /// Adds one raw line (header and all) and returns the template it joined or founded.
     pub fn add(&mut self, line: &str) -> TemplateId {
         let tokens = preprocess::tokens(line, self.config.mask_kv_values);
-        self.add_tokens(tokens)
+        self.add_tokens(&tokens)
     }
 
-    fn add_tokens(&mut self, tokens: Vec<String>) -> TemplateId {
+    fn add_tokens(&mut self, tokens: &[String]) -> TemplateId {
         let cfg = self.config.clone();
-        let leaf = leaf_for(&mut self.roots, &tokens, &cfg);
-        let best = best_match(&self.templates, &leaf.templates, &tokens, &cfg);
+        let leaf = leaf_for(&mut self.roots, tokens, &cfg);
+        let best = best_match(&self.templates, &leaf.templates, tokens, &cfg);
         match best {
             Some(idx) => {
                 let t = &mut self.templates[idx as usize];
                 t.count += 1;
-                for (slot, tok) in t.tokens.iter_mut().zip(&tokens) {
+                for (slot, tok) in t.tokens.iter_mut().zip(tokens) {
                     if slot != tok && slot != WILDCARD {
                         *slot = WILDCARD.to_owned();
                     }
@@ -271,7 +271,7 @@ impl TemplateMiner {
                 let id = TemplateId(idx + 1);
                 self.templates.push(Template {
                     id,
-                    tokens,
+                    tokens: tokens.to_vec(),
                     count: 1,
                 });
                 leaf.templates.push(idx);

@@ -119,7 +119,10 @@ fn loghub_grouping_accuracy_reaches_drain() {
 fn loghub_budgets_fit_and_keep_templates() {
     let dir = PathBuf::from(DATA);
     if !dir.is_dir() {
-        eprintln!("SKIP loghub_budgets_fit_and_keep_templates: {} is absent", dir.display());
+        eprintln!(
+            "SKIP loghub_budgets_fit_and_keep_templates: {} is absent",
+            dir.display()
+        );
         return;
     }
     for (name, _) in PUBLISHED {

@@ -64,12 +64,13 @@ fn logs_are_redacted_and_folded_into_templates() {
          \x20   2024-05-01 10:00:07 ERROR api.db: connection to db-7 refused after 3 retries\n\
          [x1] login failed for [EMAIL:<*>] from [<*>]\n\
          \x20   2024-05-01 10:00:05 WARN api.auth: login failed for [EMAIL:1] from [IPV4:2]\n\
-         [x8] request served path=<*> status=<*> in <*>\n",
+         [x8] request served path=<*> status=<*> in <*>\n\
+         \x20   2024-05-01 10:00:01 INFO api.server: request served path=/v1/items status=200 in 12 ms\n",
         "minimize logs:\n\
          \x20 input:      856 bytes\n\
          \x20 redacted:   847 bytes, 2 redactions (email 1, ipv4 1)\n\
-         \x20 sent:       392 bytes (budget 600)\n\
-         \x20 budget:     log templates: 10 lines in 3 templates, 3 templates and 2 exemplar lines kept\n",
+         \x20 sent:       483 bytes (budget 600)\n\
+         \x20 budget:     log templates: 10 lines in 3 templates, 3 templates and 3 exemplar lines kept\n",
     );
 }
 

@@ -94,29 +94,64 @@ pub(crate) fn cut(text: &str, budget: usize) -> (String, Method) {
     )
     .len();
     let room = budget.saturating_sub(tail_room);
-    let (mut shown, mut exemplar_lines, mut hidden_lines) = (0, 0, 0);
-    for g in &groups {
-        let title = format!("[x{}] {}\n", g.count, g.template);
-        let mut block = title.clone();
-        for &e in &g.exemplars {
-            let line = lines[e];
-            let cut = floor_char_boundary(line, EXEMPLAR_BYTES);
-            block.push_str("    ");
-            block.push_str(&line[..cut]);
-            if cut < line.len() {
-                block.push('…');
-            }
-            block.push('\n');
-        }
-        if out.len() + block.len() <= room {
-            out.push_str(&block);
-            shown += 1;
-            exemplar_lines += g.exemplars.len();
-        } else if out.len() + title.len() <= room {
-            out.push_str(&title);
-            shown += 1;
-        } else {
+    // Coverage before depth: a title for as many templates as fit (errors and warnings with
+    // their first exemplar), then the other exemplars breadth first.
+    let titles: Vec<String> = groups
+        .iter()
+        .map(|g| format!("[x{}] {}\n", g.count, g.template))
+        .collect();
+    let render = |e: usize| {
+        let line = lines[e];
+        let cut = floor_char_boundary(line, EXEMPLAR_BYTES);
+        let ellipsis = if cut < line.len() { "…" } else { "" };
+        format!("    {}{ellipsis}\n", &line[..cut])
+    };
+    let mut used = out.len();
+    let mut shown_flags = vec![false; groups.len()];
+    let mut exemplars: Vec<Vec<String>> = vec![Vec::new(); groups.len()];
+    let mut hidden_lines = 0;
+    for (i, g) in groups.iter().enumerate() {
+        if used + titles[i].len() > room {
             hidden_lines += g.count;
+            continue;
+        }
+        used += titles[i].len();
+        shown_flags[i] = true;
+        if g.severity >= 2
+            && let Some(&e) = g.exemplars.first()
+        {
+            let rendered = render(e);
+            if used + rendered.len() <= room {
+                used += rendered.len();
+                exemplars[i].push(rendered);
+            }
+        }
+    }
+    for round in 0..EXEMPLARS {
+        for (i, g) in groups.iter().enumerate() {
+            let Some(&e) = g.exemplars.get(round) else {
+                continue;
+            };
+            if !shown_flags[i] || exemplars[i].len() != round {
+                continue;
+            }
+            let rendered = render(e);
+            if used + rendered.len() <= room {
+                used += rendered.len();
+                exemplars[i].push(rendered);
+            }
+        }
+    }
+    let mut shown = 0;
+    let mut exemplar_lines = 0;
+    for (i, title) in titles.iter().enumerate() {
+        if shown_flags[i] {
+            shown += 1;
+            out.push_str(title);
+            for ex in &exemplars[i] {
+                out.push_str(ex);
+                exemplar_lines += 1;
+            }
         }
     }
     if shown < groups.len() {

@@ -85,7 +85,8 @@ pub fn floor_char_boundary(s: &str, i: usize) -> usize {
 }
 
 fn split_ws(s: &str) -> impl Iterator<Item = (usize, &str)> {
-    s.split(|c: char| c.is_whitespace())
+    // `|` separates fields as often as spaces do (`time|component|pid|message`).
+    s.split(|c: char| c.is_whitespace() || c == '|')
         .filter(|t| !t.is_empty())
         .map(move |t| (t.as_ptr() as usize - s.as_ptr() as usize, t))
 }
@@ -126,13 +127,14 @@ fn header_len(line: &str, toks: &[(usize, &str)]) -> usize {
             }
             break;
         }
-        if !saw_level && is_level(t) {
+        if !saw_level && (is_level(t) || (saw_time && is_letter_level(t))) {
             saw_level = true;
             just_level = true;
             i += 1;
             continue;
         }
-        if (saw_level || saw_time) && matches!(t, "-" | "|" | ":" | "--") {
+        // A leading `-` is an empty alert or severity column (BGL, Thunderbird).
+        if (i == 0 || saw_level || saw_time) && matches!(t, "-" | "|" | ":" | "--") {
             i += 1;
             continue;
         }
@@ -141,25 +143,7 @@ fn header_len(line: &str, toks: &[(usize, &str)]) -> usize {
             i += 1;
             continue;
         }
-        if !saw_level && has_digit(t) && is_header_number(t, i) {
-            saw_time = true;
-            i += 1;
-            continue;
-        }
-        if saw_level {
-            // `logger.Name:` right after the level ends the header; a dotted `logger.name`
-            // may be followed by context groups.
-            if just_level && is_logger(t.strip_suffix(':').unwrap_or(t)) {
-                just_level = false;
-                i += 1;
-                if t.ends_with(':') {
-                    break;
-                }
-                continue;
-            }
-            break;
-        }
-        if saw_time {
+        if saw_time && !saw_level {
             // Syslog: `host tag[pid]:` or `tag:` closes the header.
             if is_tag(t) {
                 i += 1;
@@ -171,6 +155,29 @@ fn header_len(line: &str, toks: &[(usize, &str)]) -> usize {
             {
                 i += 2;
                 break;
+            }
+        }
+        if !saw_level
+            && has_digit(t)
+            && (is_header_number(t, i) || (saw_time && !t.contains(['=', '"', '('])))
+        {
+            // Timestamps, pids, and after a timestamp any id-like field (node, host).
+            saw_time = true;
+            i += 1;
+            continue;
+        }
+        if saw_level {
+            let body = t.strip_suffix(':').unwrap_or(t);
+            // `logger.Name:` ends the header wherever it comes after the level; `Component:`
+            // only right after it; a dotted `logger.name` right after it may precede context.
+            if t.ends_with(':') && (is_logger(body) || (just_level && is_identifier(body))) {
+                i += 1;
+                break;
+            }
+            if just_level && is_logger(body) {
+                just_level = false;
+                i += 1;
+                continue;
             }
         }
         break;
@@ -257,6 +264,20 @@ fn is_level(t: &str) -> bool {
     ];
     let t = t.trim_matches(['[', ']', '<', '>', ':']);
     LEVELS.iter().any(|l| t.eq_ignore_ascii_case(l))
+}
+
+/// One-letter levels after a timestamp (Android's `D`, `I`, `W`, `E`).
+fn is_letter_level(t: &str) -> bool {
+    matches!(t, "V" | "D" | "I" | "W" | "E" | "F")
+}
+
+/// A bare component name: `WindowManager`, `CBS`.
+fn is_identifier(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 64
+        && t.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$' | b'-'))
 }
 
 /// A logger or class name: `dfs.DataNode$PacketResponder`, `nova.compute.manager`.
