@@ -1,1 +1,79 @@
-fn main() {}
+//! Redaction throughput (MB/s, one core): the seven Loghub 2k logs concatenated (real logs, few
+//! secrets: the common case the keyword prefilter is built for) and the labelled corpus (dense
+//! secrets: the worst realistic case). Skips a group with a message when its data is absent.
+//! Figures and method: docs/BENCHMARKS.md, section "Redaction".
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use warden_minimize::{Engine, Placeholders};
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data");
+const LOGS: [&str; 7] = [
+    "Apache",
+    "HDFS",
+    "Linux",
+    "OpenSSH",
+    "OpenStack",
+    "Spark",
+    "Zookeeper",
+];
+
+fn loghub() -> Option<String> {
+    let mut all = String::new();
+    for name in LOGS {
+        all.push_str(&std::fs::read_to_string(format!("{DATA}/loghub/{name}_2k.log")).ok()?);
+    }
+    Some(all)
+}
+
+fn labelled() -> Option<String> {
+    let corpus = std::fs::read_to_string(format!("{DATA}/secrets/labelled-dev.jsonl")).ok()?;
+    let mut all = String::new();
+    for line in corpus.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        all.push_str(v["text"].as_str()?);
+        all.push('\n');
+    }
+    Some(all)
+}
+
+fn bench(c: &mut Criterion) {
+    let engine = Engine::builtin().unwrap();
+    let inputs = [("loghub_clean", loghub()), ("labelled_dense", labelled())];
+    let mut group = c.benchmark_group("redact");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    for (name, text) in inputs {
+        let Some(text) = text else {
+            println!("SKIPPED {name}: {DATA} is absent");
+            continue;
+        };
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_function(format!("find_spans/{name}"), |b| {
+            b.iter(|| black_box(engine.find_spans(black_box(&text))))
+        });
+        group.bench_function(format!("find_spans_by_line/{name}"), |b| {
+            b.iter(|| {
+                let mut n = 0;
+                for line in text.lines() {
+                    n += engine.find_spans(black_box(line)).len();
+                }
+                black_box(n)
+            })
+        });
+        group.bench_function(format!("redact/{name}"), |b| {
+            b.iter(|| {
+                let spans = engine.find_spans(&text);
+                black_box(Placeholders::new(false).replace(&text, &spans))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -68,32 +68,32 @@ pub(crate) struct Raw {
 
 /// The key/value shapes that `[[key]]` rules judge: JSON (also escaped inside a JSON string),
 /// YAML, `key=value`, env dumps, `--flag=value`, `--flag value` and `<key>value</key>`.
+/// The regex finds only the key and its separator; the value is read by [`value_after`], and
+/// only for keys a rule claims, so scanning stays linear however values nest.
 static ASSIGN: LazyLock<Option<Regex>> = LazyLock::new(|| {
     crate::rules::compile(
         r#"(?x)
-        (?:
-            (?:
-                (?P<qk>\\{0,3}"[A-Za-z0-9_.\-]{1,80}\\{0,3}"|'[A-Za-z0-9_.\-]{1,80}')[\ \t]*[:=][\ \t]*
-              | (?P<bk>[A-Za-z_][A-Za-z0-9_.\-]{0,79})[\ \t]*(?:=>|:=|[:=])[\ \t]*
-              | (?P<fk>--?[A-Za-z][A-Za-z0-9_\-]{0,79})=
-            )
-            (?:
-                \\{1,3}"(?P<v1>[^"\\\n]{0,512})\\{1,3}"
-              | "(?P<v2>(?:[^"\\\n]|\\.){0,1024})"
-              | '(?P<v3>[^'\n]{0,1024})'
-              | (?P<v4>[^\s"'{\[][^\s"]{0,1023})
-            )
-          | (?P<fs>--?[A-Za-z][A-Za-z0-9_\-]{0,79})[\ \t]+
-            (?:
-                "(?P<f2>[^"\n]{0,512})"
-              | '(?P<f3>[^'\n]{0,512})'
-              | (?P<f4>[^\s\-"'][^\s]{0,511})
-            )
-          | <(?P<xk>[A-Za-z_][A-Za-z0-9_.\-]{0,63})>(?P<xv>[^<\n]{1,512})</
-        )"#,
+            (?P<qk>\\{0,3}"[A-Za-z0-9_.\-]{1,64}\\{0,3}"|'[A-Za-z0-9_.\-]{1,64}')[\ \t]*[:=][\ \t]*
+          | (?P<bk>[A-Za-z_][A-Za-z0-9_.\-]{0,63})[\ \t]*(?:=>|:=|[:=])[\ \t]*
+          | (?P<fk>--?[A-Za-z][A-Za-z0-9_\-]{0,63})(?:=|(?P<fs>[\ \t]+))
+          | <(?P<xk>[A-Za-z_][A-Za-z0-9_.\-]{0,63})>
+        "#,
     )
     .ok()
 });
+
+/// How the value after a key is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ValueForm {
+    /// After a quoted (JSON) key: a bare value stops before `,`, `}` and `]`.
+    Json,
+    /// After a bare key or `--flag=`.
+    Bare,
+    /// After `--flag ` (space): the value may not start with `-`.
+    FlagSpace,
+    /// `<key>value</key>`.
+    Xml,
+}
 
 // === impl Engine ===
 
@@ -251,7 +251,13 @@ impl Engine {
             line.flush(self, text, &mut out);
         }
         for &i in &inner.always {
-            self.run_pattern(&rules.patterns[i], text, 0, text.len(), &mut out);
+            let rule = &rules.patterns[i];
+            match rule.scanner {
+                Some(scanner) => crate::scan::candidates(scanner, text, &mut |s, e| {
+                    self.run_pattern(rule, text, s, e, &mut out)
+                }),
+                None => self.run_pattern(rule, text, 0, text.len(), &mut out),
+            }
         }
         out
     }
@@ -331,56 +337,40 @@ impl Engine {
             let Some(m) = re.captures_read_at(&mut locs, hay, pos) else {
                 break;
             };
-            let group = |name: &str| -> Option<(usize, usize)> {
-                let idx = ASSIGN_NAMES.iter().position(|n| *n == name)?;
-                locs.get(idx + 1)
-            };
-            let key = ["qk", "bk", "fk", "fs", "xk"].iter().find_map(|n| group(n));
-            let value = ["v1", "v2", "v3", "v4", "f2", "f3", "f4", "xv"]
-                .iter()
-                .find_map(|n| group(n).map(|g| (*n, g)));
-            let (Some((ks, ke)), Some((vname, (mut vs, mut ve)))) = (key, value) else {
-                pos = m.end().max(pos + 1);
+            pos = m.end().max(pos + 1);
+            let (key, form) = if let Some(k) = locs.get(1) {
+                (k, ValueForm::Json)
+            } else if let Some(k) = locs.get(2) {
+                (k, ValueForm::Bare)
+            } else if let Some(k) = locs.get(3) {
+                (
+                    k,
+                    if locs.get(4).is_some() {
+                        ValueForm::FlagSpace
+                    } else {
+                        ValueForm::Bare
+                    },
+                )
+            } else if let Some(k) = locs.get(5) {
+                (k, ValueForm::Xml)
+            } else {
                 continue;
             };
-            let quoted_key = group("qk").is_some();
-            if vname == "v4" && quoted_key {
-                // A bare JSON value stops before the object's punctuation.
-                while ve > vs && matches!(hay[ve - 1], b',' | b'}' | b']') {
-                    ve -= 1;
-                }
-            }
-            if vname == "v4" || vname == "f4" {
-                ve = vs + cut_at_next_pair(&hay[vs..ve]);
-            }
-            while ve > vs && vname == "xv" && hay[ve - 1].is_ascii_whitespace() {
-                ve -= 1;
-            }
-            while vs < ve && vname == "xv" && hay[vs].is_ascii_whitespace() {
-                vs += 1;
-            }
-            let accepted = match self.classify_key(&hay[ks..ke]) {
-                Some(rule) => {
-                    let v = &hay[vs..ve];
-                    let ok = self.accept_value(rule, v);
-                    if ok {
-                        out.push(Raw {
-                            start: from + vs,
-                            end: from + ve,
-                            kind: rule.kind,
-                            priority: rule.priority,
-                        });
-                    }
-                    ok
-                }
-                None => false,
+            let Some(rule) = self.classify_key(&hay[key.0..key.1]) else {
+                continue;
             };
-            // A value that was not taken may itself hold `key=value` pairs: look inside it.
-            pos = if accepted {
-                m.end()
-            } else {
-                vs.max(m.start() + 1)
+            let Some((vs, ve)) = value_after(hay, m.end(), form) else {
+                continue;
             };
+            if self.accept_value(rule, &hay[vs..ve]) {
+                out.push(Raw {
+                    start: from + vs,
+                    end: from + ve,
+                    kind: rule.kind,
+                    priority: rule.priority,
+                });
+                pos = pos.max(ve);
+            }
         }
     }
 
@@ -420,6 +410,69 @@ impl Engine {
     }
 }
 
+/// The value that starts at `i` (just after a key and its separator), without its quotes.
+fn value_after(hay: &[u8], i: usize, form: ValueForm) -> Option<(usize, usize)> {
+    let rest = hay.get(i..)?;
+    let first = *rest.first()?;
+    if form == ValueForm::Xml {
+        let len = memchr::memchr2(b'<', b'\n', rest).unwrap_or(rest.len());
+        let (s, e) = trim(rest, 0, len);
+        return (s < e).then_some((i + s, i + e));
+    }
+    // Escaped quotes: a JSON document inside a JSON string (`\"password\":\"...\"`).
+    let slashes = rest.iter().take_while(|&&b| b == b'\\').count();
+    if slashes > 0 && rest.get(slashes) == Some(&b'"') {
+        let body = &rest[slashes + 1..];
+        let mut len = memchr::memchr2(b'"', b'\n', body).unwrap_or(body.len());
+        while len > 0 && body[len - 1] == b'\\' {
+            len -= 1;
+        }
+        let s = i + slashes + 1;
+        return (len > 0).then_some((s, s + len));
+    }
+    match first {
+        b'"' => {
+            let body = &rest[1..];
+            let mut j = 0;
+            while j < body.len() && body[j] != b'"' && body[j] != b'\n' {
+                j += if body[j] == b'\\' { 2 } else { 1 };
+            }
+            let len = j.min(body.len());
+            (len > 0).then_some((i + 1, i + 1 + len))
+        }
+        b'\'' => {
+            let body = &rest[1..];
+            let len = memchr::memchr2(b'\'', b'\n', body).unwrap_or(body.len());
+            (len > 0).then_some((i + 1, i + 1 + len))
+        }
+        b'{' | b'[' => None,
+        b'-' if form == ValueForm::FlagSpace => None,
+        _ => {
+            let mut len = rest
+                .iter()
+                .take_while(|&&b| !b.is_ascii_whitespace() && b != b'"')
+                .count();
+            if form == ValueForm::Json {
+                while len > 0 && matches!(rest[len - 1], b',' | b'}' | b']') {
+                    len -= 1;
+                }
+            }
+            len = cut_at_next_pair(&rest[..len]);
+            (len > 0).then_some((i, i + len))
+        }
+    }
+}
+
+fn trim(v: &[u8], mut s: usize, mut e: usize) -> (usize, usize) {
+    while s < e && v[s].is_ascii_whitespace() {
+        s += 1;
+    }
+    while e > s && v[e - 1].is_ascii_whitespace() {
+        e -= 1;
+    }
+    (s, e)
+}
+
 /// Length of a bare value up to the next `;key=`, `&key=` or `,key=` (connection strings, URL
 /// queries), so one pair's value does not swallow the next pair.
 fn cut_at_next_pair(v: &[u8]) -> usize {
@@ -437,11 +490,6 @@ fn cut_at_next_pair(v: &[u8]) -> usize {
     }
     v.len()
 }
-
-/// Capture group names of `ASSIGN`, in order (group 0 excluded).
-const ASSIGN_NAMES: [&str; 13] = [
-    "qk", "bk", "fk", "v1", "v2", "v3", "v4", "fs", "f2", "f3", "f4", "xk", "xv",
-];
 
 /// Which rules fired on the current line; flushed when the keyword scan moves past it.
 struct LineMarks {

@@ -37,6 +37,7 @@ mod detect;
 mod minimize;
 mod placeholder;
 mod rules;
+mod scan;
 mod structure;
 
 pub use detect::{Engine, Kind, Span};

@@ -12,6 +12,8 @@ use regex::bytes::{Regex, RegexBuilder};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::scan::Scanner;
+
 /// The rule pack shipped with Warden, compiled into the binary.
 pub const BUILTIN_RULES: &str = include_str!("../../../config/redaction-rules.toml");
 
@@ -108,6 +110,8 @@ struct RawPattern {
     #[serde(default)]
     needs_digit: bool,
     #[serde(default)]
+    scanner: Option<Scanner>,
+    #[serde(default)]
     priority: i32,
 }
 
@@ -167,6 +171,8 @@ pub(crate) struct PatternRule {
     pub min_entropy: f64,
     pub needs_digit: bool,
     pub ignore: Option<Regex>,
+    /// Built-in candidate finder; the regex then runs only inside each candidate.
+    pub scanner: Option<Scanner>,
 }
 
 #[derive(Debug)]
@@ -269,6 +275,7 @@ impl RuleSet {
                 min_entropy: p.min_entropy,
                 needs_digit: p.needs_digit,
                 ignore,
+                scanner: p.scanner,
             });
         }
         for k in raw.key {

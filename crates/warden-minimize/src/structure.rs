@@ -13,8 +13,9 @@ use crate::rules::Detector;
 
 /// Longest PEM body we follow; a longer one is treated as unterminated.
 const MAX_PEM: usize = 64 * 1024;
-/// Largest Kubernetes document we parse around one hit.
-const MAX_DOC: usize = 4 << 20;
+/// Largest Kubernetes document we parse around one hit (manifests are small; certificates in
+/// `data` are a few KiB).
+const MAX_DOC: usize = 64 << 10;
 
 /// Runs `detector` at keyword hit `pos`; reports spans through `emit` and returns the offset
 /// up to which the text has been handled.
