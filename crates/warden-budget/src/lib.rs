@@ -6,6 +6,17 @@
 //! else cut at a UTF-8 boundary). Refuses I/O, async and clocks; knows nothing of redaction,
 //! which runs before it.
 //!
+//! ```
+//! use warden_budget::{Method, apply};
+//! use warden_policy::DataType;
+//!
+//! let logs: String = (0..100).map(|i| format!("worker {i} started in {i} ms\n")).collect();
+//! let cut = apply(DataType::Logs, &logs, 200);
+//! assert!(cut.text.len() <= 200);
+//! assert!(cut.text.contains("[x100] worker <*> started in <*>\n"));
+//! assert!(matches!(cut.report.method, Method::LogTemplates { templates: 1, .. }));
+//! ```
+//!
 //! Invariant: no input panics, every cut is reported, and a report never carries payload bytes.
 
 pub mod budget;

@@ -207,3 +207,20 @@ fn request_budget_is_shared_fairly() {
     assert!(r.bytes_after <= 100, "{}", r.bytes_after);
     assert_eq!(r.cuts[1].text, "hi");
 }
+
+#[test]
+fn limits_from_policy_use_defaults_for_zero() {
+    let defaults = crate::Limits::from_policy(&warden_policy::Budgets::default());
+    assert_eq!(defaults, crate::Limits::default());
+    assert_eq!(defaults.for_type(DataType::Logs), 64 * 1024);
+    let tenant = warden_policy::Budgets {
+        max_request_bytes: 1000,
+        max_bytes_per_data_type: 300,
+        ..warden_policy::Budgets::default()
+    };
+    let limits = crate::Limits::from_policy(&tenant);
+    assert_eq!(
+        (limits.request_bytes, limits.for_type(DataType::Metrics)),
+        (1000, 300)
+    );
+}
