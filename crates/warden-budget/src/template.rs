@@ -87,7 +87,64 @@ pub fn mine_with<'a>(config: MinerConfig, lines: impl IntoIterator<Item = &'a st
         let id = miner.add_tokens(&tokens);
         rows.push((id, tokens));
     }
+    merge_leading(&mut miner, &mut rows);
     refine(&miner, &rows)
+}
+
+/// Joins templates that differ only in one of the leading tokens the tree routes on.
+///
+/// The tree sends `chrome.exe - <*> open` and `firefox.exe - <*> open` to different leaves,
+/// so similarity never compares them. When more than `split_max_values` templates differ
+/// only at one such position, that position is a variable (the converse of [`refine`]).
+fn merge_leading(miner: &mut TemplateMiner, rows: &mut [(TemplateId, Vec<String>)]) {
+    let n = miner.templates.len();
+    let mut target: Vec<usize> = (0..n).collect();
+    let layers = miner.config.depth.saturating_sub(2);
+    for p in 0..layers {
+        let mut groups: HashMap<(usize, Vec<&str>), Vec<usize>> = HashMap::new();
+        for (i, t) in miner.templates.iter().enumerate() {
+            if target[i] != i || t.tokens.get(p).is_none_or(|tok| tok == WILDCARD) {
+                continue;
+            }
+            let key: Vec<&str> = t
+                .tokens
+                .iter()
+                .enumerate()
+                .map(|(j, tok)| if j == p { WILDCARD } else { tok.as_str() })
+                .collect();
+            groups.entry((t.tokens.len(), key)).or_default().push(i);
+        }
+        let merges: Vec<Vec<usize>> = groups
+            .into_values()
+            .filter(|g| g.len() > miner.config.split_max_values)
+            .collect();
+        for group in merges {
+            let Some((&keep, rest)) = group.split_first() else {
+                continue;
+            };
+            for &other in rest {
+                target[other] = keep;
+                let count = miner.templates[other].count;
+                miner.templates[keep].count += count;
+            }
+            if let Some(tok) = miner.templates[keep].tokens.get_mut(p) {
+                *tok = WILDCARD.to_owned();
+            }
+        }
+    }
+    // Follow chains left by later layers merging an earlier survivor.
+    for i in 0..n {
+        let mut t = target[i];
+        while target[t] != t {
+            t = target[t];
+        }
+        target[i] = t;
+    }
+    for (id, _) in rows.iter_mut() {
+        if let Some(&t) = target.get((id.0 as usize).saturating_sub(1)) {
+            *id = TemplateId(t as u32 + 1);
+        }
+    }
 }
 
 /// One wildcard position of a template: its index, the words seen there, and whether it may

@@ -86,3 +86,49 @@ fn differing_words_are_generalised() {
         "session opened for user <*> by root"
     );
 }
+
+#[test]
+fn many_leading_words_merge_into_a_wildcard() {
+    let programs = [
+        "chrome.exe",
+        "firefox.exe",
+        "Dropbox.exe",
+        "WeChat.exe",
+        "putty.exe",
+        "git.exe",
+    ];
+    let lines: Vec<String> = programs
+        .iter()
+        .map(|p| format!("[10.30 16:49:06] {p} - proxy.example:5070 open through proxy HTTPS"))
+        .collect();
+    let mined = mine(lines.iter().map(String::as_str));
+    assert_eq!(mined.templates.len(), 1);
+    assert_eq!(
+        mined.templates[0].text(),
+        "<*> - proxy.example:<*> open through proxy HTTPS"
+    );
+    // Five are not enough: they may be five distinct events.
+    let mined = mine(lines.iter().take(5).map(String::as_str));
+    assert_eq!(mined.templates.len(), 5);
+}
+
+#[test]
+fn few_frequent_words_split_a_template() {
+    let mut lines = Vec::new();
+    for i in 0..30 {
+        let state = ["Started", "Paused", "Stopped"][i % 3];
+        lines.push(format!(
+            "2024-01-01 10:00:{i:02} INFO vm.lifecycle: VM {state} (Lifecycle Event)"
+        ));
+    }
+    let mined = mine(lines.iter().map(String::as_str));
+    let texts: Vec<String> = mined.templates.iter().map(Template::text).collect();
+    assert_eq!(
+        texts,
+        [
+            "VM Started (Lifecycle Event)",
+            "VM Paused (Lifecycle Event)",
+            "VM Stopped (Lifecycle Event)"
+        ]
+    );
+}
