@@ -154,12 +154,32 @@ impl Engine {
                 add(w, Target::Structure(i));
             }
         }
+        // The scan reports the longest keyword at each place, so a keyword also wakes the rules
+        // of every keyword it contains ("password" wakes the rules of "pass").
+        let closure: Vec<Vec<Target>> = words
+            .iter()
+            .map(|w| {
+                let mut t: Vec<Target> = Vec::new();
+                for (other, ts) in words.iter().zip(&targets) {
+                    if memchr::memmem::find(w.as_bytes(), other.as_bytes()).is_some() {
+                        for x in ts {
+                            if !t.contains(x) {
+                                t.push(*x);
+                            }
+                        }
+                    }
+                }
+                t
+            })
+            .collect();
+        let targets = closure;
         let keywords = if words.is_empty() {
             None
         } else {
             let ac = AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
+                .match_kind(MatchKind::LeftmostLongest)
+                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                 .build(&words)
                 .map_err(|e| RuleError {
                     origin: "rules".into(),
@@ -216,7 +236,7 @@ impl Engine {
         if let Some(ac) = &inner.keywords {
             let mut line = LineMarks::new(rules.patterns.len());
             let mut structure_done = vec![0usize; rules.structures.len()];
-            for m in ac.find_overlapping_iter(text) {
+            for m in ac.find_iter(text) {
                 let pos = m.start();
                 for &t in &inner.targets[m.pattern().as_usize()] {
                     match t {
@@ -254,7 +274,26 @@ impl Engine {
             let rule = &rules.patterns[i];
             match rule.scanner {
                 Some(scanner) => crate::scan::candidates(scanner, text, &mut |s, e| {
-                    self.run_pattern(rule, text, s, e, &mut out)
+                    // The check is cheap and rejects most candidates (timestamps, ids) before
+                    // any regex runs; without a regex the candidate itself is the match.
+                    if rule.check != crate::rules::Check::None
+                        && !check::passes(rule.check, text, s, e)
+                    {
+                        return;
+                    }
+                    match rule.regex {
+                        Some(_) => self.run_pattern(rule, text, s, e, &mut out),
+                        None => {
+                            if self.accept_pattern(rule, text, s, e) {
+                                out.push(Raw {
+                                    start: s,
+                                    end: e,
+                                    kind: rule.kind,
+                                    priority: rule.priority,
+                                });
+                            }
+                        }
+                    }
                 }),
                 None => self.run_pattern(rule, text, 0, text.len(), &mut out),
             }
@@ -271,6 +310,7 @@ impl Engine {
         to: usize,
         out: &mut Vec<Raw>,
     ) {
+        let Some(regex) = &rule.regex else { return };
         let hay = &text[from..to];
         let mut push = |s: usize, e: usize| {
             let (s, e) = (from + s, from + e);
@@ -285,14 +325,14 @@ impl Engine {
         };
         match rule.value_group {
             Some(g) => {
-                for caps in rule.regex.captures_iter(hay) {
+                for caps in regex.captures_iter(hay) {
                     if let Some(m) = caps.get(g) {
                         push(m.start(), m.end());
                     }
                 }
             }
             None => {
-                for m in rule.regex.find_iter(hay) {
+                for m in regex.find_iter(hay) {
                     push(m.start(), m.end());
                 }
             }

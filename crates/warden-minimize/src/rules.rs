@@ -98,7 +98,8 @@ struct RawPattern {
     class: Option<Class>,
     #[serde(default)]
     keywords: Vec<String>,
-    regex: Spanned<String>,
+    #[serde(default)]
+    regex: Option<Spanned<String>>,
     #[serde(default)]
     check: Check,
     #[serde(default)]
@@ -164,7 +165,8 @@ pub(crate) struct PatternRule {
     pub kind: usize,
     pub priority: i32,
     pub keywords: Vec<String>,
-    pub regex: Regex,
+    /// `None` only for scanner rules, whose candidates are then judged by `check` alone.
+    pub regex: Option<Regex>,
     pub value_group: Option<usize>,
     pub check: Check,
     pub min_len: usize,
@@ -254,8 +256,19 @@ impl RuleSet {
             let kind = self
                 .kind(p.kind.get_ref(), p.class)
                 .map_err(|m| err(p.kind.span(), m))?;
-            let regex = compile(p.regex.get_ref()).map_err(|m| err(p.regex.span(), m))?;
-            let value_group = regex.capture_names().position(|n| n == Some("value"));
+            let regex = match &p.regex {
+                Some(r) => Some(compile(r.get_ref()).map_err(|m| err(r.span(), m))?),
+                None if p.scanner.is_some() => None,
+                None => {
+                    return Err(err(
+                        span,
+                        "a pattern rule needs a regex (or a scanner)".into(),
+                    ));
+                }
+            };
+            let value_group = regex
+                .as_ref()
+                .and_then(|r| r.capture_names().position(|n| n == Some("value")));
             let ignore = match &p.ignore {
                 Some(s) => {
                     Some(compile(s.get_ref()).map_err(|m| err(s.span(), format!("ignore: {m}")))?)

@@ -88,7 +88,12 @@ fn ipv6(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
             e -= 1;
         }
         let run = &text[s..e];
-        if run.len() >= 3 && run.len() <= 39 && run.iter().filter(|&&b| b == b':').count() >= 2 {
+        // Eight groups, or fewer with `::`; `hh:mm:ss` timestamps are neither.
+        let colons = run.iter().filter(|&&b| b == b':').count();
+        if run.len() >= 3
+            && run.len() <= 39
+            && (colons == 7 || (colons >= 2 && memchr::memmem::find(run, b"::").is_some()))
+        {
             emit(s, e);
         }
     }
@@ -100,6 +105,15 @@ fn credit_card(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
     while i < n {
         if !text[i].is_ascii_digit() {
             i += 1;
+            // Skip eight bytes at a time while none of them is a digit.
+            while let Some(chunk) = text.get(i..i + 8) {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(chunk);
+                if has_digit(u64::from_le_bytes(w)) {
+                    break;
+                }
+                i += 8;
+            }
             continue;
         }
         let start = i;
@@ -122,6 +136,17 @@ fn credit_card(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
         }
         i = i.max(start + 1);
     }
+}
+
+/// Whether any byte of the word is an ASCII digit (SWAR: no carry crosses bytes because the
+/// high bit is masked off first, and bytes with the high bit set are excluded).
+fn has_digit(x: u64) -> bool {
+    const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let y = x & LO7;
+    let ge_0 = y.wrapping_add(0x5050_5050_5050_5050); // bit 7 set where byte >= 0x30
+    let gt_9 = y.wrapping_add(0x4646_4646_4646_4646); // bit 7 set where byte >= 0x3a
+    (ge_0 & !gt_9 & !x & HI) != 0
 }
 
 fn email(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
