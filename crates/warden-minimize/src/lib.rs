@@ -34,6 +34,8 @@
 
 mod check;
 mod detect;
+#[doc(hidden)]
+pub mod fuzzing;
 mod minimize;
 mod placeholder;
 mod rules;
