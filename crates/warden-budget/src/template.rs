@@ -310,7 +310,17 @@ impl TemplateMiner {
 
     fn add_tokens(&mut self, tokens: &[String]) -> TemplateId {
         let cfg = self.config.clone();
-        let leaf = leaf_for(&mut self.roots, tokens, &cfg);
+        let Some(leaf) = leaf_for(&mut self.roots, tokens, &cfg) else {
+            // Unreachable: the walk inserts every child it then looks up. Founding a
+            // template outside the tree keeps the line grouped on its own instead of failing.
+            let id = TemplateId(self.templates.len() as u32 + 1);
+            self.templates.push(Template {
+                id,
+                tokens: tokens.to_vec(),
+                count: 1,
+            });
+            return id;
+        };
         let best = best_match(&self.templates, &leaf.templates, tokens, &cfg);
         match best {
             Some(idx) => {
@@ -338,12 +348,12 @@ impl TemplateMiner {
     }
 }
 
-/// Walks (and grows) the tree to the leaf for `tokens`.
+/// Walks (and grows) the tree to the leaf for `tokens`; allocates only for new children.
 fn leaf_for<'a>(
     roots: &'a mut HashMap<usize, Node>,
     tokens: &[String],
     cfg: &MinerConfig,
-) -> &'a mut Node {
+) -> Option<&'a mut Node> {
     let mut node = roots.entry(tokens.len()).or_default();
     let layers = cfg.depth.saturating_sub(2).min(tokens.len());
     for tok in tokens.iter().take(layers) {
@@ -353,9 +363,12 @@ fn leaf_for<'a>(
         } else {
             WILDCARD
         };
-        node = node.children.entry(key.to_owned()).or_default();
+        if !node.children.contains_key(key) {
+            node.children.insert(key.to_owned(), Node::default());
+        }
+        node = node.children.get_mut(key)?;
     }
-    node
+    Some(node)
 }
 
 /// The template in `leaf` most similar to `tokens`, if similar enough (or if the leaf is full).

@@ -50,10 +50,11 @@ pub fn tokens(line: &str, mask_kv: bool) -> Vec<String> {
             break;
         }
         // A month or weekday name next to numbers is part of a timestamp, so a variable.
-        let next_timey = raw.peek().is_some_and(|n| has_digit(n) && is_time_piece(n));
-        let masked = if (is_month_or_day(tok) && (prev_timey || next_timey))
-            || (prev_number && is_unit(tok))
-        {
+        let mut month_in_time = || {
+            is_month_or_day(tok)
+                && (prev_timey || raw.peek().is_some_and(|n| has_digit(n) && is_time_piece(n)))
+        };
+        let masked = if (prev_number && is_unit(tok)) || month_in_time() {
             WILDCARD.to_owned()
         } else {
             mask_token(tok, mask_kv)
@@ -246,15 +247,65 @@ fn is_unit(t: &str) -> bool {
 }
 
 fn is_month_or_day(t: &str) -> bool {
-    const NAMES: [&str; 19] = [
-        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec", "mon",
-        "tue", "wed", "thu", "fri", "sat", "sun",
-    ];
-    let t = t.trim_matches(['[', ']', ',']);
-    t.len() >= 3
-        && t.is_char_boundary(3)
-        && NAMES.iter().any(|n| t[..3].eq_ignore_ascii_case(n))
-        && t.len() <= 9
+    // Cheap rejections first: this runs on every token.
+    if t.len() < 3
+        || t.len() > 11
+        || !t.as_bytes()[0].is_ascii_alphabetic() && t.as_bytes()[0] != b'['
+    {
+        return false;
+    }
+    let t = t.trim_matches(['[', ']', ',', '.']);
+    if t.len() < 3 || t.len() > 9 || !t.is_ascii() {
+        return false;
+    }
+    let mut buf = [0u8; 9];
+    for (dst, src) in buf.iter_mut().zip(t.bytes()) {
+        *dst = src.to_ascii_lowercase();
+    }
+    matches!(
+        &buf[..t.len()],
+        b"jan"
+            | b"feb"
+            | b"mar"
+            | b"apr"
+            | b"may"
+            | b"jun"
+            | b"jul"
+            | b"aug"
+            | b"sep"
+            | b"sept"
+            | b"oct"
+            | b"nov"
+            | b"dec"
+            | b"mon"
+            | b"tue"
+            | b"tues"
+            | b"wed"
+            | b"thu"
+            | b"thur"
+            | b"thurs"
+            | b"fri"
+            | b"sat"
+            | b"sun"
+            | b"january"
+            | b"february"
+            | b"march"
+            | b"april"
+            | b"june"
+            | b"july"
+            | b"august"
+            | b"september"
+            | b"october"
+            | b"november"
+            | b"december"
+            | b"monday"
+            | b"tuesday"
+            | b"wednesday"
+            | b"thursday"
+            | b"friday"
+            | b"saturday"
+            | b"sunday"
+    )
 }
 
 fn is_level(t: &str) -> bool {
@@ -314,6 +365,11 @@ fn is_separator(c: char) -> bool {
 
 /// Masks the variable pieces of one token and folds adjacent wildcards into one.
 pub fn mask_token(tok: &str, mask_kv: bool) -> String {
+    // Fast path for plain words: no piece of them can be a variable.
+    let may_vary = has_digit(tok) || tok.contains('<') || (mask_kv && tok.contains('='));
+    if tok.len() < 16 && !may_vary {
+        return tok.to_owned();
+    }
     let mut out = String::with_capacity(tok.len());
     let mut piece_start = 0;
     let mut after_eq = false;
