@@ -85,7 +85,8 @@ pub fn mine_with<'a>(config: MinerConfig, lines: impl IntoIterator<Item = &'a st
     for line in lines {
         let tokens = preprocess::tokens(line, miner.config.mask_kv_values);
         let id = miner.add_tokens(&tokens);
-        rows.push((id, tokens));
+        // One string per line, not one per token: tokens never hold whitespace.
+        rows.push((id, tokens.join(" ")));
     }
     merge_leading(&mut miner, &mut rows);
     refine(&miner, &rows)
@@ -96,7 +97,7 @@ pub fn mine_with<'a>(config: MinerConfig, lines: impl IntoIterator<Item = &'a st
 /// The tree sends `chrome.exe - <*> open` and `firefox.exe - <*> open` to different leaves,
 /// so similarity never compares them. When more than `split_max_values` templates differ
 /// only at one such position, that position is a variable (the converse of [`refine`]).
-fn merge_leading(miner: &mut TemplateMiner, rows: &mut [(TemplateId, Vec<String>)]) {
+fn merge_leading(miner: &mut TemplateMiner, rows: &mut [(TemplateId, String)]) {
     let n = miner.templates.len();
     let mut target: Vec<usize> = (0..n).collect();
     let layers = miner.config.depth.saturating_sub(2);
@@ -152,7 +153,7 @@ fn merge_leading(miner: &mut TemplateMiner, rows: &mut [(TemplateId, Vec<String>
 type PositionStats = (usize, Vec<(String, u64)>, bool);
 
 /// Splits Drain groups on low-cardinality word positions; see [`mine`].
-fn refine(miner: &TemplateMiner, rows: &[(TemplateId, Vec<String>)]) -> Mined {
+fn refine(miner: &TemplateMiner, rows: &[(TemplateId, String)]) -> Mined {
     let cfg = &miner.config;
     // Per template, per wildcard position: the distinct words seen (up to the cap + 1).
     let mut stats: Vec<Vec<PositionStats>> = miner
@@ -167,10 +168,14 @@ fn refine(miner: &TemplateMiner, rows: &[(TemplateId, Vec<String>)]) -> Mined {
                 .collect()
         })
         .collect();
-    for (id, tokens) in rows {
+    for (id, joined) in rows {
         let Some(slots) = stats.get_mut((id.0 as usize).saturating_sub(1)) else {
             continue;
         };
+        if slots.is_empty() {
+            continue;
+        }
+        let tokens: Vec<&str> = joined.split(' ').collect();
         for (p, values, splittable) in slots.iter_mut() {
             if !*splittable {
                 continue;
@@ -183,7 +188,7 @@ fn refine(miner: &TemplateMiner, rows: &[(TemplateId, Vec<String>)]) -> Mined {
             if let Some((_, n)) = values.iter_mut().find(|(v, _)| v == tok) {
                 *n += 1;
             } else if values.len() < cfg.split_max_values {
-                values.push((tok.clone(), 1));
+                values.push(((*tok).to_owned(), 1));
             } else {
                 *splittable = false;
             }
@@ -205,15 +210,20 @@ fn refine(miner: &TemplateMiner, rows: &[(TemplateId, Vec<String>)]) -> Mined {
         .collect();
     let mut keys: HashMap<(TemplateId, Vec<String>), TemplateId> = HashMap::new();
     let mut out = Mined::default();
-    for (id, tokens) in rows {
+    for (id, joined) in rows {
         let idx = (id.0 as usize).saturating_sub(1);
         let (Some(base), Some(positions)) = (miner.templates.get(idx), split_positions.get(idx))
         else {
             continue;
         };
+        let tokens: Vec<&str> = if positions.is_empty() {
+            Vec::new()
+        } else {
+            joined.split(' ').collect()
+        };
         let values: Vec<String> = positions
             .iter()
-            .filter_map(|p| tokens.get(*p).cloned())
+            .filter_map(|p| tokens.get(*p).map(|t| (*t).to_owned()))
             .collect();
         let next = TemplateId(out.templates.len() as u32 + 1);
         let final_id = *keys.entry((*id, values)).or_insert(next);
@@ -223,7 +233,7 @@ fn refine(miner: &TemplateMiner, rows: &[(TemplateId, Vec<String>)]) -> Mined {
             t.count = 0;
             for p in positions {
                 if let (Some(slot), Some(tok)) = (t.tokens.get_mut(*p), tokens.get(*p)) {
-                    slot.clone_from(tok);
+                    *slot = (*tok).to_owned();
                 }
             }
             out.templates.push(t);
