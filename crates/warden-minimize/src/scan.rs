@@ -138,6 +138,17 @@ fn credit_card(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
     }
 }
 
+/// `scheme://user:password@host`: the part before `@` is a credential (another rule's), and
+/// the host is not an email domain.
+fn in_url_userinfo(text: &[u8], s: usize) -> bool {
+    let lo = s.saturating_sub(256);
+    let token_start = text[lo..s]
+        .iter()
+        .rposition(|b| b.is_ascii_whitespace() || matches!(b, b'"' | b'\'' | b'<' | b'>'))
+        .map_or(lo, |i| lo + i + 1);
+    memchr::memmem::find(&text[token_start..s], b"://").is_some()
+}
+
 /// Whether any byte of the word is an ASCII digit (SWAR: no carry crosses bytes because the
 /// high bit is masked off first, and bytes with the high bit set are excluded).
 fn has_digit(x: u64) -> bool {
@@ -171,7 +182,7 @@ fn email(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
         while e > at + 1 && matches!(text[e - 1], b'.' | b'-') {
             e -= 1;
         }
-        if s < at && e > at + 3 {
+        if s < at && e > at + 3 && !in_url_userinfo(text, s) {
             emit(s, e);
             next = e;
         }

@@ -224,6 +224,11 @@ fn url_credentials() {
         "github_token",
     );
     clean("see https://github.com/acme/infra.git and http://host:8080/path@v2");
+    // The host after credentials is not an email address.
+    check(
+        "mongodb://root:r00tPw@mongo-0.mongo:27017/?authSource=admin",
+        "mongodb://root:[SECRET:url_credentials:1]@mongo-0.mongo:27017/?authSource=admin",
+    );
 }
 
 #[test]
@@ -262,6 +267,16 @@ fn command_lines() {
         "curl -u admin:Adm1nPass https://api.example.com",
         "Adm1nPass",
         "password",
+    );
+    finds(
+        "docker login -u ci -p Dock3rPw! registry.example.com",
+        "Dock3rPw!",
+        "password",
+    );
+    finds(
+        "echo x | docker login --password-stdin; token dckr_pat_abcDEF123ghiJKL456",
+        "dckr_pat_abcDEF123ghiJKL456",
+        "generic_secret",
     );
     clean("ssh -p 2222 admin@bastion; docker run -p 8080:80 nginx");
     clean("exec: tool --password-file /etc/secret --verbose");
