@@ -1,9 +1,9 @@
 //! Byte budgets for one data type: cut a part's text to its budget and say how.
 //!
 //! Owns the choice of method per data type: logs fold into templates with counts and
-//! exemplars ([`logs`]), traces keep error and slow spans first ([`traces`]), metrics are
-//! downsampled per series ([`metrics`]), anything else is cut at a UTF-8 boundary with a
-//! marker ([`text`]). Refuses to redact: it runs on text that redaction already cleaned.
+//! exemplars (`logs`), traces keep error and slow spans first (`traces`), metrics are
+//! downsampled per series (`metrics`), anything else is cut at a UTF-8 boundary with a
+//! marker (`text`). Refuses to redact: it runs on text that redaction already cleaned.
 //!
 //! Invariants: `cut.text.len() <= budget` whenever the input was over budget; text within
 //! budget is returned unchanged; a [`CutReport`] holds counts and names, never payload bytes.

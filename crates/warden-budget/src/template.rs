@@ -3,7 +3,10 @@
 //! Owns the fixed-depth parse tree: lines are routed by token count, then by their first
 //! tokens, to a short list of templates; the most similar template above a threshold absorbs
 //! the line and turns the tokens that differ into the wildcard `<*>`.
-//! Refuses to know log formats: [`preprocess`] strips headers by shape and masks variables.
+//! Refuses to know log formats: `preprocess` strips headers by shape and masks variables.
+//! [`mine`] adds two linear passes after the tree: `merge_leading` joins templates that differ
+//! only in a many-valued token the tree routed on, and `refine` splits a template on a position
+//! holding a few frequent words. [`TemplateMiner`] alone is the online, tree-only stage.
 //!
 //! Invariant: one line costs time bounded by constants (tokens per line, children per node,
 //! templates searched per leaf), so mining is linear in the input size.
@@ -71,9 +74,11 @@ pub struct Mined {
 
 /// Mines every line with the default configuration.
 ///
-/// Two passes, both linear: the Drain tree groups the lines, then [`refine`] splits a group
-/// on a wildcard position that holds only a few words, each seen often (`VM Started`,
-/// `VM Paused`): such words name events, while variables take many values.
+/// Three linear passes: the Drain tree groups the lines; templates that differ only in one
+/// leading token with more than `split_max_values` values are joined (`chrome.exe - … open`,
+/// `firefox.exe - … open`); a template is split on a wildcard position that holds only a few
+/// words, each seen often (`VM Started`, `VM Paused`). Variables take many values, event
+/// names few.
 pub fn mine<'a>(lines: impl IntoIterator<Item = &'a str>) -> Mined {
     mine_with(MinerConfig::default(), lines)
 }

@@ -1,8 +1,10 @@
 //! Turns one raw log line into the masked tokens that the template tree compares.
 //!
 //! Knows no log format: a leading header (timestamps, level, pid, host, syslog tag, logger
-//! name, one bracketed context) is recognised by shape, then every token piece that holds a
-//! digit, a long hex run or a `key=value` value becomes the wildcard `<*>`.
+//! name, up to two bracketed context groups) is recognised by shape, then every token piece
+//! that holds a digit or a long hex run (optionally any `key=value` value), a month name inside
+//! a timestamp and a unit after a number become the wildcard `<*>`; `|` separates tokens
+//! like whitespace does.
 //! Invariant: the output depends only on the line, never on earlier lines, and costs time
 //! linear in the line (lines are looked at up to [`MAX_LINE_BYTES`], tokens up to [`MAX_TOKENS`]).
 
@@ -61,7 +63,7 @@ pub fn tokens(line: &str, mask_kv: bool) -> Vec<String> {
         };
         prev_timey = has_digit(tok) && is_time_piece(tok);
         prev_number = tok.bytes().next().is_some_and(|b| b.is_ascii_digit());
-        // A list of ids (`blk_<*> blk_<*> ...`) is one variable, whatever its length.
+        // A list of ids (`blk_1 blk_2 ...`, masked alike) is one variable, whatever its length.
         if masked.contains(WILDCARD) && out.last() == Some(&masked) {
             continue;
         }
