@@ -2,6 +2,14 @@
 //! secrets: the common case the keyword prefilter is built for) and the labelled corpus (dense
 //! secrets: the worst realistic case). Skips a group with a message when its data is absent.
 //! Figures and method: docs/BENCHMARKS.md, section "Redaction".
+#![expect(
+    clippy::unwrap_used,
+    reason = "a bench without its rule pack has nothing to measure"
+)]
+#![expect(
+    clippy::print_stdout,
+    reason = "criterion reports on stdout; the skip notice goes with it"
+)]
 
 use std::hint::black_box;
 use std::time::Duration;

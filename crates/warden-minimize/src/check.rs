@@ -70,7 +70,7 @@ fn luhn_card(m: &[u8], before: Option<u8>, after: Option<u8>) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Issuer identification numbers of the card networks in use (Visa, Mastercard, Amex, Discover,

@@ -3,6 +3,10 @@
 //!
 //! The secrets are generated (random values in the shapes of each rule), and, when the shared
 //! corpus is present, also taken from `labelled-dev.jsonl` and wrapped in random noise.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test on setup errors"
+)]
 
 use std::sync::LazyLock;
 

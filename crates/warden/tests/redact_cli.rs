@@ -1,6 +1,10 @@
 //! Runs the real `warden redact` binary: exact output on small fixtures, the bad-input cases,
 //! ordering across threads and chunks, and the labelled corpus through `--jsonl` and the shared
 //! scorer (skipped with a message when `../shared` is absent).
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test on setup errors"
+)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
