@@ -125,6 +125,36 @@ fn config_from_stdin_is_cut_with_a_marker() {
 }
 
 #[test]
+fn traces_keep_error_spans_first() {
+    let input = "span=checkout duration=120ms status=OK\n\
+                 span=db.query duration=2s status=OK\n\
+                 span=payment duration=15ms status=ERROR\n\
+                 span=render duration=8ms status=OK\n";
+    let out = warden(
+        &[
+            "minimize",
+            "--type",
+            "traces",
+            "--budget",
+            "130",
+            "--explain",
+        ],
+        input.as_bytes(),
+    );
+    check(
+        &out,
+        0,
+        "[warden: 1 of 4 spans kept, errors then slowest first, in original order]\n\
+         span=payment duration=15ms status=ERROR\n",
+        "minimize traces:\n\
+         \x20 input:      150 bytes\n\
+         \x20 redacted:   150 bytes, no redactions\n\
+         \x20 sent:       114 bytes (budget 130)\n\
+         \x20 budget:     span selection: 1 of 4 spans kept (1 with errors), errors then slowest first\n",
+    );
+}
+
+#[test]
 fn templates_prints_one_id_per_line() {
     let out = warden(
         &[
