@@ -136,8 +136,18 @@ fn header_len(line: &str, toks: &[(usize, &str)]) -> usize {
             i += 1;
             continue;
         }
-        // A leading `-` is an empty alert or severity column (BGL, Thunderbird).
+        // A leading `-` is an empty alert or severity column (BGL, Thunderbird); a leading
+        // upper-case flag before a timestamp fills that column (`KERNDTLB 1118536327 ...`).
         if (i == 0 || saw_level || saw_time) && matches!(t, "-" | "|" | ":" | "--") {
+            i += 1;
+            continue;
+        }
+        if i == 0
+            && is_flag(t)
+            && toks
+                .get(1)
+                .is_some_and(|n| is_time_piece(n.1) && digits(n.1) >= 6)
+        {
             i += 1;
             continue;
         }
@@ -214,6 +224,10 @@ fn group_text<'a>(line: &'a str, toks: &[(usize, &'a str)], start: usize, end: u
         .unwrap_or(toks[start].1)
         .trim_start_matches(['[', '<'])
         .trim_end_matches([']', '>', ':'])
+}
+
+fn digits(t: &str) -> usize {
+    t.bytes().filter(u8::is_ascii_digit).count()
 }
 
 fn has_digit(t: &str) -> bool {
@@ -317,6 +331,11 @@ fn is_level(t: &str) -> bool {
     ];
     let t = t.trim_matches(['[', ']', '<', '>', ':']);
     LEVELS.iter().any(|l| t.eq_ignore_ascii_case(l))
+}
+
+/// An upper-case alert flag: `APPREAD`, `KERNDTLB`.
+fn is_flag(t: &str) -> bool {
+    (2..=16).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
 }
 
 /// One-letter levels after a timestamp (Android's `D`, `I`, `W`, `E`).

@@ -41,6 +41,52 @@ fn headers_of_common_shapes() {
         "Connection closed by 1.2.3.4",
         "Connection closed by 1.2.3.4",
     );
+    // Shapes of Loghub systems that are not in the test data.
+    check_header(
+        "- 1117838570 2005.06.03 R02-M1-N0-C:J12-U11 2005-06-03-15.42.50.675872 R02-M1-N0-C:J12-U11 RAS KERNEL INFO instruction cache parity error corrected",
+        "RAS KERNEL INFO instruction cache parity error corrected",
+    );
+    check_header(
+        "KERNDTLB 1118536327 2005.06.11 R30-M0-N9-C:J16-U01 2005-06-11-17.32.07.581048 R30-M0-N9-C:J16-U01 RAS KERNEL FATAL data TLB error interrupt",
+        "RAS KERNEL FATAL data TLB error interrupt",
+    );
+    check_header(
+        "- 1131566461 2005.11.09 dn228 Nov 9 12:01:01 dn228/dn228 crond(pam_unix)[2915]: session closed for user root",
+        "session closed for user root",
+    );
+    check_header(
+        "2015-10-18 18:01:47,978 INFO [main] org.apache.hadoop.mapreduce.v2.app.MRAppMaster: Created MRAppMaster for application appattempt_1445144423722_0020_000001",
+        "Created MRAppMaster for application appattempt_1445144423722_0020_000001",
+    );
+    check_header(
+        "20171223-22:15:29:606|Step_LSC|30002312|onStandStepChanged 3579",
+        "Step_LSC|30002312|onStandStepChanged 3579",
+    );
+    check_header(
+        "Jul  1 09:00:55 calvisitor-10-105-160-95 kernel[0]: IOThunderboltSwitch<0>(0x0)::listenerCallback - Thunderbolt HPD packet",
+        "IOThunderboltSwitch<0>(0x0)::listenerCallback - Thunderbolt HPD packet",
+    );
+    check_header(
+        "03-17 16:13:38.811  1702  2395 D WindowManager: printFreezingDisplayLogsopening app wtoken = AppWindowToken{9f4ef63 token=Token{a64f992}}",
+        "printFreezingDisplayLogsopening app wtoken = AppWindowToken{9f4ef63 token=Token{a64f992}}",
+    );
+    check_header(
+        "2016-09-28 04:30:30, Info                  CBS    Loaded Servicing Stack v6.1.7601.23505 with Core",
+        "CBS    Loaded Servicing Stack v6.1.7601.23505 with Core",
+    );
+    check_header(
+        "[10.30 16:49:06] chrome.exe - proxy.cse.cuhk.edu.hk:5070 open through proxy proxy.cse.cuhk.edu.hk:5070 HTTPS",
+        "chrome.exe - proxy.cse.cuhk.edu.hk:5070 open through proxy proxy.cse.cuhk.edu.hk:5070 HTTPS",
+    );
+    check_header(
+        "134681 node-246 unix.hw state_change.unavailable 1077804742 1 Component State Change: Component is unavailable",
+        "unix.hw state_change.unavailable 1077804742 1 Component State Change: Component is unavailable",
+    );
+    check_header(
+        "2024-01-01 12:00:00,123 [main] INFO com.example.Service - started in 5 ms",
+        "started in 5 ms",
+    );
+    check_header("GET 200 bytes", "GET 200 bytes");
     check_header("", "");
     check_header("2024-01-01", "2024-01-01");
 }
