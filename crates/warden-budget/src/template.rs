@@ -173,6 +173,7 @@ fn refine(miner: &TemplateMiner, rows: &[(TemplateId, String)]) -> Mined {
                 .collect()
         })
         .collect();
+    let mut wild_words: HashMap<&str, (u32, bool)> = HashMap::new();
     for (id, joined) in rows {
         let Some(slots) = stats.get_mut((id.0 as usize).saturating_sub(1)) else {
             continue;
@@ -182,12 +183,18 @@ fn refine(miner: &TemplateMiner, rows: &[(TemplateId, String)]) -> Mined {
         }
         let tokens: Vec<&str> = joined.split(' ').collect();
         for (p, values, splittable) in slots.iter_mut() {
-            if !*splittable {
-                continue;
-            }
             let Some(tok) = tokens.get(*p) else { continue };
             if tok.contains(WILDCARD) {
                 *splittable = false;
+                continue;
+            }
+            // Which templates this word fills a wildcard of: one is an event name, more
+            // is an entity (`session opened for user cyrus`, `session closed for user cyrus`).
+            let seen = wild_words.entry(tok).or_insert((id.0, false));
+            if seen.0 != id.0 {
+                seen.1 = true;
+            }
+            if !*splittable {
                 continue;
             }
             if let Some((_, n)) = values.iter_mut().find(|(v, _)| v == tok) {
@@ -207,7 +214,10 @@ fn refine(miner: &TemplateMiner, rows: &[(TemplateId, String)]) -> Mined {
             slots
                 .iter()
                 .filter(|(_, values, ok)| {
-                    *ok && values.len() >= 2 && values.iter().all(|(_, n)| *n >= least)
+                    *ok && values.len() >= 2
+                        && values.iter().all(|(v, n)| {
+                            *n >= least && !wild_words.get(v.as_str()).is_some_and(|w| w.1)
+                        })
                 })
                 .map(|(p, _, _)| *p)
                 .collect()

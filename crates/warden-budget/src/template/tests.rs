@@ -178,3 +178,24 @@ fn few_frequent_words_split_a_template() {
         ]
     );
 }
+
+#[test]
+fn words_that_fill_other_templates_are_variables() {
+    let mut lines = Vec::new();
+    for i in 0..30 {
+        let user = ["cyrus", "news", "test"][i % 3];
+        lines.push(format!("Jun 15 04:06:{i:02} combo su(pam_unix)[21416]: session opened for user {user} by (uid=0)"));
+        lines.push(format!(
+            "Jun 15 04:06:{i:02} combo su(pam_unix)[21416]: session closed for user {user}"
+        ));
+    }
+    let mined = mine(lines.iter().map(String::as_str));
+    let texts: Vec<String> = mined.templates.iter().map(Template::text).collect();
+    assert_eq!(
+        texts,
+        [
+            "session opened for user <*> by (uid=<*>)",
+            "session closed for user <*>"
+        ]
+    );
+}
