@@ -199,6 +199,20 @@ fn invalid_utf8_names_the_byte_offset() {
 }
 
 #[test]
+fn templates_read_invalid_utf8_lossily_with_a_warning() {
+    let out = warden(
+        &["minimize", "--type", "logs", "--templates"],
+        b"job 1 done\n\xffjob 2 done\nboot\n",
+    );
+    check(
+        &out,
+        0,
+        "1\tT1\n2\tT2\n3\tT3\n",
+        "warning: stdin is not valid UTF-8 (first invalid byte at offset 11); invalid bytes read as U+FFFD\n",
+    );
+}
+
+#[test]
 fn templates_needs_logs() {
     let out = warden(&["minimize", "--type", "metrics", "--templates"], b"x 1\n");
     check(

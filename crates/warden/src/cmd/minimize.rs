@@ -61,18 +61,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let bytes = read_input(args.file.as_ref())?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| {
-        anyhow::anyhow!(
-            "{} is not valid UTF-8: invalid byte at offset {}",
-            input_name(args.file.as_ref()),
-            e.valid_up_to()
-        )
-    })?;
+    let name = input_name(args.file.as_ref());
     let mut out = io::BufWriter::new(io::stdout().lock());
-    let written = if args.templates {
-        write_templates(&mut out, text)
-    } else {
-        minimize(&mut out, &args, data_type, text)
+    let written = match std::str::from_utf8(&bytes) {
+        Ok(text) if args.templates => write_templates(&mut out, text),
+        Ok(text) => minimize(&mut out, &args, data_type, text),
+        // Template ids carry no text, so a stray byte must not cost the whole log its ids:
+        // read it as U+FFFD (line numbers are unchanged) and say so.
+        Err(e) if args.templates => {
+            eprintln!(
+                "warning: {name} is not valid UTF-8 (first invalid byte at offset {}); invalid bytes read as U+FFFD",
+                e.valid_up_to()
+            );
+            write_templates(&mut out, &String::from_utf8_lossy(&bytes))
+        }
+        Err(e) => bail!(
+            "{name} is not valid UTF-8: invalid byte at offset {}",
+            e.valid_up_to()
+        ),
     };
     match written.and_then(|()| out.flush().map_err(anyhow::Error::from)) {
         Ok(()) => Ok(ExitCode::SUCCESS),
