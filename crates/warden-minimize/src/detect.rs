@@ -57,6 +57,9 @@ enum Target {
     Structure(usize),
 }
 
+/// Size of the blocks that all passes share while they are in cache.
+const BLOCK: usize = 32 << 10;
+
 /// A finding before overlaps are resolved.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Raw {
@@ -179,7 +182,6 @@ impl Engine {
             let ac = AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
                 .match_kind(MatchKind::LeftmostLongest)
-                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                 .build(&words)
                 .map_err(|e| RuleError {
                     origin: "rules".into(),
@@ -230,14 +232,40 @@ impl Engine {
     }
 
     fn find_raw(&self, text: &[u8]) -> Vec<Raw> {
+        let mut out = Vec::new();
+        let mut line = LineMarks::new(self.inner.rules.patterns.len());
+        let mut structure_done = vec![0usize; self.inner.rules.structures.len()];
+        // Every pass runs block by block (whole lines, about 32 KiB), so the block is still in
+        // cache for the next pass; structure detectors still see the whole text.
+        let mut from = 0;
+        while from < text.len() {
+            let to = match text.get(from + BLOCK..) {
+                Some(rest) => {
+                    memchr::memchr(b'\n', rest).map_or(text.len(), |i| from + BLOCK + i + 1)
+                }
+                None => text.len(),
+            };
+            self.scan_block(text, from, to, &mut line, &mut structure_done, &mut out);
+            from = to;
+        }
+        line.flush(self, text, &mut out);
+        out
+    }
+
+    fn scan_block(
+        &self,
+        text: &[u8],
+        from: usize,
+        to: usize,
+        line: &mut LineMarks,
+        structure_done: &mut [usize],
+        out: &mut Vec<Raw>,
+    ) {
         let inner = &*self.inner;
         let rules = &inner.rules;
-        let mut out = Vec::new();
         if let Some(ac) = &inner.keywords {
-            let mut line = LineMarks::new(rules.patterns.len());
-            let mut structure_done = vec![0usize; rules.structures.len()];
-            for m in ac.find_iter(text) {
-                let pos = m.start();
+            for m in ac.find_iter(&text[from..to]) {
+                let pos = from + m.start();
                 for &t in &inner.targets[m.pattern().as_usize()] {
                     match t {
                         Target::Structure(i) => {
@@ -257,7 +285,7 @@ impl Engine {
                         }
                         Target::Pattern(_) | Target::Assign => {
                             if pos >= line.end || line.start > pos {
-                                line.flush(self, text, &mut out);
+                                line.flush(self, text, out);
                                 line.start =
                                     memchr::memrchr(b'\n', &text[..pos]).map_or(0, |i| i + 1);
                                 line.end = memchr::memchr(b'\n', &text[pos..])
@@ -268,12 +296,12 @@ impl Engine {
                     }
                 }
             }
-            line.flush(self, text, &mut out);
         }
         for &i in &inner.always {
             let rule = &rules.patterns[i];
             match rule.scanner {
-                Some(scanner) => crate::scan::candidates(scanner, text, &mut |s, e| {
+                Some(scanner) => crate::scan::candidates(scanner, &text[from..to], &mut |s, e| {
+                    let (s, e) = (from + s, from + e);
                     // The check is cheap and rejects most candidates (timestamps, ids) before
                     // any regex runs; without a regex the candidate itself is the match.
                     if rule.check != crate::rules::Check::None
@@ -282,7 +310,7 @@ impl Engine {
                         return;
                     }
                     match rule.regex {
-                        Some(_) => self.run_pattern(rule, text, s, e, &mut out),
+                        Some(_) => self.run_pattern(rule, text, s, e, out),
                         None => {
                             if self.accept_pattern(rule, text, s, e) {
                                 out.push(Raw {
@@ -295,10 +323,9 @@ impl Engine {
                         }
                     }
                 }),
-                None => self.run_pattern(rule, text, 0, text.len(), &mut out),
+                None => self.run_pattern(rule, text, from, to, out),
             }
         }
-        out
     }
 
     /// Runs one pattern rule over `text[from..to]`.

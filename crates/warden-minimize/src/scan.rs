@@ -103,17 +103,18 @@ fn credit_card(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
     let n = text.len();
     let mut i = 0;
     while i < n {
-        if !text[i].is_ascii_digit() {
-            i += 1;
-            // Skip eight bytes at a time while none of them is a digit.
-            while let Some(chunk) = text.get(i..i + 8) {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(chunk);
-                if has_digit(u64::from_le_bytes(w)) {
-                    break;
-                }
+        // Jump to the next digit eight bytes at a time.
+        if let Some(chunk) = text.get(i..i + 8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            let mask = digit_mask(u64::from_le_bytes(w));
+            if mask == 0 {
                 i += 8;
+                continue;
             }
+            i += (mask.trailing_zeros() / 8) as usize;
+        } else if !text[i].is_ascii_digit() {
+            i += 1;
             continue;
         }
         let start = i;
@@ -149,15 +150,16 @@ fn in_url_userinfo(text: &[u8], s: usize) -> bool {
     memchr::memmem::find(&text[token_start..s], b"://").is_some()
 }
 
-/// Whether any byte of the word is an ASCII digit (SWAR: no carry crosses bytes because the
-/// high bit is masked off first, and bytes with the high bit set are excluded).
-fn has_digit(x: u64) -> bool {
+/// Bit 7 of each byte of the result is set where that byte of the word is an ASCII digit
+/// (SWAR: no carry crosses bytes because the high bit is masked off first, and bytes with the
+/// high bit set are excluded).
+fn digit_mask(x: u64) -> u64 {
     const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const HI: u64 = 0x8080_8080_8080_8080;
     let y = x & LO7;
     let ge_0 = y.wrapping_add(0x5050_5050_5050_5050); // bit 7 set where byte >= 0x30
     let gt_9 = y.wrapping_add(0x4646_4646_4646_4646); // bit 7 set where byte >= 0x3a
-    (ge_0 & !gt_9 & !x & HI) != 0
+    ge_0 & !gt_9 & !x & HI
 }
 
 fn email(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
@@ -185,6 +187,19 @@ fn email(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
         if s < at && e > at + 3 && !in_url_userinfo(text, s) {
             emit(s, e);
             next = e;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digit_mask_marks_exactly_the_digits() {
+        for b in 0..=255u8 {
+            let word = u64::from_le_bytes([b'x', b, b'x', b'x', b'x', b'x', b'x', 0xff]);
+            assert_eq!(digit_mask(word) != 0, b.is_ascii_digit(), "byte {b:#x}");
         }
     }
 }
