@@ -68,3 +68,16 @@ fn otlp_metrics_example_stays_valid_json() {
         "one point per series: min and max keep it"
     );
 }
+
+#[test]
+fn otlp_logs_example_folds_records_into_templates() {
+    let Some(text) = example("logs.json") else {
+        return;
+    };
+    let cut = apply(DataType::Logs, &text, 300);
+    assert_eq!(
+        cut.text,
+        "[warden: 1 log lines folded into 1 templates; errors, warnings and rare templates first]\n\
+         [x1] Information Example log record\n    Information Example log record\n"
+    );
+}

@@ -3,8 +3,11 @@
 //! Shows the most informative templates first: errors, then warnings, then rare before
 //! frequent, then first seen. Each template is `[xCOUNT] template` followed by up to
 //! [`EXEMPLARS`] distinct lines, each cut to [`EXEMPLAR_BYTES`].
+//! OTLP/JSON logs fold the same way, one `SEVERITY body` line per log record.
 
-use super::Method;
+use serde_json::Value;
+
+use super::{Method, array};
 use crate::template::{floor_char_boundary, mine};
 
 /// Exemplar lines shown under a template.
@@ -46,8 +49,41 @@ struct Group {
     exemplars: Vec<usize>,
 }
 
+/// OTLP/JSON logs (`resourceLogs[].scopeLogs[].logRecords[]`) as one `SEVERITY body` line per
+/// record, so they fold like text logs; `None` when `text` is not that shape.
+fn otlp_lines(text: &str) -> Option<Vec<String>> {
+    let trimmed = text.trim_start();
+    if !trimmed.starts_with('{') || !trimmed.contains("\"resourceLogs\"") {
+        return None;
+    }
+    let doc: Value = serde_json::from_str(text).ok()?;
+    let mut out = Vec::new();
+    for rl in array(doc.get("resourceLogs")) {
+        for sl in array(rl.get("scopeLogs")) {
+            for rec in array(sl.get("logRecords")) {
+                let severity = rec
+                    .get("severityText")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let body = match rec.get("body").and_then(|b| b.get("stringValue")) {
+                    Some(Value::String(s)) => s.clone(),
+                    _ => rec.get("body").map(Value::to_string).unwrap_or_default(),
+                };
+                // One record is one line, whatever newlines its body holds.
+                let line = format!("{severity} {body}").replace(['\n', '\r'], " ");
+                out.push(line.trim().to_owned());
+            }
+        }
+    }
+    Some(out)
+}
+
 pub(crate) fn cut(text: &str, budget: usize) -> (String, Method) {
-    let lines: Vec<&str> = text.lines().collect();
+    let records = otlp_lines(text);
+    let lines: Vec<&str> = match &records {
+        Some(r) => r.iter().map(String::as_str).collect(),
+        None => text.lines().collect(),
+    };
     let mined = mine(lines.iter().copied());
     let mut groups: Vec<Group> = mined
         .templates
