@@ -3,7 +3,10 @@
 //! Reads a file or stdin, redacts with the built-in rule pack (`warden-minimize`), cuts to the
 //! type's byte budget (`warden-budget`) and prints the result. `--explain` prints the summary
 //! (counts only) to stderr; `--templates` prints `LINE<TAB>TEMPLATE_ID` per input line instead,
-//! for `score_templates.py`. Owns only the wiring: every rule lives in the two library crates.
+//! for `score_templates.py`: it mines the raw input, since redaction may join lines (a PEM
+//! block becomes one placeholder) and the ids must count input lines; ids carry no text, so
+//! invalid UTF-8 is read lossily there, with a warning. Owns only the wiring: every rule lives
+//! in the two library crates.
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
