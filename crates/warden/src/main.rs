@@ -25,32 +25,37 @@ enum Command {
     Up(cmd::up::Args),
     /// Run one service from a config file.
     Serve(cmd::serve::Args),
-    /// Issue certificates from the dev CA.
+    /// Create the dev CA and issue certificates from it.
     Certs(cmd::certs::Args),
+    /// Print what would be sent for one data type after redaction and budgets.
+    Minimize(cmd::minimize::Args),
+    /// Print text as the gateway would send it: secrets and personal data replaced by placeholders.
+    Redact(cmd::redact::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
     let result = match cli.command {
-        Command::Up(args) => run_async(cmd::up::run(args)),
-        Command::Serve(args) => run_async(cmd::serve::run(args)),
-        Command::Certs(args) => cmd::certs::run(args),
+        Command::Up(args) => service(args, cmd::up::run),
+        Command::Serve(args) => service(args, cmd::serve::run),
+        Command::Certs(args) => cmd::certs::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Minimize(args) => cmd::minimize::run(args),
+        Command::Redact(args) => cmd::redact::run(args),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_code(result)
 }
 
-fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+/// Runs a long-lived service subcommand on a multi-threaded runtime, with logs on stderr.
+fn service<A, F>(args: A, run: impl FnOnce(A) -> F) -> anyhow::Result<ExitCode>
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    init_tracing();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(fut)
+        .block_on(run(args))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init_tracing() {
@@ -60,4 +65,15 @@ fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// Prints a failed subcommand's error chain on stderr; errors never carry payload bytes.
+fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

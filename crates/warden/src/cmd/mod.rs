@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
 pub mod certs;
+pub mod minimize;
+pub mod redact;
 pub mod serve;
 pub mod up;

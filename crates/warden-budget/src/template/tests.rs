@@ -1,0 +1,201 @@
+//! Table tests for header stripping, masking and the template tree.
+
+use super::*;
+
+#[track_caller]
+fn check_header(line: &str, expected: &str) {
+    assert_eq!(strip_header(line), expected, "line: {line}");
+}
+
+#[test]
+fn headers_of_common_shapes() {
+    check_header(
+        "081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block blk_38865049064139660 terminating",
+        "PacketResponder 1 for block blk_38865049064139660 terminating",
+    );
+    check_header(
+        "[Sun Dec 04 04:47:44 2005] [notice] workerEnv.init() ok /etc/x",
+        "workerEnv.init() ok /etc/x",
+    );
+    check_header(
+        "Jun 14 15:16:02 combo sshd(pam_unix)[19937]: check pass; user unknown",
+        "check pass; user unknown",
+    );
+    check_header(
+        "Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user webmaster from 173.234.31.186",
+        "Invalid user webmaster from 173.234.31.186",
+    );
+    check_header(
+        "2015-07-29 17:41:44,747 - INFO  [QuorumPeer[myid=1]/0:0:0:0:0:0:0:0:2181:FastLeaderElection@774] - Notification time out: 3200",
+        "Notification time out: 3200",
+    );
+    check_header(
+        "17/06/09 20:10:40 INFO spark.SecurityManager: Changing view acls to: yarn,curi",
+        "Changing view acls to: yarn,curi",
+    );
+    check_header(
+        "nova-api.log.1.2017-05-16_13:53:08 2017-05-16 00:00:00.008 25746 INFO nova.osapi_compute.wsgi.server [req-38101a0b 113d 54fa - - -] 10.11.10.1 \"GET /v2 HTTP/1.1\" status: 200",
+        "10.11.10.1 \"GET /v2 HTTP/1.1\" status: 200",
+    );
+    check_header(
+        "Connection closed by 1.2.3.4",
+        "Connection closed by 1.2.3.4",
+    );
+    // Shapes of Loghub systems that are not in the test data.
+    check_header(
+        "- 1117838570 2005.06.03 R02-M1-N0-C:J12-U11 2005-06-03-15.42.50.675872 R02-M1-N0-C:J12-U11 RAS KERNEL INFO instruction cache parity error corrected",
+        "RAS KERNEL INFO instruction cache parity error corrected",
+    );
+    check_header(
+        "KERNDTLB 1118536327 2005.06.11 R30-M0-N9-C:J16-U01 2005-06-11-17.32.07.581048 R30-M0-N9-C:J16-U01 RAS KERNEL FATAL data TLB error interrupt",
+        "RAS KERNEL FATAL data TLB error interrupt",
+    );
+    check_header(
+        "- 1131566461 2005.11.09 dn228 Nov 9 12:01:01 dn228/dn228 crond(pam_unix)[2915]: session closed for user root",
+        "session closed for user root",
+    );
+    check_header(
+        "2015-10-18 18:01:47,978 INFO [main] org.apache.hadoop.mapreduce.v2.app.MRAppMaster: Created MRAppMaster for application appattempt_1445144423722_0020_000001",
+        "Created MRAppMaster for application appattempt_1445144423722_0020_000001",
+    );
+    check_header(
+        "20171223-22:15:29:606|Step_LSC|30002312|onStandStepChanged 3579",
+        "Step_LSC|30002312|onStandStepChanged 3579",
+    );
+    check_header(
+        "Jul  1 09:00:55 calvisitor-10-105-160-95 kernel[0]: IOThunderboltSwitch<0>(0x0)::listenerCallback - Thunderbolt HPD packet",
+        "IOThunderboltSwitch<0>(0x0)::listenerCallback - Thunderbolt HPD packet",
+    );
+    check_header(
+        "03-17 16:13:38.811  1702  2395 D WindowManager: printFreezingDisplayLogsopening app wtoken = AppWindowToken{9f4ef63 token=Token{a64f992}}",
+        "printFreezingDisplayLogsopening app wtoken = AppWindowToken{9f4ef63 token=Token{a64f992}}",
+    );
+    check_header(
+        "2016-09-28 04:30:30, Info                  CBS    Loaded Servicing Stack v6.1.7601.23505 with Core",
+        "CBS    Loaded Servicing Stack v6.1.7601.23505 with Core",
+    );
+    check_header(
+        "[10.30 16:49:06] chrome.exe - proxy.cse.cuhk.edu.hk:5070 open through proxy proxy.cse.cuhk.edu.hk:5070 HTTPS",
+        "chrome.exe - proxy.cse.cuhk.edu.hk:5070 open through proxy proxy.cse.cuhk.edu.hk:5070 HTTPS",
+    );
+    check_header(
+        "134681 node-246 unix.hw state_change.unavailable 1077804742 1 Component State Change: Component is unavailable",
+        "unix.hw state_change.unavailable 1077804742 1 Component State Change: Component is unavailable",
+    );
+    check_header(
+        "2024-01-01 12:00:00,123 [main] INFO com.example.Service - started in 5 ms",
+        "started in 5 ms",
+    );
+    check_header("GET 200 bytes", "GET 200 bytes");
+    check_header("", "");
+    check_header("2024-01-01", "2024-01-01");
+}
+
+#[test]
+fn masking() {
+    assert_eq!(mask_token("blk_-6952295868487656571", false), "<*>");
+    assert_eq!(mask_token("10.251.73.220:50010", false), "<*>");
+    assert_eq!(mask_token("(uid=0)", false), "(uid=<*>)");
+    assert_eq!(mask_token("user=root", false), "user=root");
+    assert_eq!(mask_token("user=root", true), "user=<*>");
+    assert_eq!(mask_token("[173.234.31.186]", false), "[<*>]");
+    assert_eq!(mask_token("Found", false), "Found");
+}
+
+#[test]
+fn same_shape_lines_share_a_template() {
+    let mined = mine([
+        "Received block blk_1 of size 67108864 from /10.0.0.1",
+        "Received block blk_2 of size 12 from /10.0.0.2",
+        "Deleting block blk_3 file /data/blk_3",
+        "Received block blk_4 of size 5 from /10.0.0.9",
+    ]);
+    assert_eq!(
+        mined.line_templates,
+        vec![TemplateId(1), TemplateId(1), TemplateId(2), TemplateId(1)]
+    );
+    assert_eq!(
+        mined.templates[0].text(),
+        "Received block <*> of size <*> from <*>"
+    );
+    assert_eq!(mined.templates[0].count, 3);
+}
+
+#[test]
+fn differing_words_are_generalised() {
+    let mut miner = TemplateMiner::default();
+    let a = miner.add("session opened for user alice by root");
+    let b = miner.add("session opened for user bob by root");
+    assert_eq!(a, b);
+    assert_eq!(
+        miner.templates()[0].text(),
+        "session opened for user <*> by root"
+    );
+}
+
+#[test]
+fn many_leading_words_merge_into_a_wildcard() {
+    let programs = [
+        "chrome.exe",
+        "firefox.exe",
+        "Dropbox.exe",
+        "WeChat.exe",
+        "putty.exe",
+        "git.exe",
+    ];
+    let lines: Vec<String> = programs
+        .iter()
+        .map(|p| format!("[10.30 16:49:06] {p} - proxy.example:5070 open through proxy HTTPS"))
+        .collect();
+    let mined = mine(lines.iter().map(String::as_str));
+    assert_eq!(mined.templates.len(), 1);
+    assert_eq!(
+        mined.templates[0].text(),
+        "<*> - proxy.example:<*> open through proxy HTTPS"
+    );
+    // Five are not enough: they may be five distinct events.
+    let mined = mine(lines.iter().take(5).map(String::as_str));
+    assert_eq!(mined.templates.len(), 5);
+}
+
+#[test]
+fn few_frequent_words_split_a_template() {
+    let mut lines = Vec::new();
+    for i in 0..30 {
+        let state = ["Started", "Paused", "Stopped"][i % 3];
+        lines.push(format!(
+            "2024-01-01 10:00:{i:02} INFO vm.lifecycle: VM {state} (Lifecycle Event)"
+        ));
+    }
+    let mined = mine(lines.iter().map(String::as_str));
+    let texts: Vec<String> = mined.templates.iter().map(Template::text).collect();
+    assert_eq!(
+        texts,
+        [
+            "VM Started (Lifecycle Event)",
+            "VM Paused (Lifecycle Event)",
+            "VM Stopped (Lifecycle Event)"
+        ]
+    );
+}
+
+#[test]
+fn words_that_fill_other_templates_are_variables() {
+    let mut lines = Vec::new();
+    for i in 0..30 {
+        let user = ["cyrus", "news", "test"][i % 3];
+        lines.push(format!("Jun 15 04:06:{i:02} combo su(pam_unix)[21416]: session opened for user {user} by (uid=0)"));
+        lines.push(format!(
+            "Jun 15 04:06:{i:02} combo su(pam_unix)[21416]: session closed for user {user}"
+        ));
+    }
+    let mined = mine(lines.iter().map(String::as_str));
+    let texts: Vec<String> = mined.templates.iter().map(Template::text).collect();
+    assert_eq!(
+        texts,
+        [
+            "session opened for user <*> by (uid=<*>)",
+            "session closed for user <*>"
+        ]
+    );
+}

@@ -1,0 +1,7 @@
+//! Fuzz target: `warden_minimize::fuzzing::minimize` on arbitrary bytes (no panic, invariants hold).
+//! Run with `cargo +nightly fuzz run minimize` from crates/warden-minimize.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| warden_minimize::fuzzing::minimize(data));

@@ -1,0 +1,668 @@
+//! Detection: finds the byte spans of secrets and personal data in one text.
+//!
+//! One Aho-Corasick pass over the text finds every rule keyword; only lines that contain a
+//! keyword are handed to that rule's regex, so clean log lines cost one automaton pass and
+//! nothing else. Rules without keywords (IP addresses, card numbers) run once over the whole
+//! text with a regex whose lazy DFA scans at memory speed. Multi-line shapes (PEM blocks,
+//! Kubernetes Secrets) are handled by `structure`.
+//!
+//! Invariant: time is linear in the input (regex is a finite automaton, structure detectors
+//! never revisit consumed bytes), spans are sorted, disjoint and on UTF-8 boundaries.
+
+use std::sync::{Arc, LazyLock};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::bytes::Regex;
+
+use crate::check;
+use crate::rules::{BUILTIN_RULES, Class, KeyRule, PatternRule, RuleError, RuleSet};
+use crate::structure;
+
+/// The compiled rules. Build once, share everywhere: cloning is a reference-count bump and
+/// every method takes `&self` (Send + Sync).
+#[derive(Clone, Debug)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+/// One finding: bytes `start..end` of the text hold a value of `kind`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+    pub kind: Kind,
+}
+
+/// The kind of a finding (`aws_access_key_id`, `email`, ...) and its class.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Kind {
+    name: Arc<str>,
+    class: Class,
+}
+
+#[derive(Debug)]
+struct Inner {
+    rules: RuleSet,
+    /// All keywords of all rules; `targets[pattern_id]` says which rules a keyword wakes.
+    keywords: Option<AhoCorasick>,
+    targets: Vec<Vec<Target>>,
+    /// Pattern rules without keywords: run on the whole text.
+    always: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Pattern(usize),
+    Assign,
+    Structure(usize),
+}
+
+/// Size of the blocks that all passes share while they are in cache.
+const BLOCK: usize = 32 << 10;
+
+/// A finding before overlaps are resolved.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Raw {
+    pub start: usize,
+    pub end: usize,
+    pub kind: usize,
+    pub priority: i32,
+}
+
+/// The key/value shapes that `[[key]]` rules judge: JSON (also escaped inside a JSON string),
+/// YAML, `key=value`, env dumps, `--flag=value`, `--flag value` and `<key>value</key>`.
+/// The regex finds only the key and its separator; the value is read by [`value_after`], and
+/// only for keys a rule claims, so scanning stays linear however values nest.
+static ASSIGN: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    crate::rules::compile(
+        r#"(?x)
+            (?P<qk>\\{0,3}"[A-Za-z0-9_.\-]{1,64}\\{0,3}"|'[A-Za-z0-9_.\-]{1,64}')[\ \t]*[:=][\ \t]*
+          | (?P<bk>[A-Za-z_][A-Za-z0-9_.\-]{0,63})[\ \t]*(?:=>|:=|[:=])[\ \t]*
+          | (?P<fk>--?[A-Za-z][A-Za-z0-9_\-]{0,63})(?:=|(?P<fs>[\ \t]+))
+          | <(?P<xk>[A-Za-z_][A-Za-z0-9_.\-]{0,63})>
+        "#,
+    )
+    .ok()
+});
+
+/// How the value after a key is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ValueForm {
+    /// After a quoted (JSON) key: a bare value stops before `,`, `}` and `]`.
+    Json,
+    /// After a bare key or `--flag=`.
+    Bare,
+    /// After `--flag ` (space): the value may not start with `-`.
+    FlagSpace,
+    /// `<key>value</key>`.
+    Xml,
+}
+
+// === impl Engine ===
+
+impl Engine {
+    /// The shipped rule pack (`config/redaction-rules.toml`).
+    pub fn builtin() -> Result<Engine, RuleError> {
+        Engine::from_sources(&[("builtin", BUILTIN_RULES)])
+    }
+
+    /// The shipped pack plus a tenant's own rules (same format), which take precedence.
+    pub fn with_tenant_rules(tenant_rules: &str) -> Result<Engine, RuleError> {
+        Engine::with_tenant_rules_from("tenant rules", tenant_rules)
+    }
+
+    /// Like [`Engine::with_tenant_rules`], naming the rules' origin (a file name) in errors.
+    pub fn with_tenant_rules_from(origin: &str, tenant_rules: &str) -> Result<Engine, RuleError> {
+        Engine::from_sources(&[(origin, tenant_rules), ("builtin", BUILTIN_RULES)])
+    }
+
+    /// Only the given rule files, highest precedence first; for tests and for tools.
+    pub fn from_sources(sources: &[(&str, &str)]) -> Result<Engine, RuleError> {
+        let mut rules = RuleSet::default();
+        for (origin, src) in sources.iter().rev() {
+            rules.add_in_front(origin, src)?;
+        }
+        let mut words: Vec<String> = Vec::new();
+        let mut targets: Vec<Vec<Target>> = Vec::new();
+        let mut add = |word: &str, t: Target| {
+            let lw = word.to_ascii_lowercase();
+            let i = match words.iter().position(|w| *w == lw) {
+                Some(i) => i,
+                None => {
+                    words.push(lw);
+                    targets.push(Vec::new());
+                    words.len() - 1
+                }
+            };
+            if !targets[i].contains(&t) {
+                targets[i].push(t);
+            }
+        };
+        let mut always = Vec::new();
+        for (i, p) in rules.patterns.iter().enumerate() {
+            if p.keywords.is_empty() {
+                always.push(i);
+            }
+            for w in &p.keywords {
+                add(w, Target::Pattern(i));
+            }
+        }
+        for k in &rules.keys {
+            for w in &k.keywords {
+                add(w, Target::Assign);
+            }
+        }
+        for (i, s) in rules.structures.iter().enumerate() {
+            for w in &s.keywords {
+                add(w, Target::Structure(i));
+            }
+        }
+        // The scan reports the longest keyword at each place, so a keyword also wakes the rules
+        // of every keyword it contains ("password" wakes the rules of "pass").
+        let closure: Vec<Vec<Target>> = words
+            .iter()
+            .map(|w| {
+                let mut t: Vec<Target> = Vec::new();
+                for (other, ts) in words.iter().zip(&targets) {
+                    if memchr::memmem::find(w.as_bytes(), other.as_bytes()).is_some() {
+                        for x in ts {
+                            if !t.contains(x) {
+                                t.push(*x);
+                            }
+                        }
+                    }
+                }
+                t
+            })
+            .collect();
+        let targets = closure;
+        let keywords = if words.is_empty() {
+            None
+        } else {
+            let ac = AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(&words)
+                .map_err(|e| RuleError {
+                    origin: "rules".into(),
+                    line: 1,
+                    rule: None,
+                    message: format!("keywords do not compile: {e}"),
+                })?;
+            Some(ac)
+        };
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                rules,
+                keywords,
+                targets,
+                always,
+            }),
+        })
+    }
+
+    /// The kinds this engine can report, in declaration order.
+    pub fn kinds(&self) -> impl Iterator<Item = Kind> + '_ {
+        self.inner.rules.kinds.iter().map(|k| Kind {
+            name: k.name.clone(),
+            class: k.class,
+        })
+    }
+
+    /// Every sensitive span in `text`: byte offsets, sorted, disjoint, on char boundaries.
+    /// Overlapping findings are merged into one span named by the higher-priority rule.
+    pub fn find_spans(&self, text: &str) -> Vec<Span> {
+        let raw = self.find_raw(text.as_bytes());
+        let merged = merge(raw);
+        merged
+            .into_iter()
+            .map(|r| {
+                let (start, end) = widen_to_chars(text, r.start, r.end);
+                let k = &self.inner.rules.kinds[r.kind];
+                Span {
+                    start,
+                    end,
+                    kind: Kind {
+                        name: k.name.clone(),
+                        class: k.class,
+                    },
+                }
+            })
+            .collect()
+    }
+
+    fn find_raw(&self, text: &[u8]) -> Vec<Raw> {
+        let mut out = Vec::new();
+        let mut line = LineMarks::new(self.inner.rules.patterns.len());
+        let mut structure_done = vec![0usize; self.inner.rules.structures.len()];
+        // Every pass runs block by block (whole lines, about 32 KiB), so the block is still in
+        // cache for the next pass; structure detectors still see the whole text.
+        let mut from = 0;
+        while from < text.len() {
+            let to = match text.get(from + BLOCK..) {
+                Some(rest) => {
+                    memchr::memchr(b'\n', rest).map_or(text.len(), |i| from + BLOCK + i + 1)
+                }
+                None => text.len(),
+            };
+            self.scan_block(text, from, to, &mut line, &mut structure_done, &mut out);
+            from = to;
+        }
+        line.flush(self, text, &mut out);
+        out
+    }
+
+    fn scan_block(
+        &self,
+        text: &[u8],
+        from: usize,
+        to: usize,
+        line: &mut LineMarks,
+        structure_done: &mut [usize],
+        out: &mut Vec<Raw>,
+    ) {
+        let inner = &*self.inner;
+        let rules = &inner.rules;
+        if let Some(ac) = &inner.keywords {
+            for m in ac.find_iter(&text[from..to]) {
+                let pos = from + m.start();
+                for &t in &inner.targets[m.pattern().as_usize()] {
+                    match t {
+                        Target::Structure(i) => {
+                            if pos >= structure_done[i] {
+                                let s = &rules.structures[i];
+                                let done =
+                                    structure::detect(s.detector, text, pos, &mut |start, end| {
+                                        out.push(Raw {
+                                            start,
+                                            end,
+                                            kind: s.kind,
+                                            priority: s.priority,
+                                        })
+                                    });
+                                structure_done[i] = done.max(pos + 1);
+                            }
+                        }
+                        Target::Pattern(_) | Target::Assign => {
+                            if pos >= line.end || line.start > pos {
+                                line.flush(self, text, out);
+                                line.start =
+                                    memchr::memrchr(b'\n', &text[..pos]).map_or(0, |i| i + 1);
+                                line.end = memchr::memchr(b'\n', &text[pos..])
+                                    .map_or(text.len(), |i| pos + i);
+                            }
+                            line.mark(t);
+                        }
+                    }
+                }
+            }
+        }
+        for &i in &inner.always {
+            let rule = &rules.patterns[i];
+            match rule.scanner {
+                Some(scanner) => crate::scan::candidates(scanner, &text[from..to], &mut |s, e| {
+                    let (s, e) = (from + s, from + e);
+                    // The check is cheap and rejects most candidates (timestamps, ids) before
+                    // any regex runs; without a regex the candidate itself is the match.
+                    if rule.check != crate::rules::Check::None
+                        && !check::passes(rule.check, text, s, e)
+                    {
+                        return;
+                    }
+                    match rule.regex {
+                        Some(_) => self.run_pattern(rule, text, s, e, out),
+                        None => {
+                            if self.accept_pattern(rule, text, s, e) {
+                                out.push(Raw {
+                                    start: s,
+                                    end: e,
+                                    kind: rule.kind,
+                                    priority: rule.priority,
+                                });
+                            }
+                        }
+                    }
+                }),
+                None => self.run_pattern(rule, text, from, to, out),
+            }
+        }
+    }
+
+    /// Runs one pattern rule over `text[from..to]`.
+    fn run_pattern(
+        &self,
+        rule: &PatternRule,
+        text: &[u8],
+        from: usize,
+        to: usize,
+        out: &mut Vec<Raw>,
+    ) {
+        let Some(regex) = &rule.regex else { return };
+        let hay = &text[from..to];
+        let mut push = |s: usize, e: usize| {
+            let (s, e) = (from + s, from + e);
+            if self.accept_pattern(rule, text, s, e) {
+                out.push(Raw {
+                    start: s,
+                    end: e,
+                    kind: rule.kind,
+                    priority: rule.priority,
+                });
+            }
+        };
+        match rule.value_group {
+            Some(g) => {
+                for caps in regex.captures_iter(hay) {
+                    if let Some(m) = caps.get(g) {
+                        push(m.start(), m.end());
+                    }
+                }
+            }
+            None => {
+                for m in regex.find_iter(hay) {
+                    push(m.start(), m.end());
+                }
+            }
+        }
+    }
+
+    fn accept_pattern(&self, rule: &PatternRule, text: &[u8], s: usize, e: usize) -> bool {
+        let v = &text[s..e];
+        if v.is_empty() || v.len() < rule.min_len {
+            return false;
+        }
+        if !check::passes(rule.check, text, s, e) {
+            return false;
+        }
+        if rule.min_entropy > 0.0 && check::entropy(v) < rule.min_entropy {
+            return false;
+        }
+        if rule.ignore.as_ref().is_some_and(|re| re.is_match(v)) {
+            return false;
+        }
+        if rule.value_group.is_some() && self.ignored_value(v) {
+            return false;
+        }
+        !rule.needs_digit || check::looks_generated(v)
+    }
+
+    fn ignored_value(&self, v: &[u8]) -> bool {
+        self.inner
+            .rules
+            .ignore_values
+            .iter()
+            .any(|re| re.is_match(v))
+    }
+
+    /// Scans one line for key/value pairs and reports values whose key a `[[key]]` rule claims.
+    fn run_assign(&self, text: &[u8], from: usize, to: usize, out: &mut Vec<Raw>) {
+        let Some(re) = ASSIGN.as_ref() else { return };
+        let hay = &text[from..to];
+        let mut locs = re.capture_locations();
+        let mut pos = 0;
+        while pos < hay.len() {
+            let Some(m) = re.captures_read_at(&mut locs, hay, pos) else {
+                break;
+            };
+            pos = m.end().max(pos + 1);
+            let (key, form) = if let Some(k) = locs.get(1) {
+                (k, ValueForm::Json)
+            } else if let Some(k) = locs.get(2) {
+                (k, ValueForm::Bare)
+            } else if let Some(k) = locs.get(3) {
+                (
+                    k,
+                    if locs.get(4).is_some() {
+                        ValueForm::FlagSpace
+                    } else {
+                        ValueForm::Bare
+                    },
+                )
+            } else if let Some(k) = locs.get(5) {
+                (k, ValueForm::Xml)
+            } else {
+                continue;
+            };
+            let Some(rule) = self.classify_key(&hay[key.0..key.1]) else {
+                continue;
+            };
+            let Some((vs, ve)) = value_after(hay, m.end(), form) else {
+                continue;
+            };
+            if self.accept_value(rule, &hay[vs..ve]) {
+                out.push(Raw {
+                    start: from + vs,
+                    end: from + ve,
+                    kind: rule.kind,
+                    priority: rule.priority,
+                });
+                pos = pos.max(ve);
+            }
+        }
+    }
+
+    fn classify_key(&self, raw_key: &[u8]) -> Option<&KeyRule> {
+        let mut key = [0u8; 96];
+        let mut n = 0;
+        for &b in raw_key {
+            let c = match b {
+                b'"' | b'\'' | b'\\' => continue,
+                b'-' if n == 0 => continue,
+                b'-' | b'.' => b'_',
+                _ => b.to_ascii_lowercase(),
+            };
+            if n < key.len() {
+                key[n] = c;
+                n += 1;
+            }
+        }
+        let key = &key[..n];
+        self.inner.rules.keys.iter().find(|r| r.key.is_match(key))
+    }
+
+    fn accept_value(&self, rule: &KeyRule, v: &[u8]) -> bool {
+        if v.is_empty() || v.len() < rule.min_len.max(1) {
+            return false;
+        }
+        if self.ignored_value(v) {
+            return false;
+        }
+        if rule.min_entropy > 0.0 && check::entropy(v) < rule.min_entropy {
+            return false;
+        }
+        if rule.needs_digit && !check::looks_generated(v) {
+            return false;
+        }
+        true
+    }
+}
+
+/// The value that starts at `i` (just after a key and its separator), without its quotes.
+fn value_after(hay: &[u8], i: usize, form: ValueForm) -> Option<(usize, usize)> {
+    let rest = hay.get(i..)?;
+    let first = *rest.first()?;
+    if form == ValueForm::Xml {
+        let len = memchr::memchr2(b'<', b'\n', rest).unwrap_or(rest.len());
+        let (s, e) = trim(rest, 0, len);
+        return (s < e).then_some((i + s, i + e));
+    }
+    // Escaped quotes: a JSON document inside a JSON string (`\"password\":\"...\"`).
+    let slashes = rest.iter().take_while(|&&b| b == b'\\').count();
+    if slashes > 0 && rest.get(slashes) == Some(&b'"') {
+        let body = &rest[slashes + 1..];
+        let mut len = memchr::memchr2(b'"', b'\n', body).unwrap_or(body.len());
+        while len > 0 && body[len - 1] == b'\\' {
+            len -= 1;
+        }
+        let s = i + slashes + 1;
+        return (len > 0).then_some((s, s + len));
+    }
+    match first {
+        b'"' => {
+            let body = &rest[1..];
+            let mut j = 0;
+            while j < body.len() && body[j] != b'"' && body[j] != b'\n' {
+                j += if body[j] == b'\\' { 2 } else { 1 };
+            }
+            let len = j.min(body.len());
+            (len > 0).then_some((i + 1, i + 1 + len))
+        }
+        b'\'' => {
+            let body = &rest[1..];
+            let len = memchr::memchr2(b'\'', b'\n', body).unwrap_or(body.len());
+            (len > 0).then_some((i + 1, i + 1 + len))
+        }
+        b'{' | b'[' => None,
+        b'-' if form == ValueForm::FlagSpace => None,
+        _ => {
+            let mut len = rest
+                .iter()
+                .take_while(|&&b| !b.is_ascii_whitespace() && b != b'"')
+                .count();
+            if form == ValueForm::Json {
+                while len > 0 && matches!(rest[len - 1], b',' | b'}' | b']') {
+                    len -= 1;
+                }
+            }
+            len = cut_at_next_pair(&rest[..len]);
+            (len > 0).then_some((i, i + len))
+        }
+    }
+}
+
+fn trim(v: &[u8], mut s: usize, mut e: usize) -> (usize, usize) {
+    while s < e && v[s].is_ascii_whitespace() {
+        s += 1;
+    }
+    while e > s && v[e - 1].is_ascii_whitespace() {
+        e -= 1;
+    }
+    (s, e)
+}
+
+/// Length of a bare value up to the next `;key=`, `&key=` or `,key=` (connection strings, URL
+/// queries), so one pair's value does not swallow the next pair.
+fn cut_at_next_pair(v: &[u8]) -> usize {
+    for (i, &b) in v.iter().enumerate() {
+        if matches!(b, b';' | b'&' | b',') {
+            let rest = &v[i + 1..];
+            let name = rest
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-' | b' '))
+                .count();
+            if name > 0 && rest.get(name) == Some(&b'=') && rest[0].is_ascii_alphabetic() {
+                return i;
+            }
+        }
+    }
+    v.len()
+}
+
+/// Which rules fired on the current line; flushed when the keyword scan moves past it.
+struct LineMarks {
+    start: usize,
+    end: usize,
+    patterns: Vec<bool>,
+    any: bool,
+    assign: bool,
+}
+
+impl LineMarks {
+    fn new(n: usize) -> Self {
+        LineMarks {
+            start: 0,
+            end: 0,
+            patterns: vec![false; n],
+            any: false,
+            assign: false,
+        }
+    }
+
+    fn mark(&mut self, t: Target) {
+        match t {
+            Target::Pattern(i) => {
+                self.patterns[i] = true;
+                self.any = true;
+            }
+            Target::Assign => self.assign = true,
+            Target::Structure(_) => {}
+        }
+    }
+
+    fn flush(&mut self, engine: &Engine, text: &[u8], out: &mut Vec<Raw>) {
+        if self.any {
+            for (i, on) in self.patterns.iter_mut().enumerate() {
+                if std::mem::take(on) {
+                    engine.run_pattern(
+                        &engine.inner.rules.patterns[i],
+                        text,
+                        self.start,
+                        self.end,
+                        out,
+                    );
+                }
+            }
+            self.any = false;
+        }
+        if std::mem::take(&mut self.assign) {
+            engine.run_assign(text, self.start, self.end, out);
+        }
+    }
+}
+
+// === impl Kind ===
+
+impl Kind {
+    /// The rule pack's name for this kind, e.g. `aws_access_key_id`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn class(&self) -> Class {
+        self.class
+    }
+
+    /// Secrets are never restored; identifiers may be, when the tenant pseudonymizes.
+    pub fn is_secret(&self) -> bool {
+        self.class == Class::Secret
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+/// Sorts findings and merges overlapping ones; the merged span takes the kind of the
+/// highest-priority finding (secrets outrank personal data by their rule priorities).
+fn merge(mut raw: Vec<Raw>) -> Vec<Raw> {
+    raw.retain(|r| r.start < r.end);
+    raw.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+    let mut out: Vec<Raw> = Vec::with_capacity(raw.len());
+    for r in raw {
+        match out.last_mut() {
+            Some(last) if r.start < last.end => {
+                last.end = last.end.max(r.end);
+                if r.priority > last.priority {
+                    last.priority = r.priority;
+                    last.kind = r.kind;
+                }
+            }
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+fn widen_to_chars(text: &str, mut start: usize, mut end: usize) -> (usize, usize) {
+    end = end.min(text.len());
+    start = start.min(end);
+    while start > 0 && !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    while end < text.len() && !text.is_char_boundary(end) {
+        end += 1;
+    }
+    (start, end)
+}

@@ -1,0 +1,51 @@
+//! Minimization: the smallest text that may leave Warden for a model.
+//!
+//! Takes the content parts of one request and the tenant's settings; returns the parts as they
+//! may be sent (disallowed data types refused or dropped, secrets and personal data replaced by
+//! placeholders), a summary of what was removed (counts only), and an in-memory pseudonym map
+//! that can restore personal identifiers in the model's answer. No I/O, no async, no clock, no
+//! knowledge of gRPC or providers; byte budgets and log templating live in `warden-budget`.
+//!
+//! Steps: [`rules`](RuleError) parses the TOML rule pack (`config/redaction-rules.toml`, shipped
+//! inside the binary; tenants add their own on top), [`Engine::find_spans`] finds sensitive
+//! spans (keyword prefilter, then linear-time regexes and structural detectors for PEM blocks
+//! and Kubernetes Secrets), [`Placeholders`] names them (`[SECRET:aws_access_key_id:1]`,
+//! `[EMAIL:2]`), and [`Engine::minimize`] ties it together per request.
+//!
+//! ```
+//! use warden_minimize::{Engine, Part};
+//! use warden_policy::{DataType, TenantSettings};
+//!
+//! let engine = Engine::builtin().unwrap(); // once, at startup; clone freely
+//! let mut settings = TenantSettings::disabled("acme");
+//! settings.allowed_data_types.insert(DataType::Logs);
+//! let out = engine
+//!     .minimize(&settings, vec![Part { data_type: DataType::Logs, text: "login by ann@example.com".into() }])
+//!     .unwrap();
+//! assert_eq!(out.parts[0].text, "login by [EMAIL:1]");
+//! assert_eq!(out.summary.redactions["email"], 1);
+//! ```
+//!
+//! **Invariant:** within one request, one value gets one placeholder, two values never share
+//! one, and secrets are never restorable. See `tests.rs`.
+//!
+//! **Invariant:** no input panics and time is linear in the input size (the `regex` crate's
+//! automata, keyword-gated lines, structural detectors that never revisit bytes). See `fuzz/`.
+
+mod check;
+mod detect;
+#[doc(hidden)]
+pub mod fuzzing;
+mod minimize;
+mod placeholder;
+mod rules;
+mod scan;
+mod structure;
+
+pub use detect::{Engine, Kind, Span};
+pub use minimize::{MinimizeError, Minimized, MinimizedPart, Part, Summary, TypeCounts};
+pub use placeholder::{Placeholders, Pseudonyms};
+pub use rules::{BUILTIN_RULES, Class, RuleError};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,171 @@
+//! The request-level step the gateway calls: gate each content part by data type, redact what
+//! remains with one placeholder table for the whole request, and summarise what was removed.
+//!
+//! The summary holds counts only (parts, bytes, redactions by kind), never a value, so it can go
+//! to the audit log and to metrics as it is.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use warden_policy::{DataType, Denied, OnDisallowedData, Rule, TenantSettings, data_type_gate};
+
+use crate::detect::Engine;
+use crate::placeholder::{Placeholders, Pseudonyms};
+
+/// One content part of a request: its data type and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub data_type: DataType,
+    pub text: String,
+}
+
+/// A part as it may leave: redacted, or dropped (text empty) under `on_disallowed_data = drop`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MinimizedPart {
+    pub data_type: DataType,
+    pub text: String,
+    pub dropped: bool,
+}
+
+/// The result of [`Engine::minimize`].
+#[derive(Debug)]
+pub struct Minimized {
+    /// Same order and length as the input; dropped parts are marked.
+    pub parts: Vec<MinimizedPart>,
+    pub summary: Summary,
+    /// Restores identifiers in the model's answer; empty unless the tenant pseudonymizes.
+    pub pseudonyms: Pseudonyms,
+}
+
+/// What minimization did, in counts only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub by_data_type: BTreeMap<DataType, TypeCounts>,
+    /// Replacements by kind name (`aws_access_key_id`, `email`, ...).
+    pub redactions: BTreeMap<String, u64>,
+}
+
+/// Counts for one data type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TypeCounts {
+    /// Parts of this type in the request, dropped ones included.
+    pub parts: u64,
+    pub dropped: u64,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
+/// Why a request could not be minimized. Names the part, the type and the rule, never content.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MinimizeError {
+    #[error("content part {index} ({data_type}) refused by {}: {}", denied.rule.id(), denied.message)]
+    Refused {
+        index: usize,
+        data_type: DataType,
+        denied: Denied,
+    },
+}
+
+// === impl MinimizeError ===
+
+impl MinimizeError {
+    /// The policy rule that refused (`DATA_TYPE_NOT_ALLOWED`, `SOURCE_CODE_REQUIRES_GITHUB`).
+    pub fn rule(&self) -> Rule {
+        match self {
+            MinimizeError::Refused { denied, .. } => denied.rule,
+        }
+    }
+}
+
+// === impl Engine (minimize) ===
+
+impl Engine {
+    /// Gates and redacts the parts of one request.
+    ///
+    /// A part whose data type the tenant did not allow refuses the whole request or is dropped,
+    /// per `settings.on_disallowed_data`; source code needs the GitHub integration; instructions
+    /// always pass and are scanned like everything else. The same value gets the same
+    /// placeholder in every part.
+    pub fn minimize(
+        &self,
+        settings: &TenantSettings,
+        parts: Vec<Part>,
+    ) -> Result<Minimized, MinimizeError> {
+        let mut allowed = Vec::with_capacity(parts.len());
+        for (index, part) in parts.iter().enumerate() {
+            match data_type_gate(settings, part.data_type) {
+                Ok(()) => allowed.push(true),
+                Err(denied) => match settings.on_disallowed_data {
+                    OnDisallowedData::Refuse => {
+                        return Err(MinimizeError::Refused {
+                            index,
+                            data_type: part.data_type,
+                            denied,
+                        });
+                    }
+                    OnDisallowedData::Drop => allowed.push(false),
+                },
+            }
+        }
+        let mut table = Placeholders::new(settings.pseudonymize);
+        let mut summary = Summary::default();
+        let mut out = Vec::with_capacity(parts.len());
+        for (part, keep) in parts.into_iter().zip(allowed) {
+            let counts = summary.by_data_type.entry(part.data_type).or_default();
+            counts.parts += 1;
+            counts.bytes_before += part.text.len() as u64;
+            if !keep {
+                counts.dropped += 1;
+                out.push(MinimizedPart {
+                    data_type: part.data_type,
+                    text: String::new(),
+                    dropped: true,
+                });
+                continue;
+            }
+            let spans = self.find_spans(&part.text);
+            let text = table.replace(&part.text, &spans);
+            counts.bytes_after += text.len() as u64;
+            out.push(MinimizedPart {
+                data_type: part.data_type,
+                text,
+                dropped: false,
+            });
+        }
+        summary.redactions = table.counts().clone();
+        Ok(Minimized {
+            parts: out,
+            summary,
+            pseudonyms: table.into_pseudonyms(),
+        })
+    }
+}
+
+// === impl Summary ===
+
+impl Summary {
+    pub fn total_redactions(&self) -> u64 {
+        self.redactions.values().sum()
+    }
+
+    pub fn dropped_parts(&self) -> u64 {
+        self.by_data_type.values().map(|c| c.dropped).sum()
+    }
+}
+
+/// One line per data type and per kind; counts only.
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (dt, c) in &self.by_data_type {
+            writeln!(
+                f,
+                "{dt}: {} parts, {} dropped, {} -> {} bytes",
+                c.parts, c.dropped, c.bytes_before, c.bytes_after
+            )?;
+        }
+        for (kind, n) in &self.redactions {
+            writeln!(f, "redacted {kind}: {n}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,149 @@
+//! Placeholders: one name per distinct value within a request, and the pseudonym map that can
+//! put personal identifiers back into the model's answer.
+//!
+//! Invariant: within one [`Placeholders`], equal values get equal placeholders and different
+//! values never share one (one counter numbers them all). Secrets are never stored in
+//! [`Pseudonyms`], so they cannot be restored by construction.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use crate::detect::{Kind, Span};
+use crate::rules::Class;
+
+/// Past this many distinct values the table starts over (numbering continues, so two values
+/// still never share a placeholder); keeps `warden redact` flat on multi-GB input.
+const MAX_ENTRIES: usize = 1 << 20;
+
+/// The placeholder table of one request (or one `warden redact` run).
+#[derive(Debug, Default)]
+pub struct Placeholders {
+    next: u64,
+    by_value: HashMap<String, String>,
+    pseudonyms: Option<Pseudonyms>,
+    counts: BTreeMap<String, u64>,
+}
+
+/// Placeholder → original identifier, kept in memory only, to restore the model's answer.
+/// Holds identifiers (emails, IP addresses, hostnames) and never secrets.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Pseudonyms {
+    map: HashMap<String, String>,
+}
+
+// === impl Placeholders ===
+
+impl Placeholders {
+    /// A fresh table. With `pseudonymize`, identifiers are remembered for [`Pseudonyms::restore`].
+    pub fn new(pseudonymize: bool) -> Self {
+        Placeholders {
+            pseudonyms: pseudonymize.then(Pseudonyms::default),
+            ..Placeholders::default()
+        }
+    }
+
+    /// `text` with every span replaced by its placeholder. `spans` must be sorted and disjoint
+    /// (as [`crate::Engine::find_spans`] returns them); others are skipped rather than trusted.
+    pub fn replace(&mut self, text: &str, spans: &[Span]) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for s in spans {
+            if s.start < at || s.end > text.len() || s.start >= s.end {
+                continue;
+            }
+            let (Some(before), Some(value)) = (text.get(at..s.start), text.get(s.start..s.end))
+            else {
+                continue;
+            };
+            out.push_str(before);
+            out.push_str(&self.placeholder(&s.kind, value));
+            at = s.end;
+        }
+        out.push_str(text.get(at..).unwrap_or_default());
+        out
+    }
+
+    /// The placeholder for `value`, allocating the next number on first sight.
+    pub fn placeholder(&mut self, kind: &Kind, value: &str) -> String {
+        *self.counts.entry(kind.name().to_owned()).or_default() += 1;
+        if let Some(p) = self.by_value.get(value) {
+            return p.clone();
+        }
+        if self.by_value.len() >= MAX_ENTRIES {
+            self.by_value.clear();
+        }
+        self.next += 1;
+        let p = match kind.class() {
+            Class::Secret => format!("[SECRET:{}:{}]", kind.name(), self.next),
+            Class::Identifier | Class::Personal => {
+                format!("[{}:{}]", kind.name().to_ascii_uppercase(), self.next)
+            }
+        };
+        if kind.class() == Class::Identifier
+            && let Some(ps) = &mut self.pseudonyms
+            && ps.map.len() < MAX_ENTRIES
+        {
+            ps.map.insert(p.clone(), value.to_owned());
+        }
+        self.by_value.insert(value.to_owned(), p.clone());
+        p
+    }
+
+    /// Replacements made so far, by kind (counts only).
+    pub fn counts(&self) -> &BTreeMap<String, u64> {
+        &self.counts
+    }
+
+    /// The pseudonym map (empty unless the table was made with `pseudonymize`).
+    pub fn into_pseudonyms(self) -> Pseudonyms {
+        self.pseudonyms.unwrap_or_default()
+    }
+}
+
+// === impl Pseudonyms ===
+
+impl Pseudonyms {
+    /// `answer` with every known identifier placeholder replaced by the original value.
+    /// Secret placeholders and unknown ones are left as they are.
+    pub fn restore(&self, answer: &str) -> String {
+        if self.map.is_empty() {
+            return answer.to_owned();
+        }
+        let mut out = String::with_capacity(answer.len());
+        let mut rest = answer;
+        while let Some(open) = rest.find('[') {
+            out.push_str(&rest[..open]);
+            let tail = &rest[open..];
+            let close = tail.as_bytes().iter().take(64).position(|&b| b == b']');
+            match close.and_then(|c| self.map.get(&tail[..=c]).map(|v| (c, v))) {
+                Some((c, original)) => {
+                    out.push_str(original);
+                    rest = &tail[c + 1..];
+                }
+                None => {
+                    out.push('[');
+                    rest = &tail[1..];
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// Never prints the original values: they are personal data.
+impl fmt::Debug for Pseudonyms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pseudonyms")
+            .field("len", &self.map.len())
+            .finish()
+    }
+}

@@ -1,0 +1,165 @@
+//! Runs the cargo-fuzz target bodies (`warden_minimize::fuzzing`) on random inputs under plain
+//! `cargo test`, so they stay compiled and exercised without nightly, and checks that time
+//! grows linearly with input size on adversarial shapes.
+
+use std::time::{Duration, Instant};
+
+use warden_minimize::{Engine, fuzzing};
+
+/// Pieces that reach deep paths: keywords, separators, quotes, escapes, PEM and YAML shapes.
+const FRAGMENTS: &[&str] = &[
+    "password",
+    "=",
+    ":",
+    " ",
+    "\n",
+    "\"",
+    "'",
+    "\\",
+    "\\\"",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ";",
+    "&",
+    "@",
+    ".",
+    "-",
+    "--password",
+    "-p",
+    "token",
+    "secret",
+    "api_key",
+    "AKIA",
+    "ghp_",
+    "sk-ant-",
+    "sk-",
+    "eyJ",
+    "xoxb-",
+    "https://",
+    "://",
+    "user:pw@",
+    "-----BEGIN PRIVATE KEY-----",
+    "-----END PRIVATE KEY-----",
+    "-----BEGIN ",
+    "PRIVATE KEY",
+    "kind: Secret",
+    "\"kind\":\"Secret\"",
+    "data:",
+    "stringData:",
+    "  ",
+    "  k: dmFsdWU=",
+    "|",
+    "---",
+    "Authorization: Bearer ",
+    "bearer ",
+    "AccountKey=",
+    "sig=",
+    "10.0.0.",
+    "203.0.113.9",
+    "::",
+    "fe80::1",
+    "2001:db8::",
+    "4111 1111 1111 1111",
+    "4111111111111111",
+    "é",
+    "日本",
+    "\u{0}",
+    "<password>",
+    "</password>",
+    "mysql -p",
+    "AIza",
+    "glpat-",
+    "npm_",
+    "sk_live_",
+    "Q",
+    "7",
+];
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn input(&mut self) -> Vec<u8> {
+        let mut v = Vec::new();
+        for _ in 0..self.below(60) {
+            match self.below(4) {
+                0 => v.extend((0..self.below(12)).map(|_| self.next() as u8)),
+                1 => v.extend((0..self.below(30)).map(|_| b"aZ09+/=_-.:@ "[self.below(13)])),
+                _ => v.extend_from_slice(FRAGMENTS[self.below(FRAGMENTS.len())].as_bytes()),
+            }
+        }
+        v
+    }
+}
+
+#[test]
+fn fuzz_bodies_survive_random_inputs() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..3000 {
+        let input = rng.input();
+        fuzzing::find_spans(&input);
+        fuzzing::minimize(&input);
+    }
+    for _ in 0..300 {
+        let mut src = b"[[pattern]]\nid = \"t\"\nkind = \"t\"\nregex = '''".to_vec();
+        src.extend(rng.input().into_iter().filter(|b| *b != b'\''));
+        src.extend_from_slice(b"'''\nkeywords = [\"a\"]\n");
+        fuzzing::tenant_rules(&src);
+        fuzzing::tenant_rules(&rng.input());
+    }
+}
+
+/// Seconds to scan `unit` repeated `n` times.
+fn time(engine: &Engine, unit: &str, n: usize) -> Duration {
+    let text = unit.repeat(n);
+    let t = Instant::now();
+    let _ = engine.find_spans(&text);
+    t.elapsed()
+}
+
+#[test]
+fn time_is_linear_on_adversarial_shapes() {
+    let engine = Engine::builtin().unwrap();
+    let shapes = [
+        "a=",
+        "password=a=",
+        "\"password\":\"",
+        "-----BEGIN PRIVATE KEY-----\nQUFB ",
+        "kind: Secret\ndata:\n  a: b\n",
+        "Secret ",
+        "x@",
+        "1.1.1.1.",
+        "1:",
+        "4111 ",
+        "--password ",
+        "https://a:b@",
+        "bearer ",
+        "<password>",
+    ];
+    for unit in shapes {
+        let n = (25_000 / unit.len()).max(1);
+        // Best of five, to tolerate a busy machine.
+        let small = (0..5).map(|_| time(&engine, unit, n)).min().unwrap();
+        let large = (0..5).map(|_| time(&engine, unit, n * 16)).min().unwrap();
+        let ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-4);
+        // Linear is 16x, quadratic 256x; the margin absorbs a busy machine.
+        println!("{unit:?}: {ratio:.1}x");
+        assert!(
+            ratio < 64.0,
+            "{unit:?}: 16x input took {ratio:.1}x time ({small:?} -> {large:?})"
+        );
+    }
+}
