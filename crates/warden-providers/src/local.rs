@@ -11,8 +11,8 @@ use std::sync::Mutex;
 use futures::stream;
 
 use crate::{
-    ChatRequest, ChatResponse, Content, EventStream, MessageRole, Provider, ProviderError, StopReason, StreamEvent,
-    Usage,
+    ChatRequest, ChatResponse, Content, EventStream, MessageRole, Provider, ProviderError,
+    StopReason, StreamEvent, Usage,
 };
 
 /// The model name the local provider reports.
@@ -26,7 +26,10 @@ pub struct LocalProvider {
 
 impl LocalProvider {
     pub fn new(name: impl Into<String>) -> Self {
-        LocalProvider { name: name.into(), received: Mutex::new(Vec::new()) }
+        LocalProvider {
+            name: name.into(),
+            received: Mutex::new(Vec::new()),
+        }
     }
 
     /// How many requests reached this provider.
@@ -52,11 +55,21 @@ impl LocalProvider {
             return ChatResponse {
                 model: LOCAL_MODEL.into(),
                 content: vec![
-                    Content::text(format!("[offline local provider] calling tool {}", tool.name)),
-                    Content::ToolUse { id: format!("local-call-{}", req.messages.len()), name: tool.name.clone(), input },
+                    Content::text(format!(
+                        "[offline local provider] calling tool {}",
+                        tool.name
+                    )),
+                    Content::ToolUse {
+                        id: format!("local-call-{}", req.messages.len()),
+                        name: tool.name.clone(),
+                        input,
+                    },
                 ],
                 stop_reason: StopReason::ToolUse,
-                usage: Usage { input_tokens, output_tokens: 16 },
+                usage: Usage {
+                    input_tokens,
+                    output_tokens: 16,
+                },
             };
         }
         let last_user = req
@@ -84,7 +97,10 @@ impl LocalProvider {
             model: LOCAL_MODEL.into(),
             content: vec![Content::text(text)],
             stop_reason: StopReason::EndTurn,
-            usage: Usage { input_tokens, output_tokens },
+            usage: Usage {
+                input_tokens,
+                output_tokens,
+            },
         }
     }
 
@@ -103,7 +119,10 @@ fn example_input(schema: &serde_json::Value) -> serde_json::Value {
     let required = schema.get("required").and_then(Value::as_array);
     if let (Some(props), Some(required)) = (props, required) {
         for name in required.iter().filter_map(Value::as_str) {
-            let ty = props.get(name).and_then(|p| p.get("type")).and_then(Value::as_str);
+            let ty = props
+                .get(name)
+                .and_then(|p| p.get("type"))
+                .and_then(Value::as_str);
             let v = match ty {
                 Some("integer" | "number") => Value::from(1),
                 Some("boolean") => Value::Bool(false),
@@ -131,23 +150,37 @@ impl Provider for LocalProvider {
     async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {
         self.record(req);
         let resp = Self::answer(req);
-        let mut events = vec![StreamEvent::Start { model: resp.model.clone() }];
+        let mut events = vec![StreamEvent::Start {
+            model: resp.model.clone(),
+        }];
         let mut index = 0;
         for c in &resp.content {
             match c {
                 Content::Text { text } => {
-                    events.extend(text.split_inclusive(' ').map(|w| StreamEvent::TextDelta { text: w.to_owned() }));
+                    events.extend(
+                        text.split_inclusive(' ')
+                            .map(|w| StreamEvent::TextDelta { text: w.to_owned() }),
+                    );
                 }
                 Content::ToolUse { id, name, input } => {
-                    events.push(StreamEvent::ToolCallStart { index, id: id.clone(), name: name.clone() });
-                    events.push(StreamEvent::ToolCallDelta { index, partial_json: input.to_string() });
+                    events.push(StreamEvent::ToolCallStart {
+                        index,
+                        id: id.clone(),
+                        name: name.clone(),
+                    });
+                    events.push(StreamEvent::ToolCallDelta {
+                        index,
+                        partial_json: input.to_string(),
+                    });
                     index += 1;
                 }
                 Content::ToolResult { .. } => {}
             }
         }
         events.push(StreamEvent::Usage { usage: resp.usage });
-        events.push(StreamEvent::Stop { reason: resp.stop_reason });
+        events.push(StreamEvent::Stop {
+            reason: resp.stop_reason,
+        });
         Ok(Box::pin(stream::iter(events.into_iter().map(Ok))))
     }
 }
@@ -160,18 +193,27 @@ mod tests {
     use crate::{Message, ToolDef};
 
     fn user(text: &str) -> Message {
-        Message { role: MessageRole::User, content: vec![Content::text(text)] }
+        Message {
+            role: MessageRole::User,
+            content: vec![Content::text(text)],
+        }
     }
 
     #[tokio::test]
     async fn answers_deterministically_and_records() {
         let p = LocalProvider::new("local");
-        let req = ChatRequest { messages: vec![user("why is checkout slow?")], max_tokens: 100, ..Default::default() };
+        let req = ChatRequest {
+            messages: vec![user("why is checkout slow?")],
+            max_tokens: 100,
+            ..Default::default()
+        };
         let a = p.complete(&req).await.unwrap();
         let b = p.complete(&req).await.unwrap();
         assert_eq!(a, b);
         assert_eq!(p.calls(), 2);
-        let Content::Text { text } = &a.content[0] else { panic!("expected text") };
+        let Content::Text { text } = &a.content[0] else {
+            panic!("expected text")
+        };
         assert!(text.contains("offline local provider"), "{text}");
         assert!(text.contains("why is checkout slow?"), "{text}");
         assert_eq!(a.stop_reason, StopReason::EndTurn);
@@ -185,16 +227,29 @@ mod tests {
             description: "search logs".into(),
             input_schema: serde_json::json!({"type":"object","properties":{"service":{"type":"string"},"limit":{"type":"integer"}},"required":["service","limit"]}),
         };
-        let mut req = ChatRequest { messages: vec![user("investigate")], tools: vec![tool], ..Default::default() };
+        let mut req = ChatRequest {
+            messages: vec![user("investigate")],
+            tools: vec![tool],
+            ..Default::default()
+        };
         let a = p.complete(&req).await.unwrap();
         assert_eq!(a.stop_reason, StopReason::ToolUse);
-        let Content::ToolUse { id, name, input } = &a.content[1] else { panic!("expected tool use") };
+        let Content::ToolUse { id, name, input } = &a.content[1] else {
+            panic!("expected tool use")
+        };
         assert_eq!(name, "query_logs");
         assert_eq!(input, &serde_json::json!({"service":"*","limit":1}));
-        req.messages.push(Message { role: MessageRole::Assistant, content: a.content.clone() });
+        req.messages.push(Message {
+            role: MessageRole::Assistant,
+            content: a.content.clone(),
+        });
         req.messages.push(Message {
             role: MessageRole::User,
-            content: vec![Content::ToolResult { tool_use_id: id.clone(), content: "3 errors".into(), is_error: false }],
+            content: vec![Content::ToolResult {
+                tool_use_id: id.clone(),
+                content: "3 errors".into(),
+                is_error: false,
+            }],
         });
         let b = p.complete(&req).await.unwrap();
         assert_eq!(b.stop_reason, StopReason::EndTurn);
@@ -203,7 +258,10 @@ mod tests {
     #[tokio::test]
     async fn stream_reassembles_to_the_unary_answer() {
         let p = LocalProvider::new("local");
-        let req = ChatRequest { messages: vec![user("hello there")], ..Default::default() };
+        let req = ChatRequest {
+            messages: vec![user("hello there")],
+            ..Default::default()
+        };
         let whole = p.complete(&req).await.unwrap();
         let events: Vec<_> = p.stream(&req).await.unwrap().collect().await;
         let text: String = events
@@ -213,8 +271,15 @@ mod tests {
                 _ => None,
             })
             .collect();
-        let Content::Text { text: expected } = &whole.content[0] else { panic!() };
+        let Content::Text { text: expected } = &whole.content[0] else {
+            panic!()
+        };
         assert_eq!(&text, expected);
-        assert!(matches!(events.last(), Some(Ok(StreamEvent::Stop { reason: StopReason::EndTurn }))));
+        assert!(matches!(
+            events.last(),
+            Some(Ok(StreamEvent::Stop {
+                reason: StopReason::EndTurn
+            }))
+        ));
     }
 }

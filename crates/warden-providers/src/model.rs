@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 pub struct ChatRequest {
     /// Model id for this provider; `None` lets the adapter use its configured default.
     pub model: Option<String>,
+    /// The tenant this request is for. Providers serving customer-owned accounts
+    /// (Bedrock in the tenant's AWS account) pick credentials and region by it.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
     pub system: Option<String>,
     pub messages: Vec<Message>,
     pub tools: Vec<ToolDef>,
@@ -30,9 +34,19 @@ pub struct Message {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Content {
-    Text { text: String },
-    ToolUse { id: String, name: String, input: serde_json::Value },
-    ToolResult { tool_use_id: String, content: String, is_error: bool },
+    Text {
+        text: String,
+    },
+    ToolUse {
+        id: String,
+        name: String,
+        input: serde_json::Value,
+    },
+    ToolResult {
+        tool_use_id: String,
+        content: String,
+        is_error: bool,
+    },
 }
 
 /// A tool the model may call; `input_schema` is a JSON schema object.
@@ -74,20 +88,40 @@ pub struct ChatResponse {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamEvent {
     /// The model actually serving the request (first event of a stream).
-    Start { model: String },
-    TextDelta { text: String },
+    Start {
+        model: String,
+    },
+    TextDelta {
+        text: String,
+    },
     /// A tool call begins; later `ToolCallDelta`s with the same index carry its JSON input.
-    ToolCallStart { index: u32, id: String, name: String },
-    ToolCallDelta { index: u32, partial_json: String },
-    Usage { usage: Usage },
-    Stop { reason: StopReason },
+    ToolCallStart {
+        index: u32,
+        id: String,
+        name: String,
+    },
+    ToolCallDelta {
+        index: u32,
+        partial_json: String,
+    },
+    Usage {
+        usage: Usage,
+    },
+    Stop {
+        reason: StopReason,
+    },
 }
 
 impl ChatRequest {
     /// Total bytes of text, tool inputs and tool results: what the budget counts.
     pub fn content_bytes(&self) -> usize {
         let sys = self.system.as_ref().map_or(0, String::len);
-        sys + self.messages.iter().flat_map(|m| &m.content).map(Content::byte_len).sum::<usize>()
+        sys + self
+            .messages
+            .iter()
+            .flat_map(|m| &m.content)
+            .map(Content::byte_len)
+            .sum::<usize>()
     }
 }
 
