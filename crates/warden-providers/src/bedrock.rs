@@ -579,7 +579,13 @@ fn usage_of(u: &bt::TokenUsage) -> Usage {
 
 /// Classifies a Bedrock error by its modeled name and HTTP status. Keeps the error code and
 /// request id, never the SDK's message (which can quote the request).
-fn classify(provider: &str, status: u16, code: &str, request_id: Option<&str>) -> ProviderError {
+fn classify(
+    provider: &str,
+    status: u16,
+    code: &str,
+    request_id: Option<&str>,
+    retry_after: Option<Duration>,
+) -> ProviderError {
     let mut message = code.to_owned();
     if let Some(id) = request_id {
         message.push_str(&format!(" (x-amzn-RequestId {id})"));
@@ -593,7 +599,7 @@ fn classify(provider: &str, status: u16, code: &str, request_id: Option<&str>) -
         _ => ProviderError::Status {
             provider,
             status,
-            retry_after: None,
+            retry_after,
             message,
         },
     }
@@ -608,7 +614,13 @@ where
         SdkError::ServiceError(se) => {
             let status = se.raw().status_code();
             let code = se.err().code().unwrap_or("UnknownError");
-            classify(provider, status, code, se.err().meta().request_id())
+            classify(
+                provider,
+                status,
+                code,
+                se.err().meta().request_id(),
+                se.raw().retry_after(),
+            )
         }
         SdkError::TimeoutError(_) => ProviderError::Timeout {
             provider: provider.into(),
@@ -647,17 +659,27 @@ where
 /// HTTP status of a raw SDK response; event-stream messages have none (treated as 200).
 trait RawStatus {
     fn status_code(&self) -> u16;
+    fn retry_after(&self) -> Option<Duration>;
 }
 
 impl RawStatus for aws_smithy_runtime_api::http::Response {
     fn status_code(&self) -> u16 {
         self.status().as_u16()
     }
+
+    fn retry_after(&self) -> Option<Duration> {
+        let v = self.headers().get("retry-after")?;
+        crate::http::parse_retry_after(v.trim(), std::time::SystemTime::now())
+    }
 }
 
 impl RawStatus for aws_smithy_types::event_stream::RawMessage {
     fn status_code(&self) -> u16 {
         200
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        None
     }
 }
 
@@ -774,15 +796,17 @@ impl Provider for Bedrock {
             let client = self.client(req).await?;
             let input = converse_input(&self.cfg.name, req, self.cfg.default_max_tokens)?;
             let model = self.model(req);
-            let out = client
+            let call = client
                 .converse()
                 .model_id(&model)
                 .set_messages(Some(input.messages))
                 .set_system(Some(input.system).filter(|s| !s.is_empty()))
                 .inference_config(input.inference)
                 .set_tool_config(input.tools)
-                .send()
+                .send();
+            let out = tokio::time::timeout(self.cfg.http.timeouts.first_byte, call)
                 .await
+                .map_err(|_| self.timeout())?
                 .map_err(|e| sdk_error(&self.cfg.name, e))?;
             let mut content = Vec::new();
             if let Some(bt::ConverseOutput::Message(m)) = out.output() {
