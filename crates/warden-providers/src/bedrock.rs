@@ -136,8 +136,14 @@ impl BedrockAccount {
             AccountCredentials::AssumeRole {
                 role_arn,
                 session_name,
-                ..
-            } => format!("role:{role_arn}:{session_name}"),
+                external_id,
+            } => {
+                // A changed external id must build a new client; hash it rather than keep it in the key.
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                external_id.expose_secret().hash(&mut h);
+                format!("role:{role_arn}:{session_name}:{:x}", h.finish())
+            }
             AccountCredentials::Static(k) => format!("key:{}", k.access_key_id),
         };
         format!("{tenant}\u{0}{}\u{0}{source}", self.region)
