@@ -1,6 +1,12 @@
 //! A config file pointed at the TLS mocks becomes a working registry: the router built
 //! from it serves requests, policy's catalogue comes from the same file, and a missing
 //! key or tenant-account source is reported per provider without printing any value.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions"
+)]
 
 use std::collections::HashMap;
 use std::sync::Arc;

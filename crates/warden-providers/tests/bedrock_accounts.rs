@@ -1,6 +1,12 @@
 //! Whose credentials sign a Bedrock request: the platform's for the platform account, the
 //! tenant's assumed-role (or static) credentials for a customer-owned account, and never
 //! the platform's for a tenant. The mocks verify every SigV4 signature independently.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions"
+)]
 
 mod common;
 

@@ -1,6 +1,12 @@
 //! The same conformance cases for every adapter, against its warden-testkit mock over TLS:
 //! unary, stream, tool-call round trips, and the fault matrix (each injected fault gives
 //! the expected error, and nothing hangs past its timeout).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions"
+)]
 
 mod common;
 
@@ -112,9 +118,11 @@ async fn tool_stream(h: Harness) {
     );
 }
 
+type Expect = dyn Fn(&ProviderError) -> bool;
+
 /// The status-fault half of the matrix: status in, error class out.
 async fn status_faults(h: Harness) {
-    let cases: &[(Fault, &dyn Fn(&ProviderError) -> bool)] = &[
+    let cases: &[(Fault, &Expect)] = &[
         (Fault::status_retry_after(429, "7"), &|e| {
             e.is_rate_limited()
                 && e.is_retryable()

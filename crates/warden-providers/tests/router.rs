@@ -1,6 +1,12 @@
 //! Selection and resilience against the TLS mocks: failover order, never leaving the
 //! eligible set, retries honouring Retry-After, no failover after the first streamed
 //! event, circuit breakers, profiles, deadlines and per-tenant limits.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions"
+)]
 
 mod common;
 

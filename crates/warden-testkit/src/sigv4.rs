@@ -262,7 +262,14 @@ mod tests {
         let mut tampered = headers.clone();
         tampered[1].1 = "20150830T123601Z".into();
         assert_eq!(
-            verify("GET", "/", &tampered, b"", "service", &[key.clone()]),
+            verify(
+                "GET",
+                "/",
+                &tampered,
+                b"",
+                "service",
+                std::slice::from_ref(&key)
+            ),
             Err(SigError::Mismatch)
         );
         assert_eq!(

@@ -1,6 +1,6 @@
 //! Shared fixtures for the provider integration tests: a CA per test, mocks over TLS on
 //! loopback, adapters pointed at them with short timeouts, and request builders.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses a different subset")]
 
 use std::sync::Arc;
 use std::time::Duration;
