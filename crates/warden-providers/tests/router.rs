@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -395,55 +395,6 @@ async fn tenant_limits_refuse_with_retry_info_before_anything_leaves() {
             "{:?}",
             fail.error
         );
-    })
-    .await
-}
-
-/// Captures every log line (TRACE, all crates including the AWS SDK) while providers fail
-/// and succeed, and checks no credential appears.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[tokio::test]
-async fn credentials_never_reach_the_logs() {
-    let capture = Capture::default();
-    let c = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || c.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    bounded(async {
-        let f = fleet().await;
-        let b = bedrock().await;
-        let mut reg = f.registry(2);
-        reg.insert(entry(b.provider.clone(), 2));
-        let router = Router::new(reg);
-        f.a.mock.script([Fault::status(401), Fault::status(500)]);
-        f.o.mock.script([Fault::status(401), Fault::Reset]);
-        b.mock.script([Fault::status(429)]);
-        let eligible = names(&["anthropic", "openai", "bedrock"]);
-        router.complete(&route(&eligible), &hello()).await.unwrap();
-        let s = router.stream(&route(&eligible), &hello()).await.unwrap();
-        let _: Vec<_> = s.value.collect().await;
-        let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
-        assert!(
-            logs.contains("provider attempt failed"),
-            "logging was captured"
-        );
-        for secret in [ANTHROPIC_KEY, OPENAI_KEY, PLATFORM_SECRET] {
-            assert!(!logs.contains(secret), "secret in logs");
-        }
     })
     .await
 }
