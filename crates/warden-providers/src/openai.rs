@@ -525,3 +525,149 @@ impl Provider for OpenAi {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sse::SseDecoder;
+    use crate::{Message, ToolDef};
+
+    /// The exact body openai 3.57.0 sent for this conversation (reference §2.2).
+    #[test]
+    fn encodes_the_tool_round_trip_exactly_like_the_sdk() {
+        let req = ChatRequest {
+            model: Some("gpt-test".into()),
+            system: Some("You are a weather bot.".into()),
+            messages: vec![
+                Message {
+                    role: MessageRole::User,
+                    content: vec![Content::text("Weather in Paris?")],
+                },
+                Message {
+                    role: MessageRole::Assistant,
+                    content: vec![Content::ToolUse {
+                        id: "call_1".into(),
+                        name: "get_weather".into(),
+                        input: json!({"city":"Paris"}),
+                    }],
+                },
+                Message {
+                    role: MessageRole::User,
+                    content: vec![Content::ToolResult {
+                        tool_use_id: "call_1".into(),
+                        content: "18C, sunny".into(),
+                        is_error: false,
+                    }],
+                },
+            ],
+            tools: vec![ToolDef {
+                name: "get_weather".into(),
+                description: "Get weather".into(),
+                input_schema: json!({"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}),
+            }],
+            max_tokens: 512,
+            ..Default::default()
+        };
+        let cfg = OpenAiConfig::new("openai", None, "default");
+        let sdk: Value = serde_json::from_str(r#"{"model":"gpt-test","stream":true,"messages":[{"role":"system","content":"You are a weather bot."},{"role":"user","content":"Weather in Paris?"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},{"role":"tool","tool_call_id":"call_1","content":"18C, sunny"}],"max_completion_tokens":512,"stream_options":{"include_usage":true},"tool_choice":"auto","tools":[{"type":"function","function":{"name":"get_weather","description":"Get weather","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}]}"#).unwrap();
+        assert_eq!(request_body(&req, &cfg, true), sdk);
+    }
+
+    /// The literal stream from the reference (§2.4), parsed by openai 3.57.0 there.
+    #[test]
+    fn maps_the_reference_stream() {
+        let stream = r#"data: {"id":"chatcmpl-Mock1","object":"chat.completion.chunk","created":1770933892,"model":"gpt-test","system_fingerprint":"fp_mock","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null}
+
+data: {"id":"chatcmpl-Mock1","object":"chat.completion.chunk","created":1770933892,"model":"gpt-test","system_fingerprint":"fp_mock","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_Mock1","type":"function","function":{"name":"get_weather","arguments":""}}]},"logprobs":null,"finish_reason":null}],"usage":null}
+
+data: {"id":"chatcmpl-Mock1","object":"chat.completion.chunk","created":1770933892,"model":"gpt-test","system_fingerprint":"fp_mock","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":"}}]},"logprobs":null,"finish_reason":null}],"usage":null}
+
+data: {"id":"chatcmpl-Mock1","object":"chat.completion.chunk","created":1770933892,"model":"gpt-test","system_fingerprint":"fp_mock","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"Paris\"}"}}]},"logprobs":null,"finish_reason":null}],"usage":null}
+
+data: {"id":"chatcmpl-Mock1","object":"chat.completion.chunk","created":1770933892,"model":"gpt-test","system_fingerprint":"fp_mock","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"tool_calls"}],"usage":null}
+
+data: {"id":"chatcmpl-Mock1","object":"chat.completion.chunk","created":1770933892,"model":"gpt-test","system_fingerprint":"fp_mock","choices":[],"usage":{"prompt_tokens":16,"completion_tokens":9,"total_tokens":25,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}
+
+data: [DONE]
+
+"#;
+        let mut m = StreamMapper::new("openai");
+        let mut out = Vec::new();
+        for ev in SseDecoder::default().push(stream.as_bytes()).unwrap() {
+            out.extend(m.on_event(ev).unwrap());
+        }
+        assert!(m.is_done());
+        assert_eq!(
+            out,
+            vec![
+                StreamEvent::Start {
+                    model: "gpt-test".into()
+                },
+                StreamEvent::ToolCallStart {
+                    index: 0,
+                    id: "call_Mock1".into(),
+                    name: "get_weather".into()
+                },
+                StreamEvent::ToolCallDelta {
+                    index: 0,
+                    partial_json: "{\"city\":".into()
+                },
+                StreamEvent::ToolCallDelta {
+                    index: 0,
+                    partial_json: "\"Paris\"}".into()
+                },
+                StreamEvent::Usage {
+                    usage: Usage {
+                        input_tokens: 16,
+                        output_tokens: 9
+                    }
+                },
+                StreamEvent::Stop {
+                    reason: StopReason::ToolUse
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn parses_the_captured_response_and_classifies_errors() {
+        let body = br#"{"id":"chatcmpl-D8Z5f52zQqikDBEKQMQoYcWMcWPeU","object":"chat.completion","created":1770933883,"model":"gpt-4.1-nano-2025-04-14",
+ "choices":[{"index":0,"message":{"role":"assistant","content":"Hi","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],
+ "usage":{"prompt_tokens":16,"completion_tokens":363,"total_tokens":379}}"#;
+        let r = parse_response("openai", body).unwrap();
+        assert_eq!(
+            (r.content, r.usage),
+            (
+                vec![Content::text("Hi")],
+                Usage {
+                    input_tokens: 16,
+                    output_tokens: 363
+                }
+            )
+        );
+        let s = SecretString::from("sk-x");
+        let quota = br#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
+        assert!(matches!(
+            status_error("openai", 429, None, quota, None, &s),
+            ProviderError::QuotaExhausted { .. }
+        ));
+        let legacy = br#"{"error":{"message":"Unsupported parameter: 'max_tokens'","type":"invalid_request_error","param":"max_tokens","code":"unsupported_parameter"}}"#;
+        let e = status_error("openai", 400, None, legacy, Some("req_9"), &s);
+        assert_eq!(
+            e.to_string(),
+            "provider openai refused the request: HTTP 400 unsupported_parameter: Unsupported parameter: 'max_tokens' (x-request-id req_9)"
+        );
+    }
+
+    #[test]
+    fn refuses_plain_http_unless_allowed() {
+        let mut cfg = OpenAiConfig::new("vllm", None, "qwen");
+        cfg.base_url = "http://127.0.0.1:8000/v1".into();
+        assert!(matches!(
+            OpenAi::new(cfg.clone()),
+            Err(BuildError::PlainHttp { .. })
+        ));
+        cfg.http.allow_plain_http = true;
+        assert!(OpenAi::new(cfg).is_ok());
+    }
+}
