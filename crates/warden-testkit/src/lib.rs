@@ -126,7 +126,33 @@ pub enum Fault {
     ResetAfter(usize),
 }
 
+/// Request header that selects a fault, for clients that cannot call [`MockServer::script`].
+pub const FAULT_HEADER: &str = "x-warden-mock-fault";
+
 impl Fault {
+    /// Parses `status:529`, `status:429:7` (with Retry-After), `slow:MS`, `stall:N`,
+    /// `malformed:N`, `stream_error:N`, `reset`, `reset:N`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let mut it = s.trim().split(':');
+        let kind = it.next()?;
+        let a = it.next();
+        let b = it.next();
+        let n = |v: Option<&str>| v.and_then(|v| v.parse::<usize>().ok());
+        Some(match (kind, a) {
+            ("status", Some(code)) => Fault::Status {
+                status: code.parse().ok()?,
+                retry_after: b.map(str::to_owned),
+            },
+            ("slow", ms) => Fault::SlowFirstByte(Duration::from_millis(n(ms)? as u64)),
+            ("stall", v) => Fault::StallAfter(n(v)?),
+            ("malformed", v) => Fault::MalformedAfter(n(v)?),
+            ("stream_error", v) => Fault::StreamErrorAfter(n(v)?),
+            ("reset", None) => Fault::Reset,
+            ("reset", v) => Fault::ResetAfter(n(v)?),
+            _ => return None,
+        })
+    }
+
     pub fn status(status: u16) -> Self {
         Fault::Status {
             status,
@@ -348,11 +374,15 @@ async fn serve(
         body,
         signed_by: None,
     };
-    let fault = s
-        .script
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .pop_front();
+    // External clients (the Python SDK fidelity check) choose a fault with a header.
+    let fault = match rec.header(FAULT_HEADER).and_then(Fault::parse) {
+        Some(f) => Some(f),
+        None => s
+            .script
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front(),
+    };
     let reply = match &fault {
         Some(Fault::Status {
             status,
