@@ -23,7 +23,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub use diagnostic::{Diagnostic, Source, render};
-pub use registry::{BuildEnv, RegistryError, build_registry, catalogue, process_env_secret};
+pub use registry::{
+    BuildEnv, RegistryError, bedrock_account, build_registry, catalogue, process_env_secret,
+};
 pub use validate::validate;
 use warden_providers::{BreakerPolicy, RetryPolicy, Timeouts};
 

@@ -5,10 +5,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use secrecy::SecretString;
-use warden_policy::ProviderInfo;
+use warden_policy::{CustomerBedrock, CustomerCredentials, ProviderInfo};
 use warden_providers::{
-    Anthropic, AnthropicConfig, Bedrock, BedrockConfig, BedrockCredentials, HttpSettings, Identity,
-    LocalProvider, OpenAi, OpenAiConfig, Provider, Registry, RegistryEntry, TenantAccounts,
+    AccountCredentials, Anthropic, AnthropicConfig, Bedrock, BedrockAccount, BedrockConfig,
+    BedrockCredentials, HttpSettings, Identity, LocalProvider, OpenAi, OpenAiConfig, Provider,
+    Registry, RegistryEntry, StaticKeys, TenantAccounts,
 };
 
 use crate::{Config, ProviderConfig, ProviderKind};
@@ -165,4 +166,88 @@ pub fn build_registry(cfg: &Config, env: &BuildEnv<'_>) -> Result<Registry, Vec<
         }
     }
     if errs.is_empty() { Ok(reg) } else { Err(errs) }
+}
+
+/// A tenant's Bedrock account from its policy settings. `static_keys` resolves a
+/// `StaticKeysRef` (the gateway decrypts it from storage); `None` means it could not.
+/// The STS session is named `warden-<tenant>` so CloudTrail in the customer's account
+/// shows which tenant's requests these were.
+pub fn bedrock_account(
+    tenant_id: &str,
+    settings: &CustomerBedrock,
+    static_keys: impl FnOnce(&str) -> Option<StaticKeys>,
+) -> Option<BedrockAccount> {
+    let credentials = match &settings.credentials {
+        CustomerCredentials::AssumeRole {
+            role_arn,
+            external_id,
+        } => AccountCredentials::AssumeRole {
+            role_arn: role_arn.clone(),
+            external_id: SecretString::from(external_id.clone()),
+            session_name: session_name(tenant_id),
+        },
+        CustomerCredentials::StaticKeysRef { credential_id } => {
+            AccountCredentials::Static(static_keys(credential_id)?)
+        }
+    };
+    Some(BedrockAccount {
+        region: settings.region.clone(),
+        credentials,
+    })
+}
+
+/// STS session names allow `[\w+=,.@-]{2,64}`.
+fn session_name(tenant_id: &str) -> String {
+    let clean: String = tenant_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+=,.@-_".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(57)
+        .collect();
+    format!("warden-{clean}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_settings_become_a_bedrock_account() {
+        let cb = CustomerBedrock {
+            region: "eu-central-1".into(),
+            credentials: CustomerCredentials::AssumeRole {
+                role_arn: "arn:aws:iam::1:role/r".into(),
+                external_id: "x".into(),
+            },
+        };
+        let a = bedrock_account("acme corp/eu", &cb, |_| None).unwrap();
+        assert_eq!(a.region, "eu-central-1");
+        let AccountCredentials::AssumeRole { session_name, .. } = &a.credentials else {
+            panic!("{a:?}")
+        };
+        assert_eq!(session_name, "warden-acme-corp-eu");
+        let cb = CustomerBedrock {
+            region: "us-west-2".into(),
+            credentials: CustomerCredentials::StaticKeysRef {
+                credential_id: "c1".into(),
+            },
+        };
+        assert!(bedrock_account("acme", &cb, |_| None).is_none());
+        let keys = |id: &str| {
+            (id == "c1").then(|| StaticKeys {
+                access_key_id: "AKIA1".into(),
+                secret_access_key: SecretString::from("s"),
+                session_token: None,
+            })
+        };
+        assert!(matches!(
+            bedrock_account("acme", &cb, keys).unwrap().credentials,
+            AccountCredentials::Static(_)
+        ));
+    }
 }

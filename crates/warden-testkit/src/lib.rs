@@ -494,3 +494,25 @@ pub async fn anthropic(ca: &TestCa) -> Result<MockServer, KitError> {
 pub async fn openai(ca: &TestCa) -> Result<MockServer, KitError> {
     MockServer::start(ca, openai::OpenAiMock::default()).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_parse_from_the_header_form() {
+        assert_eq!(
+            Fault::parse("status:429:7"),
+            Some(Fault::status_retry_after(429, "7"))
+        );
+        assert_eq!(Fault::parse("status:529"), Some(Fault::status(529)));
+        assert_eq!(
+            Fault::parse("slow:250"),
+            Some(Fault::SlowFirstByte(Duration::from_millis(250)))
+        );
+        assert_eq!(Fault::parse("stall:2"), Some(Fault::StallAfter(2)));
+        assert_eq!(Fault::parse("reset"), Some(Fault::Reset));
+        assert_eq!(Fault::parse("reset:3"), Some(Fault::ResetAfter(3)));
+        assert_eq!(Fault::parse("explode"), None);
+    }
+}
