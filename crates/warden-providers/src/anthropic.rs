@@ -344,7 +344,8 @@ pub(crate) fn status_error(
             provider: provider.into(),
             message,
         },
-        400 | 404 | 413 | 422 => ProviderError::Invalid {
+        // 404 (usually an unknown model id) stays a Status: it is this provider's configuration, so the router fails over.
+        400 | 413 | 422 => ProviderError::Invalid {
             provider: provider.into(),
             message: format!("HTTP {status} {message}"),
         },

@@ -598,9 +598,7 @@ fn classify(
     }
     let provider = provider.to_owned();
     match code {
-        "ValidationException" | "ResourceNotFoundException" => {
-            ProviderError::Invalid { provider, message }
-        }
+        "ValidationException" => ProviderError::Invalid { provider, message },
         "ServiceQuotaExceededException" => ProviderError::QuotaExhausted { provider, message },
         _ => ProviderError::Status {
             provider,
@@ -1060,6 +1058,12 @@ mod tests {
             "provider b answered HTTP 429: ThrottlingException (x-amzn-RequestId rid)"
         );
         assert!(classify("b", 429, "ModelNotReadyException", None, None).is_retryable());
+        // A model the account lacks is this provider's problem: not retried, but failed over.
+        let e = classify("b", 404, "ResourceNotFoundException", None, None);
+        assert_eq!(
+            crate::next_step(&e, 1, &crate::RetryPolicy::default(), 0.0),
+            crate::Step::Failover
+        );
         assert!(!classify("b", 424, "ModelErrorException", None, None).is_retryable());
     }
 }

@@ -207,6 +207,24 @@ mod tests {
         );
     }
 
+    /// However the bytes are split across reads (even inside a UTF-8 character or a `\r\n`),
+    /// the same events come out.
+    #[test]
+    fn chunking_never_changes_the_events() {
+        let input = "event: message_start\r\ndata: {\"t\":\"caf\u{e9} \u{1f600}\"}\r\n\r\n: keepalive\n\ndata: a\ndata: b\n\nevent: x\ndata:\n\n";
+        let whole = SseDecoder::default().push(input.as_bytes()).unwrap();
+        assert_eq!(whole.len(), 3);
+        let bytes = input.as_bytes();
+        for size in 1..=bytes.len() {
+            let mut d = SseDecoder::default();
+            let mut got = Vec::new();
+            for chunk in bytes.chunks(size) {
+                got.extend(d.push(chunk).unwrap());
+            }
+            assert_eq!(got, whole, "chunk size {size}");
+        }
+    }
+
     #[test]
     fn rejects_non_utf8() {
         let mut d = SseDecoder::default();
