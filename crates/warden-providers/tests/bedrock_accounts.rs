@@ -171,6 +171,34 @@ async fn tenant_requests_are_signed_with_the_assumed_role_never_the_platform() {
 }
 
 #[tokio::test]
+async fn concurrent_first_requests_share_one_assume_role() {
+    bounded(async {
+        let w = world(
+            Duration::from_secs(3600),
+            HashMap::from([("acme".to_owned(), assume(EXTERNAL_ID))]),
+        )
+        .await;
+        let customer = Arc::new(w.customer.clone());
+        let calls: Vec<_> = (0..6)
+            .map(|_| {
+                let c = customer.clone();
+                tokio::spawn(async move { c.complete(&for_tenant("acme")).await })
+            })
+            .collect();
+        for c in calls {
+            c.await.unwrap().unwrap();
+        }
+        assert_eq!(
+            w.sts.calls(),
+            1,
+            "one client and one credential load per tenant"
+        );
+        assert_eq!(w.bedrock.signers(), vec![TENANT_AKID; 6]);
+    })
+    .await
+}
+
+#[tokio::test]
 async fn credentials_near_expiry_are_refreshed() {
     bounded(async {
         // Lifetime (60 s) is inside the refresh window (300 s): every call re-assumes the role.
