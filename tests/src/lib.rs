@@ -12,7 +12,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tonic::transport::Channel;
 use warden::services;
-use warden_gateway::routing::ProviderInfo;
 use warden_gateway::{AuditSink, Gateway, Providers};
 use warden_proto::agent::v1::agent_client::AgentClient;
 use warden_proto::common::v1 as pb;
@@ -102,16 +101,11 @@ impl Cluster {
         .unwrap();
         let local = Arc::new(LocalProvider::new("local"));
         let providers = || {
-            let info = ProviderInfo {
-                name: "local".into(),
-                no_training: true,
-                customer_account: false,
-            };
             let p: Arc<dyn warden_providers::Provider> = match opts.provider_delay {
                 Some(d) => Arc::new(Slow(local.clone(), d)),
                 None => local.clone(),
             };
-            Providers::new(vec![(info, p)])
+            Providers::with_local(p)
         };
         let mut gateway =
             services::gateway(&storage_addr.to_string(), &sec("gateway"), providers()).unwrap();

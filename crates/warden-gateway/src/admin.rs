@@ -47,11 +47,10 @@ impl gw::admin_server::Admin for Gateway {
             .ok_or_else(|| Status::invalid_argument("settings are required"))?;
         check_tenant_id(&settings.tenant_id).map_err(Status::invalid_argument)?;
         settings_from_proto(&settings).map_err(Status::invalid_argument)?;
+        let providers = self.providers();
         for p in &settings.allowed_providers {
-            if !self.inner.providers.contains(p) {
-                let known: Vec<&str> = self
-                    .inner
-                    .providers
+            if !providers.contains(p) {
+                let known: Vec<&str> = providers
                     .catalogue()
                     .iter()
                     .map(|c| c.name.as_str())

@@ -23,12 +23,14 @@ use warden_tls::Caller;
 
 use crate::Gateway;
 use crate::convert::{ValidRequest, data_type_to_proto, validate};
-use crate::minimize::{Minimized, minimize};
+use crate::minimize::{Minimized, StreamRestorer, minimize};
 use crate::status::GatewayError;
 
 /// Everything decided before egress.
 pub(crate) struct Prepared {
     req: ValidRequest,
+    providers: std::sync::Arc<crate::Providers>,
+    profile: String,
     decision: Decision,
     minimized: Minimized,
     intent_id: String,
@@ -45,17 +47,15 @@ impl Gateway {
     ) -> Result<Prepared, GatewayError> {
         let started = Instant::now();
         let req = validate(req).map_err(GatewayError::Invalid)?;
+        let providers = self.providers();
+        let profile = providers.profile(&req.routing_profile).map_err(GatewayError::Invalid)?.to_owned();
         let settings = self.inner.tenants.get(&req.tenant_id).await?;
         let ask = Ask {
             tenant_id: req.tenant_id.clone(),
             data_types: req.data_types.clone(),
             preferred_provider: req.preferred_provider.clone(),
         };
-        let decision = match warden_policy::decide(
-            settings.as_deref(),
-            &ask,
-            self.inner.providers.catalogue(),
-        ) {
+        let decision = match warden_policy::decide(settings.as_deref(), &ask, providers.catalogue()) {
             Ok(d) => d,
             Err(denied) => {
                 self.record_denial(caller, &req, denied.rule.id(), &denied.message)
@@ -67,7 +67,7 @@ impl Gateway {
         let Some(settings) = settings else {
             return Err(GatewayError::Settings(crate::tenants::SettingsUnavailable));
         };
-        let minimized = match minimize(&settings, &req) {
+        let minimized = match minimize(&self.inner.engine, &settings, &req) {
             Ok(m) => m,
             Err(e) => {
                 self.record_denial(caller, &req, e.reason(), &e.to_string())
@@ -95,6 +95,8 @@ impl Gateway {
         })?;
         Ok(Prepared {
             req,
+            providers,
+            profile,
             decision,
             minimized,
             intent_id: receipt.id,
@@ -177,30 +179,18 @@ impl Gateway {
     ) -> Result<gw::CompleteResponse, GatewayError> {
         let p = self.prepare(caller, req).await?;
         let mut attempts = Vec::new();
-        let result = self
-            .inner
-            .providers
-            .complete(&p.decision.eligible, &p.minimized.chat, &mut attempts)
-            .await;
+        let result = p.providers.complete(&p.route(), &p.minimized.chat, &mut attempts).await;
         match result {
-            Ok((provider, resp)) => {
-                self.record_outcome(
-                    &p,
-                    &provider,
-                    &resp.model,
-                    resp.usage,
-                    "ok",
-                    attempts.clone(),
-                )
-                .await;
+            Ok((provider, mut resp)) => {
+                self.record_outcome(&p, &provider, &resp.model, resp.usage, "ok", attempts.clone()).await;
+                restore(&p, &mut resp);
                 metrics::histogram!("warden_gateway_request_duration_seconds", "rpc" => "Complete")
                     .record(p.started.elapsed().as_secs_f64());
                 Ok(response(provider, resp, &p, attempts))
             }
             Err(e) => {
                 let class = crate::routing::error_class(&e);
-                self.record_outcome(&p, "", "", Usage::default(), &class, attempts)
-                    .await;
+                self.record_outcome(&p, "", "", Usage::default(), &class, attempts).await;
                 Err(e.into())
             }
         }
@@ -214,135 +204,121 @@ impl Gateway {
         let p = self.prepare(caller, req).await?;
         let mut changes = self.inner.tenants.subscribe_changes();
         let mut attempts = Vec::new();
-        let opened = self
-            .inner
-            .providers
-            .stream(&p.decision.eligible, &p.minimized.chat, &mut attempts)
-            .await;
-        let (provider, first, mut upstream) = match opened {
+        let opened = p.providers.stream(&p.route(), &p.minimized.chat, &mut attempts).await;
+        let (provider, model, mut upstream) = match opened {
             Ok(x) => x,
             Err(e) => {
                 let class = crate::routing::error_class(&e);
-                self.record_outcome(&p, "", "", Usage::default(), &class, attempts)
-                    .await;
+                self.record_outcome(&p, "", "", Usage::default(), &class, attempts).await;
                 return Err(e.into());
             }
         };
         let (tx, rx) = tokio::sync::mpsc::channel(32);
         let gw = self.clone();
         tokio::spawn(async move {
-            let model = match &first {
-                StreamEvent::Start { model } => model.clone(),
-                _ => String::new(),
-            };
-            let start = gw::CompleteStreamEvent {
-                event: Some(gw::complete_stream_event::Event::Start(gw::StreamStart {
-                    provider: provider.clone(),
-                    model: model.clone(),
-                    audit_record_id: p.intent_id.clone(),
-                    minimization: Some(p.minimized.summary.clone()),
-                })),
-            };
+            let mut model = model;
             let mut usage = Usage::default();
             let mut stop = StopReason::EndTurn;
             let mut outcome = "ok".to_owned();
-            let mut pending = if matches!(first, StreamEvent::Start { .. }) {
-                None
-            } else {
-                Some(Ok(first))
-            };
-            if tx.send(Ok(start)).await.is_err() {
-                outcome = "cancelled".into();
-            } else {
-                loop {
-                    let next = match pending.take() {
-                        Some(ev) => Some(ev),
-                        None => tokio::select! {
-                            ev = upstream.next() => ev,
-                            changed = changes.recv() => {
-                                if changed.as_deref().is_ok_and(|t| t == p.req.tenant_id)
-                                    && !gw.tenant_still_enabled(&p.req.tenant_id).await
-                                {
-                                    outcome = "opted_out".into();
-                                    let _ = tx.send(Err(Status::failed_precondition(format!(
-                                        "AI features were disabled for tenant {} during this call; the answer was stopped",
-                                        p.req.tenant_id
-                                    )))).await;
-                                    break;
-                                }
-                                continue;
-                            }
-                        },
-                    };
-                    let Some(ev) = next else { break };
-                    let out = match ev {
-                        Ok(StreamEvent::TextDelta { text }) => {
-                            Some(gw::complete_stream_event::Event::TextDelta(gw::TextDelta {
-                                text,
-                            }))
-                        }
-                        Ok(StreamEvent::ToolCallStart { index, id, name }) => Some(
-                            gw::complete_stream_event::Event::ToolCallDelta(gw::ToolCallDelta {
-                                index,
-                                id,
-                                name,
-                                arguments_json_delta: String::new(),
-                            }),
-                        ),
-                        Ok(StreamEvent::ToolCallDelta {
-                            index,
-                            partial_json,
-                        }) => Some(gw::complete_stream_event::Event::ToolCallDelta(
-                            gw::ToolCallDelta {
-                                index,
-                                arguments_json_delta: partial_json,
-                                ..Default::default()
-                            },
-                        )),
-                        Ok(StreamEvent::Usage { usage: u }) => {
-                            usage = u;
-                            None
-                        }
-                        Ok(StreamEvent::Stop { reason }) => {
-                            stop = reason;
-                            None
-                        }
-                        Ok(StreamEvent::Start { .. }) => None,
-                        Err(e) => {
-                            outcome = crate::routing::error_class(&e);
-                            // After the first byte there is no failover: the stream ends with the error.
-                            let _ = tx.send(Err(Status::from(GatewayError::from(e)))).await;
+            let mut restorer = StreamRestorer::default();
+            let mut started = false;
+            loop {
+                let next = tokio::select! {
+                    ev = upstream.next() => ev,
+                    changed = changes.recv() => {
+                        if changed.as_deref().is_ok_and(|t| t == p.req.tenant_id)
+                            && !gw.tenant_still_enabled(&p.req.tenant_id).await
+                        {
+                            // Opt-out takes effect mid-answer too: stop relaying, cancel upstream.
+                            outcome = "opted_out".into();
+                            let _ = tx.send(Err(Status::failed_precondition(format!(
+                                "AI features were disabled for tenant {} during this call; the answer was stopped",
+                                p.req.tenant_id
+                            )))).await;
                             break;
                         }
-                    };
-                    if let Some(event) = out
-                        && tx
-                            .send(Ok(gw::CompleteStreamEvent { event: Some(event) }))
-                            .await
-                            .is_err()
+                        continue;
+                    }
+                };
+                let Some(ev) = next else { break };
+                let mut out = Vec::new();
+                if !started {
+                    // The first event we relay is always StreamStart, with the audit id.
+                    started = true;
+                    if let Ok(StreamEvent::Start { model: m }) = &ev
+                        && !m.is_empty()
                     {
-                        // The caller went away: dropping `upstream` cancels the provider call.
-                        outcome = "cancelled".into();
+                        model = m.clone();
+                    }
+                    out.push(gw::complete_stream_event::Event::Start(gw::StreamStart {
+                        provider: provider.clone(),
+                        model: model.clone(),
+                        audit_record_id: p.intent_id.clone(),
+                        minimization: Some(p.minimized.summary.clone()),
+                    }));
+                }
+                match ev {
+                    Ok(StreamEvent::TextDelta { text }) => {
+                        let text = restorer.push(&p.minimized.pseudonyms, &text);
+                        if !text.is_empty() {
+                            out.push(gw::complete_stream_event::Event::TextDelta(gw::TextDelta { text }));
+                        }
+                    }
+                    Ok(StreamEvent::ToolCallStart { index, id, name }) => {
+                        out.push(gw::complete_stream_event::Event::ToolCallDelta(gw::ToolCallDelta {
+                            index,
+                            id,
+                            name,
+                            arguments_json_delta: String::new(),
+                        }));
+                    }
+                    Ok(StreamEvent::ToolCallDelta { index, partial_json }) => {
+                        out.push(gw::complete_stream_event::Event::ToolCallDelta(gw::ToolCallDelta {
+                            index,
+                            arguments_json_delta: partial_json,
+                            ..Default::default()
+                        }));
+                    }
+                    Ok(StreamEvent::Usage { usage: u }) => usage = u,
+                    Ok(StreamEvent::Stop { reason }) => stop = reason,
+                    Ok(StreamEvent::Start { .. }) => {}
+                    Err(e) => {
+                        outcome = crate::routing::error_class(&e);
+                        // After the first event there is no failover: the stream ends with the error.
+                        let _ = tx.send(Err(Status::from(GatewayError::from(e)))).await;
                         break;
                     }
                 }
+                let mut gone = false;
+                for event in out {
+                    if tx.send(Ok(gw::CompleteStreamEvent { event: Some(event) })).await.is_err() {
+                        gone = true;
+                        break;
+                    }
+                }
+                if gone {
+                    // The caller went away: dropping `upstream` cancels the provider call.
+                    outcome = "cancelled".into();
+                    break;
+                }
             }
             if outcome == "ok" {
+                let rest = restorer.finish(&p.minimized.pseudonyms);
+                if !rest.is_empty() {
+                    let ev = gw::complete_stream_event::Event::TextDelta(gw::TextDelta { text: rest });
+                    let _ = tx.send(Ok(gw::CompleteStreamEvent { event: Some(ev) })).await;
+                }
                 let end = gw::CompleteStreamEvent {
                     event: Some(gw::complete_stream_event::Event::End(gw::StreamEnd {
                         stop_reason: stop_to_proto(stop) as i32,
-                        usage: Some(pb::Usage {
-                            input_tokens: usage.input_tokens,
-                            output_tokens: usage.output_tokens,
-                        }),
+                        usage: Some(pb::Usage { input_tokens: usage.input_tokens, output_tokens: usage.output_tokens }),
                         attempts: attempts.clone(),
                     })),
                 };
                 let _ = tx.send(Ok(end)).await;
             }
             drop(upstream);
-            gw.record_outcome(&p, &provider, &model, usage, &outcome, attempts)
-                .await;
+            gw.record_outcome(&p, &provider, &model, usage, &outcome, attempts).await;
             metrics::histogram!("warden_gateway_request_duration_seconds", "rpc" => "CompleteStream")
                 .record(p.started.elapsed().as_secs_f64());
         });
@@ -351,6 +327,27 @@ impl Gateway {
 
     async fn tenant_still_enabled(&self, tenant_id: &str) -> bool {
         matches!(self.inner.tenants.get(tenant_id).await, Ok(Some(s)) if s.enabled)
+    }
+}
+
+impl Prepared {
+    fn route(&self) -> warden_providers::RouteRequest<'_> {
+        warden_providers::RouteRequest {
+            tenant_id: &self.req.tenant_id,
+            eligible: &self.decision.eligible,
+            profile: &self.profile,
+            deadline: None,
+        }
+    }
+}
+
+/// Puts pseudonymized identifiers back into the answer the agent receives. Secrets are
+/// never restorable: their placeholders are not in the map.
+fn restore(p: &Prepared, resp: &mut ChatResponse) {
+    for c in &mut resp.content {
+        if let Content::Text { text } = c {
+            *text = p.minimized.pseudonyms.restore(text);
+        }
     }
 }
 

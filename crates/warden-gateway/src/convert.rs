@@ -333,6 +333,8 @@ pub fn validate(req: gw::CompleteRequest) -> Result<ValidRequest, String> {
                 req.max_output_tokens
             },
             temperature: req.temperature,
+            // Set by minimization, which routes it with the request.
+            tenant_id: None,
         },
         parts,
         system_type,

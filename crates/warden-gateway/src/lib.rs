@@ -5,6 +5,7 @@
 //! tenant settings come from storage through a watched cache ([`tenants`]), audit
 //! records go to storage ([`audit_sink`]), so any number of gateways can run side by side.
 
+mod accounts;
 mod admin;
 mod audit_api;
 pub mod audit_sink;
@@ -47,12 +48,15 @@ struct Inner {
     audit: Arc<dyn AuditSink>,
     audit_log: AuditLogClient<Channel>,
     tenant_store: TenantStoreClient<Channel>,
-    providers: Providers,
+    /// Swapped whole on a config reload; in-flight calls keep the set they started with.
+    providers: std::sync::RwLock<Arc<Providers>>,
+    engine: warden_minimize::Engine,
 }
 
 impl Gateway {
-    /// A gateway that reaches storage over `storage` (an mTLS channel) and models through `providers`.
-    pub fn new(storage: Channel, providers: Providers) -> Gateway {
+    /// A gateway that reaches storage over `storage` (an mTLS channel), models through
+    /// `providers`, and redacts with `engine` (the shipped rule pack plus the platform's).
+    pub fn new(storage: Channel, providers: Providers, engine: warden_minimize::Engine) -> Gateway {
         let tenant_store =
             TenantStoreClient::new(storage.clone()).max_decoding_message_size(STORAGE_MAX_MESSAGE);
         let audit_log = AuditLogClient::new(storage).max_decoding_message_size(STORAGE_MAX_MESSAGE);
@@ -62,8 +66,32 @@ impl Gateway {
                 audit: Arc::new(StorageAudit::new(audit_log.clone())),
                 audit_log,
                 tenant_store,
-                providers,
+                providers: std::sync::RwLock::new(Arc::new(providers)),
+                engine,
             }),
+        }
+    }
+
+    /// Customer-owned Bedrock accounts, resolved through this gateway's settings cache and
+    /// storage (for the provider registry's `customer_account` providers).
+    pub fn tenant_accounts(&self) -> Arc<dyn warden_providers::TenantAccounts> {
+        Arc::new(accounts::StorageTenantAccounts {
+            tenants: self.inner.tenants.clone(),
+            store: self.inner.tenant_store.clone(),
+        })
+    }
+
+    /// The providers in force now.
+    pub fn providers(&self) -> Arc<Providers> {
+        self.inner.providers.read().map_or_else(|p| p.into_inner().clone(), |g| g.clone())
+    }
+
+    /// Replaces the providers (a validated config reload). Calls in flight finish on the
+    /// set they started with; the next call uses the new one.
+    pub fn replace_providers(&self, providers: Providers) {
+        match self.inner.providers.write() {
+            Ok(mut g) => *g = Arc::new(providers),
+            Err(p) => *p.into_inner() = Arc::new(providers),
         }
     }
 
@@ -76,7 +104,8 @@ impl Gateway {
                 audit: sink,
                 audit_log: i.audit_log.clone(),
                 tenant_store: i.tenant_store.clone(),
-                providers: i.providers.clone(),
+                providers: std::sync::RwLock::new(self.providers()),
+                engine: i.engine.clone(),
             }),
         }
     }

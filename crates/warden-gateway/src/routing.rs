@@ -1,47 +1,45 @@
-//! Sending a minimized request to the first provider that answers, never leaving the
-//! eligible list that policy produced. Failover for streams happens only before the
-//! first event; after it, an upstream error ends the stream.
+//! The providers the gateway can reach, and the bridge to `warden_providers::Router`:
+//! the router tries the eligible providers in policy's order, with retries, breakers and
+//! failover that never leave the eligible list; this module turns its attempts into
+//! audit records and metrics.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 pub use warden_policy::ProviderInfo;
-use warden_proto::common::v1::Attempt;
+use warden_proto::common::v1 as pb;
 use warden_providers::{
-    ChatRequest, ChatResponse, EventStream, LocalProvider, Provider, ProviderError, StreamEvent,
+    Attempt, ChatRequest, ChatResponse, EventStream, LocalProvider, Outcome, ProviderError, Registry,
+    RegistryEntry, RouteFailure, RouteRequest, Router,
 };
 
-/// The configured providers: how to reach each, and what policy needs to know of it.
-#[derive(Clone)]
+/// The configured providers: the router that reaches them, and what policy needs to know.
 pub struct Providers {
-    by_name: HashMap<String, Arc<dyn Provider>>,
+    router: Router,
     catalogue: Vec<ProviderInfo>,
-    /// Upper bound for one attempt (unary: the whole answer; stream: the first event).
-    pub attempt_timeout: Duration,
+    profiles: Vec<String>,
+    default_profile: String,
 }
 
 impl Providers {
-    pub fn new(list: Vec<(ProviderInfo, Arc<dyn Provider>)>) -> Providers {
-        let catalogue = list.iter().map(|(info, _)| info.clone()).collect();
-        let by_name = list.into_iter().map(|(info, p)| (info.name, p)).collect();
-        Providers {
-            by_name,
-            catalogue,
-            attempt_timeout: Duration::from_secs(120),
-        }
+    pub fn new(router: Router, catalogue: Vec<ProviderInfo>, profiles: Vec<String>, default_profile: String) -> Providers {
+        Providers { router, catalogue, profiles, default_profile }
     }
 
-    /// Only the built-in offline provider, named `local`.
+    /// Only the built-in offline provider, named `local`, for every profile.
     pub fn local_only() -> (Providers, Arc<LocalProvider>) {
         let local = Arc::new(LocalProvider::new("local"));
-        let info = ProviderInfo {
-            name: "local".into(),
-            no_training: true,
-            customer_account: false,
-        };
-        (Providers::new(vec![(info, local.clone())]), local)
+        (Providers::with_local(local.clone()), local)
+    }
+
+    /// The given local provider as the only provider (tests use this to count calls).
+    pub fn with_local(local: Arc<dyn warden_providers::Provider>) -> Providers {
+        let model = warden_providers::LOCAL_MODEL.to_owned();
+        let profiles = vec!["reasoning".to_owned(), "fast".to_owned()];
+        let mut registry = Registry::new();
+        let name = local.name().to_owned();
+        registry.insert(RegistryEntry::new(local, profiles.iter().map(|p| (p.clone(), model.clone()))));
+        let info = ProviderInfo { name, no_training: true, customer_account: false };
+        Providers::new(Router::new(registry), vec![info], profiles, "reasoning".to_owned())
     }
 
     pub fn catalogue(&self) -> &[ProviderInfo] {
@@ -49,127 +47,78 @@ impl Providers {
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.by_name.contains_key(name)
+        self.catalogue.iter().any(|p| p.name == name)
     }
 
-    fn attempt(provider: &str, model: &str, outcome: &str, started: Instant) -> Attempt {
-        Attempt {
-            provider: provider.to_owned(),
-            model: model.to_owned(),
-            outcome: outcome.to_owned(),
-            latency_ms: started.elapsed().as_millis() as u64,
+    /// The profile to route with: the request's, or the default. Unknown profiles are named.
+    pub fn profile<'a>(&'a self, requested: &'a str) -> Result<&'a str, String> {
+        if requested.is_empty() {
+            return Ok(&self.default_profile);
+        }
+        if self.profiles.iter().any(|p| p == requested) {
+            Ok(requested)
+        } else {
+            Err(format!("unknown routing_profile {requested:?}; configured: {}", self.profiles.join(", ")))
         }
     }
 
-    /// Tries `eligible` in order until one answers. Returns the provider used with its answer.
+    /// One whole answer from the first eligible provider that gives one.
     pub async fn complete(
         &self,
-        eligible: &[String],
+        route: &RouteRequest<'_>,
         req: &ChatRequest,
-        attempts: &mut Vec<Attempt>,
+        attempts: &mut Vec<pb::Attempt>,
     ) -> Result<(String, ChatResponse), ProviderError> {
-        let mut last = None;
-        for name in eligible {
-            let Some(p) = self.by_name.get(name) else {
-                continue;
-            };
-            let started = Instant::now();
-            let res = match tokio::time::timeout(self.attempt_timeout, p.complete(req)).await {
-                Ok(r) => r,
-                Err(_) => Err(ProviderError::Timeout {
-                    provider: name.clone(),
-                }),
-            };
-            match res {
-                Ok(resp) => {
-                    attempts.push(Self::attempt(name, &resp.model, "ok", started));
-                    return Ok((name.clone(), resp));
-                }
-                Err(e) => {
-                    let class = error_class(&e);
-                    metrics::counter!("warden_gateway_provider_errors_total", "provider" => name.clone(), "class" => class.clone())
-                        .increment(1);
-                    attempts.push(Self::attempt(
-                        name,
-                        req.model.as_deref().unwrap_or(""),
-                        &class,
-                        started,
-                    ));
-                    let retryable = e.is_retryable();
-                    last = Some(e);
-                    if !retryable {
-                        break;
-                    }
-                }
+        match self.router.complete(route, req).await {
+            Ok(r) => {
+                record(&r.attempts, attempts);
+                Ok((r.provider, r.value))
+            }
+            Err(RouteFailure { error, attempts: a }) => {
+                record(&a, attempts);
+                Err(error)
             }
         }
-        Err(last.unwrap_or_else(|| ProviderError::Connect {
-            provider: "none".into(),
-            message: "no eligible provider is configured".into(),
-        }))
     }
 
-    /// Opens a stream at the first provider (in order) that produces a first event.
+    /// A stream from the first eligible provider that produces a first event.
     pub async fn stream(
         &self,
-        eligible: &[String],
+        route: &RouteRequest<'_>,
         req: &ChatRequest,
-        attempts: &mut Vec<Attempt>,
-    ) -> Result<(String, StreamEvent, EventStream), ProviderError> {
-        let mut last = None;
-        for name in eligible {
-            let Some(p) = self.by_name.get(name) else {
-                continue;
-            };
-            let started = Instant::now();
-            let first = async {
-                let mut s = p.stream(req).await?;
-                match s.next().await {
-                    Some(Ok(ev)) => Ok((ev, s)),
-                    Some(Err(e)) => Err(e),
-                    None => Err(ProviderError::Protocol {
-                        provider: name.clone(),
-                        message: "empty stream".into(),
-                    }),
-                }
-            };
-            let res = match tokio::time::timeout(self.attempt_timeout, first).await {
-                Ok(r) => r,
-                Err(_) => Err(ProviderError::Timeout {
-                    provider: name.clone(),
-                }),
-            };
-            match res {
-                Ok((ev, s)) => {
-                    let model = match &ev {
-                        StreamEvent::Start { model } => model.clone(),
-                        _ => req.model.clone().unwrap_or_default(),
-                    };
-                    attempts.push(Self::attempt(name, &model, "ok", started));
-                    return Ok((name.clone(), ev, s));
-                }
-                Err(e) => {
-                    let class = error_class(&e);
-                    metrics::counter!("warden_gateway_provider_errors_total", "provider" => name.clone(), "class" => class.clone())
-                        .increment(1);
-                    attempts.push(Self::attempt(
-                        name,
-                        req.model.as_deref().unwrap_or(""),
-                        &class,
-                        started,
-                    ));
-                    let retryable = e.is_retryable();
-                    last = Some(e);
-                    if !retryable {
-                        break;
-                    }
-                }
+        attempts: &mut Vec<pb::Attempt>,
+    ) -> Result<(String, String, EventStream), ProviderError> {
+        match self.router.stream(route, req).await {
+            Ok(r) => {
+                record(&r.attempts, attempts);
+                Ok((r.provider, r.model, r.value))
+            }
+            Err(RouteFailure { error, attempts: a }) => {
+                record(&a, attempts);
+                Err(error)
             }
         }
-        Err(last.unwrap_or_else(|| ProviderError::Connect {
-            provider: "none".into(),
-            message: "no eligible provider is configured".into(),
-        }))
+    }
+}
+
+/// Attempts for the audit record, and provider errors by kind for metrics.
+fn record(from: &[Attempt], to: &mut Vec<pb::Attempt>) {
+    for a in from {
+        let outcome = match &a.outcome {
+            Outcome::Ok => "ok".to_owned(),
+            Outcome::Failed(e) => {
+                metrics::counter!("warden_gateway_provider_errors_total", "provider" => a.provider.clone(), "kind" => e.kind())
+                    .increment(1);
+                error_class(e)
+            }
+            Outcome::Skipped(e) => format!("skipped_{}", e.kind()),
+        };
+        to.push(pb::Attempt {
+            provider: a.provider.clone(),
+            model: a.model.clone(),
+            outcome,
+            latency_ms: a.latency.as_millis() as u64,
+        });
     }
 }
 
@@ -177,9 +126,6 @@ impl Providers {
 pub fn error_class(e: &ProviderError) -> String {
     match e {
         ProviderError::Status { status, .. } => format!("http_{status}"),
-        ProviderError::Timeout { .. } => "timeout".into(),
-        ProviderError::Connect { .. } => "connect".into(),
-        ProviderError::Protocol { .. } => "protocol".into(),
-        ProviderError::Invalid { .. } => "invalid".into(),
+        other => other.kind().to_owned(),
     }
 }

@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 pub struct ChatRequest {
     /// Model id for this provider; `None` lets the adapter use its configured default.
     pub model: Option<String>,
+    /// The tenant this request is for. Providers serving customer-owned accounts
+    /// (Bedrock in the tenant's AWS account) pick credentials and region by it.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
     pub system: Option<String>,
     pub messages: Vec<Message>,
     pub tools: Vec<ToolDef>,

@@ -27,6 +27,8 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Create the dev CA and issue certificates from it.
     Certs(cmd::certs::Args),
+    /// Check the routing config.
+    Config(cmd::config::Args),
     /// Print what would be sent for one data type after redaction and budgets.
     Minimize(cmd::minimize::Args),
     /// Print text as the gateway would send it: secrets and personal data replaced by placeholders.
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Command::Up(args) => service(args, cmd::up::run),
         Command::Serve(args) => service(args, cmd::serve::run),
         Command::Certs(args) => cmd::certs::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Config(args) => cmd::config::run(args),
         Command::Minimize(args) => cmd::minimize::run(args),
         Command::Redact(args) => cmd::redact::run(args),
     };

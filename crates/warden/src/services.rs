@@ -54,14 +54,89 @@ pub async fn start_storage(
     }))
 }
 
-/// A gateway that reaches storage at `storage_addr` over gRPC with `security`.
-pub fn gateway(
-    storage_addr: &str,
-    security: &Security,
-    providers: Providers,
-) -> anyhow::Result<Gateway> {
+/// A gateway that reaches storage at `storage_addr` over gRPC with `security`, with the
+/// shipped redaction rules.
+pub fn gateway(storage_addr: &str, security: &Security, providers: Providers) -> anyhow::Result<Gateway> {
     let storage = warden_rpc::connect(storage_addr, security, Duration::from_secs(3))?;
-    Ok(Gateway::new(storage, providers))
+    let engine = warden_minimize::Engine::builtin().context("the shipped redaction rules do not load")?;
+    Ok(Gateway::new(storage, providers, engine))
+}
+
+/// Builds the providers a routing config names (`config/providers.toml`). Every problem
+/// is reported at once, with its line; API keys come from the environment variables the
+/// file names, never from the file.
+pub fn load_providers(path: &Path, gateway: &Gateway) -> anyhow::Result<Providers> {
+    let cfg = warden_config::load(path).map_err(|d| anyhow::anyhow!("{}", warden_config::render(&d)))?;
+    let env = warden_config::BuildEnv {
+        secret: &warden_config::process_env_secret,
+        gateway_identity: warden_providers::Identity::DefaultChain,
+        tenant_accounts: Some(gateway.tenant_accounts()),
+        extra_root_ca_pem: Vec::new(),
+    };
+    let registry = warden_config::build_registry(&cfg, &env).map_err(|errs| {
+        let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("{}: {}", path.display(), lines.join("; "))
+    })?;
+    Ok(Providers::new(
+        warden_providers::Router::new(registry),
+        warden_config::catalogue(&cfg),
+        cfg.profiles.clone(),
+        cfg.default_profile.clone(),
+    ))
+}
+
+/// Reloads the routing config on SIGHUP and when the file changes. A bad file is
+/// rejected with a log line and the providers in force stay; calls in flight finish on
+/// the providers they started with.
+pub fn spawn_providers_reload(
+    gateway: Gateway,
+    path: std::path::PathBuf,
+    shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let mut seen = modified(&path);
+        #[cfg(unix)]
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let stop = shutdown_future(shutdown);
+        tokio::pin!(stop);
+        loop {
+            #[cfg(unix)]
+            let hangup = async {
+                match hup.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let hangup = std::future::pending::<()>();
+            tokio::select! {
+                () = &mut stop => return,
+                () = hangup => tracing::info!(path = %path.display(), "SIGHUP: reloading the routing config"),
+                () = tokio::time::sleep(Duration::from_secs(2)) => {
+                    let now = modified(&path);
+                    if now == seen {
+                        continue;
+                    }
+                    seen = now;
+                    tracing::info!(path = %path.display(), "routing config changed: reloading");
+                }
+            }
+            match load_providers(&path, &gateway) {
+                Ok(p) => {
+                    gateway.replace_providers(p);
+                    tracing::info!(path = %path.display(), "routing config reloaded");
+                }
+                Err(e) => tracing::error!(
+                    path = %path.display(),
+                    error = %e,
+                    "routing config rejected; the previous one stays in force"
+                ),
+            }
+        }
+    })
 }
 
 pub fn start_gateway(

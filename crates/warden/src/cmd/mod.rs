@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod certs;
+pub mod config;
 pub mod minimize;
 pub mod redact;
 pub mod serve;

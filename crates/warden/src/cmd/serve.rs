@@ -47,6 +47,8 @@ struct ServeConfig {
     storage: Option<String>,
     /// agent: the gateway's address.
     gateway: Option<String>,
+    /// gateway: the routing config (config/providers.toml). Without it, only the offline `local` provider.
+    providers: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,13 +108,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         Service::Gateway => {
             let (providers, _) = Providers::local_only();
-            services::start_gateway(
-                listener,
-                security.clone(),
-                limits,
-                services::gateway(&need(&cfg.storage, "storage")?, &security, providers)?,
-                shutdown_rx,
-            )?
+            let gateway = services::gateway(&need(&cfg.storage, "storage")?, &security, providers)?;
+            if let Some(path) = &cfg.providers {
+                gateway.replace_providers(services::load_providers(path, &gateway)?);
+                services::spawn_providers_reload(gateway.clone(), path.clone(), shutdown_rx.clone());
+            }
+            services::start_gateway(listener, security.clone(), limits, gateway, shutdown_rx)?
         }
         Service::Agent => services::start_agent(
             listener,

@@ -33,6 +33,10 @@ pub struct Args {
     /// Serve plaintext gRPC with no client authentication. For local experiments only.
     #[arg(long)]
     insecure_dev: bool,
+    /// A routing config (e.g. config/providers.toml) to use real providers; their API keys
+    /// come from the environment variables it names. Default: only the offline `local` provider.
+    #[arg(long)]
+    providers: Option<PathBuf>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -74,6 +78,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     .await?;
     let (providers, _local) = Providers::local_only();
     let gateway = services::gateway(&storage_addr.to_string(), &security("gateway"), providers)?;
+    if let Some(path) = &args.providers {
+        gateway.replace_providers(services::load_providers(path, &gateway)?);
+        services::spawn_providers_reload(gateway.clone(), path.clone(), shutdown_rx.clone());
+    }
     let gateway = services::start_gateway(
         gateway_l,
         security("gateway"),

@@ -1,0 +1,674 @@
+//! OpenAI Chat Completions adapter (`POST {base_url}/chat/completions`), unary and SSE.
+//!
+//! The base URL is configurable (it includes `/v1`), so vLLM, Ollama and other
+//! OpenAI-compatible servers work. Streams ask for `stream_options.include_usage` so the
+//! audit record gets token counts, and end at `data: [DONE]`. Tool-call arguments arrive
+//! as string fragments keyed by index and are passed through as `ToolCallDelta`s.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+
+use crate::anthropic::scrub;
+use crate::http::{self, BuildError, HttpSettings};
+use crate::sse::{SseEvent, SseMapper};
+use crate::{
+    ChatRequest, ChatResponse, Content, EventStream, MessageRole, Provider, ProviderError,
+    StopReason, StreamEvent, Usage,
+};
+
+/// Everything needed to build an [`OpenAi`] adapter.
+#[derive(Clone)]
+pub struct OpenAiConfig {
+    pub name: String,
+    /// `https://api.openai.com/v1`, or a compatible server's `/v1` URL.
+    pub base_url: String,
+    /// `None` for local servers that need no key.
+    pub api_key: Option<SecretString>,
+    pub organization: Option<String>,
+    pub default_model: String,
+    /// Send `max_tokens` instead of `max_completion_tokens` (older compatible servers).
+    pub legacy_max_tokens: bool,
+    pub http: HttpSettings,
+}
+
+impl fmt::Debug for OpenAiConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenAiConfig")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
+            .field("default_model", &self.default_model)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpenAiConfig {
+    pub fn new(
+        name: impl Into<String>,
+        api_key: Option<SecretString>,
+        default_model: impl Into<String>,
+    ) -> Self {
+        OpenAiConfig {
+            name: name.into(),
+            base_url: "https://api.openai.com/v1".into(),
+            api_key,
+            organization: None,
+            default_model: default_model.into(),
+            legacy_max_tokens: false,
+            http: HttpSettings::default(),
+        }
+    }
+}
+
+/// The OpenAI (and compatible) adapter.
+#[derive(Clone)]
+pub struct OpenAi {
+    cfg: OpenAiConfig,
+    client: reqwest::Client,
+}
+
+impl fmt::Debug for OpenAi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenAi")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+fn no_secret() -> SecretString {
+    SecretString::from(String::new())
+}
+
+impl OpenAi {
+    /// Refuses `http://` base URLs unless `cfg.http.allow_plain_http`.
+    pub fn new(mut cfg: OpenAiConfig) -> Result<Self, BuildError> {
+        cfg.base_url = http::checked_base_url(&cfg.name, &cfg.base_url, cfg.http.allow_plain_http)?;
+        let client = http::client(&cfg.name, &cfg.http)?;
+        Ok(OpenAi { cfg, client })
+    }
+
+    fn headers(&self) -> Result<HeaderMap, ProviderError> {
+        let mut h = HeaderMap::new();
+        h.insert("content-type", HeaderValue::from_static("application/json"));
+        if let Some(key) = &self.cfg.api_key {
+            let mut v = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret())).map_err(
+                |_| ProviderError::Invalid {
+                    provider: self.cfg.name.clone(),
+                    message: "API key is not a valid header value".into(),
+                },
+            )?;
+            v.set_sensitive(true);
+            h.insert("authorization", v);
+        }
+        if let Some(org) = &self.cfg.organization
+            && let Ok(v) = HeaderValue::from_str(org)
+        {
+            h.insert("openai-organization", v);
+        }
+        Ok(h)
+    }
+
+    async fn send(
+        &self,
+        req: &ChatRequest,
+        stream: bool,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let body = request_body(req, &self.cfg, stream);
+        let url = format!("{}/chat/completions", self.cfg.base_url);
+        let fut = self
+            .client
+            .post(url)
+            .headers(self.headers()?)
+            .json(&body)
+            .send();
+        let resp = match tokio::time::timeout(self.cfg.http.timeouts.first_byte, fut).await {
+            Err(_) => {
+                return Err(ProviderError::Timeout {
+                    provider: self.cfg.name.clone(),
+                });
+            }
+            Ok(r) => r.map_err(|e| http::transport_error(&self.cfg.name, e))?,
+        };
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let retry_after = http::retry_after(resp.headers(), SystemTime::now());
+        let request_id = resp
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = tokio::time::timeout(self.cfg.http.timeouts.idle, resp.bytes())
+            .await
+            .ok()
+            .and_then(Result::ok);
+        let secret = self.cfg.api_key.clone().unwrap_or_else(no_secret);
+        Err(status_error(
+            &self.cfg.name,
+            status,
+            retry_after,
+            body.as_deref().unwrap_or_default(),
+            request_id.as_deref(),
+            &secret,
+        ))
+    }
+}
+
+/// The request body for `req`. Tool results become `role: tool` messages placed before
+/// the user's text, because OpenAI requires them right after the assistant's tool calls.
+pub(crate) fn request_body(req: &ChatRequest, cfg: &OpenAiConfig, stream: bool) -> Value {
+    let model = req
+        .model
+        .clone()
+        .unwrap_or_else(|| cfg.default_model.clone());
+    let mut messages = Vec::new();
+    if let Some(system) = &req.system {
+        messages.push(json!({"role": "system", "content": system}));
+    }
+    for m in &req.messages {
+        let text: String = m
+            .content
+            .iter()
+            .filter_map(|c| match c {
+                Content::Text { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        match m.role {
+            MessageRole::User => {
+                for c in &m.content {
+                    if let Content::ToolResult {
+                        tool_use_id,
+                        content,
+                        ..
+                    } = c
+                    {
+                        messages.push(json!({"role": "tool", "tool_call_id": tool_use_id, "content": content}));
+                    }
+                }
+                if !text.is_empty() {
+                    messages.push(json!({"role": "user", "content": text}));
+                }
+            }
+            MessageRole::Assistant => {
+                let calls: Vec<Value> = m
+                    .content
+                    .iter()
+                    .filter_map(|c| match c {
+                        Content::ToolUse { id, name, input } => Some(
+                            json!({"id": id, "type": "function", "function": {"name": name, "arguments": input.to_string()}}),
+                        ),
+                        _ => None,
+                    })
+                    .collect();
+                let mut msg = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { Value::String(text) }});
+                if !calls.is_empty() {
+                    msg["tool_calls"] = Value::Array(calls);
+                }
+                messages.push(msg);
+            }
+        }
+    }
+    let mut body = json!({"model": model, "messages": messages});
+    if req.max_tokens > 0 {
+        let field = if cfg.legacy_max_tokens {
+            "max_tokens"
+        } else {
+            "max_completion_tokens"
+        };
+        body[field] = json!(req.max_tokens);
+    }
+    if let Some(t) = req.temperature {
+        body["temperature"] = json!(t);
+    }
+    if !req.tools.is_empty() {
+        body["tools"] = req
+            .tools
+            .iter()
+            .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.input_schema}}))
+            .collect();
+        body["tool_choice"] = json!("auto");
+    }
+    if stream {
+        body["stream"] = Value::Bool(true);
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    body
+}
+
+pub(crate) fn finish_reason(s: &str) -> StopReason {
+    match s {
+        "length" => StopReason::MaxTokens,
+        "tool_calls" | "function_call" => StopReason::ToolUse,
+        "content_filter" => StopReason::ContentFilter,
+        _ => StopReason::EndTurn,
+    }
+}
+
+fn protocol(provider: &str, message: impl Into<String>) -> ProviderError {
+    ProviderError::Protocol {
+        provider: provider.into(),
+        message: message.into(),
+    }
+}
+
+fn usage_of(u: &Value) -> Usage {
+    Usage {
+        input_tokens: u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
+        output_tokens: u
+            .get("completion_tokens")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+    }
+}
+
+/// Parses a non-streaming chat completion.
+pub(crate) fn parse_response(provider: &str, body: &[u8]) -> Result<ChatResponse, ProviderError> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|_| protocol(provider, "response is not JSON"))?;
+    let choice = v
+        .get("choices")
+        .and_then(Value::as_array)
+        .and_then(|c| c.first())
+        .ok_or_else(|| protocol(provider, "response has no choices"))?;
+    let msg = choice
+        .get("message")
+        .ok_or_else(|| protocol(provider, "choice has no message"))?;
+    let mut content = Vec::new();
+    if let Some(text) = msg.get("content").and_then(Value::as_str)
+        && !text.is_empty()
+    {
+        content.push(Content::text(text));
+    }
+    for call in msg
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let f = call.get("function").cloned().unwrap_or(Value::Null);
+        let args = f.get("arguments").and_then(Value::as_str).unwrap_or("{}");
+        let input = serde_json::from_str(args)
+            .map_err(|_| protocol(provider, "tool call arguments are not JSON"))?;
+        content.push(Content::ToolUse {
+            id: call
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .into(),
+            name: f
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .into(),
+            input,
+        });
+    }
+    Ok(ChatResponse {
+        model: v
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .into(),
+        content,
+        stop_reason: finish_reason(
+            choice
+                .get("finish_reason")
+                .and_then(Value::as_str)
+                .unwrap_or("stop"),
+        ),
+        usage: v.get("usage").map(usage_of).unwrap_or_default(),
+    })
+}
+
+/// Maps an HTTP error answer; `insufficient_quota` 429s are not worth retrying.
+pub(crate) fn status_error(
+    provider: &str,
+    status: u16,
+    retry_after: Option<std::time::Duration>,
+    body: &[u8],
+    request_id: Option<&str>,
+    secret: &SecretString,
+) -> ProviderError {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let err = v.get("error");
+    let field = |k: &str| {
+        err.and_then(|e| e.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (ty, code) = (field("type"), field("code"));
+    let label = if code.is_empty() {
+        if ty.is_empty() {
+            "error".to_owned()
+        } else {
+            ty.clone()
+        }
+    } else {
+        code.clone()
+    };
+    let mut message = format!("{label}: {}", scrub(&field("message"), secret));
+    if let Some(id) = request_id {
+        message.push_str(&format!(" (x-request-id {id})"));
+    }
+    match status {
+        429 if code == "insufficient_quota" || ty == "insufficient_quota" => {
+            ProviderError::QuotaExhausted {
+                provider: provider.into(),
+                message,
+            }
+        }
+        // 404 (usually an unknown model id) stays a Status: it is this provider's configuration, so the router fails over.
+        400 | 413 | 422 => ProviderError::Invalid {
+            provider: provider.into(),
+            message: format!("HTTP {status} {message}"),
+        },
+        _ => ProviderError::Status {
+            provider: provider.into(),
+            status,
+            retry_after,
+            message,
+        },
+    }
+}
+
+/// OpenAI's chunk grammar as a state machine.
+#[derive(Debug, Default)]
+pub(crate) struct StreamMapper {
+    provider: String,
+    started: bool,
+    usage: Option<Usage>,
+    stop: Option<StopReason>,
+    done: bool,
+}
+
+impl StreamMapper {
+    pub fn new(provider: &str) -> Self {
+        StreamMapper {
+            provider: provider.into(),
+            ..Default::default()
+        }
+    }
+}
+
+impl SseMapper for StreamMapper {
+    fn on_event(&mut self, ev: SseEvent) -> Result<Vec<StreamEvent>, ProviderError> {
+        let mut out = Vec::new();
+        if ev.data.trim() == "[DONE]" {
+            self.done = true;
+            if let Some(usage) = self.usage {
+                out.push(StreamEvent::Usage { usage });
+            }
+            out.push(StreamEvent::Stop {
+                reason: self.stop.unwrap_or_default(),
+            });
+            return Ok(out);
+        }
+        let v: Value = serde_json::from_str(&ev.data)
+            .map_err(|_| protocol(&self.provider, "malformed stream chunk"))?;
+        if let Some(err) = v.get("error") {
+            let ty = err
+                .get("code")
+                .or_else(|| err.get("type"))
+                .and_then(Value::as_str)
+                .unwrap_or("error");
+            return Err(ProviderError::Status {
+                provider: self.provider.clone(),
+                status: if ty.contains("rate_limit") { 429 } else { 500 },
+                retry_after: None,
+                message: format!("mid-stream {ty}"),
+            });
+        }
+        if !self.started {
+            self.started = true;
+            out.push(StreamEvent::Start {
+                model: v
+                    .get("model")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .into(),
+            });
+        }
+        if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
+            self.usage = Some(usage_of(u));
+        }
+        for choice in v
+            .get("choices")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let delta = choice.get("delta").cloned().unwrap_or(Value::Null);
+            if let Some(text) = delta.get("content").and_then(Value::as_str)
+                && !text.is_empty()
+            {
+                out.push(StreamEvent::TextDelta { text: text.into() });
+            }
+            for call in delta
+                .get("tool_calls")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let index = call.get("index").and_then(Value::as_u64).unwrap_or(0) as u32;
+                let f = call.get("function").cloned().unwrap_or(Value::Null);
+                if let Some(id) = call.get("id").and_then(Value::as_str) {
+                    let name = f
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .into();
+                    out.push(StreamEvent::ToolCallStart {
+                        index,
+                        id: id.into(),
+                        name,
+                    });
+                }
+                if let Some(args) = f.get("arguments").and_then(Value::as_str)
+                    && !args.is_empty()
+                {
+                    out.push(StreamEvent::ToolCallDelta {
+                        index,
+                        partial_json: args.into(),
+                    });
+                }
+            }
+            if let Some(r) = choice.get("finish_reason").and_then(Value::as_str) {
+                self.stop = Some(finish_reason(r));
+            }
+        }
+        Ok(out)
+    }
+
+    fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for OpenAi {
+    fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    async fn complete(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+        let work = async {
+            let resp = self.send(req, false).await?;
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| http::transport_error(&self.cfg.name, e))?;
+            parse_response(&self.cfg.name, &body)
+        };
+        tokio::time::timeout(self.cfg.http.timeouts.total, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ProviderError::Timeout {
+                    provider: self.cfg.name.clone(),
+                })
+            })
+    }
+
+    async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {
+        let resp = self.send(req, true).await?;
+        Ok(crate::sse::event_stream(
+            &self.cfg.name,
+            resp,
+            self.cfg.http.timeouts.idle,
+            StreamMapper::new(&self.cfg.name),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sse::SseDecoder;
+    use crate::{Message, ToolDef};
+
+    /// The exact body openai 3.57.0 sent for this conversation (reference §2.2).
+    #[test]
+    fn encodes_the_tool_round_trip_exactly_like_the_sdk() {
+        let req = ChatRequest {
+            model: Some("gpt-test".into()),
+            system: Some("You are a weather bot.".into()),
+            messages: vec![
+                Message {
+                    role: MessageRole::User,
+                    content: vec![Content::text("Weather in Paris?")],
+                },
+                Message {
+                    role: MessageRole::Assistant,
+                    content: vec![Content::ToolUse {
+                        id: "call_1".into(),
+                        name: "get_weather".into(),
+                        input: json!({"city":"Paris"}),
+                    }],
+                },
+                Message {
+                    role: MessageRole::User,
+                    content: vec![Content::ToolResult {
+                        tool_use_id: "call_1".into(),
+                        content: "18C, sunny".into(),
+                        is_error: false,
+                    }],
+                },
+            ],
+            tools: vec![ToolDef {
+                name: "get_weather".into(),
+                description: "Get weather".into(),
+                input_schema: json!({"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}),
+            }],
+            max_tokens: 512,
+            ..Default::default()
+        };
+        let cfg = OpenAiConfig::new("openai", None, "default");
+        let sdk: Value = serde_json::from_str(r#"{"model":"gpt-test","stream":true,"messages":[{"role":"system","content":"You are a weather bot."},{"role":"user","content":"Weather in Paris?"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},{"role":"tool","tool_call_id":"call_1","content":"18C, sunny"}],"max_completion_tokens":512,"stream_options":{"include_usage":true},"tool_choice":"auto","tools":[{"type":"function","function":{"name":"get_weather","description":"Get weather","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}]}"#).unwrap();
+        assert_eq!(request_body(&req, &cfg, true), sdk);
+    }
+
+    /// The literal stream from the reference (§2.4), parsed by openai 3.57.0 there.
+    #[test]
+    fn maps_the_reference_stream() {
+        let stream = r#"data: {"id":"chatcmpl-Mock1","object":"chat.completion.chunk","created":1770933892,"model":"gpt-test","system_fingerprint":"fp_mock","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null}
+
+data: {"id":"chatcmpl-Mock1","object":"chat.completion.chunk","created":1770933892,"model":"gpt-test","system_fingerprint":"fp_mock","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_Mock1","type":"function","function":{"name":"get_weather","arguments":""}}]},"logprobs":null,"finish_reason":null}],"usage":null}
+
+data: {"id":"chatcmpl-Mock1","object":"chat.completion.chunk","created":1770933892,"model":"gpt-test","system_fingerprint":"fp_mock","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":"}}]},"logprobs":null,"finish_reason":null}],"usage":null}
+
+data: {"id":"chatcmpl-Mock1","object":"chat.completion.chunk","created":1770933892,"model":"gpt-test","system_fingerprint":"fp_mock","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"Paris\"}"}}]},"logprobs":null,"finish_reason":null}],"usage":null}
+
+data: {"id":"chatcmpl-Mock1","object":"chat.completion.chunk","created":1770933892,"model":"gpt-test","system_fingerprint":"fp_mock","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"tool_calls"}],"usage":null}
+
+data: {"id":"chatcmpl-Mock1","object":"chat.completion.chunk","created":1770933892,"model":"gpt-test","system_fingerprint":"fp_mock","choices":[],"usage":{"prompt_tokens":16,"completion_tokens":9,"total_tokens":25,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}
+
+data: [DONE]
+
+"#;
+        let mut m = StreamMapper::new("openai");
+        let mut out = Vec::new();
+        for ev in SseDecoder::default().push(stream.as_bytes()).unwrap() {
+            out.extend(m.on_event(ev).unwrap());
+        }
+        assert!(m.is_done());
+        assert_eq!(
+            out,
+            vec![
+                StreamEvent::Start {
+                    model: "gpt-test".into()
+                },
+                StreamEvent::ToolCallStart {
+                    index: 0,
+                    id: "call_Mock1".into(),
+                    name: "get_weather".into()
+                },
+                StreamEvent::ToolCallDelta {
+                    index: 0,
+                    partial_json: "{\"city\":".into()
+                },
+                StreamEvent::ToolCallDelta {
+                    index: 0,
+                    partial_json: "\"Paris\"}".into()
+                },
+                StreamEvent::Usage {
+                    usage: Usage {
+                        input_tokens: 16,
+                        output_tokens: 9
+                    }
+                },
+                StreamEvent::Stop {
+                    reason: StopReason::ToolUse
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn parses_the_captured_response_and_classifies_errors() {
+        let body = br#"{"id":"chatcmpl-D8Z5f52zQqikDBEKQMQoYcWMcWPeU","object":"chat.completion","created":1770933883,"model":"gpt-4.1-nano-2025-04-14",
+ "choices":[{"index":0,"message":{"role":"assistant","content":"Hi","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],
+ "usage":{"prompt_tokens":16,"completion_tokens":363,"total_tokens":379}}"#;
+        let r = parse_response("openai", body).unwrap();
+        assert_eq!(
+            (r.content, r.usage),
+            (
+                vec![Content::text("Hi")],
+                Usage {
+                    input_tokens: 16,
+                    output_tokens: 363
+                }
+            )
+        );
+        let s = SecretString::from("sk-x");
+        let quota = br#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
+        assert!(matches!(
+            status_error("openai", 429, None, quota, None, &s),
+            ProviderError::QuotaExhausted { .. }
+        ));
+        let legacy = br#"{"error":{"message":"Unsupported parameter: 'max_tokens'","type":"invalid_request_error","param":"max_tokens","code":"unsupported_parameter"}}"#;
+        let e = status_error("openai", 400, None, legacy, Some("req_9"), &s);
+        assert_eq!(
+            e.to_string(),
+            "provider openai refused the request: HTTP 400 unsupported_parameter: Unsupported parameter: 'max_tokens' (x-request-id req_9)"
+        );
+    }
+
+    #[test]
+    fn refuses_plain_http_unless_allowed() {
+        let mut cfg = OpenAiConfig::new("vllm", None, "qwen");
+        cfg.base_url = "http://127.0.0.1:8000/v1".into();
+        assert!(matches!(
+            OpenAi::new(cfg.clone()),
+            Err(BuildError::PlainHttp { .. })
+        ));
+        cfg.http.allow_plain_http = true;
+        assert!(OpenAi::new(cfg).is_ok());
+    }
+}
