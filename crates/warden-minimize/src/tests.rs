@@ -310,6 +310,16 @@ fn key_value_forms() {
         "password",
     );
     finds(
+        "SECRET_KEY_BASE=9f8e7d6c5b4a39281706f5e4d3c2b1a0ffee",
+        "9f8e7d6c5b4a39281706f5e4d3c2b1a0ffee",
+        "generic_secret",
+    );
+    finds(
+        r#"{"clientSecret":"Qm9vbTEyMzQ1Njc4OTA","accessToken":"tok_8fJ2kLm9QxZ3"}"#,
+        "tok_8fJ2kLm9QxZ3",
+        "generic_secret",
+    );
+    finds(
         "client_secret=9f8e7d6c5b4a39281706f5e4d3c2b1a0 attempt=3",
         "9f8e7d6c5b4a39281706f5e4d3c2b1a0",
         "generic_secret",
@@ -878,6 +888,12 @@ const RULE_EXAMPLES: &[(&str, &str, &str, &str)] = &[
         "db_password: Hunter2",
         "Hunter2",
         "password_policy: strict",
+    ),
+    (
+        "pwd-key",
+        "user=ops pwd=Hunter2!",
+        "Hunter2!",
+        "PWD=/home/app",
     ),
     (
         "generic-secret-key",
