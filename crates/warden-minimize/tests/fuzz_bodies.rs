@@ -152,7 +152,7 @@ fn time_is_linear_on_adversarial_shapes() {
     for unit in shapes {
         // Big enough to time reliably; smaller in debug builds, where scanning is slower.
         let base = if cfg!(debug_assertions) {
-            25_000
+            10_000
         } else {
             100_000
         };
