@@ -473,7 +473,7 @@ impl Engine {
         if rule.needs_digit && !check::looks_generated(v) {
             return false;
         }
-        true
+        !rule.ignore.as_ref().is_some_and(|re| re.is_match(v))
     }
 }
 

@@ -6,10 +6,11 @@
 //! that can restore personal identifiers in the model's answer. No I/O, no async, no clock, no
 //! knowledge of gRPC or providers; byte budgets and log templating live in `warden-budget`.
 //!
-//! Steps: [`rules`](RuleError) parses the TOML rule pack (`config/redaction-rules.toml`, shipped
-//! inside the binary; tenants add their own on top), [`Engine::find_spans`] finds sensitive
-//! spans (keyword prefilter, then linear-time regexes and structural detectors for PEM blocks
-//! and Kubernetes Secrets), [`Placeholders`] names them (`[SECRET:aws_access_key_id:1]`,
+//! Steps: `rules` parses the TOML rule pack (`config/redaction-rules.toml`, shipped inside the
+//! binary as [`BUILTIN_RULES`]; tenants add their own on top; errors are [`RuleError`]s naming
+//! rule and line), [`Engine::find_spans`] finds sensitive spans (keyword prefilter, then
+//! linear-time regexes, SIMD candidate scanners for IPs, cards and emails, and structural
+//! detectors for PEM blocks and Kubernetes Secrets), [`Placeholders`] names them (`[SECRET:aws_access_key_id:1]`,
 //! `[EMAIL:2]`), and [`Engine::minimize`] ties it together per request.
 //!
 //! ```
@@ -30,7 +31,8 @@
 //! one, and secrets are never restorable. See `tests.rs`.
 //!
 //! **Invariant:** no input panics and time is linear in the input size (the `regex` crate's
-//! automata, keyword-gated lines, structural detectors that never revisit bytes). See `fuzz/`.
+//! automata, keyword-gated lines, scanners and structural detectors that never revisit bytes).
+//! See `fuzz/` and `tests/fuzz_bodies.rs`.
 
 mod check;
 mod detect;

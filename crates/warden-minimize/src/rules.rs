@@ -133,6 +133,8 @@ struct RawKey {
     #[serde(default)]
     needs_digit: bool,
     #[serde(default)]
+    ignore: Option<Spanned<String>>,
+    #[serde(default)]
     priority: i32,
 }
 
@@ -187,6 +189,7 @@ pub(crate) struct KeyRule {
     pub min_len: usize,
     pub min_entropy: f64,
     pub needs_digit: bool,
+    pub ignore: Option<Regex>,
 }
 
 #[derive(Debug)]
@@ -301,6 +304,12 @@ impl RuleSet {
                 .kind(k.kind.get_ref(), k.class)
                 .map_err(|m| err(k.kind.span(), m))?;
             let key = compile(k.key.get_ref()).map_err(|m| err(k.key.span(), m))?;
+            let ignore = match &k.ignore {
+                Some(s) => {
+                    Some(compile(s.get_ref()).map_err(|m| err(s.span(), format!("ignore: {m}")))?)
+                }
+                None => None,
+            };
             if k.keywords.is_empty() {
                 return Err(err(
                     span,
@@ -318,6 +327,7 @@ impl RuleSet {
                 min_len: k.min_len,
                 min_entropy: k.min_entropy,
                 needs_digit: k.needs_digit,
+                ignore,
             });
         }
         for s in raw.structure {

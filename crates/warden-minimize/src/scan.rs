@@ -120,13 +120,27 @@ fn credit_card(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
         let start = i;
         let mut digits = 0;
         let mut end = i;
+        let mut last_group = 0;
         while i < n {
-            let b = text[i];
-            if b.is_ascii_digit() {
-                digits += 1;
-                i += 1;
+            // Whole groups of digits, up to eight at a time.
+            let group = digit_run(text, i);
+            if group > 0 {
+                last_group = group;
+                digits += group;
+                i += group;
                 end = i;
-            } else if (b == b' ' || b == b'-') && text.get(i + 1).is_some_and(u8::is_ascii_digit) {
+                // A card has at most 19 digits and groups of at least 3 between separators:
+                // stop walking a timestamp or a long id early.
+                if digits > 19 {
+                    break;
+                }
+                continue;
+            }
+            let b = text[i];
+            if (b == b' ' || b == b'-')
+                && text.get(i + 1).is_some_and(u8::is_ascii_digit)
+                && last_group >= 3
+            {
                 i += 1;
             } else {
                 break;
@@ -137,6 +151,24 @@ fn credit_card(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
         }
         i = i.max(start + 1);
     }
+}
+
+/// Number of consecutive ASCII digits at `text[i..]`.
+fn digit_run(text: &[u8], mut i: usize) -> usize {
+    let start = i;
+    while let Some(chunk) = text.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let not_digit = !digit_mask(u64::from_le_bytes(w)) & 0x8080_8080_8080_8080;
+        if not_digit != 0 {
+            return i - start + (not_digit.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < text.len() && text[i].is_ascii_digit() {
+        i += 1;
+    }
+    i - start
 }
 
 /// `scheme://user:password@host`: the part before `@` is a credential (another rule's), and
@@ -194,6 +226,20 @@ fn email(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digit_run_counts_consecutive_digits() {
+        assert_eq!(digit_run(b"1234567890123x", 0), 13);
+        assert_eq!(digit_run(b"12-34", 0), 2);
+        assert_eq!(digit_run(b"x1", 0), 0);
+        assert_eq!(digit_run(b"123", 0), 3);
+        let mut cards = Vec::new();
+        credit_card(
+            b"card 4111 1111 1111 1111, id 2015-10-18 12345678901234567890123",
+            &mut |s, e| cards.push((s, e)),
+        );
+        assert_eq!(cards, [(5, 24)]);
+    }
 
     #[test]
     fn digit_mask_marks_exactly_the_digits() {

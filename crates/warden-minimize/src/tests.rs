@@ -310,6 +310,16 @@ fn key_value_forms() {
         "password",
     );
     finds(
+        "SECRET_KEY_BASE=9f8e7d6c5b4a39281706f5e4d3c2b1a0ffee",
+        "9f8e7d6c5b4a39281706f5e4d3c2b1a0ffee",
+        "generic_secret",
+    );
+    finds(
+        r#"{"clientSecret":"Qm9vbTEyMzQ1Njc4OTA","accessToken":"tok_8fJ2kLm9QxZ3"}"#,
+        "tok_8fJ2kLm9QxZ3",
+        "generic_secret",
+    );
+    finds(
         "client_secret=9f8e7d6c5b4a39281706f5e4d3c2b1a0 attempt=3",
         "9f8e7d6c5b4a39281706f5e4d3c2b1a0",
         "generic_secret",
@@ -693,4 +703,270 @@ fn spans_are_sorted_disjoint_and_on_char_boundaries() {
         assert!(text.is_char_boundary(s.start) && text.is_char_boundary(s.end));
     }
     assert!(!redact(text).contains("Pässwörd123"));
+}
+
+// === every shipped rule, alone: one positive and one negative example ===
+
+/// (rule id, text, the value that rule alone must cover, a near-miss it must leave alone).
+const RULE_EXAMPLES: &[(&str, &str, &str, &str)] = &[
+    (
+        "pem-private-key",
+        "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----",
+        "MHcCAQEE",
+        "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----",
+    ),
+    (
+        "k8s-secret-data",
+        "kind: Secret\ndata:\n  token: dG9rZW4=\n",
+        "dG9rZW4=",
+        "kind: ConfigMap\ndata:\n  token: dG9rZW4=\n",
+    ),
+    (
+        "aws-access-key-id",
+        "id AKIAIOSFODNN7EXAMPLE",
+        "AKIAIOSFODNN7EXAMPLE",
+        "id AKIAIOSFODNN7EXAMPL",
+    ),
+    (
+        "aws-secret-access-key",
+        "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG",
+        "wJalrXUtnFEMI/K7MDENG",
+        "aws_secret_access_key=short",
+    ),
+    (
+        "aws-secret-access-key-value",
+        "AWS_SECRET=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "aws secret rotated",
+    ),
+    (
+        "gcp-api-key",
+        "key=AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY",
+        "AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY",
+        "AIzaSyD",
+    ),
+    (
+        "azure-storage-account-key",
+        "AccountKey=Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA==;",
+        "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA==",
+        "AccountKey=;",
+    ),
+    (
+        "azure-sas-signature",
+        "?sv=1&sig=Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA%3D",
+        "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA%3D",
+        "?sig=short",
+    ),
+    (
+        "azure-storage-key",
+        "AZURE_STORAGE_KEY: Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA==",
+        "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA==",
+        "storage_key=small",
+    ),
+    (
+        "github-token",
+        "t=ghp_1kdkxm4VCXRNruEAH30bG5xRPbi1XmHPKd3X",
+        "ghp_1kdkxm4VCXRNruEAH30bG5xRPbi1XmHPKd3X",
+        "ghp_tooshort",
+    ),
+    (
+        "github-fine-grained-pat",
+        "github_pat_11ABCDEFG0123456789_abcdefghij",
+        "github_pat_11ABCDEFG0123456789_abcdefghij",
+        "github_pat_",
+    ),
+    (
+        "gitlab-token",
+        "glpat-WlQ7BDtRvsZSAWX_FdoZ",
+        "glpat-WlQ7BDtRvsZSAWX_FdoZ",
+        "glpat-short",
+    ),
+    (
+        "slack-token",
+        "xoxp-1234567890-abcdef",
+        "xoxp-1234567890-abcdef",
+        "xoxo hugs",
+    ),
+    (
+        "slack-webhook",
+        "https://hooks.slack.com/services/T0/B0/abc",
+        "https://hooks.slack.com/services/T0/B0/abc",
+        "https://hooks.slack.com/",
+    ),
+    (
+        "stripe-key",
+        "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+        "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+        "pk_test_4eC39HqLyjWDarjtT1zdp7dc",
+    ),
+    (
+        "anthropic-key",
+        "sk-ant-api03-abcdefghijklmnopqrstuvwxyz",
+        "sk-ant-api03-abcdefghijklmnopqrstuvwxyz",
+        "sk-ant-",
+    ),
+    (
+        "openai-key",
+        "sk-proj-abcdefghijklmnopqrstuvwxyz",
+        "sk-proj-abcdefghijklmnopqrstuvwxyz",
+        "task-force-abcdefghijklmnopqrstuvwxyz",
+    ),
+    (
+        "npm-token",
+        "npm_2rXbuPPEJWViUEAoPbAkWMTo0VuRswOwG5d2",
+        "npm_2rXbuPPEJWViUEAoPbAkWMTo0VuRswOwG5d2",
+        "npm_config_cache",
+    ),
+    (
+        "npmrc-auth-token",
+        "//r/:_authToken=abcdef0123456789abcd",
+        "abcdef0123456789abcd",
+        "//r/:_authToken=${NPM_TOKEN}",
+    ),
+    (
+        "jwt",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig-nature",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig-nature",
+        "eyJhbGciOiJIUzI1NiJ9",
+    ),
+    (
+        "bearer-token",
+        "Authorization: Bearer abcdefghijklmnop1234",
+        "abcdefghijklmnop1234",
+        "token_type: Bearer",
+    ),
+    (
+        "authorization-header",
+        "Authorization: Basic dXNlcjpwYXNz",
+        "dXNlcjpwYXNz",
+        "Authorization: required",
+    ),
+    (
+        "url-credentials",
+        "amqp://app:s3cr3t@mq:5672",
+        "s3cr3t",
+        "amqp://mq:5672/vhost",
+    ),
+    (
+        "mysql-inline-password",
+        "mysqldump -u root -pR00tPw db",
+        "R00tPw",
+        "mysql -u root -p db",
+    ),
+    (
+        "registry-login-password",
+        "podman login -u me -p S3cret quay.io",
+        "S3cret",
+        "podman login quay.io",
+    ),
+    (
+        "docker-pat",
+        "dckr_pat_abcdefghijklmnop123",
+        "dckr_pat_abcdefghijklmnop123",
+        "dckr_pat_",
+    ),
+    (
+        "cli-password-flag",
+        "curl -u admin:Adm1nPass https://x",
+        "Adm1nPass",
+        "curl -u admin https://x",
+    ),
+    (
+        "password-phrase-quoted",
+        "the password is 'Horse Battery'",
+        "Horse Battery",
+        "the password field is empty",
+    ),
+    (
+        "password-phrase",
+        "new password is Blue7Sky#9 now",
+        "Blue7Sky#9",
+        "password is required",
+    ),
+    (
+        "password-key",
+        "db_password: Hunter2",
+        "Hunter2",
+        "password_policy: strict",
+    ),
+    (
+        "pwd-key",
+        "user=ops pwd=Hunter2!",
+        "Hunter2!",
+        "PWD=/home/app",
+    ),
+    (
+        "generic-secret-key",
+        "client_secret=9f8e7d6c5b4a3928",
+        "9f8e7d6c5b4a3928",
+        "client_secret=expired",
+    ),
+    (
+        "email",
+        "mail ann@example.com",
+        "ann@example.com",
+        "user@localhost and a@b",
+    ),
+    (
+        "ipv4",
+        "from 203.0.113.9",
+        "203.0.113.9",
+        "from 10.0.0.1 and 1.2.3.4.5",
+    ),
+    (
+        "ipv6",
+        "from 2001:db8::8a2e:370:7334",
+        "2001:db8::8a2e:370:7334",
+        "at 12:30:45",
+    ),
+    (
+        "credit-card",
+        "card 4111 1111 1111 1111",
+        "4111 1111 1111 1111",
+        "card 4111 1111 1111 1112",
+    ),
+];
+
+/// The shipped pack reduced to one rule (plus `[values]`), as a rule file.
+fn only_rule(id: &str) -> String {
+    let mut pack: toml::Table = toml::from_str(BUILTIN_RULES).unwrap();
+    for section in ["pattern", "key", "structure"] {
+        if let Some(toml::Value::Array(rules)) = pack.get_mut(section) {
+            rules.retain(|r| r.get("id").and_then(|v| v.as_str()) == Some(id));
+        }
+    }
+    toml::to_string(&pack).unwrap()
+}
+
+#[test]
+fn every_shipped_rule_has_a_positive_and_a_negative_example() {
+    let pack: toml::Table = toml::from_str(BUILTIN_RULES).unwrap();
+    let ids: Vec<&str> = ["pattern", "key", "structure"]
+        .iter()
+        .filter_map(|s| pack.get(*s).and_then(|v| v.as_array()))
+        .flatten()
+        .filter_map(|r| r.get("id").and_then(|v| v.as_str()))
+        .collect();
+    for id in &ids {
+        assert!(
+            RULE_EXAMPLES.iter().any(|e| e.0 == *id),
+            "rule {id} has no example in RULE_EXAMPLES"
+        );
+    }
+    for (id, text, value, negative) in RULE_EXAMPLES {
+        assert!(ids.contains(id), "example for unknown rule {id}");
+        let engine = Engine::from_sources(&[("one rule", &only_rule(id))]).unwrap();
+        let start = text.find(value).unwrap();
+        let end = start + value.len();
+        let spans = engine.find_spans(text);
+        assert!(
+            spans.iter().any(|s| s.start <= start && end <= s.end),
+            "rule {id} alone does not cover {value:?} in {text:?}: {spans:?}"
+        );
+        let spans = engine.find_spans(negative);
+        assert!(
+            spans.is_empty(),
+            "rule {id} alone flags the near-miss {negative:?}: {spans:?}"
+        );
+    }
 }

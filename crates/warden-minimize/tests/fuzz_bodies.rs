@@ -150,15 +150,21 @@ fn time_is_linear_on_adversarial_shapes() {
         "<password>",
     ];
     for unit in shapes {
-        let n = (25_000 / unit.len()).max(1);
+        // Big enough to time reliably; smaller in debug builds, where scanning is slower.
+        let base = if cfg!(debug_assertions) {
+            10_000
+        } else {
+            100_000
+        };
+        let n = (base / unit.len()).max(1);
         // Best of five, to tolerate a busy machine.
         let small = (0..5).map(|_| time(&engine, unit, n)).min().unwrap();
         let large = (0..5).map(|_| time(&engine, unit, n * 16)).min().unwrap();
         let ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-4);
-        // Linear is 16x, quadratic 256x; the margin absorbs a busy machine.
+        // Linear is 16x, quadratic 256x; the margin absorbs a busy machine (other builds, fuzzers).
         println!("{unit:?}: {ratio:.1}x");
         assert!(
-            ratio < 64.0,
+            ratio < 100.0,
             "{unit:?}: 16x input took {ratio:.1}x time ({small:?} -> {large:?})"
         );
     }

@@ -228,3 +228,18 @@ fn labelled_corpus_scores_with_the_shared_scorer() {
     assert!(field("recall=") >= 0.98, "{last}");
     assert!(field("precision=") >= 0.95, "{last}");
 }
+
+#[test]
+fn a_line_longer_than_a_chunk_keeps_its_utf8_characters_whole() {
+    // 9 MB in one line: the reader caps chunks at 8 MiB, and the cap falls inside a `é`.
+    let mut input = String::from("x");
+    input.push_str(&"é".repeat(4_500_000));
+    input.push_str(" ann@example.com\n");
+    let out = redact(&[], input.as_bytes());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let expected = input.replace("ann@example.com", "[EMAIL:1]");
+    assert!(
+        out.stdout == expected.as_bytes(),
+        "output differs from the input with one placeholder"
+    );
+}

@@ -312,9 +312,23 @@ fn read_all(
         };
         let mut reader = BufReader::with_capacity(1 << 20, reader);
         let (mut offset, mut line) = (0u64, 1u64);
+        // Bytes of a UTF-8 character cut by the chunk cap, carried into the next chunk.
+        let mut carry: Vec<u8> = Vec::new();
         loop {
             let data = match read_chunk(&mut reader, jsonl) {
-                Ok(d) => d,
+                Ok(mut d) => {
+                    if !carry.is_empty() {
+                        d.splice(0..0, carry.drain(..));
+                    }
+                    if !jsonl && !d.ends_with(b"\n") {
+                        let keep = d.len() - incomplete_utf8_tail(&d);
+                        if keep > 0 {
+                            carry.extend_from_slice(&d[keep..]);
+                            d.truncate(keep);
+                        }
+                    }
+                    d
+                }
                 Err(e) => {
                     let name = path
                         .as_ref()
@@ -357,12 +371,36 @@ fn read_chunk(reader: &mut impl BufRead, jsonl: bool) -> io::Result<Vec<u8>> {
             return Ok(data);
         }
         if data.len() >= CHUNK_MAX {
+            if jsonl && !data.ends_with(b"\n") {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("a JSON line does not fit in {} MiB", CHUNK_MAX >> 20),
+                ));
+            }
             return Ok(data);
         }
         if data.len() >= CHUNK && (jsonl || safe_cut(&data, before, reader)?) {
             return Ok(data);
         }
     }
+}
+
+/// How many bytes at the end of `data` begin a UTF-8 character that is not complete yet.
+fn incomplete_utf8_tail(data: &[u8]) -> usize {
+    for back in 1..=3.min(data.len()) {
+        let b = data[data.len() - back];
+        if b & 0xC0 != 0x80 {
+            // A lead byte: complete if the sequence it starts fits in what we have.
+            let need = match b {
+                0xC0..=0xDF => 2,
+                0xE0..=0xEF => 3,
+                0xF0..=0xF7 => 4,
+                _ => 1,
+            };
+            return if need > back { back } else { 0 };
+        }
+    }
+    0
 }
 
 /// Appends one line (up to `cap` bytes in total) and returns the bytes read.
