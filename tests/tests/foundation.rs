@@ -356,3 +356,48 @@ async fn shutdown_finishes_in_flight_calls_then_refuses_new_ones() {
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
 }
+
+#[tokio::test]
+async fn secrets_are_redacted_before_the_provider_sees_them() {
+    let c = Cluster::start().await;
+    c.set_tenant(enabled_tenant("acme")).await;
+    let secret = "AKIAIOSFODNN7EXAMPLE";
+    let line = format!("deploy failed: aws_access_key_id={secret} user=jane.doe@example.com");
+    let ok = c
+        .gateway("agent")
+        .complete(logs_request("acme", &line))
+        .await
+        .unwrap()
+        .into_inner();
+    let sent = c.local.requests();
+    let text = format!("{:?}", sent[0]);
+    assert!(
+        !text.contains(secret),
+        "the key reached the provider: {text}"
+    );
+    assert!(
+        !text.contains("jane.doe@example.com"),
+        "the email reached the provider: {text}"
+    );
+    let kinds: Vec<_> = ok
+        .minimization
+        .unwrap()
+        .redactions
+        .into_iter()
+        .map(|r| r.kind)
+        .collect();
+    assert!(kinds.contains(&"aws_access_key_id".to_owned()), "{kinds:?}");
+    // Neither the answer nor the audit log carries the secret.
+    assert!(!ok.text.contains(secret));
+    let records = c
+        .audit("compliance")
+        .query_audit_records(gw::QueryAuditRecordsRequest {
+            tenant_id: "acme".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!format!("{records:?}").contains(secret));
+    c.stop().await;
+}

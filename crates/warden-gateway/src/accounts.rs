@@ -18,7 +18,10 @@ pub struct StorageTenantAccounts {
 }
 
 fn refused(message: &str) -> ProviderError {
-    ProviderError::NotConfigured { provider: "customer-bedrock".into(), message: message.to_owned() }
+    ProviderError::NotConfigured {
+        provider: "customer-bedrock".into(),
+        message: message.to_owned(),
+    }
 }
 
 #[async_trait::async_trait]
@@ -48,7 +51,8 @@ impl TenantAccounts for StorageTenantAccounts {
                 Some(StaticKeys {
                     access_key_id: creds.access_key_id,
                     secret_access_key: SecretString::from(creds.secret_access_key),
-                    session_token: (!creds.session_token.is_empty()).then(|| SecretString::from(creds.session_token)),
+                    session_token: (!creds.session_token.is_empty())
+                        .then(|| SecretString::from(creds.session_token)),
                 })
             }
             CustomerCredentials::AssumeRole { .. } => None,

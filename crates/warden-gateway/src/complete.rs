@@ -48,14 +48,18 @@ impl Gateway {
         let started = Instant::now();
         let req = validate(req).map_err(GatewayError::Invalid)?;
         let providers = self.providers();
-        let profile = providers.profile(&req.routing_profile).map_err(GatewayError::Invalid)?.to_owned();
+        let profile = providers
+            .profile(&req.routing_profile)
+            .map_err(GatewayError::Invalid)?
+            .to_owned();
         let settings = self.inner.tenants.get(&req.tenant_id).await?;
         let ask = Ask {
             tenant_id: req.tenant_id.clone(),
             data_types: req.data_types.clone(),
             preferred_provider: req.preferred_provider.clone(),
         };
-        let decision = match warden_policy::decide(settings.as_deref(), &ask, providers.catalogue()) {
+        let decision = match warden_policy::decide(settings.as_deref(), &ask, providers.catalogue())
+        {
             Ok(d) => d,
             Err(denied) => {
                 self.record_denial(caller, &req, denied.rule.id(), &denied.message)
@@ -179,10 +183,21 @@ impl Gateway {
     ) -> Result<gw::CompleteResponse, GatewayError> {
         let p = self.prepare(caller, req).await?;
         let mut attempts = Vec::new();
-        let result = p.providers.complete(&p.route(), &p.minimized.chat, &mut attempts).await;
+        let result = p
+            .providers
+            .complete(&p.route(), &p.minimized.chat, &mut attempts)
+            .await;
         match result {
             Ok((provider, mut resp)) => {
-                self.record_outcome(&p, &provider, &resp.model, resp.usage, "ok", attempts.clone()).await;
+                self.record_outcome(
+                    &p,
+                    &provider,
+                    &resp.model,
+                    resp.usage,
+                    "ok",
+                    attempts.clone(),
+                )
+                .await;
                 restore(&p, &mut resp);
                 metrics::histogram!("warden_gateway_request_duration_seconds", "rpc" => "Complete")
                     .record(p.started.elapsed().as_secs_f64());
@@ -190,7 +205,8 @@ impl Gateway {
             }
             Err(e) => {
                 let class = crate::routing::error_class(&e);
-                self.record_outcome(&p, "", "", Usage::default(), &class, attempts).await;
+                self.record_outcome(&p, "", "", Usage::default(), &class, attempts)
+                    .await;
                 Err(e.into())
             }
         }
@@ -204,12 +220,16 @@ impl Gateway {
         let p = self.prepare(caller, req).await?;
         let mut changes = self.inner.tenants.subscribe_changes();
         let mut attempts = Vec::new();
-        let opened = p.providers.stream(&p.route(), &p.minimized.chat, &mut attempts).await;
+        let opened = p
+            .providers
+            .stream(&p.route(), &p.minimized.chat, &mut attempts)
+            .await;
         let (provider, model, mut upstream) = match opened {
             Ok(x) => x,
             Err(e) => {
                 let class = crate::routing::error_class(&e);
-                self.record_outcome(&p, "", "", Usage::default(), &class, attempts).await;
+                self.record_outcome(&p, "", "", Usage::default(), &class, attempts)
+                    .await;
                 return Err(e.into());
             }
         };
@@ -261,23 +281,32 @@ impl Gateway {
                     Ok(StreamEvent::TextDelta { text }) => {
                         let text = restorer.push(&p.minimized.pseudonyms, &text);
                         if !text.is_empty() {
-                            out.push(gw::complete_stream_event::Event::TextDelta(gw::TextDelta { text }));
+                            out.push(gw::complete_stream_event::Event::TextDelta(gw::TextDelta {
+                                text,
+                            }));
                         }
                     }
                     Ok(StreamEvent::ToolCallStart { index, id, name }) => {
-                        out.push(gw::complete_stream_event::Event::ToolCallDelta(gw::ToolCallDelta {
-                            index,
-                            id,
-                            name,
-                            arguments_json_delta: String::new(),
-                        }));
+                        out.push(gw::complete_stream_event::Event::ToolCallDelta(
+                            gw::ToolCallDelta {
+                                index,
+                                id,
+                                name,
+                                arguments_json_delta: String::new(),
+                            },
+                        ));
                     }
-                    Ok(StreamEvent::ToolCallDelta { index, partial_json }) => {
-                        out.push(gw::complete_stream_event::Event::ToolCallDelta(gw::ToolCallDelta {
-                            index,
-                            arguments_json_delta: partial_json,
-                            ..Default::default()
-                        }));
+                    Ok(StreamEvent::ToolCallDelta {
+                        index,
+                        partial_json,
+                    }) => {
+                        out.push(gw::complete_stream_event::Event::ToolCallDelta(
+                            gw::ToolCallDelta {
+                                index,
+                                arguments_json_delta: partial_json,
+                                ..Default::default()
+                            },
+                        ));
                     }
                     Ok(StreamEvent::Usage { usage: u }) => usage = u,
                     Ok(StreamEvent::Stop { reason }) => stop = reason,
@@ -291,7 +320,11 @@ impl Gateway {
                 }
                 let mut gone = false;
                 for event in out {
-                    if tx.send(Ok(gw::CompleteStreamEvent { event: Some(event) })).await.is_err() {
+                    if tx
+                        .send(Ok(gw::CompleteStreamEvent { event: Some(event) }))
+                        .await
+                        .is_err()
+                    {
                         gone = true;
                         break;
                     }
@@ -305,20 +338,27 @@ impl Gateway {
             if outcome == "ok" {
                 let rest = restorer.finish(&p.minimized.pseudonyms);
                 if !rest.is_empty() {
-                    let ev = gw::complete_stream_event::Event::TextDelta(gw::TextDelta { text: rest });
-                    let _ = tx.send(Ok(gw::CompleteStreamEvent { event: Some(ev) })).await;
+                    let ev =
+                        gw::complete_stream_event::Event::TextDelta(gw::TextDelta { text: rest });
+                    let _ = tx
+                        .send(Ok(gw::CompleteStreamEvent { event: Some(ev) }))
+                        .await;
                 }
                 let end = gw::CompleteStreamEvent {
                     event: Some(gw::complete_stream_event::Event::End(gw::StreamEnd {
                         stop_reason: stop_to_proto(stop) as i32,
-                        usage: Some(pb::Usage { input_tokens: usage.input_tokens, output_tokens: usage.output_tokens }),
+                        usage: Some(pb::Usage {
+                            input_tokens: usage.input_tokens,
+                            output_tokens: usage.output_tokens,
+                        }),
                         attempts: attempts.clone(),
                     })),
                 };
                 let _ = tx.send(Ok(end)).await;
             }
             drop(upstream);
-            gw.record_outcome(&p, &provider, &model, usage, &outcome, attempts).await;
+            gw.record_outcome(&p, &provider, &model, usage, &outcome, attempts)
+                .await;
             metrics::histogram!("warden_gateway_request_duration_seconds", "rpc" => "CompleteStream")
                 .record(p.started.elapsed().as_secs_f64());
         });

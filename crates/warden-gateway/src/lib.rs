@@ -83,7 +83,10 @@ impl Gateway {
 
     /// The providers in force now.
     pub fn providers(&self) -> Arc<Providers> {
-        self.inner.providers.read().map_or_else(|p| p.into_inner().clone(), |g| g.clone())
+        self.inner
+            .providers
+            .read()
+            .map_or_else(|p| p.into_inner().clone(), |g| g.clone())
     }
 
     /// Replaces the providers (a validated config reload). Calls in flight finish on the

@@ -35,28 +35,45 @@ enum Slot {
 fn text_mut(chat: &mut ChatRequest, slot: Slot) -> Option<&mut String> {
     match slot {
         Slot::System => chat.system.as_mut(),
-        Slot::Part { message, part } => match chat.messages.get_mut(message)?.content.get_mut(part)? {
-            Content::Text { text } => Some(text),
-            Content::ToolResult { content, .. } => Some(content),
-            Content::ToolUse { .. } => None,
-        },
+        Slot::Part { message, part } => {
+            match chat.messages.get_mut(message)?.content.get_mut(part)? {
+                Content::Text { text } => Some(text),
+                Content::ToolResult { content, .. } => Some(content),
+                Content::ToolUse { .. } => None,
+            }
+        }
     }
 }
 
-pub fn minimize(engine: &Engine, settings: &TenantSettings, req: &ValidRequest) -> Result<Minimized, GatewayError> {
+pub fn minimize(
+    engine: &Engine,
+    settings: &TenantSettings,
+    req: &ValidRequest,
+) -> Result<Minimized, GatewayError> {
     let mut chat = req.chat.clone();
     chat.tenant_id = Some(req.tenant_id.clone());
     let mut slots = Vec::new();
     let mut parts = Vec::new();
     if let (Some(dt), Some(system)) = (req.system_type, chat.system.as_mut()) {
         slots.push(Slot::System);
-        parts.push(Part { data_type: dt, text: std::mem::take(system) });
+        parts.push(Part {
+            data_type: dt,
+            text: std::mem::take(system),
+        });
     }
     for p in &req.parts {
-        let slot = Slot::Part { message: p.message, part: p.part };
-        let text = text_mut(&mut chat, slot).map(std::mem::take).unwrap_or_default();
+        let slot = Slot::Part {
+            message: p.message,
+            part: p.part,
+        };
+        let text = text_mut(&mut chat, slot)
+            .map(std::mem::take)
+            .unwrap_or_default();
         slots.push(slot);
-        parts.push(Part { data_type: p.data_type, text });
+        parts.push(Part {
+            data_type: p.data_type,
+            text,
+        });
     }
 
     let out = engine.minimize(settings, parts).map_err(|e| match e {
@@ -77,10 +94,17 @@ pub fn minimize(engine: &Engine, settings: &TenantSettings, req: &ValidRequest) 
         .collect();
     let budget_parts: Vec<warden_budget::Part<'_>> = budgeted
         .iter()
-        .map(|&i| warden_budget::Part { data_type: out.parts[i].data_type, text: &out.parts[i].text })
+        .map(|&i| warden_budget::Part {
+            data_type: out.parts[i].data_type,
+            text: &out.parts[i].text,
+        })
         .collect();
     let cut = warden_budget::apply_request(&budget_parts, &limits);
-    let mut texts: Vec<Option<String>> = out.parts.iter().map(|p| (!p.dropped).then(|| p.text.clone())).collect();
+    let mut texts: Vec<Option<String>> = out
+        .parts
+        .iter()
+        .map(|p| (!p.dropped).then(|| p.text.clone()))
+        .collect();
     let mut budget_cuts = Vec::new();
     for (&i, c) in budgeted.iter().zip(cut.cuts) {
         if c.report.bytes_after < c.report.bytes_before {
@@ -97,7 +121,8 @@ pub fn minimize(engine: &Engine, settings: &TenantSettings, req: &ValidRequest) 
     // Put the minimized texts back; remove dropped parts (back to front keeps indices valid).
     let mut types_sent = BTreeSet::new();
     let mut dropped = Vec::new();
-    let mut by_type: std::collections::BTreeMap<DataType, (u32, u32, u64, u64)> = Default::default();
+    let mut by_type: std::collections::BTreeMap<DataType, (u32, u32, u64, u64)> =
+        Default::default();
     for ((slot, part), text) in slots.iter().zip(&out.parts).zip(texts) {
         let e = by_type.entry(part.data_type).or_default();
         e.0 += 1;
@@ -157,11 +182,19 @@ pub fn minimize(engine: &Engine, settings: &TenantSettings, req: &ValidRequest) 
             .summary
             .redactions
             .iter()
-            .map(|(kind, count)| pb::RedactionCount { kind: kind.clone(), count: *count })
+            .map(|(kind, count)| pb::RedactionCount {
+                kind: kind.clone(),
+                count: *count,
+            })
             .collect(),
         budget_cuts,
     };
-    Ok(Minimized { chat, summary, types_sent, pseudonyms: out.pseudonyms })
+    Ok(Minimized {
+        chat,
+        summary,
+        types_sent,
+        pseudonyms: out.pseudonyms,
+    })
 }
 
 /// Restores pseudonyms in a stream of text deltas. A placeholder split across deltas is

@@ -8,8 +8,8 @@ use std::sync::Arc;
 pub use warden_policy::ProviderInfo;
 use warden_proto::common::v1 as pb;
 use warden_providers::{
-    Attempt, ChatRequest, ChatResponse, EventStream, LocalProvider, Outcome, ProviderError, Registry,
-    RegistryEntry, RouteFailure, RouteRequest, Router,
+    Attempt, ChatRequest, ChatResponse, EventStream, LocalProvider, Outcome, ProviderError,
+    Registry, RegistryEntry, RouteFailure, RouteRequest, Router,
 };
 
 /// The configured providers: the router that reaches them, and what policy needs to know.
@@ -21,8 +21,18 @@ pub struct Providers {
 }
 
 impl Providers {
-    pub fn new(router: Router, catalogue: Vec<ProviderInfo>, profiles: Vec<String>, default_profile: String) -> Providers {
-        Providers { router, catalogue, profiles, default_profile }
+    pub fn new(
+        router: Router,
+        catalogue: Vec<ProviderInfo>,
+        profiles: Vec<String>,
+        default_profile: String,
+    ) -> Providers {
+        Providers {
+            router,
+            catalogue,
+            profiles,
+            default_profile,
+        }
     }
 
     /// Only the built-in offline provider, named `local`, for every profile.
@@ -37,9 +47,21 @@ impl Providers {
         let profiles = vec!["reasoning".to_owned(), "fast".to_owned()];
         let mut registry = Registry::new();
         let name = local.name().to_owned();
-        registry.insert(RegistryEntry::new(local, profiles.iter().map(|p| (p.clone(), model.clone()))));
-        let info = ProviderInfo { name, no_training: true, customer_account: false };
-        Providers::new(Router::new(registry), vec![info], profiles, "reasoning".to_owned())
+        registry.insert(RegistryEntry::new(
+            local,
+            profiles.iter().map(|p| (p.clone(), model.clone())),
+        ));
+        let info = ProviderInfo {
+            name,
+            no_training: true,
+            customer_account: false,
+        };
+        Providers::new(
+            Router::new(registry),
+            vec![info],
+            profiles,
+            "reasoning".to_owned(),
+        )
     }
 
     pub fn catalogue(&self) -> &[ProviderInfo] {
@@ -58,7 +80,10 @@ impl Providers {
         if self.profiles.iter().any(|p| p == requested) {
             Ok(requested)
         } else {
-            Err(format!("unknown routing_profile {requested:?}; configured: {}", self.profiles.join(", ")))
+            Err(format!(
+                "unknown routing_profile {requested:?}; configured: {}",
+                self.profiles.join(", ")
+            ))
         }
     }
 

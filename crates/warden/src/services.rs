@@ -56,9 +56,14 @@ pub async fn start_storage(
 
 /// A gateway that reaches storage at `storage_addr` over gRPC with `security`, with the
 /// shipped redaction rules.
-pub fn gateway(storage_addr: &str, security: &Security, providers: Providers) -> anyhow::Result<Gateway> {
+pub fn gateway(
+    storage_addr: &str,
+    security: &Security,
+    providers: Providers,
+) -> anyhow::Result<Gateway> {
     let storage = warden_rpc::connect(storage_addr, security, Duration::from_secs(3))?;
-    let engine = warden_minimize::Engine::builtin().context("the shipped redaction rules do not load")?;
+    let engine =
+        warden_minimize::Engine::builtin().context("the shipped redaction rules do not load")?;
     Ok(Gateway::new(storage, providers, engine))
 }
 
@@ -66,7 +71,8 @@ pub fn gateway(storage_addr: &str, security: &Security, providers: Providers) ->
 /// is reported at once, with its line; API keys come from the environment variables the
 /// file names, never from the file.
 pub fn load_providers(path: &Path, gateway: &Gateway) -> anyhow::Result<Providers> {
-    let cfg = warden_config::load(path).map_err(|d| anyhow::anyhow!("{}", warden_config::render(&d)))?;
+    let cfg =
+        warden_config::load(path).map_err(|d| anyhow::anyhow!("{}", warden_config::render(&d)))?;
     let env = warden_config::BuildEnv {
         secret: &warden_config::process_env_secret,
         gateway_identity: warden_providers::Identity::DefaultChain,

@@ -111,7 +111,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let gateway = services::gateway(&need(&cfg.storage, "storage")?, &security, providers)?;
             if let Some(path) = &cfg.providers {
                 gateway.replace_providers(services::load_providers(path, &gateway)?);
-                services::spawn_providers_reload(gateway.clone(), path.clone(), shutdown_rx.clone());
+                services::spawn_providers_reload(
+                    gateway.clone(),
+                    path.clone(),
+                    shutdown_rx.clone(),
+                );
             }
             services::start_gateway(listener, security.clone(), limits, gateway, shutdown_rx)?
         }
