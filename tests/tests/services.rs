@@ -152,24 +152,41 @@ async fn walk_on_postgres() {
 async fn every_service_answers_health_and_reflection() {
     use tonic_health_client::*;
     let c = Cluster::start().await;
-    for (addr, service) in [
-        (c.gateway_addr, "warden.gateway.v1.Gateway"),
-        (c.storage_addr, "warden.storage.v1.TenantStore"),
-        (c.agent_addr, "warden.agent.v1.Agent"),
+    let common = [
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ];
+    for (addr, served) in [
+        (c.gateway_addr, &warden_gateway::Gateway::SERVICES[..]),
+        (c.storage_addr, &warden_storage::Storage::SERVICES[..]),
+        (c.agent_addr, &warden_agent::Agent::SERVICES[..]),
     ] {
         let mut health = HealthClient::new(c.channel("agent", addr));
-        let resp = health
-            .check(HealthCheckRequest {
-                service: service.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(resp.status, 1, "{service} is SERVING");
-        let listed = reflection_list(c.channel("agent", addr)).await;
+        for service in served.iter().copied().chain([""]) {
+            let resp = health
+                .check(HealthCheckRequest {
+                    service: service.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(resp.status, 1, "{service:?} is SERVING");
+        }
+        // Reflection advertises exactly what this listener serves, nothing of its neighbours.
+        let mut listed = reflection_list(c.channel("agent", addr)).await;
+        listed.sort();
+        let mut expected: Vec<String> = served
+            .iter()
+            .chain(common.iter())
+            .map(|s| s.to_string())
+            .collect();
+        expected.sort();
+        assert_eq!(listed, expected);
+        // Error details resolve, so grpcurl prints ErrorInfo.reason instead of raw bytes.
         assert!(
-            listed.iter().any(|s| s == service),
-            "{service} not in reflection: {listed:?}"
+            reflection_knows_symbol(c.channel("agent", addr), "google.rpc.ErrorInfo").await,
+            "google.rpc.ErrorInfo unknown to reflection on {addr}"
         );
     }
     c.stop().await;
@@ -202,6 +219,28 @@ async fn reflection_list(ch: tonic::transport::Channel) -> Vec<String> {
         }
         other => panic!("unexpected reflection answer {other:?}"),
     }
+}
+
+async fn reflection_knows_symbol(ch: tonic::transport::Channel, symbol: &str) -> bool {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let mut client = ServerReflectionClient::new(ch);
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol(symbol.into())),
+    };
+    let mut stream = client
+        .server_reflection_info(futures::stream::iter([req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let msg = stream.message().await.unwrap().unwrap();
+    matches!(
+        msg.message_response,
+        Some(MessageResponse::FileDescriptorResponse(_))
+    )
 }
 
 async fn wait_for_run(c: &Cluster, tenant: &str, run_id: &str) -> st::Run {

@@ -78,14 +78,10 @@ impl ServiceHost {
         reporter
             .set_service_status("", tonic_health::ServingStatus::Serving)
             .await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(warden_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        let reflection = reflection_builder(health_services)
             .build_v1()
             .map_err(|e| HostError::Reflection(e.to_string()))?;
-        let reflection_alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(warden_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        let reflection_alpha = reflection_builder(health_services)
             .build_v1alpha()
             .map_err(|e| HostError::Reflection(e.to_string()))?;
         routes
@@ -224,4 +220,21 @@ pub fn install_prometheus(addr: SocketAddr) -> Result<(), HostError> {
         .with_http_listener(addr)
         .install()
         .map_err(|e| HostError::Metrics(e.to_string()))
+}
+
+/// Reflection that advertises only what this listener serves (so `grpcurl list` on the
+/// gateway's port does not offer storage's services), and knows `google.rpc` error
+/// details, so grpcurl prints a refusal's `ErrorInfo.reason` instead of raw bytes.
+fn reflection_builder<'b>(served: &[&str]) -> tonic_reflection::server::Builder<'b> {
+    let mut builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(warden_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("grpc.health.v1.Health")
+        .with_service_name("grpc.reflection.v1.ServerReflection")
+        .with_service_name("grpc.reflection.v1alpha.ServerReflection");
+    for name in served {
+        builder = builder.with_service_name(*name);
+    }
+    builder
 }
