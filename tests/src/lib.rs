@@ -77,6 +77,8 @@ pub struct Cluster {
     pub local: Arc<LocalProvider>,
     /// The first gateway's service object (to inspect the providers in force).
     pub gateway_service: Gateway,
+    /// What the routing config watcher accepted and rejected (with `reload_poll`).
+    pub reloads: Option<watch::Receiver<services::Reloads>>,
     pub db_url: String,
     shutdown: watch::Sender<bool>,
     storage_shutdown: watch::Sender<bool>,
@@ -132,12 +134,13 @@ impl Cluster {
         if let Some(sink) = opts.audit_sink.clone() {
             gateway = gateway.with_audit_sink(sink);
         }
+        let mut reloads = None;
         if let Some(pf) = &opts.providers {
             let loaded = services::load_providers_with(&pf.path, &gateway, &pf.env)
                 .unwrap_or_else(|e| panic!("the test routing config does not load: {e:#}"));
             gateway.replace_providers(loaded);
             if let Some(poll) = pf.reload_poll {
-                let reload = services::spawn_providers_reload_with(
+                let (reload, status) = services::spawn_providers_reload_with(
                     gateway.clone(),
                     pf.path.clone(),
                     pf.env.clone(),
@@ -148,6 +151,7 @@ impl Cluster {
                     reload.await?;
                     Ok(())
                 }));
+                reloads = Some(status);
             }
         }
         wait_live(&gateway, &mut tasks, gl, sec("gateway"), limits, rx.clone()).await;
@@ -180,6 +184,7 @@ impl Cluster {
             agent_addr,
             local,
             gateway_service: gateway,
+            reloads,
             db_url,
             shutdown,
             storage_shutdown,

@@ -156,17 +156,29 @@ pub fn spawn_providers_reload(
         PROVIDERS_POLL,
         shutdown,
     )
+    .0
 }
 
-/// [`spawn_providers_reload`] with an explicit environment and poll interval.
+/// What the reload watcher has done so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reloads {
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Why the last rejected file was rejected (every diagnostic, with its line).
+    pub last_error: Option<String>,
+}
+
+/// [`spawn_providers_reload`] with an explicit environment and poll interval; the
+/// receiver follows what the watcher accepted and rejected.
 pub fn spawn_providers_reload_with(
     gateway: Gateway,
     path: std::path::PathBuf,
     penv: ProviderEnv,
     poll: Duration,
     shutdown: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
+) -> (JoinHandle<()>, watch::Receiver<Reloads>) {
+    let (status, status_rx) = watch::channel(Reloads::default());
+    let task = tokio::spawn(async move {
         // Modification time, length and inode: a rewrite within one coarse timestamp tick
         // or an atomic rename still counts as a change.
         let stamp = |p: &Path| {
@@ -210,16 +222,24 @@ pub fn spawn_providers_reload_with(
             match load_providers_with(&path, &gateway, &penv) {
                 Ok(p) => {
                     gateway.replace_providers(p);
+                    status.send_modify(|s| s.accepted += 1);
                     tracing::info!(path = %path.display(), "routing config reloaded");
                 }
-                Err(e) => tracing::error!(
-                    path = %path.display(),
-                    error = %e,
-                    "routing config rejected; the previous one stays in force"
-                ),
+                Err(e) => {
+                    tracing::error!(
+                        path = %path.display(),
+                        error = %e,
+                        "routing config rejected; the previous one stays in force"
+                    );
+                    status.send_modify(|s| {
+                        s.rejected += 1;
+                        s.last_error = Some(format!("{e:#}"));
+                    });
+                }
             }
         }
-    })
+    });
+    (task, status_rx)
 }
 
 pub fn start_gateway(
