@@ -69,13 +69,16 @@ pub fn gateway(
     Ok(Gateway::new(storage, providers, engine))
 }
 
+/// Looks up the secret behind an `api_key_env` name.
+pub type SecretLookup = Arc<dyn Fn(&str) -> Option<SecretString> + Send + Sync>;
+
 /// What building the providers needs besides the file: where API keys come from, the
 /// gateway's own AWS identity, and extra trust anchors. `warden up`/`serve` use
 /// [`ProviderEnv::process`]; tests hand in their mock keys and the mocks' CA.
 #[derive(Clone)]
 pub struct ProviderEnv {
     /// Looks up the secret behind an `api_key_env` name.
-    pub secret: Arc<dyn Fn(&str) -> Option<SecretString> + Send + Sync>,
+    pub secret: SecretLookup,
     /// Signs platform Bedrock calls and STS `AssumeRole` for customer accounts.
     pub gateway_identity: warden_providers::Identity,
     /// Extra trust anchors (PEM) for every provider, e.g. a corporate proxy CA.

@@ -67,7 +67,7 @@ models = { reasoning = \"m\" }
     let file = path.display().to_string();
     // The plain-http URL (line 8), the missing no_training (provider at line 6) and the
     // unknown kind (line 14), each with its own line.
-    for line in [8, 14] {
+    for line in [6, 8, 14] {
         assert!(
             stderr.contains(&format!("{file}:{line}:")),
             "no error at line {line}:\n{stderr}"
