@@ -1,9 +1,14 @@
 //! A whole Warden on loopback for tests: storage, gateway and agent as three separate
 //! gRPC servers on their own ports, over mTLS with a fresh dev CA per cluster.
-//! Nothing is faked but the model: the gateway's only provider is the recording
-//! offline `local` provider, so a test can assert exactly what reached it.
+//! Nothing is faked but the model: by default the gateway's only provider is the recording
+//! offline `local` provider, so a test can assert exactly what reached it; with
+//! [`Options::providers`] it loads a routing config (`config/providers.toml` format) and
+//! reaches the `warden-testkit` mock providers over TLS on loopback, reloading the file
+//! when it changes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod mocks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +39,17 @@ pub struct Options {
     pub second_gateway: bool,
     /// Make the provider take this long to answer (for shutdown tests).
     pub provider_delay: Option<Duration>,
+    /// Route through this routing config instead of the local provider alone.
+    pub providers: Option<ProvidersFile>,
+}
+
+/// A routing config file for the gateway, and what loading it needs besides the file.
+pub struct ProvidersFile {
+    pub path: std::path::PathBuf,
+    /// API keys by `api_key_env` name, the gateway's AWS identity, the mocks' CA.
+    pub env: services::ProviderEnv,
+    /// Watch the file for changes this often (`None`: load once, never reload).
+    pub reload_poll: Option<Duration>,
 }
 
 impl Default for Options {
@@ -44,6 +60,7 @@ impl Default for Options {
             audit_sink: None,
             second_gateway: false,
             provider_delay: None,
+            providers: None,
         }
     }
 }
@@ -55,8 +72,13 @@ pub struct Cluster {
     pub gateway_addr: SocketAddr,
     pub gateway2_addr: Option<SocketAddr>,
     pub agent_addr: SocketAddr,
-    /// The provider behind the first gateway (and the second, if any).
+    /// The provider behind the first gateway (and the second, if any), unless
+    /// [`Options::providers`] gave a routing config.
     pub local: Arc<LocalProvider>,
+    /// The first gateway's service object (to inspect the providers in force).
+    pub gateway_service: Gateway,
+    /// What the routing config watcher accepted and rejected (with `reload_poll`).
+    pub reloads: Option<watch::Receiver<services::Reloads>>,
     pub db_url: String,
     shutdown: watch::Sender<bool>,
     storage_shutdown: watch::Sender<bool>,
@@ -112,6 +134,26 @@ impl Cluster {
         if let Some(sink) = opts.audit_sink.clone() {
             gateway = gateway.with_audit_sink(sink);
         }
+        let mut reloads = None;
+        if let Some(pf) = &opts.providers {
+            let loaded = services::load_providers_with(&pf.path, &gateway, &pf.env)
+                .unwrap_or_else(|e| panic!("the test routing config does not load: {e:#}"));
+            gateway.replace_providers(loaded);
+            if let Some(poll) = pf.reload_poll {
+                let (reload, status) = services::spawn_providers_reload_with(
+                    gateway.clone(),
+                    pf.path.clone(),
+                    pf.env.clone(),
+                    poll,
+                    rx.clone(),
+                );
+                tasks.push(tokio::spawn(async move {
+                    reload.await?;
+                    Ok(())
+                }));
+                reloads = Some(status);
+            }
+        }
         wait_live(&gateway, &mut tasks, gl, sec("gateway"), limits, rx.clone()).await;
         let gateway2_addr = if opts.second_gateway {
             let (gl2, addr2) = services::bind(any).await.unwrap();
@@ -141,6 +183,8 @@ impl Cluster {
             gateway2_addr,
             agent_addr,
             local,
+            gateway_service: gateway,
+            reloads,
             db_url,
             shutdown,
             storage_shutdown,

@@ -88,6 +88,9 @@ pub struct Config {
     /// Declared model profiles, e.g. `reasoning`, `fast`.
     pub profiles: Vec<String>,
     pub default_profile: String,
+    /// Ceiling for routing one request: every attempt, retry wait and failover together
+    /// (`[defaults.timeouts] total_ms`).
+    pub deadline: std::time::Duration,
 }
 
 impl Config {

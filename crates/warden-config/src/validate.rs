@@ -24,6 +24,14 @@ pub fn validate(src: &Source<'_>, raw: RawConfig) -> Result<Config, Vec<Diagnost
         );
     }
     let defaults = raw.defaults.unwrap_or_default();
+    // Zero is reported where a provider inherits it; here it just falls back.
+    let deadline = defaults
+        .timeouts
+        .as_ref()
+        .and_then(|t| t.total_ms.as_ref())
+        .map(|s| *s.get_ref())
+        .filter(|ms| *ms > 0)
+        .map_or(Timeouts::default().total, Duration::from_millis);
     let mut providers = Vec::new();
     for p in &raw.providers {
         if let Some(pc) = check_provider(src, p, &defaults, &profiles, &mut errs) {
@@ -35,6 +43,7 @@ pub fn validate(src: &Source<'_>, raw: RawConfig) -> Result<Config, Vec<Diagnost
             providers,
             profiles,
             default_profile,
+            deadline,
         })
     } else {
         Err(errs)

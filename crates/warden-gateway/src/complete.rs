@@ -71,6 +71,14 @@ impl Gateway {
         let Some(settings) = settings else {
             return Err(GatewayError::Settings(crate::tenants::SettingsUnavailable));
         };
+        // The tenant's own limits, enforced by the router before anything leaves.
+        self.inner.limiter.set_limits(
+            &req.tenant_id,
+            warden_providers::Limits {
+                max_concurrent: settings.budgets.max_concurrent_requests,
+                requests_per_minute: settings.budgets.max_requests_per_minute,
+            },
+        );
         let minimized = match minimize(&self.inner.engine, &settings, &req) {
             Ok(m) => m,
             Err(e) => {
@@ -205,9 +213,10 @@ impl Gateway {
             }
             Err(e) => {
                 let class = crate::routing::error_class(&e);
+                let err = GatewayError::routed(e, &attempts);
                 self.record_outcome(&p, "", "", Usage::default(), &class, attempts)
                     .await;
-                Err(e.into())
+                Err(err)
             }
         }
     }
@@ -228,9 +237,10 @@ impl Gateway {
             Ok(x) => x,
             Err(e) => {
                 let class = crate::routing::error_class(&e);
+                let err = GatewayError::routed(e, &attempts);
                 self.record_outcome(&p, "", "", Usage::default(), &class, attempts)
                     .await;
-                return Err(e.into());
+                return Err(err);
             }
         };
         let (tx, rx) = tokio::sync::mpsc::channel(32);
@@ -245,6 +255,12 @@ impl Gateway {
             loop {
                 let next = tokio::select! {
                     ev = upstream.next() => ev,
+                    () = tx.closed() => {
+                        // The caller went away, perhaps while upstream is silent: stop now;
+                        // dropping `upstream` below cancels the provider's HTTP request.
+                        outcome = "cancelled".into();
+                        break;
+                    }
                     changed = changes.recv() => {
                         if changed.as_deref().is_ok_and(|t| t == p.req.tenant_id)
                             && !gw.tenant_still_enabled(&p.req.tenant_id).await
@@ -376,7 +392,7 @@ impl Prepared {
             tenant_id: &self.req.tenant_id,
             eligible: &self.decision.eligible,
             profile: &self.profile,
-            deadline: None,
+            deadline: self.providers.deadline(),
         }
     }
 }

@@ -117,6 +117,7 @@ pub fn settings_from_proto(s: &pb::TenantSettings) -> Result<TenantSettings, Str
             max_bytes_per_data_type: b.max_bytes_per_data_type,
             max_output_tokens: b.max_output_tokens,
             max_requests_per_minute: b.max_requests_per_minute,
+            max_concurrent_requests: b.max_concurrent_requests,
         },
         on_disallowed_data,
         pseudonymize: s.pseudonymize,

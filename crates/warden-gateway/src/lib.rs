@@ -50,6 +50,9 @@ struct Inner {
     tenant_store: TenantStoreClient<Channel>,
     /// Swapped whole on a config reload; in-flight calls keep the set they started with.
     providers: std::sync::RwLock<Arc<Providers>>,
+    /// Per-tenant concurrency and rate limits; one for the gateway's lifetime, handed to
+    /// every router a config reload builds, so a reload resets nobody's count.
+    limiter: Arc<warden_providers::TenantLimiter>,
     engine: warden_minimize::Engine,
 }
 
@@ -60,13 +63,19 @@ impl Gateway {
         let tenant_store =
             TenantStoreClient::new(storage.clone()).max_decoding_message_size(STORAGE_MAX_MESSAGE);
         let audit_log = AuditLogClient::new(storage).max_decoding_message_size(STORAGE_MAX_MESSAGE);
+        let limiter = Arc::new(warden_providers::TenantLimiter::new(
+            warden_providers::Limits::default(),
+        ));
         Gateway {
             inner: Arc::new(Inner {
                 tenants: Tenants::new(tenant_store.clone()),
                 audit: Arc::new(StorageAudit::new(audit_log.clone())),
                 audit_log,
                 tenant_store,
-                providers: std::sync::RwLock::new(Arc::new(providers)),
+                providers: std::sync::RwLock::new(Arc::new(
+                    providers.with_limiter(limiter.clone()),
+                )),
+                limiter,
                 engine,
             }),
         }
@@ -92,6 +101,7 @@ impl Gateway {
     /// Replaces the providers (a validated config reload). Calls in flight finish on the
     /// set they started with; the next call uses the new one.
     pub fn replace_providers(&self, providers: Providers) {
+        let providers = providers.with_limiter(self.inner.limiter.clone());
         match self.inner.providers.write() {
             Ok(mut g) => *g = Arc::new(providers),
             Err(p) => *p.into_inner() = Arc::new(providers),
@@ -108,6 +118,7 @@ impl Gateway {
                 audit_log: i.audit_log.clone(),
                 tenant_store: i.tenant_store.clone(),
                 providers: std::sync::RwLock::new(self.providers()),
+                limiter: i.limiter.clone(),
                 engine: i.engine.clone(),
             }),
         }

@@ -4,12 +4,13 @@
 //! audit records and metrics.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use warden_policy::ProviderInfo;
 use warden_proto::common::v1 as pb;
 use warden_providers::{
     Attempt, ChatRequest, ChatResponse, EventStream, LocalProvider, Outcome, ProviderError,
-    Registry, RegistryEntry, RouteFailure, RouteRequest, Router,
+    Registry, RegistryEntry, RouteFailure, RouteRequest, Router, TenantLimiter,
 };
 
 /// The configured providers: the router that reaches them, and what policy needs to know.
@@ -18,6 +19,8 @@ pub struct Providers {
     catalogue: Vec<ProviderInfo>,
     profiles: Vec<String>,
     default_profile: String,
+    /// Ceiling for routing one request (all attempts); `None`: only each provider's timeouts.
+    deadline: Option<Duration>,
 }
 
 impl Providers {
@@ -32,7 +35,25 @@ impl Providers {
             catalogue,
             profiles,
             default_profile,
+            deadline: None,
         }
+    }
+
+    /// Bounds the routing of each request (every attempt, retry wait and failover).
+    pub fn with_deadline(mut self, deadline: Duration) -> Providers {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    pub fn deadline(&self) -> Option<Duration> {
+        self.deadline
+    }
+
+    /// Enforces per-tenant limits in the router. The gateway passes the one limiter it
+    /// keeps for its lifetime, so a config reload does not reset anybody's count.
+    pub(crate) fn with_limiter(mut self, limiter: Arc<TenantLimiter>) -> Providers {
+        self.router = self.router.with_limiter(limiter);
+        self
     }
 
     /// Only the built-in offline provider, named `local`, for every profile.

@@ -26,6 +26,10 @@ pub enum GatewayError {
     Audit(#[from] AuditUnavailable),
     #[error("{0}")]
     Provider(#[from] ProviderError),
+    /// Routing gave up: `error` decided it, `tried` names every attempt (provider and
+    /// error class, never a credential or payload).
+    #[error("{error}; providers tried: {tried}")]
+    Routed { error: ProviderError, tried: String },
     #[error("{0}")]
     Minimize(String),
     #[error("tenant {tenant} is over its rate limit")]
@@ -40,8 +44,11 @@ impl GatewayError {
             GatewayError::Denied(d) => d.rule.id(),
             GatewayError::Settings(_) => "SETTINGS_UNAVAILABLE",
             GatewayError::Audit(_) => "AUDIT_FAIL_CLOSED",
-            GatewayError::Provider(p) if p.is_rate_limited() => "PROVIDER_RATE_LIMITED",
-            GatewayError::Provider(_) => "PROVIDER_UNAVAILABLE",
+            GatewayError::Provider(p) | GatewayError::Routed { error: p, .. } => match p {
+                ProviderError::RateLimited { .. } => "TENANT_RATE_LIMITED",
+                p if p.is_rate_limited() => "PROVIDER_RATE_LIMITED",
+                _ => "PROVIDER_UNAVAILABLE",
+            },
             GatewayError::Minimize(_) => "MINIMIZATION_FAILED",
             GatewayError::RateLimited { .. } => "TENANT_RATE_LIMITED",
         }
@@ -57,17 +64,59 @@ impl GatewayError {
                 Rule::DataTypeNotAllowed | Rule::SourceCodeRequiresGithub => Code::PermissionDenied,
             },
             GatewayError::Settings(_) | GatewayError::Audit(_) => Code::Unavailable,
-            GatewayError::Provider(p) if p.is_rate_limited() => Code::ResourceExhausted,
-            GatewayError::Provider(_) => Code::Unavailable,
+            GatewayError::Provider(p) | GatewayError::Routed { error: p, .. }
+                if p.is_rate_limited() =>
+            {
+                Code::ResourceExhausted
+            }
+            GatewayError::Provider(_) | GatewayError::Routed { .. } => Code::Unavailable,
             GatewayError::Minimize(_) => Code::FailedPrecondition,
             GatewayError::RateLimited { .. } => Code::ResourceExhausted,
         }
     }
 }
 
+impl GatewayError {
+    /// A routing failure, naming every provider attempt in order: `anthropic (http_503,
+    /// http_503), openai (timeout)`. Without attempts (a tenant limit refused it before
+    /// any), just the error.
+    pub fn routed(error: ProviderError, attempts: &[warden_proto::common::v1::Attempt]) -> Self {
+        if attempts.is_empty() {
+            return GatewayError::Provider(error);
+        }
+        let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+        for a in attempts {
+            match groups.last_mut() {
+                Some((p, outcomes)) if *p == a.provider => outcomes.push(&a.outcome),
+                _ => groups.push((&a.provider, vec![&a.outcome])),
+            }
+        }
+        let tried = groups
+            .iter()
+            .map(|(p, o)| format!("{p} ({})", o.join(", ")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        GatewayError::Routed { error, tried }
+    }
+
+    /// How long the caller should wait before retrying, when somebody said so: a
+    /// provider's `Retry-After`, a tenant limit's refill time, an open breaker's rest.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            GatewayError::Provider(p) | GatewayError::Routed { error: p, .. } => p.retry_after(),
+            _ => None,
+        }
+    }
+}
+
 impl From<GatewayError> for Status {
     fn from(err: GatewayError) -> Self {
-        let details = ErrorDetails::with_error_info(err.reason(), "warden", HashMap::new());
+        let mut details = ErrorDetails::with_error_info(err.reason(), "warden", HashMap::new());
+        if err.code() == Code::ResourceExhausted
+            && let Some(wait) = err.retry_after()
+        {
+            details.set_retry_info(Some(wait));
+        }
         Status::with_error_details(err.code(), err.to_string(), details)
     }
 }
@@ -96,6 +145,31 @@ mod tests {
         assert_eq!(
             s.get_details_error_info().map(|i| i.reason),
             Some("TENANT_UNKNOWN".to_owned())
+        );
+        let s: Status = GatewayError::routed(
+            ProviderError::Status {
+                provider: "anthropic".into(),
+                status: 429,
+                retry_after: Some(std::time::Duration::from_secs(7)),
+                message: "rate_limit_error".into(),
+            },
+            &[warden_proto::common::v1::Attempt {
+                provider: "anthropic".into(),
+                outcome: "http_429".into(),
+                ..Default::default()
+            }],
+        )
+        .into();
+        assert_eq!(s.code(), Code::ResourceExhausted);
+        assert_eq!(
+            s.get_details_retry_info().and_then(|r| r.retry_delay),
+            Some(std::time::Duration::from_secs(7))
+        );
+        assert!(
+            s.message()
+                .ends_with("providers tried: anthropic (http_429)"),
+            "{}",
+            s.message()
         );
         let s: Status = GatewayError::Audit(AuditUnavailable).into();
         assert_eq!(s.code(), Code::Unavailable);

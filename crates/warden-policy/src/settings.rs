@@ -48,6 +48,9 @@ pub struct Budgets {
     pub max_bytes_per_data_type: u64,
     pub max_output_tokens: u32,
     pub max_requests_per_minute: u32,
+    /// Model requests (and open streams) in flight at once.
+    #[serde(default)]
+    pub max_concurrent_requests: u32,
 }
 
 /// A customer-owned Bedrock account.

@@ -234,6 +234,24 @@ struct Shared {
     api: Box<dyn MockApi>,
     script: Mutex<VecDeque<Fault>>,
     recorded: Mutex<Vec<Recorded>>,
+    /// Streamed response bodies still being served (see [`MockServer::open_streams`]).
+    open_streams: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts a streamed body as open until hyper drops it (sent, or the client went away).
+struct OpenStream(Arc<std::sync::atomic::AtomicUsize>);
+
+impl OpenStream {
+    fn new(count: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        OpenStream(count.clone())
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// A running mock. Dropping it stops accepting connections.
@@ -274,6 +292,7 @@ impl MockServer {
             api: Box::new(api),
             script: Mutex::new(VecDeque::new()),
             recorded: Mutex::new(Vec::new()),
+            open_streams: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         });
         let acceptor = tokio_rustls::TlsAcceptor::from(ca.server.clone());
         let s = shared.clone();
@@ -334,6 +353,14 @@ impl MockServer {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .len()
+    }
+
+    /// Streamed responses still open: a stalled stream stays open until the client closes
+    /// the connection, so this falling back to zero shows the client cancelled.
+    pub fn open_streams(&self) -> usize {
+        self.shared
+            .open_streams
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The access keys that signed the received requests (unsigned requests are skipped).
@@ -420,27 +447,32 @@ async fn serve(
     for (k, v) in &headers {
         builder = builder.header(k, v);
     }
+    let open = || OpenStream::new(&s.open_streams);
     let body: Body = match fault {
         None | Some(Fault::Status { .. }) | Some(Fault::SlowFirstByte(_)) | Some(Fault::Reset) => {
             if whole {
                 full(events.into_iter().next().unwrap_or_default())
             } else {
-                chunked(events, None)
+                chunked(events, None, open())
             }
         }
-        Some(Fault::StallAfter(n)) => chunked(split_for_fault(events, whole, n), Some(Tail::Stall)),
-        Some(Fault::ResetAfter(n)) => chunked(split_for_fault(events, whole, n), Some(Tail::Reset)),
+        Some(Fault::StallAfter(n)) => {
+            chunked(split_for_fault(events, whole, n), Some(Tail::Stall), open())
+        }
+        Some(Fault::ResetAfter(n)) => {
+            chunked(split_for_fault(events, whole, n), Some(Tail::Reset), open())
+        }
         Some(Fault::MalformedAfter(n)) => {
             let mut ev = events;
             let at = n.min(ev.len());
             ev.insert(at, s.api.malformed_event());
-            chunked(ev, None)
+            chunked(ev, None, open())
         }
         Some(Fault::StreamErrorAfter(n)) => {
             let mut ev = events;
             ev.truncate(n);
             ev.push(s.api.stream_error_event());
-            chunked(ev, None)
+            chunked(ev, None, open())
         }
     };
     builder.body(body).map_err(std::io::Error::other)
@@ -461,13 +493,15 @@ enum Tail {
     Reset,
 }
 
-fn chunked(events: Vec<Bytes>, tail: Option<Tail>) -> Body {
+fn chunked(events: Vec<Bytes>, tail: Option<Tail>, open: OpenStream) -> Body {
     let head = futures::stream::iter(
         events
             .into_iter()
             .map(|b| Ok::<_, std::io::Error>(Frame::data(b))),
     );
     let tail = futures::stream::once(async move {
+        // Held until the body is finished or dropped.
+        let _open = open;
         match tail {
             None => None,
             Some(Tail::Stall) => {

@@ -3,9 +3,11 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -67,17 +69,64 @@ pub fn gateway(
     Ok(Gateway::new(storage, providers, engine))
 }
 
+/// Looks up the secret behind an `api_key_env` name.
+pub type SecretLookup = Arc<dyn Fn(&str) -> Option<SecretString> + Send + Sync>;
+
+/// What building the providers needs besides the file: where API keys come from, the
+/// gateway's own AWS identity, and extra trust anchors. `warden up`/`serve` use
+/// [`ProviderEnv::process`]; tests hand in their mock keys and the mocks' CA.
+#[derive(Clone)]
+pub struct ProviderEnv {
+    /// Looks up the secret behind an `api_key_env` name.
+    pub secret: SecretLookup,
+    /// Signs platform Bedrock calls and STS `AssumeRole` for customer accounts.
+    pub gateway_identity: warden_providers::Identity,
+    /// Extra trust anchors (PEM) for every provider, e.g. a corporate proxy CA.
+    pub extra_root_ca_pem: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ProviderEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderEnv")
+            .field("gateway_identity", &self.gateway_identity)
+            .field("extra_root_ca_pem", &self.extra_root_ca_pem.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProviderEnv {
+    /// API keys from the process environment, the standard AWS credential chain, the
+    /// system's web PKI roots only.
+    pub fn process() -> ProviderEnv {
+        ProviderEnv {
+            secret: Arc::new(warden_config::process_env_secret),
+            gateway_identity: warden_providers::Identity::DefaultChain,
+            extra_root_ca_pem: Vec::new(),
+        }
+    }
+}
+
 /// Builds the providers a routing config names (`config/providers.toml`). Every problem
 /// is reported at once, with its line; API keys come from the environment variables the
 /// file names, never from the file.
 pub fn load_providers(path: &Path, gateway: &Gateway) -> anyhow::Result<Providers> {
+    load_providers_with(path, gateway, &ProviderEnv::process())
+}
+
+/// [`load_providers`] with an explicit environment.
+pub fn load_providers_with(
+    path: &Path,
+    gateway: &Gateway,
+    penv: &ProviderEnv,
+) -> anyhow::Result<Providers> {
     let cfg =
         warden_config::load(path).map_err(|d| anyhow::anyhow!("{}", warden_config::render(&d)))?;
+    let secret = |name: &str| (penv.secret)(name);
     let env = warden_config::BuildEnv {
-        secret: &warden_config::process_env_secret,
-        gateway_identity: warden_providers::Identity::DefaultChain,
+        secret: &secret,
+        gateway_identity: penv.gateway_identity.clone(),
         tenant_accounts: Some(gateway.tenant_accounts()),
-        extra_root_ca_pem: Vec::new(),
+        extra_root_ca_pem: penv.extra_root_ca_pem.clone(),
     };
     let registry = warden_config::build_registry(&cfg, &env).map_err(|errs| {
         let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
@@ -88,8 +137,12 @@ pub fn load_providers(path: &Path, gateway: &Gateway) -> anyhow::Result<Provider
         warden_config::catalogue(&cfg),
         cfg.profiles.clone(),
         cfg.default_profile.clone(),
-    ))
+    )
+    .with_deadline(cfg.deadline))
 }
+
+/// How often the routing config file is checked for changes.
+pub const PROVIDERS_POLL: Duration = Duration::from_secs(2);
 
 /// Reloads the routing config on SIGHUP and when the file changes. A bad file is
 /// rejected with a log line and the providers in force stay; calls in flight finish on
@@ -99,9 +152,48 @@ pub fn spawn_providers_reload(
     path: std::path::PathBuf,
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        let mut seen = modified(&path);
+    spawn_providers_reload_with(
+        gateway,
+        path,
+        ProviderEnv::process(),
+        PROVIDERS_POLL,
+        shutdown,
+    )
+    .0
+}
+
+/// What the reload watcher has done so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reloads {
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Why the last rejected file was rejected (every diagnostic, with its line).
+    pub last_error: Option<String>,
+}
+
+/// [`spawn_providers_reload`] with an explicit environment and poll interval; the
+/// receiver follows what the watcher accepted and rejected.
+pub fn spawn_providers_reload_with(
+    gateway: Gateway,
+    path: std::path::PathBuf,
+    penv: ProviderEnv,
+    poll: Duration,
+    shutdown: watch::Receiver<bool>,
+) -> (JoinHandle<()>, watch::Receiver<Reloads>) {
+    let (status, status_rx) = watch::channel(Reloads::default());
+    let task = tokio::spawn(async move {
+        // Modification time, length and inode: a rewrite within one coarse timestamp tick
+        // or an atomic rename still counts as a change.
+        let stamp = |p: &Path| {
+            std::fs::metadata(p).ok().map(|m| {
+                #[cfg(unix)]
+                let ino = std::os::unix::fs::MetadataExt::ino(&m);
+                #[cfg(not(unix))]
+                let ino = 0u64;
+                (m.modified().ok(), m.len(), ino)
+            })
+        };
+        let mut seen = stamp(&path);
         #[cfg(unix)]
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let stop = shutdown_future(shutdown);
@@ -121,8 +213,8 @@ pub fn spawn_providers_reload(
             tokio::select! {
                 () = &mut stop => return,
                 () = hangup => tracing::info!(path = %path.display(), "SIGHUP: reloading the routing config"),
-                () = tokio::time::sleep(Duration::from_secs(2)) => {
-                    let now = modified(&path);
+                () = tokio::time::sleep(poll) => {
+                    let now = stamp(&path);
                     if now == seen {
                         continue;
                     }
@@ -130,19 +222,27 @@ pub fn spawn_providers_reload(
                     tracing::info!(path = %path.display(), "routing config changed: reloading");
                 }
             }
-            match load_providers(&path, &gateway) {
+            match load_providers_with(&path, &gateway, &penv) {
                 Ok(p) => {
                     gateway.replace_providers(p);
+                    status.send_modify(|s| s.accepted += 1);
                     tracing::info!(path = %path.display(), "routing config reloaded");
                 }
-                Err(e) => tracing::error!(
-                    path = %path.display(),
-                    error = %e,
-                    "routing config rejected; the previous one stays in force"
-                ),
+                Err(e) => {
+                    tracing::error!(
+                        path = %path.display(),
+                        error = %e,
+                        "routing config rejected; the previous one stays in force"
+                    );
+                    status.send_modify(|s| {
+                        s.rejected += 1;
+                        s.last_error = Some(format!("{e:#}"));
+                    });
+                }
             }
         }
-    })
+    });
+    (task, status_rx)
 }
 
 pub fn start_gateway(
