@@ -34,6 +34,9 @@ pub struct Options {
     pub second_gateway: bool,
     /// Make the provider take this long to answer (for shutdown tests).
     pub provider_delay: Option<Duration>,
+    /// Serve the tenant's `local` provider with this one instead of the recording
+    /// `LocalProvider` (e.g. a real adapter pointed at a `warden-testkit` mock).
+    pub provider: Option<Arc<dyn warden_providers::Provider>>,
 }
 
 impl Default for Options {
@@ -44,6 +47,7 @@ impl Default for Options {
             audit_sink: None,
             second_gateway: false,
             provider_delay: None,
+            provider: None,
         }
     }
 }
@@ -101,9 +105,11 @@ impl Cluster {
         .unwrap();
         let local = Arc::new(LocalProvider::new("local"));
         let providers = || {
-            let p: Arc<dyn warden_providers::Provider> = match opts.provider_delay {
-                Some(d) => Arc::new(Slow(local.clone(), d)),
-                None => local.clone(),
+            let p: Arc<dyn warden_providers::Provider> = match (&opts.provider, opts.provider_delay)
+            {
+                (Some(p), _) => p.clone(),
+                (None, Some(d)) => Arc::new(Slow(local.clone(), d)),
+                (None, None) => local.clone(),
             };
             Providers::with_local(p)
         };

@@ -11,6 +11,7 @@ mod audit_api;
 pub mod audit_sink;
 mod complete;
 pub mod convert;
+pub mod engines;
 mod minimize;
 pub mod routing;
 pub mod status;
@@ -50,7 +51,8 @@ struct Inner {
     tenant_store: TenantStoreClient<Channel>,
     /// Swapped whole on a config reload; in-flight calls keep the set they started with.
     providers: std::sync::RwLock<Arc<Providers>>,
-    engine: warden_minimize::Engine,
+    /// The shipped pack, and one compiled engine per tenant rules text.
+    engines: engines::Engines,
 }
 
 impl Gateway {
@@ -67,7 +69,7 @@ impl Gateway {
                 audit_log,
                 tenant_store,
                 providers: std::sync::RwLock::new(Arc::new(providers)),
-                engine,
+                engines: engines::Engines::new(engine),
             }),
         }
     }
@@ -108,7 +110,7 @@ impl Gateway {
                 audit_log: i.audit_log.clone(),
                 tenant_store: i.tenant_store.clone(),
                 providers: std::sync::RwLock::new(self.providers()),
-                engine: i.engine.clone(),
+                engines: i.engines.clone(),
             }),
         }
     }

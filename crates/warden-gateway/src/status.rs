@@ -28,6 +28,10 @@ pub enum GatewayError {
     Provider(#[from] ProviderError),
     #[error("{0}")]
     Minimize(String),
+    #[error(
+        "the redaction rules of tenant {tenant} do not compile ({error}); nothing was sent (fail closed)"
+    )]
+    TenantRules { tenant: String, error: String },
     #[error("tenant {tenant} is over its rate limit")]
     RateLimited { tenant: String },
 }
@@ -43,6 +47,7 @@ impl GatewayError {
             GatewayError::Provider(p) if p.is_rate_limited() => "PROVIDER_RATE_LIMITED",
             GatewayError::Provider(_) => "PROVIDER_UNAVAILABLE",
             GatewayError::Minimize(_) => "MINIMIZATION_FAILED",
+            GatewayError::TenantRules { .. } => "REDACTION_RULES_INVALID",
             GatewayError::RateLimited { .. } => "TENANT_RATE_LIMITED",
         }
     }
@@ -59,7 +64,9 @@ impl GatewayError {
             GatewayError::Settings(_) | GatewayError::Audit(_) => Code::Unavailable,
             GatewayError::Provider(p) if p.is_rate_limited() => Code::ResourceExhausted,
             GatewayError::Provider(_) => Code::Unavailable,
-            GatewayError::Minimize(_) => Code::FailedPrecondition,
+            GatewayError::Minimize(_) | GatewayError::TenantRules { .. } => {
+                Code::FailedPrecondition
+            }
             GatewayError::RateLimited { .. } => Code::ResourceExhausted,
         }
     }
