@@ -41,6 +41,9 @@ pub struct Options {
     pub provider_delay: Option<Duration>,
     /// Route through this routing config instead of the local provider alone.
     pub providers: Option<ProvidersFile>,
+    /// Serve the tenant's `local` provider with this one instead of the recording
+    /// `LocalProvider` (e.g. a real adapter pointed at a `warden-testkit` mock).
+    pub provider: Option<Arc<dyn warden_providers::Provider>>,
 }
 
 /// A routing config file for the gateway, and what loading it needs besides the file.
@@ -61,6 +64,7 @@ impl Default for Options {
             second_gateway: false,
             provider_delay: None,
             providers: None,
+            provider: None,
         }
     }
 }
@@ -123,9 +127,11 @@ impl Cluster {
         .unwrap();
         let local = Arc::new(LocalProvider::new("local"));
         let providers = || {
-            let p: Arc<dyn warden_providers::Provider> = match opts.provider_delay {
-                Some(d) => Arc::new(Slow(local.clone(), d)),
-                None => local.clone(),
+            let p: Arc<dyn warden_providers::Provider> = match (&opts.provider, opts.provider_delay)
+            {
+                (Some(p), _) => p.clone(),
+                (None, Some(d)) => Arc::new(Slow(local.clone(), d)),
+                (None, None) => local.clone(),
             };
             Providers::with_local(p)
         };

@@ -87,6 +87,7 @@ impl Mocks {
             &ca,
             warden_testkit::anthropic::AnthropicMock {
                 expected_key: Some(ANTHROPIC_KEY.into()),
+                ..Default::default()
             },
         )
         .await

@@ -1,8 +1,12 @@
-//! Request budgets: share one request's byte budget across its parts, then cut each part.
+//! Request budgets: share the byte budgets of one request across its parts, then cut each part.
 //!
-//! Each part is capped by its data type's budget; when the capped sizes still exceed the
-//! request budget, the request budget is shared max-min fairly ([`share`]): small parts
-//! keep everything, and the large ones split what is left equally.
+//! Two budgets bound a request. A data type's budget covers **all** the parts of that type
+//! together (two 64 KiB log parts under a 64 KiB logs budget send 64 KiB of logs, not 128),
+//! and the request budget covers every part. Both are shared max-min fairly ([`share`]):
+//! small parts keep everything, and the large ones split what is left equally. First each
+//! type's budget is shared among the parts of that type, then the request budget among all
+//! parts, each wanting at most its type share. So the bytes sent of one type never exceed
+//! that type's budget, and the bytes sent in all never exceed the request budget.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +14,7 @@ use warden_policy::DataType;
 
 use crate::budget::{Cut, apply};
 
-/// Byte budgets: one per request and one per data type.
+/// Byte budgets: one per request and one per data type (shared by that type's parts).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     pub request_bytes: usize,
@@ -39,7 +43,7 @@ impl Limits {
     /// The platform default for a whole request: about 50k tokens of telemetry.
     pub const DEFAULT_REQUEST_BYTES: usize = 200 * 1024;
 
-    /// The platform default budget for one part of `data_type`.
+    /// The platform default budget for the parts of `data_type` in one request.
     pub fn default_for(data_type: DataType) -> usize {
         match data_type {
             DataType::Logs | DataType::Traces | DataType::SourceCode => 64 * 1024,
@@ -51,22 +55,28 @@ impl Limits {
         }
     }
 
-    /// A tenant's budgets from its policy settings; zero means the platform default.
+    /// A tenant's budgets from its policy settings; zero means the default: a type's own
+    /// budget, else `max_bytes_per_data_type`, else the platform's.
     pub fn from_policy(b: &warden_policy::Budgets) -> Limits {
+        let bytes = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
         let mut limits = Limits::default();
         if b.max_request_bytes > 0 {
-            limits.request_bytes = usize::try_from(b.max_request_bytes).unwrap_or(usize::MAX);
+            limits.request_bytes = bytes(b.max_request_bytes);
         }
         if b.max_bytes_per_data_type > 0 {
-            let per = usize::try_from(b.max_bytes_per_data_type).unwrap_or(usize::MAX);
             for v in limits.per_type.values_mut() {
-                *v = per;
+                *v = bytes(b.max_bytes_per_data_type);
+            }
+        }
+        for (dt, max) in &b.per_data_type {
+            if *max > 0 {
+                limits.per_type.insert(*dt, bytes(*max));
             }
         }
         limits
     }
 
-    /// The budget of one part of `data_type`, before the request budget is shared.
+    /// The budget of all the parts of `data_type` in one request together.
     pub fn for_type(&self, data_type: DataType) -> usize {
         self.per_type
             .get(&data_type)
@@ -89,12 +99,21 @@ impl Default for Limits {
 
 // === impl RequestCut ===
 
-/// Cuts every part of a request so each fits its type budget and all fit the request budget.
+/// Cuts every part of a request so the parts of each type fit that type's budget together
+/// and all parts fit the request budget.
 pub fn apply_request(parts: &[Part<'_>], limits: &Limits) -> RequestCut {
-    let caps: Vec<usize> = parts
-        .iter()
-        .map(|p| p.text.len().min(limits.for_type(p.data_type)))
-        .collect();
+    // Each type's budget, shared among the parts of that type.
+    let mut caps = vec![0; parts.len()];
+    let mut by_type: BTreeMap<DataType, Vec<usize>> = BTreeMap::new();
+    for (i, p) in parts.iter().enumerate() {
+        by_type.entry(p.data_type).or_default().push(i);
+    }
+    for (dt, idx) in &by_type {
+        let wants: Vec<usize> = idx.iter().map(|&i| parts[i].text.len()).collect();
+        for (&i, got) in idx.iter().zip(share(&wants, limits.for_type(*dt))) {
+            caps[i] = got;
+        }
+    }
     let budgets = share(&caps, limits.request_bytes);
     let cuts: Vec<Cut> = parts
         .iter()

@@ -65,6 +65,7 @@ async fn a_registry_built_from_config_routes_over_tls() {
             &ca,
             AnthropicMock {
                 expected_key: Some("sk-ant-x".into()),
+                ..Default::default()
             },
         )
         .await

@@ -9,6 +9,7 @@ use warden_tls::{Role, authorize};
 
 use crate::Gateway;
 use crate::convert::{check_tenant_id, settings_from_proto};
+use crate::engines::MAX_RULES_BYTES;
 
 #[tonic::async_trait]
 impl gw::admin_server::Admin for Gateway {
@@ -47,6 +48,21 @@ impl gw::admin_server::Admin for Gateway {
             .ok_or_else(|| Status::invalid_argument("settings are required"))?;
         check_tenant_id(&settings.tenant_id).map_err(Status::invalid_argument)?;
         settings_from_proto(&settings).map_err(Status::invalid_argument)?;
+        if settings.redaction_rules.len() > MAX_RULES_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "redaction_rules is {} bytes; the limit is {MAX_RULES_BYTES}",
+                settings.redaction_rules.len()
+            )));
+        }
+        // Compiles (and caches) the tenant's rules, so a broken rule is refused here,
+        // naming the rule and the line, rather than refusing the tenant's requests later.
+        self.inner
+            .engines
+            .for_rules(&settings.redaction_rules)
+            .await
+            .map_err(|e| {
+                Status::invalid_argument(format!("redaction_rules do not compile: {e}"))
+            })?;
         let providers = self.providers();
         for p in &settings.allowed_providers {
             if !providers.contains(p) {

@@ -79,7 +79,24 @@ impl Gateway {
                 requests_per_minute: settings.budgets.max_requests_per_minute,
             },
         );
-        let minimized = match minimize(&self.inner.engine, &settings, &req) {
+        let engine = match self
+            .inner
+            .engines
+            .for_rules(&settings.redaction_rules)
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => {
+                let e = GatewayError::TenantRules {
+                    tenant: settings.tenant_id.clone(),
+                    error: e.to_string(),
+                };
+                self.record_denial(caller, &req, e.reason(), &e.to_string())
+                    .await;
+                return Err(e);
+            }
+        };
+        let minimized = match minimize(&engine, &settings, &req) {
             Ok(m) => m,
             Err(e) => {
                 self.record_denial(caller, &req, e.reason(), &e.to_string())
@@ -251,6 +268,8 @@ impl Gateway {
             let mut stop = StopReason::EndTurn;
             let mut outcome = "ok".to_owned();
             let mut restorer = StreamRestorer::default();
+            let mut tools: std::collections::BTreeMap<u32, StreamRestorer> = Default::default();
+            let pseudonyms = p.minimized.pseudonyms.clone();
             let mut started = false;
             loop {
                 let next = tokio::select! {
@@ -295,7 +314,8 @@ impl Gateway {
                 }
                 match ev {
                     Ok(StreamEvent::TextDelta { text }) => {
-                        let text = restorer.push(&p.minimized.pseudonyms, &text);
+                        flush_tools(&mut tools, &pseudonyms, &mut out);
+                        let text = restorer.push(&pseudonyms, &text);
                         if !text.is_empty() {
                             out.push(gw::complete_stream_event::Event::TextDelta(gw::TextDelta {
                                 text,
@@ -303,6 +323,10 @@ impl Gateway {
                         }
                     }
                     Ok(StreamEvent::ToolCallStart { index, id, name }) => {
+                        // A new block: what earlier blocks held back cannot complete any more.
+                        flush_text(&mut restorer, &pseudonyms, &mut out);
+                        flush_tools(&mut tools, &pseudonyms, &mut out);
+                        tools.insert(index, StreamRestorer::json());
                         out.push(gw::complete_stream_event::Event::ToolCallDelta(
                             gw::ToolCallDelta {
                                 index,
@@ -316,13 +340,19 @@ impl Gateway {
                         index,
                         partial_json,
                     }) => {
-                        out.push(gw::complete_stream_event::Event::ToolCallDelta(
-                            gw::ToolCallDelta {
-                                index,
-                                arguments_json_delta: partial_json,
-                                ..Default::default()
-                            },
-                        ));
+                        let arguments_json_delta = tools
+                            .entry(index)
+                            .or_insert_with(StreamRestorer::json)
+                            .push(&pseudonyms, &partial_json);
+                        if !arguments_json_delta.is_empty() {
+                            out.push(gw::complete_stream_event::Event::ToolCallDelta(
+                                gw::ToolCallDelta {
+                                    index,
+                                    arguments_json_delta,
+                                    ..Default::default()
+                                },
+                            ));
+                        }
                     }
                     Ok(StreamEvent::Usage { usage: u }) => usage = u,
                     Ok(StreamEvent::Stop { reason }) => stop = reason,
@@ -352,10 +382,10 @@ impl Gateway {
                 }
             }
             if outcome == "ok" {
-                let rest = restorer.finish(&p.minimized.pseudonyms);
-                if !rest.is_empty() {
-                    let ev =
-                        gw::complete_stream_event::Event::TextDelta(gw::TextDelta { text: rest });
+                let mut rest = Vec::new();
+                flush_text(&mut restorer, &pseudonyms, &mut rest);
+                flush_tools(&mut tools, &pseudonyms, &mut rest);
+                for ev in rest {
                     let _ = tx
                         .send(Ok(gw::CompleteStreamEvent { event: Some(ev) }))
                         .await;
@@ -400,10 +430,48 @@ impl Prepared {
 /// Puts pseudonymized identifiers back into the answer the agent receives. Secrets are
 /// never restorable: their placeholders are not in the map.
 fn restore(p: &Prepared, resp: &mut ChatResponse) {
+    let pseudonyms = &p.minimized.pseudonyms;
     for c in &mut resp.content {
-        if let Content::Text { text } = c {
-            *text = p.minimized.pseudonyms.restore(text);
+        match c {
+            Content::Text { text } => *text = pseudonyms.restore(text),
+            // A tool call names what the agent should look at: with the real identifiers.
+            Content::ToolUse { input, .. } => pseudonyms.restore_value(input),
+            Content::ToolResult { .. } => {}
         }
+    }
+}
+
+/// The held-back ends of every tool call's arguments, as deltas (a block ended, or the stream).
+fn flush_tools(
+    tools: &mut std::collections::BTreeMap<u32, StreamRestorer>,
+    pseudonyms: &warden_minimize::Pseudonyms,
+    out: &mut Vec<gw::complete_stream_event::Event>,
+) {
+    for (index, r) in tools.iter_mut() {
+        let rest = r.finish(pseudonyms);
+        if !rest.is_empty() {
+            out.push(gw::complete_stream_event::Event::ToolCallDelta(
+                gw::ToolCallDelta {
+                    index: *index,
+                    arguments_json_delta: rest,
+                    ..Default::default()
+                },
+            ));
+        }
+    }
+}
+
+/// The held-back end of the answer text, as a delta.
+fn flush_text(
+    restorer: &mut StreamRestorer,
+    pseudonyms: &warden_minimize::Pseudonyms,
+    out: &mut Vec<gw::complete_stream_event::Event>,
+) {
+    let rest = restorer.finish(pseudonyms);
+    if !rest.is_empty() {
+        out.push(gw::complete_stream_event::Event::TextDelta(gw::TextDelta {
+            text: rest,
+        }));
     }
 }
 

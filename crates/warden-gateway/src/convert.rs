@@ -103,7 +103,17 @@ pub fn settings_from_proto(s: &pb::TenantSettings) -> Result<TenantSettings, Str
             ));
         }
     };
-    let b = s.budgets.unwrap_or_default();
+    let b = s.budgets.clone().unwrap_or_default();
+    let mut per_data_type = std::collections::BTreeMap::new();
+    for (i, t) in b.data_type_budgets.iter().enumerate() {
+        let at = format!("budgets.data_type_budgets[{i}]");
+        let dt = data_type_from_proto(t.data_type).map_err(|e| format!("{at}.{e}"))?;
+        if per_data_type.insert(dt, t.max_bytes).is_some() {
+            return Err(format!(
+                "{at}: a second budget for {dt}; give each data type at most one"
+            ));
+        }
+    }
     Ok(TenantSettings {
         tenant_id: s.tenant_id.clone(),
         enabled: s.enabled,
@@ -115,12 +125,14 @@ pub fn settings_from_proto(s: &pb::TenantSettings) -> Result<TenantSettings, Str
         budgets: Budgets {
             max_request_bytes: b.max_request_bytes,
             max_bytes_per_data_type: b.max_bytes_per_data_type,
+            per_data_type,
             max_output_tokens: b.max_output_tokens,
             max_requests_per_minute: b.max_requests_per_minute,
             max_concurrent_requests: b.max_concurrent_requests,
         },
         on_disallowed_data,
         pseudonymize: s.pseudonymize,
+        redaction_rules: s.redaction_rules.clone(),
         version: s.version,
     })
 }
@@ -159,8 +171,8 @@ pub struct ValidRequest {
     pub preferred_provider: Option<String>,
     pub routing_profile: String,
     pub chat: ChatRequest,
-    /// For each entry of `chat.messages[m].content[p]` that carries customer or
-    /// instruction text, its data type. The system prompt is message index `usize::MAX`.
+    /// For each entry of `chat.messages[m].content[p]` (text, tool call or tool result),
+    /// its data type. The system prompt is `system_type`.
     pub parts: Vec<PartRef>,
     pub system_type: Option<DataType>,
     pub data_types: BTreeSet<DataType>,
@@ -263,13 +275,13 @@ pub fn validate(req: gw::CompleteRequest) -> Result<ValidRequest, String> {
                     });
                 }
                 gw::Role::User | gw::Role::Assistant => {
-                    if matches!(c, Content::Text { .. } | Content::ToolResult { .. }) {
-                        parts.push(PartRef {
-                            message: messages.len(),
-                            part: content.len(),
-                            data_type: dt,
-                        });
-                    }
+                    // Every part is minimized: text, tool results, and tool-call arguments
+                    // (model output that may carry restored identifiers).
+                    parts.push(PartRef {
+                        message: messages.len(),
+                        part: content.len(),
+                        data_type: dt,
+                    });
                     content.push(c);
                 }
                 gw::Role::Unspecified => {

@@ -11,6 +11,7 @@ mod audit_api;
 pub mod audit_sink;
 mod complete;
 pub mod convert;
+pub mod engines;
 mod minimize;
 pub mod routing;
 pub mod status;
@@ -53,7 +54,8 @@ struct Inner {
     /// Per-tenant concurrency and rate limits; one for the gateway's lifetime, handed to
     /// every router a config reload builds, so a reload resets nobody's count.
     limiter: Arc<warden_providers::TenantLimiter>,
-    engine: warden_minimize::Engine,
+    /// The shipped pack, and one compiled engine per tenant rules text.
+    engines: engines::Engines,
 }
 
 impl Gateway {
@@ -76,7 +78,7 @@ impl Gateway {
                     providers.with_limiter(limiter.clone()),
                 )),
                 limiter,
-                engine,
+                engines: engines::Engines::new(engine),
             }),
         }
     }
@@ -119,7 +121,7 @@ impl Gateway {
                 tenant_store: i.tenant_store.clone(),
                 providers: std::sync::RwLock::new(self.providers()),
                 limiter: i.limiter.clone(),
-                engine: i.engine.clone(),
+                engines: i.engines.clone(),
             }),
         }
     }

@@ -3,12 +3,15 @@
 //! chose), redact secrets and personal data with request-wide placeholders, then cut
 //! telemetry to the tenant's byte budgets (log templates, span selection, downsampling).
 //!
+//! The composition itself is `warden_minimize::minimize_request`, shared with `warden
+//! minimize`; this module only takes the parts out of the request (text, tool results, and
+//! tool-call arguments as JSON), puts them back and maps the summary to the wire.
 //! Runs after the policy decision and before the audit intent, so the intent records
 //! exactly what will leave. Instruction parts are scanned but never cut.
 
 use std::collections::BTreeSet;
 
-use warden_minimize::{Engine, MinimizeError, Part, Pseudonyms};
+use warden_minimize::{Engine, MinimizeError, Pseudonyms, RequestPart, Shape, minimize_request};
 use warden_policy::{DataType, TenantSettings};
 use warden_proto::common::v1 as pb;
 use warden_providers::{ChatRequest, Content};
@@ -32,17 +35,45 @@ enum Slot {
     Part { message: usize, part: usize },
 }
 
-fn text_mut(chat: &mut ChatRequest, slot: Slot) -> Option<&mut String> {
+fn content_mut(chat: &mut ChatRequest, message: usize, part: usize) -> Option<&mut Content> {
+    chat.messages.get_mut(message)?.content.get_mut(part)
+}
+
+/// Takes a part's text out of the request: text and tool results as they are, a tool
+/// call's arguments as JSON (they are model output and may carry restored identifiers).
+fn take(chat: &mut ChatRequest, slot: Slot) -> (String, Shape) {
     match slot {
-        Slot::System => chat.system.as_mut(),
-        Slot::Part { message, part } => {
-            match chat.messages.get_mut(message)?.content.get_mut(part)? {
-                Content::Text { text } => Some(text),
-                Content::ToolResult { content, .. } => Some(content),
-                Content::ToolUse { .. } => None,
+        Slot::System => (chat.system.take().unwrap_or_default(), Shape::Text),
+        Slot::Part { message, part } => match content_mut(chat, message, part) {
+            Some(Content::Text { text }) => (std::mem::take(text), Shape::Text),
+            Some(Content::ToolResult { content, .. }) => (std::mem::take(content), Shape::Text),
+            Some(Content::ToolUse { input, .. }) => {
+                (std::mem::take(input).to_string(), Shape::Json)
             }
-        }
+            None => (String::new(), Shape::Text),
+        },
     }
+}
+
+/// Puts a minimized text back where it came from.
+fn put(chat: &mut ChatRequest, slot: Slot, text: String) -> Result<(), GatewayError> {
+    match slot {
+        Slot::System => chat.system = Some(text),
+        Slot::Part { message, part } => match content_mut(chat, message, part) {
+            Some(Content::Text { text: dst }) => *dst = text,
+            Some(Content::ToolResult { content, .. }) => *content = text,
+            Some(Content::ToolUse { input, .. }) => {
+                // Redaction keeps JSON valid; should it ever not, send nothing.
+                *input = serde_json::from_str(&text).map_err(|_| {
+                    GatewayError::Minimize(format!(
+                        "messages[{message}].parts[{part}]: tool call arguments could not be redacted as JSON; nothing was sent"
+                    ))
+                })?;
+            }
+            None => {}
+        },
+    }
+    Ok(())
 }
 
 pub fn minimize(
@@ -54,11 +85,13 @@ pub fn minimize(
     chat.tenant_id = Some(req.tenant_id.clone());
     let mut slots = Vec::new();
     let mut parts = Vec::new();
-    if let (Some(dt), Some(system)) = (req.system_type, chat.system.as_mut()) {
+    if let (Some(dt), Some(_)) = (req.system_type, chat.system.as_ref()) {
         slots.push(Slot::System);
-        parts.push(Part {
+        let (text, shape) = take(&mut chat, Slot::System);
+        parts.push(RequestPart {
             data_type: dt,
-            text: std::mem::take(system),
+            text,
+            shape,
         });
     }
     for p in &req.parts {
@@ -66,90 +99,46 @@ pub fn minimize(
             message: p.message,
             part: p.part,
         };
-        let text = text_mut(&mut chat, slot)
-            .map(std::mem::take)
-            .unwrap_or_default();
+        let (text, shape) = take(&mut chat, slot);
         slots.push(slot);
-        parts.push(Part {
+        parts.push(RequestPart {
             data_type: p.data_type,
             text,
+            shape,
         });
     }
 
-    let out = engine.minimize(settings, parts).map_err(|e| match e {
+    // Gate, redact, budgets and summary: the one composition `warden minimize` runs too.
+    let limits = warden_budget::Limits::from_policy(&settings.budgets);
+    let out = minimize_request(engine, settings, &limits, parts).map_err(|e| match e {
         MinimizeError::Refused { denied, .. } => GatewayError::Denied(denied),
     })?;
     for (kind, n) in &out.summary.redactions {
         metrics::counter!("warden_gateway_redactions_total", "kind" => kind.clone()).increment(*n);
     }
-
-    // Budgets: telemetry parts share the request budget; instructions are never cut.
-    let limits = warden_budget::Limits::from_policy(&settings.budgets);
-    let budgeted: Vec<usize> = out
-        .parts
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| !p.dropped && p.data_type != DataType::Instruction)
-        .map(|(i, _)| i)
-        .collect();
-    let budget_parts: Vec<warden_budget::Part<'_>> = budgeted
-        .iter()
-        .map(|&i| warden_budget::Part {
-            data_type: out.parts[i].data_type,
-            text: &out.parts[i].text,
+    let budget_cuts = out
+        .budget_cuts()
+        .map(|c| pb::BudgetCut {
+            data_type: data_type_to_proto(c.data_type) as i32,
+            method: c.method.name().to_owned(),
+            bytes_before: c.bytes_before as u64,
+            bytes_after: c.bytes_after as u64,
         })
         .collect();
-    let cut = warden_budget::apply_request(&budget_parts, &limits);
-    let mut texts: Vec<Option<String>> = out
-        .parts
-        .iter()
-        .map(|p| (!p.dropped).then(|| p.text.clone()))
-        .collect();
-    let mut budget_cuts = Vec::new();
-    for (&i, c) in budgeted.iter().zip(cut.cuts) {
-        if c.report.bytes_after < c.report.bytes_before {
-            budget_cuts.push(pb::BudgetCut {
-                data_type: data_type_to_proto(c.report.data_type) as i32,
-                method: c.report.method.name().to_owned(),
-                bytes_before: c.report.bytes_before as u64,
-                bytes_after: c.report.bytes_after as u64,
-            });
-        }
-        texts[i] = Some(c.text);
-    }
 
     // Put the minimized texts back; remove dropped parts (back to front keeps indices valid).
     let mut types_sent = BTreeSet::new();
     let mut dropped = Vec::new();
-    let mut by_type: std::collections::BTreeMap<DataType, (u32, u32, u64, u64)> =
-        Default::default();
-    for ((slot, part), text) in slots.iter().zip(&out.parts).zip(texts) {
-        let e = by_type.entry(part.data_type).or_default();
-        e.0 += 1;
-        match text {
-            Some(t) => {
-                e.3 += t.len() as u64;
-                types_sent.insert(part.data_type);
-                match *slot {
-                    Slot::System => chat.system = Some(t),
-                    s => {
-                        if let Some(dst) = text_mut(&mut chat, s) {
-                            *dst = t;
-                        }
-                    }
-                }
+    for (slot, part) in slots.iter().zip(out.parts) {
+        if part.dropped {
+            match *slot {
+                Slot::System => chat.system = None,
+                Slot::Part { message, part } => dropped.push((message, part)),
             }
-            None => {
-                e.1 += 1;
-                match *slot {
-                    Slot::System => chat.system = None,
-                    Slot::Part { message, part } => dropped.push((message, part)),
-                }
-            }
+        } else {
+            types_sent.insert(part.data_type);
+            put(&mut chat, *slot, part.text)?;
         }
-    }
-    for (dt, c) in &out.summary.by_data_type {
-        by_type.entry(*dt).or_default().2 = c.bytes_before;
     }
     for (m, p) in dropped.into_iter().rev() {
         if let Some(msg) = chat.messages.get_mut(m)
@@ -165,17 +154,18 @@ pub fn minimize(
             settings.tenant_id
         )));
     }
+    let by_type = &out.summary.by_data_type;
     let summary = pb::MinimizationSummary {
-        bytes_before: by_type.values().map(|c| c.2).sum(),
-        bytes_after: by_type.values().map(|c| c.3).sum(),
+        bytes_before: by_type.values().map(|c| c.bytes_before).sum(),
+        bytes_after: by_type.values().map(|c| c.bytes_after).sum(),
         by_data_type: by_type
             .iter()
             .map(|(dt, c)| pb::DataTypeCount {
                 data_type: data_type_to_proto(*dt) as i32,
-                parts: c.0,
-                dropped_parts: c.1,
-                bytes_before: c.2,
-                bytes_after: c.3,
+                parts: u32::try_from(c.parts).unwrap_or(u32::MAX),
+                dropped_parts: u32::try_from(c.dropped).unwrap_or(u32::MAX),
+                bytes_before: c.bytes_before,
+                bytes_after: c.bytes_after,
             })
             .collect(),
         redactions: out
@@ -197,14 +187,32 @@ pub fn minimize(
     })
 }
 
-/// Restores pseudonyms in a stream of text deltas. A placeholder split across deltas is
-/// held back (at most 64 bytes) until it is complete.
+/// Restores pseudonyms in a stream of deltas: answer text, or one tool call's JSON arguments
+/// (originals escaped as JSON). A placeholder split across deltas is held back (at most 64
+/// bytes) until it is complete.
 #[derive(Default)]
 pub struct StreamRestorer {
     carry: String,
+    json: bool,
 }
 
 impl StreamRestorer {
+    /// For a tool call's streamed JSON arguments.
+    pub fn json() -> Self {
+        StreamRestorer {
+            carry: String::new(),
+            json: true,
+        }
+    }
+
+    fn restore(&self, pseudonyms: &Pseudonyms, text: &str) -> String {
+        if self.json {
+            pseudonyms.restore_json(text)
+        } else {
+            pseudonyms.restore(text)
+        }
+    }
+
     pub fn push(&mut self, pseudonyms: &Pseudonyms, delta: &str) -> String {
         self.carry.push_str(delta);
         let hold_from = match self.carry.rfind('[') {
@@ -212,10 +220,11 @@ impl StreamRestorer {
             _ => self.carry.len(),
         };
         let ready: String = self.carry.drain(..hold_from).collect();
-        pseudonyms.restore(&ready)
+        self.restore(pseudonyms, &ready)
     }
 
     pub fn finish(&mut self, pseudonyms: &Pseudonyms) -> String {
-        pseudonyms.restore(&std::mem::take(&mut self.carry))
+        let rest = std::mem::take(&mut self.carry);
+        self.restore(pseudonyms, &rest)
     }
 }

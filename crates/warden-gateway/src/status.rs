@@ -32,6 +32,10 @@ pub enum GatewayError {
     Routed { error: ProviderError, tried: String },
     #[error("{0}")]
     Minimize(String),
+    #[error(
+        "the redaction rules of tenant {tenant} do not compile ({error}); nothing was sent (fail closed)"
+    )]
+    TenantRules { tenant: String, error: String },
     #[error("tenant {tenant} is over its rate limit")]
     RateLimited { tenant: String },
 }
@@ -50,6 +54,7 @@ impl GatewayError {
                 _ => "PROVIDER_UNAVAILABLE",
             },
             GatewayError::Minimize(_) => "MINIMIZATION_FAILED",
+            GatewayError::TenantRules { .. } => "REDACTION_RULES_INVALID",
             GatewayError::RateLimited { .. } => "TENANT_RATE_LIMITED",
         }
     }
@@ -70,7 +75,9 @@ impl GatewayError {
                 Code::ResourceExhausted
             }
             GatewayError::Provider(_) | GatewayError::Routed { .. } => Code::Unavailable,
-            GatewayError::Minimize(_) => Code::FailedPrecondition,
+            GatewayError::Minimize(_) | GatewayError::TenantRules { .. } => {
+                Code::FailedPrecondition
+            }
             GatewayError::RateLimited { .. } => Code::ResourceExhausted,
         }
     }

@@ -4,14 +4,19 @@
 //! may be sent (disallowed data types refused or dropped, secrets and personal data replaced by
 //! placeholders), a summary of what was removed (counts only), and an in-memory pseudonym map
 //! that can restore personal identifiers in the model's answer. No I/O, no async, no clock, no
-//! knowledge of gRPC or providers; byte budgets and log templating live in `warden-budget`.
+//! knowledge of gRPC or providers. Byte budgets and log templating live in `warden-budget`;
+//! [`minimize_request`] composes the two (gate → redact → budgets → summary) and is the one
+//! path the gateway and `warden minimize` both run.
 //!
 //! Steps: `rules` parses the TOML rule pack (`config/redaction-rules.toml`, shipped inside the
 //! binary as [`BUILTIN_RULES`]; tenants add their own on top; errors are [`RuleError`]s naming
 //! rule and line), [`Engine::find_spans`] finds sensitive spans (keyword prefilter, then
 //! linear-time regexes, SIMD candidate scanners for IPs, cards and emails, and structural
 //! detectors for PEM blocks and Kubernetes Secrets), [`Placeholders`] names them (`[SECRET:aws_access_key_id:1]`,
-//! `[EMAIL:2]`), and [`Engine::minimize`] ties it together per request.
+//! `[EMAIL:2]`), [`Engine::minimize`] gates and redacts one request, and
+//! [`minimize_request`] adds the byte budgets. Parts of [`Shape::Json`] (tool-call arguments)
+//! are redacted so they stay valid JSON; [`Pseudonyms`] restores identifiers in answers, text
+//! and JSON alike.
 //!
 //! ```
 //! use warden_minimize::{Engine, Part};
@@ -38,14 +43,17 @@ mod check;
 mod detect;
 #[doc(hidden)]
 pub mod fuzzing;
+mod json;
 mod minimize;
+mod pipeline;
 mod placeholder;
 mod rules;
 mod scan;
 mod structure;
 
 pub use detect::{Engine, Kind, Span};
-pub use minimize::{MinimizeError, Minimized, MinimizedPart, Part, Summary, TypeCounts};
+pub use minimize::{MinimizeError, Minimized, MinimizedPart, Part, Shape, Summary, TypeCounts};
+pub use pipeline::{MinimizedRequest, RequestPart, SentPart, minimize_request};
 pub use placeholder::{Placeholders, Pseudonyms};
 pub use rules::{BUILTIN_RULES, Class, RuleError};
 

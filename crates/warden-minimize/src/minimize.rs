@@ -19,6 +19,17 @@ pub struct Part {
     pub text: String,
 }
 
+/// How a part's text is built, which decides how it may be changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Shape {
+    /// Free text: redacted in place, cut to budgets.
+    #[default]
+    Text,
+    /// A JSON document (tool-call arguments): redacted so it stays valid JSON, and never
+    /// cut by budgets.
+    Json,
+}
+
 /// A part as it may leave: redacted, or dropped (text empty) under `on_disallowed_data = drop`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MinimizedPart {
@@ -52,6 +63,9 @@ pub struct TypeCounts {
     pub parts: u64,
     pub dropped: u64,
     pub bytes_before: u64,
+    /// After redaction, before budgets.
+    pub bytes_redacted: u64,
+    /// As sent: after redaction and, in [`crate::minimize_request`], budgets.
     pub bytes_after: u64,
 }
 
@@ -91,6 +105,16 @@ impl Engine {
         settings: &TenantSettings,
         parts: Vec<Part>,
     ) -> Result<Minimized, MinimizeError> {
+        self.gate_and_redact(settings, parts.into_iter().map(|p| (p, Shape::Text)))
+    }
+
+    /// [`Engine::minimize`] for parts of any [`Shape`].
+    pub(crate) fn gate_and_redact(
+        &self,
+        settings: &TenantSettings,
+        parts: impl IntoIterator<Item = (Part, Shape)>,
+    ) -> Result<Minimized, MinimizeError> {
+        let (parts, shapes): (Vec<Part>, Vec<Shape>) = parts.into_iter().unzip();
         let mut allowed = Vec::with_capacity(parts.len());
         for (index, part) in parts.iter().enumerate() {
             match data_type_gate(settings, part.data_type) {
@@ -110,7 +134,7 @@ impl Engine {
         let mut table = Placeholders::new(settings.pseudonymize);
         let mut summary = Summary::default();
         let mut out = Vec::with_capacity(parts.len());
-        for (part, keep) in parts.into_iter().zip(allowed) {
+        for ((part, keep), shape) in parts.into_iter().zip(allowed).zip(shapes) {
             let counts = summary.by_data_type.entry(part.data_type).or_default();
             counts.parts += 1;
             counts.bytes_before += part.text.len() as u64;
@@ -123,8 +147,14 @@ impl Engine {
                 });
                 continue;
             }
-            let spans = self.find_spans(&part.text);
-            let text = table.replace(&part.text, &spans);
+            let text = match shape {
+                Shape::Text => {
+                    let spans = self.find_spans(&part.text);
+                    table.replace(&part.text, &spans)
+                }
+                Shape::Json => crate::json::redact(self, &mut table, &part.text),
+            };
+            counts.bytes_redacted += text.len() as u64;
             counts.bytes_after += text.len() as u64;
             out.push(MinimizedPart {
                 data_type: part.data_type,

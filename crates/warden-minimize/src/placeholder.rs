@@ -106,6 +106,11 @@ impl Pseudonyms {
     /// `answer` with every known identifier placeholder replaced by the original value.
     /// Secret placeholders and unknown ones are left as they are.
     pub fn restore(&self, answer: &str) -> String {
+        self.restore_with(answer, |original, out| out.push_str(original))
+    }
+
+    /// [`Pseudonyms::restore`], writing each original with `put`.
+    pub(crate) fn restore_with(&self, answer: &str, put: impl Fn(&str, &mut String)) -> String {
         if self.map.is_empty() {
             return answer.to_owned();
         }
@@ -117,7 +122,7 @@ impl Pseudonyms {
             let close = tail.as_bytes().iter().take(64).position(|&b| b == b']');
             match close.and_then(|c| self.map.get(&tail[..=c]).map(|v| (c, v))) {
                 Some((c, original)) => {
-                    out.push_str(original);
+                    put(original, &mut out);
                     rest = &tail[c + 1..];
                 }
                 None => {

@@ -1,6 +1,6 @@
 //! A tenant's AI settings: the plain data every policy decision starts from.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +26,9 @@ pub struct TenantSettings {
     pub on_disallowed_data: OnDisallowedData,
     /// Reversible pseudonymization of non-secret identifiers (emails, IPs, hostnames).
     pub pseudonymize: bool,
+    /// The tenant's own redaction rules (TOML, the format of `config/redaction-rules.toml`),
+    /// applied on top of the shipped pack. Empty: the shipped pack only.
+    pub redaction_rules: String,
     /// Monotonic version, bumped by storage on every change.
     pub version: u64,
 }
@@ -45,7 +48,11 @@ pub enum OnDisallowedData {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Budgets {
     pub max_request_bytes: u64,
+    /// The budget of each data type, shared by all the parts of that type in one request.
     pub max_bytes_per_data_type: u64,
+    /// Budgets for single data types, over `max_bytes_per_data_type`.
+    #[serde(default)]
+    pub per_data_type: BTreeMap<DataType, u64>,
     pub max_output_tokens: u32,
     pub max_requests_per_minute: u32,
     /// Model requests (and open streams) in flight at once.

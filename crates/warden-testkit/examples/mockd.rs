@@ -20,6 +20,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         &ca,
         anthropic::AnthropicMock {
             expected_key: Some("sk-ant-fidelity".into()),
+            ..Default::default()
         },
     )
     .await?;

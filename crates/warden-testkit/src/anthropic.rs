@@ -11,10 +11,14 @@ use serde_json::{Value, json};
 
 use crate::{MockApi, Recorded, Reply};
 
-/// The mock. `expected_key`: when set, any other key gets a 401.
+/// The mock. `expected_key`: when set, any other key gets a 401. `tool_input`: the JSON
+/// arguments of the tool call it makes (default `{"city": "Paris"}`); a custom one is
+/// streamed in 4-byte `input_json_delta` fragments, as a model that echoes a value from its
+/// input would (tests use it to check what the gateway does with placeholders in tool calls).
 #[derive(Debug, Default, Clone)]
 pub struct AnthropicMock {
     pub expected_key: Option<String>,
+    pub tool_input: Option<String>,
 }
 
 /// What the mock answers: a call of the first tool (until a tool result is present), or text.
@@ -29,7 +33,7 @@ pub(crate) enum Answer {
 
 pub(crate) const TOOL_INPUT: &str = r#"{"city": "Paris"}"#;
 
-fn answer(body: &Value) -> Answer {
+fn answer(body: &Value, tool_input: Option<&str>) -> Answer {
     let messages = body
         .get("messages")
         .and_then(Value::as_array)
@@ -61,10 +65,26 @@ fn answer(body: &Value) -> Answer {
         return Answer::Tool {
             id: "toolu_01MockA".into(),
             name,
-            input: serde_json::from_str(TOOL_INPUT).unwrap_or_default(),
+            input: serde_json::from_str(tool_input.unwrap_or(TOOL_INPUT)).unwrap_or_default(),
         };
     }
     Answer::Text("Hello from the Anthropic mock.".into())
+}
+
+/// `text` in pieces of about `n` bytes, cut on character boundaries.
+fn fragments(text: &str, n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut piece = String::new();
+    for c in text.chars() {
+        piece.push(c);
+        if piece.len() >= n {
+            out.push(std::mem::take(&mut piece));
+        }
+    }
+    if !piece.is_empty() {
+        out.push(piece);
+    }
+    out
 }
 
 fn sse(event: &str, data: &Value) -> Bytes {
@@ -119,7 +139,7 @@ impl MockApi for AnthropicMock {
         }
         let model = body["model"].as_str().unwrap_or_default().to_owned();
         let input_tokens = (req.body.len() as u64).div_ceil(4);
-        let ans = answer(&body);
+        let ans = answer(&body, self.tool_input.as_deref());
         let headers = vec![("request-id".to_owned(), "req_011CMock".to_owned())];
         if body.get("stream").and_then(Value::as_bool) != Some(true) {
             let (content, stop) = match &ans {
@@ -177,7 +197,15 @@ impl MockApi for AnthropicMock {
                 ));
                 events.push(sse("ping", &json!({"type":"ping"})));
                 events.push(sse("content_block_start", &json!({"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":id,"name":name,"input":{}}})));
-                for piece in ["", "{\"city\":", " \"Paris\"}"] {
+                let pieces: Vec<String> = match &self.tool_input {
+                    None => ["", "{\"city\":", " \"Paris\"}"]
+                        .map(str::to_owned)
+                        .to_vec(),
+                    Some(input) => std::iter::once(String::new())
+                        .chain(fragments(input, 4))
+                        .collect(),
+                };
+                for piece in pieces {
                     events.push(sse("content_block_delta", &json!({"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":piece}})));
                 }
                 events.push(sse(

@@ -224,3 +224,115 @@ fn limits_from_policy_use_defaults_for_zero() {
         (1000, 300)
     );
 }
+
+#[test]
+fn a_type_budget_covers_all_parts_of_that_type() {
+    // Two 64 KiB log parts under a 64 KiB logs budget: 64 KiB of logs leave, not 128.
+    let line = "worker 7 finished job in 12 ms\n";
+    let big: String = line.repeat(64 * 1024 / line.len());
+    let limits = crate::Limits::default();
+    let parts = [
+        crate::Part {
+            data_type: DataType::Logs,
+            text: &big,
+        },
+        crate::Part {
+            data_type: DataType::Logs,
+            text: &big,
+        },
+    ];
+    let r = crate::apply_request(&parts, &limits);
+    let logs: usize = r.cuts.iter().map(|c| c.text.len()).sum();
+    assert!(logs <= 64 * 1024, "{logs} bytes of logs");
+    // Shared fairly: each part got half of the type budget.
+    for c in &r.cuts {
+        assert_eq!(c.report.budget_bytes, 32 * 1024);
+        assert!(matches!(
+            c.report.method,
+            crate::Method::LogTemplates { .. }
+        ));
+    }
+}
+
+#[test]
+fn small_parts_of_a_type_keep_everything_and_large_ones_share_the_rest() {
+    let small = "x".repeat(100);
+    let large = "y".repeat(5000);
+    let mut limits = crate::Limits::default();
+    limits.per_type.insert(DataType::ConfigMetadata, 1100);
+    let parts = [
+        crate::Part {
+            data_type: DataType::ConfigMetadata,
+            text: &large,
+        },
+        crate::Part {
+            data_type: DataType::ConfigMetadata,
+            text: &small,
+        },
+        crate::Part {
+            data_type: DataType::ConfigMetadata,
+            text: &large,
+        },
+        // Another type has its own budget and is not squeezed by this one.
+        crate::Part {
+            data_type: DataType::ClusterInfo,
+            text: &large,
+        },
+    ];
+    let r = crate::apply_request(&parts, &limits);
+    let budgets: Vec<usize> = r.cuts.iter().map(|c| c.report.budget_bytes).collect();
+    assert_eq!(budgets, [500, 100, 500, 5000]);
+    assert_eq!(r.cuts[1].text, small);
+    let config: usize = r.cuts[..3].iter().map(|c| c.text.len()).sum();
+    assert!(config <= 1100, "{config}");
+    assert_eq!(r.cuts[3].text, large);
+}
+
+#[test]
+fn type_budgets_then_the_request_budget() {
+    let text = "z".repeat(3000);
+    let mut limits = crate::Limits {
+        request_bytes: 2000,
+        ..crate::Limits::default()
+    };
+    limits.per_type.insert(DataType::Profiles, 1000);
+    let parts = [
+        crate::Part {
+            data_type: DataType::Profiles,
+            text: &text,
+        },
+        crate::Part {
+            data_type: DataType::Profiles,
+            text: &text,
+        },
+        crate::Part {
+            data_type: DataType::ClusterInfo,
+            text: &text,
+        },
+    ];
+    let r = crate::apply_request(&parts, &limits);
+    let budgets: Vec<usize> = r.cuts.iter().map(|c| c.report.budget_bytes).collect();
+    // Profiles share 1000 (500 each); cluster info wants 3000 but the request has 1000 left.
+    assert_eq!(budgets, [500, 500, 1000]);
+    assert!(r.bytes_after <= 2000);
+}
+
+#[test]
+fn per_type_budgets_from_policy_override_the_default() {
+    let mut tenant = warden_policy::Budgets {
+        max_bytes_per_data_type: 300,
+        ..warden_policy::Budgets::default()
+    };
+    tenant.per_data_type.insert(DataType::Logs, 4096);
+    // Zero keeps the default.
+    tenant.per_data_type.insert(DataType::Traces, 0);
+    let limits = crate::Limits::from_policy(&tenant);
+    assert_eq!(limits.for_type(DataType::Logs), 4096);
+    assert_eq!(limits.for_type(DataType::Traces), 300);
+    assert_eq!(limits.for_type(DataType::Metrics), 300);
+    let mut only_logs = warden_policy::Budgets::default();
+    only_logs.per_data_type.insert(DataType::Logs, 1000);
+    let limits = crate::Limits::from_policy(&only_logs);
+    assert_eq!(limits.for_type(DataType::Logs), 1000);
+    assert_eq!(limits.for_type(DataType::Traces), 64 * 1024);
+}

@@ -57,6 +57,7 @@ pub async fn anthropic() -> Harness {
         &ca,
         warden_testkit::anthropic::AnthropicMock {
             expected_key: Some(ANTHROPIC_KEY.into()),
+            ..Default::default()
         },
     )
     .await

@@ -1,12 +1,13 @@
 //! `warden minimize`: show what would be sent for one data type, after redaction and budgets.
 //!
-//! Reads a file or stdin, redacts with the built-in rule pack (`warden-minimize`), cuts to the
-//! type's byte budget (`warden-budget`) and prints the result. `--explain` prints the summary
+//! Reads a file or stdin and runs it through `warden_minimize::minimize_request`, the same
+//! composition the gateway runs on every request (gate, redact with the built-in rule pack,
+//! cut to the type's byte budget with `warden-budget`), and prints the result. `--explain` prints the summary
 //! (counts only) to stderr; `--templates` prints `LINE<TAB>TEMPLATE_ID` per input line instead,
 //! for `score_templates.py`: it mines the raw input, since redaction may join lines (a PEM
 //! block becomes one placeholder) and the ids must count input lines; ids carry no text, so
-//! invalid UTF-8 is read lossily there, with a warning. Owns only the wiring: every rule lives
-//! in the two library crates.
+//! invalid UTF-8 is read lossily there, with a warning. Owns only the wiring: every rule and
+//! the order of the steps live in the library crates.
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
@@ -17,8 +18,8 @@ use anyhow::{Context, bail};
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use warden_budget::{Limits, mine};
-use warden_minimize::{Engine, Placeholders};
-use warden_policy::DataType;
+use warden_minimize::{Engine, RequestPart, Shape, minimize_request};
+use warden_policy::{DataType, TenantSettings};
 
 /// Inputs above this size get a progress bar when stderr is a terminal.
 const PROGRESS_THRESHOLD: u64 = 4 << 20;
@@ -104,42 +105,68 @@ fn minimize(
 ) -> anyhow::Result<()> {
     let engine = Engine::builtin().context("loading the built-in redaction rules")?;
     let bar = spinner(text.len() as u64);
-    bar.set_message("redacting");
-    let spans = engine.find_spans(text);
-    let mut table = Placeholders::new(false);
-    let redacted = table.replace(text, &spans);
-    bar.set_message("applying the budget");
+    bar.set_message("minimizing");
+    // The gateway's own composition (gate, redact, budgets, summary) on one part, for a
+    // tenant that allows this type and whose budgets are `--budget`.
     let budget = args
         .budget
         .unwrap_or_else(|| Limits::default_for(data_type));
-    let cut = warden_budget::apply(data_type, &redacted, budget);
+    let mut settings = TenantSettings::disabled("cli");
+    settings.enabled = true;
+    settings.allowed_data_types.insert(data_type);
+    settings.github_integration = true;
+    let limits = Limits {
+        request_bytes: budget,
+        per_type: [(data_type, budget)].into_iter().collect(),
+    };
+    let part = RequestPart {
+        data_type,
+        text: text.to_owned(),
+        shape: Shape::Text,
+    };
+    let result = minimize_request(&engine, &settings, &limits, vec![part])?;
     bar.finish_and_clear();
-    out.write_all(cut.text.as_bytes())?;
+    let Some(sent) = result.parts.first() else {
+        bail!("minimization returned no part");
+    };
+    out.write_all(sent.text.as_bytes())?;
     if args.explain {
-        let redactions: Vec<String> = table
-            .counts()
+        let summary = &result.summary;
+        let counts = summary
+            .by_data_type
+            .get(&data_type)
+            .copied()
+            .unwrap_or_default();
+        let redactions: Vec<String> = summary
+            .redactions
             .iter()
             .map(|(kind, n)| format!("{kind} {n}"))
             .collect();
-        let total: u64 = table.counts().values().sum();
+        let total = summary.total_redactions();
         let mut err = io::stderr().lock();
         writeln!(err, "minimize {}:", args.data_type.name())?;
-        writeln!(err, "  input:      {} bytes", text.len())?;
+        writeln!(err, "  input:      {} bytes", counts.bytes_before)?;
         match total {
-            0 => writeln!(err, "  redacted:   {} bytes, no redactions", redacted.len())?,
+            0 => writeln!(
+                err,
+                "  redacted:   {} bytes, no redactions",
+                counts.bytes_redacted
+            )?,
             _ => writeln!(
                 err,
                 "  redacted:   {} bytes, {total} redactions ({})",
-                redacted.len(),
+                counts.bytes_redacted,
                 redactions.join(", ")
             )?,
         }
         writeln!(
             err,
             "  sent:       {} bytes (budget {budget})",
-            cut.text.len()
+            counts.bytes_after
         )?;
-        writeln!(err, "  budget:     {}", cut.report.method)?;
+        if let Some(report) = &sent.budget {
+            writeln!(err, "  budget:     {}", report.method)?;
+        }
     }
     Ok(())
 }
