@@ -38,6 +38,7 @@ mod check;
 mod detect;
 #[doc(hidden)]
 pub mod fuzzing;
+mod linefilter;
 mod minimize;
 mod placeholder;
 mod rules;
