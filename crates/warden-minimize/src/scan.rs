@@ -28,10 +28,31 @@ pub(crate) fn candidates(scanner: Scanner, text: &[u8], emit: &mut dyn FnMut(usi
     }
 }
 
+/// Shortest address (`1.2.3.4`).
+const IPV4_MIN: usize = 7;
+
 fn ipv4(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
+    // An address is 7+ bytes of digits and dots with three dots: only such runs are parsed.
+    let digit_or_dot = |b: u8| b.is_ascii_digit() || b == b'.';
     let mut next = 0;
-    for dot in memchr::memchr_iter(b'.', text) {
-        if dot < next || dot == 0 || !text[dot - 1].is_ascii_digit() {
+    for_runs(text, IPV4_MIN, &|i| digit_or_dot(text[i]), &mut |a, b| {
+        if memchr::memchr_iter(b'.', &text[a..b]).nth(2).is_some() {
+            ipv4_in(text, a, b, &mut next, emit);
+        }
+    });
+}
+
+/// The address candidates whose first dot lies in `text[from..to]`, a maximal run of digits
+/// and dots.
+fn ipv4_in(
+    text: &[u8],
+    from: usize,
+    to: usize,
+    next: &mut usize,
+    emit: &mut dyn FnMut(usize, usize),
+) {
+    for dot in memchr::memchr_iter(b'.', &text[from..to]).map(|d| from + d) {
+        if dot < *next || dot == 0 || !text[dot - 1].is_ascii_digit() {
             continue;
         }
         let mut s = dot;
@@ -59,8 +80,42 @@ fn ipv4(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
         }
         if ok {
             emit(s, i);
-            next = i;
+            *next = i;
         }
+    }
+}
+
+/// Calls `found(a, b)` for every maximal run `text[a..b]` of bytes where `member` holds that is
+/// at least `min` bytes long, in order. Probes every `min`-th byte (a long run must cover one)
+/// and looks around a probe only when it is a member, so text with short runs is skipped
+/// `min` bytes at a time; every byte is read at most twice.
+fn for_runs(
+    text: &[u8],
+    min: usize,
+    member: &dyn Fn(usize) -> bool,
+    found: &mut dyn FnMut(usize, usize),
+) {
+    let n = text.len();
+    // No long run starts before `lo`, and `text[lo - 1]` is not a member.
+    let mut lo = 0;
+    while lo + min <= n {
+        let p = lo + min - 1;
+        if !member(p) {
+            lo = p + 1;
+            continue;
+        }
+        let mut a = p;
+        while a > lo && member(a - 1) {
+            a -= 1;
+        }
+        let mut b = p + 1;
+        while b < n && member(b) {
+            b += 1;
+        }
+        if b - a >= min {
+            found(a, b);
+        }
+        lo = b + 1;
     }
 }
 
@@ -99,9 +154,25 @@ fn ipv6(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
     }
 }
 
+/// Fewest digits in a card number.
+const CARD_MIN: usize = 13;
+
 fn credit_card(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
-    let n = text.len();
-    let mut i = 0;
+    // Every byte of a card is a digit or a single separator between two digits, and a card has
+    // 13+ digits: only runs of 13+ such bytes are walked (logs are full of short numbers).
+    let digit = |i: usize| text.get(i).is_some_and(u8::is_ascii_digit);
+    let member = |i: usize| {
+        digit(i) || (matches!(text[i], b' ' | b'-') && i > 0 && digit(i - 1) && digit(i + 1))
+    };
+    for_runs(text, CARD_MIN, &member, &mut |a, b| {
+        credit_card_in(text, a, b, emit)
+    });
+}
+
+/// Card candidates in `text[from..to]`, a maximal run of digits and separators between digits.
+fn credit_card_in(text: &[u8], from: usize, to: usize, emit: &mut dyn FnMut(usize, usize)) {
+    let n = to;
+    let mut i = from;
     while i < n {
         // Jump to the next digit eight bytes at a time.
         if let Some(chunk) = text.get(i..i + 8) {
