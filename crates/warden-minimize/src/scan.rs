@@ -28,31 +28,10 @@ pub(crate) fn candidates(scanner: Scanner, text: &[u8], emit: &mut dyn FnMut(usi
     }
 }
 
-/// Shortest address (`1.2.3.4`).
-const IPV4_MIN: usize = 7;
-
 fn ipv4(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
-    // An address is 7+ bytes of digits and dots with three dots: only such runs are parsed.
-    let digit_or_dot = |b: u8| b.is_ascii_digit() || b == b'.';
     let mut next = 0;
-    for_runs(text, IPV4_MIN, &|i| digit_or_dot(text[i]), &mut |a, b| {
-        if memchr::memchr_iter(b'.', &text[a..b]).nth(2).is_some() {
-            ipv4_in(text, a, b, &mut next, emit);
-        }
-    });
-}
-
-/// The address candidates whose first dot lies in `text[from..to]`, a maximal run of digits
-/// and dots.
-fn ipv4_in(
-    text: &[u8],
-    from: usize,
-    to: usize,
-    next: &mut usize,
-    emit: &mut dyn FnMut(usize, usize),
-) {
-    for dot in memchr::memchr_iter(b'.', &text[from..to]).map(|d| from + d) {
-        if dot < *next || dot == 0 || !text[dot - 1].is_ascii_digit() {
+    for dot in memchr::memchr_iter(b'.', text) {
+        if dot < next || dot == 0 || !text[dot - 1].is_ascii_digit() {
             continue;
         }
         let mut s = dot;
@@ -80,7 +59,7 @@ fn ipv4_in(
         }
         if ok {
             emit(s, i);
-            *next = i;
+            next = i;
         }
     }
 }
