@@ -1,8 +1,9 @@
 //! Detection: finds the byte spans of secrets and personal data in one text.
 //!
-//! One Aho-Corasick pass over the text finds every rule keyword; only lines that contain a
-//! keyword are handed to that rule's regex, so clean log lines cost one automaton pass and
-//! nothing else. Rules without keywords (IP addresses, card numbers) run once over the whole
+//! A line filter (`linefilter`: a small all-occurrence DFA run over four parts of a block at
+//! once) names the lines that contain a rule keyword; the Aho-Corasick pass that says which
+//! keyword runs on those lines only, and only lines that contain a keyword are handed to that
+//! rule's regex, so clean log lines cost one filter pass and nothing else. Rules without keywords (IP addresses, card numbers) run once over the whole
 //! text with a regex whose lazy DFA scans at memory speed. Multi-line shapes (PEM blocks,
 //! Kubernetes Secrets) are handled by `structure`.
 //!
@@ -121,6 +122,17 @@ impl Engine {
 
     /// Only the given rule files, highest precedence first; for tests and for tools.
     pub fn from_sources(sources: &[(&str, &str)]) -> Result<Engine, RuleError> {
+        Engine::build(sources, true)
+    }
+
+    /// The shipped pack with the keyword automaton run over every byte instead of only the
+    /// lines the line filter names: the reference the filtered path must agree with.
+    #[cfg(test)]
+    pub(crate) fn builtin_without_line_filter() -> Result<Engine, RuleError> {
+        Engine::build(&[("builtin", BUILTIN_RULES)], false)
+    }
+
+    fn build(sources: &[(&str, &str)], line_filter: bool) -> Result<Engine, RuleError> {
         let mut rules = RuleSet::default();
         for (origin, src) in sources.iter().rev() {
             rules.add_in_front(origin, src)?;
@@ -194,7 +206,11 @@ impl Engine {
                 })?;
             Some(ac)
         };
-        let lines = LineFilter::new(&words);
+        let lines = if line_filter {
+            LineFilter::new(&words)
+        } else {
+            None
+        };
         Ok(Engine {
             inner: Arc::new(Inner {
                 rules,
