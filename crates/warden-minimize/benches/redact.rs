@@ -87,7 +87,8 @@ criterion_group!(benches, bench);
 
 /// `WARDEN_BENCH_RUNS=N cargo bench -p warden-minimize --bench redact` skips criterion and runs
 /// `find_spans` N times over each input, printing the bytes scanned, so that
-/// `perf stat -e task-clock` gives CPU-time throughput, which a busy machine disturbs less.
+/// `perf stat -e task-clock` gives CPU-time throughput, which a busy machine disturbs less; it
+/// also prints the fastest and the median run's wall-clock throughput.
 fn main() {
     if let Some(runs) = std::env::var("WARDEN_BENCH_RUNS")
         .ok()
@@ -99,14 +100,27 @@ fn main() {
             let Some(text) = text.filter(|_| which.is_empty() || which == name) else {
                 continue;
             };
+            let mut secs = Vec::with_capacity(runs);
             for _ in 0..runs {
+                let t = std::time::Instant::now();
                 black_box(engine.find_spans(black_box(&text)));
+                secs.push(t.elapsed().as_secs_f64());
             }
             println!(
                 "{name}: scanned {} bytes ({runs} x {})",
                 runs * text.len(),
                 text.len()
             );
+            // The fastest runs are the ones the other load on a shared machine disturbed least.
+            secs.sort_by(f64::total_cmp);
+            if let (Some(min), Some(median)) = (secs.first(), secs.get(secs.len() / 2)) {
+                let mb = text.len() as f64 / 1e6;
+                println!(
+                    "{name}: fastest run {:.0} MB/s, median run {:.0} MB/s (wall)",
+                    mb / min,
+                    mb / median
+                );
+            }
         }
         return;
     }

@@ -1,8 +1,9 @@
 //! Detection: finds the byte spans of secrets and personal data in one text.
 //!
-//! One Aho-Corasick pass over the text finds every rule keyword; only lines that contain a
-//! keyword are handed to that rule's regex, so clean log lines cost one automaton pass and
-//! nothing else. Rules without keywords (IP addresses, card numbers) run once over the whole
+//! A line filter (`linefilter`: a small all-occurrence DFA run over four parts of a block at
+//! once) names the lines that contain a rule keyword; the Aho-Corasick pass that says which
+//! keyword runs on those lines only, and only lines that contain a keyword are handed to that
+//! rule's regex, so clean log lines cost one filter pass and nothing else. Rules without keywords (IP addresses, card numbers) run once over the whole
 //! text with a regex whose lazy DFA scans at memory speed. Multi-line shapes (PEM blocks,
 //! Kubernetes Secrets) are handled by `structure`.
 //!
@@ -15,6 +16,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::Regex;
 
 use crate::check;
+use crate::linefilter::LineFilter;
 use crate::rules::{BUILTIN_RULES, Class, KeyRule, PatternRule, RuleError, RuleSet};
 use crate::structure;
 
@@ -45,6 +47,8 @@ struct Inner {
     rules: RuleSet,
     /// All keywords of all rules; `targets[pattern_id]` says which rules a keyword wakes.
     keywords: Option<AhoCorasick>,
+    /// Finds the lines that hold a keyword, so `keywords` runs only on those.
+    lines: Option<LineFilter>,
     targets: Vec<Vec<Target>>,
     /// Pattern rules without keywords: run on the whole text.
     always: Vec<usize>,
@@ -118,6 +122,17 @@ impl Engine {
 
     /// Only the given rule files, highest precedence first; for tests and for tools.
     pub fn from_sources(sources: &[(&str, &str)]) -> Result<Engine, RuleError> {
+        Engine::build(sources, true)
+    }
+
+    /// The shipped pack with the keyword automaton run over every byte instead of only the
+    /// lines the line filter names: the reference the filtered path must agree with.
+    #[cfg(test)]
+    pub(crate) fn builtin_without_line_filter() -> Result<Engine, RuleError> {
+        Engine::build(&[("builtin", BUILTIN_RULES)], false)
+    }
+
+    fn build(sources: &[(&str, &str)], line_filter: bool) -> Result<Engine, RuleError> {
         let mut rules = RuleSet::default();
         for (origin, src) in sources.iter().rev() {
             rules.add_in_front(origin, src)?;
@@ -191,10 +206,16 @@ impl Engine {
                 })?;
             Some(ac)
         };
+        let lines = if line_filter {
+            LineFilter::new(&words)
+        } else {
+            None
+        };
         Ok(Engine {
             inner: Arc::new(Inner {
                 rules,
                 keywords,
+                lines,
                 targets,
                 always,
             }),
@@ -264,35 +285,33 @@ impl Engine {
         let inner = &*self.inner;
         let rules = &inner.rules;
         if let Some(ac) = &inner.keywords {
-            for m in ac.find_iter(&text[from..to]) {
-                let pos = from + m.start();
-                for &t in &inner.targets[m.pattern().as_usize()] {
-                    match t {
-                        Target::Structure(i) => {
-                            if pos >= structure_done[i] {
-                                let s = &rules.structures[i];
-                                let done =
-                                    structure::detect(s.detector, text, pos, &mut |start, end| {
-                                        out.push(Raw {
-                                            start,
-                                            end,
-                                            kind: s.kind,
-                                            priority: s.priority,
-                                        })
-                                    });
-                                structure_done[i] = done.max(pos + 1);
-                            }
+            match &inner.lines {
+                Some(filter) => {
+                    let mut hits = Vec::new();
+                    filter.lines(text, from, to, &mut hits);
+                    for (ls, le) in hits {
+                        for m in ac.find_iter(&text[ls..le]) {
+                            self.on_keyword(
+                                text,
+                                ls + m.start(),
+                                m.pattern().as_usize(),
+                                line,
+                                structure_done,
+                                out,
+                            );
                         }
-                        Target::Pattern(_) | Target::Assign => {
-                            if pos >= line.end || line.start > pos {
-                                line.flush(self, text, out);
-                                line.start =
-                                    memchr::memrchr(b'\n', &text[..pos]).map_or(0, |i| i + 1);
-                                line.end = memchr::memchr(b'\n', &text[pos..])
-                                    .map_or(text.len(), |i| pos + i);
-                            }
-                            line.mark(t);
-                        }
+                    }
+                }
+                None => {
+                    for m in ac.find_iter(&text[from..to]) {
+                        self.on_keyword(
+                            text,
+                            from + m.start(),
+                            m.pattern().as_usize(),
+                            line,
+                            structure_done,
+                            out,
+                        );
                     }
                 }
             }
@@ -324,6 +343,47 @@ impl Engine {
                     }
                 }),
                 None => self.run_pattern(rule, text, from, to, out),
+            }
+        }
+    }
+
+    /// Acts on one keyword match at `pos`: runs a structure detector, or marks the line for the
+    /// rules the keyword wakes.
+    fn on_keyword(
+        &self,
+        text: &[u8],
+        pos: usize,
+        pattern: usize,
+        line: &mut LineMarks,
+        structure_done: &mut [usize],
+        out: &mut Vec<Raw>,
+    ) {
+        let rules = &self.inner.rules;
+        for &t in &self.inner.targets[pattern] {
+            match t {
+                Target::Structure(i) => {
+                    if pos >= structure_done[i] {
+                        let s = &rules.structures[i];
+                        let done = structure::detect(s.detector, text, pos, &mut |start, end| {
+                            out.push(Raw {
+                                start,
+                                end,
+                                kind: s.kind,
+                                priority: s.priority,
+                            })
+                        });
+                        structure_done[i] = done.max(pos + 1);
+                    }
+                }
+                Target::Pattern(_) | Target::Assign => {
+                    if pos >= line.end || line.start > pos {
+                        line.flush(self, text, out);
+                        line.start = memchr::memrchr(b'\n', &text[..pos]).map_or(0, |i| i + 1);
+                        line.end =
+                            memchr::memchr(b'\n', &text[pos..]).map_or(text.len(), |i| pos + i);
+                    }
+                    line.mark(t);
+                }
             }
         }
     }

@@ -44,6 +44,7 @@ mod detect;
 #[doc(hidden)]
 pub mod fuzzing;
 mod json;
+mod linefilter;
 mod minimize;
 mod pipeline;
 mod placeholder;

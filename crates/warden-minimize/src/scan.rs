@@ -2,6 +2,8 @@
 //! numbers) or a one-byte one (email's `@`). Logs are full of digits, dots and colons, so a
 //! general regex over the whole text is the slowest part of redaction; these scanners jump
 //! between anchor bytes with SIMD `memchr` and look only at the few bytes around each anchor.
+//! The card scanner has no anchor byte: it probes every 13th byte and walks only the runs of
+//! digits and separators long enough to hold a card number.
 //!
 //! A scanner only proposes candidates; the rule's regex (anchored), `check` and `ignore` still
 //! decide. Every scanner moves strictly forward, so time is linear in the input.
@@ -64,6 +66,40 @@ fn ipv4(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
     }
 }
 
+/// Calls `found(a, b)` for every maximal run `text[a..b]` of bytes where `member` holds that is
+/// at least `min` bytes long, in order. Probes every `min`-th byte (a long run must cover one)
+/// and looks around a probe only when it is a member, so text with short runs is skipped
+/// `min` bytes at a time; every byte is read at most twice.
+fn for_runs(
+    text: &[u8],
+    min: usize,
+    member: &dyn Fn(usize) -> bool,
+    found: &mut dyn FnMut(usize, usize),
+) {
+    let n = text.len();
+    // No long run starts before `lo`, and `text[lo - 1]` is not a member.
+    let mut lo = 0;
+    while lo + min <= n {
+        let p = lo + min - 1;
+        if !member(p) {
+            lo = p + 1;
+            continue;
+        }
+        let mut a = p;
+        while a > lo && member(a - 1) {
+            a -= 1;
+        }
+        let mut b = p + 1;
+        while b < n && member(b) {
+            b += 1;
+        }
+        if b - a >= min {
+            found(a, b);
+        }
+        lo = b + 1;
+    }
+}
+
 fn is_hex_or_colon(b: u8) -> bool {
     b.is_ascii_hexdigit() || b == b':'
 }
@@ -92,16 +128,32 @@ fn ipv6(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
         let colons = run.iter().filter(|&&b| b == b':').count();
         if run.len() >= 3
             && run.len() <= 39
-            && (colons == 7 || (colons >= 2 && memchr::memmem::find(run, b"::").is_some()))
+            && (colons == 7 || (colons >= 2 && run.windows(2).any(|w| w == b"::")))
         {
             emit(s, e);
         }
     }
 }
 
+/// Fewest digits in a card number.
+const CARD_MIN: usize = 13;
+
 fn credit_card(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
-    let n = text.len();
-    let mut i = 0;
+    // Every byte of a card is a digit or a single separator between two digits, and a card has
+    // 13+ digits: only runs of 13+ such bytes are walked (logs are full of short numbers).
+    let digit = |i: usize| text.get(i).is_some_and(u8::is_ascii_digit);
+    let member = |i: usize| {
+        digit(i) || (matches!(text[i], b' ' | b'-') && i > 0 && digit(i - 1) && digit(i + 1))
+    };
+    for_runs(text, CARD_MIN, &member, &mut |a, b| {
+        credit_card_in(text, a, b, emit)
+    });
+}
+
+/// Card candidates in `text[from..to]`, a maximal run of digits and separators between digits.
+fn credit_card_in(text: &[u8], from: usize, to: usize, emit: &mut dyn FnMut(usize, usize)) {
+    let n = to;
+    let mut i = from;
     while i < n {
         // Jump to the next digit eight bytes at a time.
         if let Some(chunk) = text.get(i..i + 8) {
@@ -179,7 +231,7 @@ fn in_url_userinfo(text: &[u8], s: usize) -> bool {
         .iter()
         .rposition(|b| b.is_ascii_whitespace() || matches!(b, b'"' | b'\'' | b'<' | b'>'))
         .map_or(lo, |i| lo + i + 1);
-    memchr::memmem::find(&text[token_start..s], b"://").is_some()
+    text[token_start..s].windows(3).any(|w| w == b"://")
 }
 
 /// Bit 7 of each byte of the result is set where that byte of the word is an ASCII digit
@@ -216,7 +268,13 @@ fn email(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
         while e > at + 1 && matches!(text[e - 1], b'.' | b'-') {
             e -= 1;
         }
-        if s < at && e > at + 3 && !in_url_userinfo(text, s) {
+        // The rule's regex needs a dot in the domain; without one no address can match, so
+        // the costlier URL test and the regex are skipped (`Class@123` in Java logs).
+        if s < at
+            && e > at + 3
+            && memchr::memchr(b'.', &text[at + 1..e]).is_some()
+            && !in_url_userinfo(text, s)
+        {
             emit(s, e);
             next = e;
         }
@@ -239,6 +297,27 @@ mod tests {
             &mut |s, e| cards.push((s, e)),
         );
         assert_eq!(cards, [(5, 24)]);
+    }
+
+    /// Walking only the long runs finds exactly what the walk over every digit finds.
+    #[test]
+    fn card_runs_find_what_the_full_walk_finds() {
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        for round in 0..3000 {
+            let len = (round % 200) + 1;
+            let text: Vec<u8> = (0..len)
+                .map(|_| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    b"0123456789012345678901234567  --x"[(rng % 33) as usize]
+                })
+                .collect();
+            let (mut fast, mut full) = (Vec::new(), Vec::new());
+            credit_card(&text, &mut |s, e| fast.push((s, e)));
+            credit_card_in(&text, 0, text.len(), &mut |s, e| full.push((s, e)));
+            assert_eq!(fast, full, "{:?}", String::from_utf8_lossy(&text));
+        }
     }
 
     #[test]

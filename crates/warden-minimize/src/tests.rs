@@ -970,3 +970,56 @@ fn every_shipped_rule_has_a_positive_and_a_negative_example() {
         );
     }
 }
+
+/// The line filter only decides where the keyword automaton runs: on any input the spans are
+/// exactly those of the automaton run over every byte (keywords in any case, at line and block
+/// edges, in blocks long enough to be split into parts).
+#[test]
+fn line_filter_changes_no_span() {
+    let filtered = Engine::builtin().unwrap();
+    let reference = Engine::builtin_without_line_filter().unwrap();
+    let pieces = [
+        "password=",
+        "Passw0rd-9x ",
+        "PASSWORD: hunter2 ",
+        "token",
+        "secret=S3cr3tValue42 ",
+        "AKIAABCDEFGHIJKLMNOP",
+        "ghp_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1",
+        "sk-",
+        "eyJ",
+        "https://u:p4ss@db.example.com",
+        "-----BEGIN PRIVATE KEY-----\nQUFB\n-----END PRIVATE KEY-----",
+        "kind: Secret\ndata:\n  k: dmFsdWU=\n",
+        "Authorization: Bearer abcdefghijklmnop1234 ",
+        "ann@example.com ",
+        "8.8.8.8 ",
+        "2001:db8::1 ",
+        "4111 1111 1111 1111 ",
+        "\n",
+        "\n",
+        " ",
+        "x",
+        "2015-10-18 18:01:47,978 INFO ",
+        "blk_-1608999687919862906 ",
+        "pass",
+        "KEY",
+        "cred",
+    ];
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    for round in 0..200 {
+        let target = [10, 300, 5000, 40_000, 70_000][round % 5];
+        let mut text = String::new();
+        while text.len() < target {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            text.push_str(pieces[(rng % pieces.len() as u64) as usize]);
+        }
+        assert_eq!(
+            filtered.find_spans(&text),
+            reference.find_spans(&text),
+            "round {round}"
+        );
+    }
+}
