@@ -3,11 +3,14 @@
 //! Each record stores the hash of the one before it; its own hash covers that link and
 //! every field. Changing, deleting, reordering or inserting a record breaks the chain at
 //! that record, and [`Storage::verify_audit`] names it. Appends are serialized through
-//! one in-process head, and a record is acknowledged only after its commit.
+//! one committer task that owns the head (group commit: every append that arrives
+//! during a commit joins the next transaction), and a record is acknowledged only after
+//! its commit.
 
 use prost::Message;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
+use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status};
 use warden_proto::common::v1::{AuditDecision, AuditRecord};
 use warden_proto::storage::v1::audit_log_server::AuditLog;
@@ -57,21 +60,95 @@ fn record_hash(record: &AuditRecord) -> String {
     hex::encode(h.finalize())
 }
 
-impl Storage {
-    /// Appends a record durably and returns its receipt.
-    pub async fn append_audit(&self, mut record: AuditRecord) -> Result<AuditReceipt, Status> {
-        let mut head = self.inner.audit_head.lock().await;
-        let now = now_ms();
+/// Most records committed in one transaction.
+const MAX_BATCH: usize = 256;
+
+/// One append waiting for the committer.
+struct Pending {
+    record: AuditRecord,
+    done: oneshot::Sender<Result<AuditReceipt, Status>>,
+}
+
+/// The one writer of the chain (group commit). A single task owns the head; every
+/// append that arrived while the previous commit ran goes into the next transaction,
+/// so many records share one fsync, and each is acknowledged only after that commit.
+/// The task, not the caller, commits: a caller that goes away mid-commit can neither
+/// tear a batch nor leave the head behind the database.
+#[derive(Debug, Clone)]
+pub(crate) struct Committer {
+    queue: mpsc::Sender<Pending>,
+}
+
+fn unavailable() -> Status {
+    Status::unavailable("the audit log could not be written; nothing was recorded")
+}
+
+impl Committer {
+    pub(crate) fn start(db: Db, head: Head) -> Committer {
+        let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(run_committer(db, head, rx));
+        Committer { queue }
+    }
+
+    pub(crate) async fn append(&self, record: AuditRecord) -> Result<AuditReceipt, Status> {
+        let (done, receipt) = oneshot::channel();
+        self.queue
+            .send(Pending { record, done })
+            .await
+            .map_err(|_| unavailable())?;
+        receipt.await.map_err(|_| unavailable())?
+    }
+}
+
+async fn run_committer(db: Db, mut head: Head, mut rx: mpsc::Receiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        metrics::histogram!("warden_storage_audit_batch_records").record(batch.len() as f64);
+        match commit(&db, &head, &mut batch).await {
+            Ok((next, receipts)) => {
+                head = next;
+                for (p, receipt) in batch.drain(..).zip(receipts) {
+                    let _ = p.done.send(Ok(receipt));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, records = batch.len(), "audit append failed");
+                for p in batch.drain(..) {
+                    let _ = p.done.send(Err(unavailable()));
+                }
+                // A commit whose outcome is unknown may still have landed: start again
+                // from what the database holds, so the chain never forks.
+                match Head::load(&db).await {
+                    Ok(h) => head = h,
+                    Err(e) => tracing::error!(error = %e, "audit head could not be reloaded"),
+                }
+            }
+        }
+    }
+}
+
+/// Chains and inserts `batch` in one transaction; returns the new head and the receipts.
+async fn commit(
+    db: &Db,
+    head: &Head,
+    batch: &mut [Pending],
+) -> Result<(Head, Vec<AuditReceipt>), sqlx::Error> {
+    let mut next = Head {
+        next_sequence: head.next_sequence,
+        last_hash: head.last_hash.clone(),
+    };
+    let mut receipts = Vec::with_capacity(batch.len());
+    let mut tx = db.pool.begin().await?;
+    let now = now_ms();
+    for p in batch.iter_mut() {
+        let record = &mut p.record;
         record.id = new_id();
-        record.sequence = head.next_sequence;
+        record.sequence = next.next_sequence;
         record.time = Some(ts(now));
-        record.prev_hash = head.last_hash.clone();
-        record.hash = record_hash(&record);
-        let stored = {
-            let mut r = record.clone();
-            r.hash.clear();
-            hex::encode(r.encode_to_vec())
-        };
+        record.prev_hash = next.last_hash.clone();
+        record.hash.clear();
+        let stored = hex::encode(record.encode_to_vec());
+        record.hash = record_hash(record);
         sqlx::query(
             "INSERT INTO audit_log (sequence, id, tenant_id, time_ms, decision, record, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -82,19 +159,24 @@ impl Storage {
         .bind(i64::from(record.decision))
         .bind(&stored)
         .bind(&record.hash)
-        .execute(&self.inner.db.pool)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "audit append failed");
-            Status::unavailable("the audit log could not be written; nothing was recorded")
-        })?;
-        head.next_sequence += 1;
-        head.last_hash = record.hash.clone();
-        Ok(AuditReceipt {
-            id: record.id,
+        .execute(&mut *tx)
+        .await?;
+        next.next_sequence += 1;
+        next.last_hash = record.hash.clone();
+        receipts.push(AuditReceipt {
+            id: record.id.clone(),
             sequence: record.sequence,
-            hash: record.hash,
-        })
+            hash: record.hash.clone(),
+        });
+    }
+    tx.commit().await?;
+    Ok((next, receipts))
+}
+
+impl Storage {
+    /// Appends a record durably and returns its receipt (after its commit).
+    pub async fn append_audit(&self, record: AuditRecord) -> Result<AuditReceipt, Status> {
+        self.inner.audit.append(record).await
     }
 
     pub async fn query_audit(&self, q: &QueryRequest) -> Result<Vec<AuditRecord>, Status> {

@@ -37,7 +37,7 @@ struct Inner {
     db: Db,
     sealer: Sealer,
     changes: tokio::sync::broadcast::Sender<warden_proto::storage::v1::TenantSettingsChange>,
-    audit_head: tokio::sync::Mutex<audit::Head>,
+    audit: audit::Committer,
 }
 
 impl Storage {
@@ -46,12 +46,13 @@ impl Storage {
         db.migrate().await?;
         let head = audit::Head::load(&db).await?;
         let (changes, _) = tokio::sync::broadcast::channel(1024);
+        let audit = audit::Committer::start(db.clone(), head);
         Ok(Storage {
             inner: Arc::new(Inner {
                 db,
                 sealer,
                 changes,
-                audit_head: tokio::sync::Mutex::new(head),
+                audit,
             }),
         })
     }
