@@ -210,21 +210,9 @@ impl Rig {
     }
 }
 
-/// The gateway request that carries `logs`.
+/// The gateway request that carries `logs` (the integration tests' request shape).
 pub fn complete_request(logs: &str) -> gw::CompleteRequest {
-    gw::CompleteRequest {
-        tenant_id: TENANT.into(),
-        purpose: pb::Purpose::Alert as i32,
-        agent_run_id: "bench-run".into(),
-        messages: vec![gw::Message {
-            role: gw::Role::User as i32,
-            parts: vec![gw::ContentPart {
-                data_type: pb::DataType::Logs as i32,
-                content: Some(gw::content_part::Content::Text(logs.into())),
-            }],
-        }],
-        ..Default::default()
-    }
+    warden_integration_tests::logs_request(TENANT, logs)
 }
 
 /// About `bytes` of realistic service logs: varied lines with timestamps, ids, an IP
