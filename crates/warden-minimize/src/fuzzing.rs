@@ -85,3 +85,28 @@ pub fn minimize(data: &[u8]) {
         );
     }
 }
+
+/// Any bytes as tool-call arguments: JSON that parses still parses after redaction, and
+/// after pseudonyms are restored into it (the gateway relies on both).
+pub fn json(data: &[u8]) {
+    let Some(engine) = ENGINE.as_ref() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if serde_json::from_str::<serde_json::Value>(text).is_err() {
+        return;
+    }
+    let mut table = Placeholders::new(true);
+    let out = crate::json::redact(engine, &mut table, text);
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&out).is_ok(),
+        "redaction broke the JSON: {text:?} -> {out:?}"
+    );
+    let restored = table.into_pseudonyms().restore_json(&out);
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&restored).is_ok(),
+        "restoring broke the JSON: {out:?} -> {restored:?}"
+    );
+}

@@ -122,6 +122,47 @@ fn fuzz_bodies_survive_random_inputs() {
     }
 }
 
+impl Rng {
+    /// A random JSON value built from the fragments: strings and keys that hold secrets,
+    /// identifiers, quotes and escapes, nested in objects and arrays.
+    fn json(&mut self, depth: usize) -> serde_json::Value {
+        use serde_json::Value;
+        let text = |rng: &mut Rng| {
+            let mut s = String::new();
+            for _ in 0..rng.below(6) {
+                s.push_str(FRAGMENTS[rng.below(FRAGMENTS.len())]);
+            }
+            s
+        };
+        match self.below(if depth == 0 { 3 } else { 5 }) {
+            0 => Value::String(text(self)),
+            1 => Value::from(self.next() % 100_000),
+            2 => Value::Bool(self.next() & 1 == 0),
+            3 => Value::Array((0..self.below(4)).map(|_| self.json(depth - 1)).collect()),
+            _ => Value::Object(
+                (0..self.below(4))
+                    .map(|_| (text(self), self.json(depth - 1)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+#[test]
+fn tool_call_json_stays_json_through_redaction_and_restore() {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for _ in 0..2000 {
+        let value = rng.json(3);
+        let text = if rng.below(2) == 0 {
+            value.to_string()
+        } else {
+            serde_json::to_string_pretty(&value).unwrap()
+        };
+        fuzzing::json(text.as_bytes());
+        fuzzing::json(&rng.input());
+    }
+}
+
 /// Seconds to scan `unit` repeated `n` times.
 fn time(engine: &Engine, unit: &str, n: usize) -> Duration {
     let text = unit.repeat(n);
