@@ -696,6 +696,18 @@ async fn a_tenant_over_its_request_rate_is_refused_before_anything_leaves() {
             2,
             "the over-limit call reached the provider"
         );
+        // The refusal is audited as a denial, with no intent: nothing was about to leave.
+        let records = audit_records(&c, "acme").await;
+        let of_kind = |k: pb::AuditKind| {
+            records
+                .iter()
+                .filter(|r| r.kind == k as i32)
+                .collect::<Vec<_>>()
+        };
+        let denials = of_kind(pb::AuditKind::Denial);
+        assert_eq!(denials.len(), 1, "{records:?}");
+        assert_eq!(denials[0].reason, "TENANT_RATE_LIMITED");
+        assert_eq!(of_kind(pb::AuditKind::Intent).len(), 2, "{records:?}");
         // Another tenant is not affected.
         g.complete(ask("other")).await.unwrap();
         assert_eq!(m.anthropic.calls(), 3);

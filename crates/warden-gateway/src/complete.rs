@@ -4,7 +4,8 @@
 //! 2. tenant settings (fail closed);
 //! 3. decide: opt-in, data types, eligible providers (pure);
 //! 4. minimize;
-//! 5. audit intent, durable, before anything leaves (fail closed);
+//! 5. tenant rate and concurrency limits (a denial, no intent), then the audit intent,
+//!    durable, before anything leaves (fail closed);
 //! 6. provider, failover inside the eligible set;
 //! 7. audit outcome;
 //! 8. answer.
@@ -36,6 +37,8 @@ pub(crate) struct Prepared {
     intent_id: String,
     caller: String,
     started: Instant,
+    /// The tenant's concurrency slot, released when the call or its stream ends.
+    _permit: warden_providers::TenantPermit,
 }
 
 impl Gateway {
@@ -71,7 +74,7 @@ impl Gateway {
         let Some(settings) = settings else {
             return Err(GatewayError::Settings(crate::tenants::SettingsUnavailable));
         };
-        // The tenant's own limits, enforced by the router before anything leaves.
+        // The tenant's own limits (checked below, before the intent).
         self.inner.limiter.set_limits(
             &req.tenant_id,
             warden_providers::Limits {
@@ -104,6 +107,17 @@ impl Gateway {
                 return Err(e);
             }
         };
+        // Over the tenant's rate or concurrency limit: a denial, recorded as one, and
+        // nothing is sent. The permit is held until the call or its stream ends.
+        let permit = match self.inner.limiter.acquire(&req.tenant_id, Instant::now()) {
+            Ok(p) => p,
+            Err(e) => {
+                let e = GatewayError::Provider(e);
+                self.record_denial(caller, &req, e.reason(), &e.to_string())
+                    .await;
+                return Err(e);
+            }
+        };
         let intent = AuditRecord {
             kind: AuditKind::Intent as i32,
             tenant_id: req.tenant_id.clone(),
@@ -131,6 +145,7 @@ impl Gateway {
             intent_id: receipt.id,
             caller: caller.subject(),
             started,
+            _permit: permit,
         })
     }
 

@@ -51,8 +51,8 @@ struct Inner {
     tenant_store: TenantStoreClient<Channel>,
     /// Swapped whole on a config reload; in-flight calls keep the set they started with.
     providers: std::sync::RwLock<Arc<Providers>>,
-    /// Per-tenant concurrency and rate limits; one for the gateway's lifetime, handed to
-    /// every router a config reload builds, so a reload resets nobody's count.
+    /// Per-tenant concurrency and rate limits, checked before the audit intent; one for the
+    /// gateway's lifetime, so a config reload resets nobody's count.
     limiter: Arc<warden_providers::TenantLimiter>,
     /// The shipped pack, and one compiled engine per tenant rules text.
     engines: engines::Engines,
@@ -74,9 +74,7 @@ impl Gateway {
                 audit: Arc::new(StorageAudit::new(audit_log.clone())),
                 audit_log,
                 tenant_store,
-                providers: std::sync::RwLock::new(Arc::new(
-                    providers.with_limiter(limiter.clone()),
-                )),
+                providers: std::sync::RwLock::new(Arc::new(providers)),
                 limiter,
                 engines: engines::Engines::new(engine),
             }),
@@ -103,7 +101,6 @@ impl Gateway {
     /// Replaces the providers (a validated config reload). Calls in flight finish on the
     /// set they started with; the next call uses the new one.
     pub fn replace_providers(&self, providers: Providers) {
-        let providers = providers.with_limiter(self.inner.limiter.clone());
         match self.inner.providers.write() {
             Ok(mut g) => *g = Arc::new(providers),
             Err(p) => *p.into_inner() = Arc::new(providers),

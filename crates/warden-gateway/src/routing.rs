@@ -10,7 +10,7 @@ pub use warden_policy::ProviderInfo;
 use warden_proto::common::v1 as pb;
 use warden_providers::{
     Attempt, ChatRequest, ChatResponse, EventStream, LocalProvider, Outcome, ProviderError,
-    Registry, RegistryEntry, RouteFailure, RouteRequest, Router, TenantLimiter,
+    Registry, RegistryEntry, RouteFailure, RouteRequest, Router,
 };
 
 /// The configured providers: the router that reaches them, and what policy needs to know.
@@ -47,13 +47,6 @@ impl Providers {
 
     pub fn deadline(&self) -> Option<Duration> {
         self.deadline
-    }
-
-    /// Enforces per-tenant limits in the router. The gateway passes the one limiter it
-    /// keeps for its lifetime, so a config reload does not reset anybody's count.
-    pub(crate) fn with_limiter(mut self, limiter: Arc<TenantLimiter>) -> Providers {
-        self.router = self.router.with_limiter(limiter);
-        self
     }
 
     /// Only the built-in offline provider, named `local`, for every profile.
