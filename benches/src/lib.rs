@@ -11,31 +11,24 @@
 //! The difference between the two is what Warden costs. Benchmarks report it as a ratio
 //! against the baseline measured in the same process, so machine load cancels out.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use secrecy::SecretString;
-use tokio::sync::watch;
 use tonic::transport::Channel;
-use warden::services;
-use warden_gateway::Providers;
-use warden_policy::ProviderInfo;
+use warden_integration_tests::{Cluster, Options};
 use warden_proto::common::v1 as pb;
 use warden_proto::gateway::v1 as gw;
-use warden_proto::gateway::v1::admin_client::AdminClient;
 use warden_proto::gateway::v1::gateway_client::GatewayClient;
 use warden_providers::{
-    ChatRequest, Content, HttpSettings, Message, MessageRole, OpenAi, OpenAiConfig, Provider,
-    Registry, RegistryEntry, Router,
+    ChatRequest, Content, HttpSettings, LOCAL_MODEL, Message, MessageRole, OpenAi, OpenAiConfig,
+    Provider,
 };
-use warden_rpc::{Limits, Security};
 use warden_testkit::{MockServer, TestCa};
-use warden_tls::DevPki;
 
 const API_KEY: &str = "sk-bench-not-a-real-key";
-const MODEL: &str = "gpt-bench";
+/// The model the gateway asks for (the harness maps every profile to it), so both paths
+/// send the same body.
+const MODEL: &str = LOCAL_MODEL;
 pub const TENANT: &str = "bench";
 
 /// Where storage keeps its data.
@@ -47,22 +40,19 @@ pub enum Database {
     Postgres(String),
 }
 
-/// Storage, a gateway and a mock provider on loopback.
+/// Storage, a gateway and a mock provider on loopback: the integration tests' cluster
+/// (three mTLS servers), whose gateway routes to the OpenAI adapter pointed at the mock.
 pub struct Rig {
     pub mock: MockServer,
     direct: Arc<dyn Provider>,
     gateway: GatewayClient<Channel>,
-    pub gateway_addr: SocketAddr,
-    shutdown: watch::Sender<bool>,
-    storage_shutdown: watch::Sender<bool>,
-    tasks: Vec<services::Task>,
-    _dir: tempfile::TempDir,
+    cluster: Cluster,
 }
 
 impl std::fmt::Debug for Rig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Rig")
-            .field("gateway_addr", &self.gateway_addr)
+            .field("gateway_addr", &self.cluster.gateway_addr)
             .finish_non_exhaustive()
     }
 }
@@ -79,7 +69,6 @@ fn openai(ca: &TestCa, mock: &MockServer) -> anyhow::Result<Arc<dyn Provider>> {
 
 impl Rig {
     pub async fn start(database: Database) -> anyhow::Result<Rig> {
-        let dir = tempfile::tempdir()?;
         let ca = TestCa::new()?;
         let mock = MockServer::start(
             &ca,
@@ -88,90 +77,29 @@ impl Rig {
             },
         )
         .await?;
-        let direct = openai(&ca, &mock)?;
-
-        let pki = DevPki::load_or_create(dir.path().join("pki"))?;
-        let sec = |name: &str| Security::Mtls(pki.files(name));
-        let limits = Limits::default();
-        let (shutdown, rx) = watch::channel(false);
-        let (storage_shutdown, storage_rx) = watch::channel(false);
-        let any: SocketAddr = "127.0.0.1:0".parse()?;
-        let (sl, storage_addr) = services::bind(any).await?;
-        let (gl, gateway_addr) = services::bind(any).await?;
-        let db_url = match database {
-            Database::Sqlite => format!("sqlite://{}", dir.path().join("warden.db").display()),
-            Database::Postgres(url) => url,
-        };
-        let storage = services::start_storage(
-            sl,
-            sec("storage"),
-            limits,
-            &db_url,
-            &dir.path().join("master.key"),
-            storage_rx,
-        )
-        .await?;
-
-        let profiles = vec!["reasoning".to_owned(), "fast".to_owned()];
-        let mut registry = Registry::new();
-        registry.insert(RegistryEntry::new(
-            openai(&ca, &mock)?,
-            profiles.iter().map(|p| (p.clone(), MODEL.to_owned())),
-        ));
-        let providers = Providers::new(
-            Router::new(registry),
-            vec![ProviderInfo {
-                name: "openai".into(),
-                no_training: true,
-                customer_account: false,
-            }],
-            profiles,
-            "reasoning".into(),
-        );
-        let gw = services::gateway(&storage_addr.to_string(), &sec("gateway"), providers)?;
-        let gateway_task = services::start_gateway(gl, sec("gateway"), limits, gw, rx)?;
-
-        let channel = |name: &str| {
-            warden_rpc::connect(
-                &gateway_addr.to_string(),
-                &sec(name),
-                Duration::from_secs(3),
-            )
-        };
-        let mut admin = AdminClient::new(channel("admin")?);
-        let settings = pb::TenantSettings {
-            tenant_id: TENANT.into(),
-            enabled: true,
-            allowed_data_types: vec![pb::DataType::Logs as i32],
-            allowed_providers: vec!["openai".into()],
-            ..Default::default()
-        };
-        // The gateway answers once its settings watch is live; retry until then (bounded).
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let done = admin
-                .set_tenant_settings(gw::SetTenantSettingsRequest {
-                    settings: Some(settings.clone()),
-                    expected_version: 0,
-                })
-                .await;
-            match done {
-                Ok(_) => break,
-                Err(_) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(e) => return Err(e).context("enabling the bench tenant"),
-            }
-        }
+        let cluster = Cluster::start_with(Options {
+            database_url: match database {
+                Database::Sqlite => None,
+                Database::Postgres(url) => Some(url),
+            },
+            provider: Some(openai(&ca, &mock)?),
+            ..Options::default()
+        })
+        .await;
+        cluster
+            .set_tenant(pb::TenantSettings {
+                tenant_id: TENANT.into(),
+                enabled: true,
+                allowed_data_types: vec![pb::DataType::Logs as i32],
+                allowed_providers: vec!["openai".into()],
+                ..Default::default()
+            })
+            .await;
         Ok(Rig {
+            direct: openai(&ca, &mock)?,
             mock,
-            direct,
-            gateway: GatewayClient::new(channel("agent")?),
-            gateway_addr,
-            shutdown,
-            storage_shutdown,
-            tasks: vec![gateway_task, storage],
-            _dir: dir,
+            gateway: cluster.gateway("agent"),
+            cluster,
         })
     }
 
@@ -200,13 +128,9 @@ impl Rig {
         Ok(())
     }
 
-    /// Stops the gateway, then storage.
+    /// Stops the services, front ones before storage.
     pub async fn stop(self) {
-        let _ = self.shutdown.send(true);
-        let _ = self.storage_shutdown.send(true);
-        for t in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
-        }
+        self.cluster.stop().await;
     }
 }
 
