@@ -284,7 +284,7 @@ impl Gateway {
             let mut outcome = "ok".to_owned();
             let mut restorer = StreamRestorer::default();
             let mut tools: std::collections::BTreeMap<u32, StreamRestorer> = Default::default();
-            let pseudonyms = p.minimized.pseudonyms.clone();
+            let pseudonyms = &p.minimized.pseudonyms;
             let mut started = false;
             loop {
                 let next = tokio::select! {
@@ -329,8 +329,8 @@ impl Gateway {
                 }
                 match ev {
                     Ok(StreamEvent::TextDelta { text }) => {
-                        flush_tools(&mut tools, &pseudonyms, &mut out);
-                        let text = restorer.push(&pseudonyms, &text);
+                        flush_tools(&mut tools, pseudonyms, &mut out);
+                        let text = restorer.push(pseudonyms, &text);
                         if !text.is_empty() {
                             out.push(gw::complete_stream_event::Event::TextDelta(gw::TextDelta {
                                 text,
@@ -339,8 +339,8 @@ impl Gateway {
                     }
                     Ok(StreamEvent::ToolCallStart { index, id, name }) => {
                         // A new block: what earlier blocks held back cannot complete any more.
-                        flush_text(&mut restorer, &pseudonyms, &mut out);
-                        flush_tools(&mut tools, &pseudonyms, &mut out);
+                        flush_text(&mut restorer, pseudonyms, &mut out);
+                        flush_tools(&mut tools, pseudonyms, &mut out);
                         tools.insert(index, StreamRestorer::json());
                         out.push(gw::complete_stream_event::Event::ToolCallDelta(
                             gw::ToolCallDelta {
@@ -358,7 +358,7 @@ impl Gateway {
                         let arguments_json_delta = tools
                             .entry(index)
                             .or_insert_with(StreamRestorer::json)
-                            .push(&pseudonyms, &partial_json);
+                            .push(pseudonyms, &partial_json);
                         if !arguments_json_delta.is_empty() {
                             out.push(gw::complete_stream_event::Event::ToolCallDelta(
                                 gw::ToolCallDelta {
@@ -398,8 +398,8 @@ impl Gateway {
             }
             if outcome == "ok" {
                 let mut rest = Vec::new();
-                flush_text(&mut restorer, &pseudonyms, &mut rest);
-                flush_tools(&mut tools, &pseudonyms, &mut rest);
+                flush_text(&mut restorer, pseudonyms, &mut rest);
+                flush_tools(&mut tools, pseudonyms, &mut rest);
                 for ev in rest {
                     let _ = tx
                         .send(Ok(gw::CompleteStreamEvent { event: Some(ev) }))
