@@ -173,7 +173,7 @@ impl Cluster {
         tasks.push(
             services::start_agent(
                 al,
-                sec("agent"),
+                sec("agent-service"),
                 limits,
                 &gateway_addr.to_string(),
                 &storage_addr.to_string(),
@@ -199,14 +199,34 @@ impl Cluster {
         }
     }
 
-    /// An mTLS channel to `addr` presenting the identity `name` (admin, agent, compliance, reviewer, ...).
+    /// An mTLS channel to `addr` (one of this cluster's services, whose certificate the
+    /// client checks) presenting the identity `name` (admin, agent, compliance, reviewer, ...).
     pub fn channel(&self, name: &str, addr: SocketAddr) -> Channel {
         warden_rpc::connect(
             &addr.to_string(),
             &Security::Mtls(self.pki.files(name)),
+            self.service_at(addr),
             Duration::from_secs(3),
         )
         .unwrap()
+    }
+
+    /// Which service listens at `addr`.
+    pub fn service_at(&self, addr: SocketAddr) -> warden_tls::Role {
+        if addr == self.storage_addr {
+            warden_tls::Role::Storage
+        } else if addr == self.agent_addr {
+            warden_tls::Role::AgentService
+        } else {
+            warden_tls::Role::Gateway
+        }
+    }
+
+    /// Issues a caller identity `name` with `role`, scoped to `tenants` (none:
+    /// platform-wide), from this cluster's CA.
+    pub fn issue(&self, role: warden_tls::Role, name: &str, tenants: &[&str]) {
+        let tenants: Vec<String> = tenants.iter().map(|t| (*t).to_owned()).collect();
+        self.pki.issue(role, name, &tenants, false).unwrap();
     }
 
     pub fn gateway(&self, identity: &str) -> GatewayClient<Channel> {
@@ -331,12 +351,16 @@ pub fn postgres_base_url() -> String {
 }
 
 /// A fresh, empty schema on the test PostgreSQL server, as a database URL whose
-/// connections use it. `None` (with a message) when no server answers.
+/// connections use it. `None` (with a message) when no server answers, except under
+/// `CI=true`, where a missing server fails the test.
 pub async fn fresh_postgres_schema() -> Option<String> {
     sqlx::any::install_default_drivers();
     let base = postgres_base_url();
     let pool = match sqlx::AnyPool::connect(&base).await {
         Ok(p) => p,
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true and no PostgreSQL at {base}: {e}")
+        }
         Err(e) => {
             eprintln!(
                 "SKIPPED: no PostgreSQL at {base} ({e}); set WARDEN_TEST_PG to run the PostgreSQL tests"

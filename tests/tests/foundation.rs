@@ -93,10 +93,10 @@ async fn opt_in_walk_unknown_enable_complete_disable() {
         kinds,
         vec![
             (pb::AuditKind::Denial, "TENANT_UNKNOWN"),
-            (pb::AuditKind::Admin, "SETTINGS_CHANGED"),
+            (pb::AuditKind::Admin, "SETTINGS_CHANGE"),
             (pb::AuditKind::Intent, "ALLOWED"),
             (pb::AuditKind::Outcome, "ALLOWED"),
-            (pb::AuditKind::Admin, "SETTINGS_CHANGED"),
+            (pb::AuditKind::Admin, "SETTINGS_CHANGE"),
             (pb::AuditKind::Denial, "OPT_IN_REQUIRED"),
         ]
     );
@@ -129,7 +129,7 @@ async fn wrong_role_is_refused_naming_the_role() {
     assert_eq!(err.code(), Code::PermissionDenied);
     assert_eq!(
         err.message(),
-        "Admin.SetTenantSettings requires role admin; caller agent/agent has role agent"
+        "warden.gateway.v1.Admin/SetTenantSettings requires role admin; caller agent/agent has role agent"
     );
     // Nothing changed: the tenant is still off.
     let s = c
@@ -183,6 +183,7 @@ async fn certificate_from_a_foreign_ca_fails_the_handshake() {
     let ch = warden_rpc::connect(
         &c.gateway_addr.to_string(),
         &warden_rpc::Security::Mtls(files),
+        warden_tls::Role::Gateway,
         std::time::Duration::from_secs(3),
     )
     .unwrap();
@@ -295,10 +296,18 @@ impl AuditSink for BrokenAudit {
 async fn audit_outage_blocks_egress() {
     let c = Cluster::start_with(Options {
         audit_sink: Some(Arc::new(BrokenAudit)),
+        second_gateway: true,
         ..Options::default()
     })
     .await;
-    c.set_tenant(enabled_tenant("acme")).await;
+    // The admin change itself needs an audit record, so it goes through the healthy gateway.
+    gw::admin_client::AdminClient::new(c.channel("admin", c.gateway2_addr.unwrap()))
+        .set_tenant_settings(gw::SetTenantSettingsRequest {
+            settings: Some(enabled_tenant("acme")),
+            expected_version: 0,
+        })
+        .await
+        .unwrap();
     let err = c
         .gateway("agent")
         .complete(logs_request("acme", "checkout ERROR"))
@@ -401,3 +410,4 @@ async fn secrets_are_redacted_before_the_provider_sees_them() {
     assert!(!format!("{records:?}").contains(secret));
     c.stop().await;
 }
+

@@ -343,9 +343,9 @@ async fn only_a_reviewer_can_decide_a_proposal() {
         .into_inner()
         .run
         .unwrap();
-    // The agent records a proposal through storage (as its propose_change tool does).
+    // The agent service records a proposal through storage (as its propose_change tool does).
     let mut runs = warden_proto::storage::v1::run_store_client::RunStoreClient::new(
-        c.channel("agent", c.storage_addr),
+        c.channel("agent-service", c.storage_addr),
     );
     let p = runs
         .create_proposal(st::CreateProposalRequest {

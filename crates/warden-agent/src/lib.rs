@@ -4,7 +4,10 @@
 //! Tools read telemetry from storage for the run's own tenant, and every tool result
 //! enters the conversation tagged with its data type, so the gateway gates and
 //! minimizes it like any other part. A `propose_change` tool records a proposal in
-//! PENDING_REVIEW; nothing is ever applied, and only the reviewer role can decide one.
+//! PENDING_REVIEW; nothing is ever applied, and only a human reviewer scoped to the
+//! tenant can decide one: this service authenticates the reviewer from their certificate
+//! and forwards that identity to storage, which accepts reviews only from this service,
+//! audits each decision durably before committing it, and counts distinct approvals.
 
 mod run;
 mod tools;
@@ -17,15 +20,14 @@ use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 use warden_proto::agent::v1 as ag;
 use warden_proto::agent::v1::agent_server::AgentServer;
-use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord, Purpose};
+use warden_proto::common::v1::Purpose;
 use warden_proto::gateway::v1::gateway_client::GatewayClient;
 use warden_proto::storage::v1 as st;
-use warden_proto::storage::v1::audit_log_client::AuditLogClient;
 use warden_proto::storage::v1::run_store_client::RunStoreClient;
 use warden_proto::storage::v1::telemetry_client::TelemetryClient;
 use warden_proto::storage::v1::tenant_store_client::TenantStoreClient;
 use warden_rpc::ServiceHost;
-use warden_tls::{Role, authorize};
+use warden_tls::authorize;
 
 /// Bounds of one run.
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +55,6 @@ struct Inner {
     runs: RunStoreClient<Channel>,
     tenants: TenantStoreClient<Channel>,
     telemetry: TelemetryClient<Channel>,
-    audit: AuditLogClient<Channel>,
     limits: RunLimits,
 }
 
@@ -65,8 +66,7 @@ impl Agent {
                 gateway: GatewayClient::new(gateway),
                 runs: RunStoreClient::new(storage.clone()),
                 tenants: TenantStoreClient::new(storage.clone()),
-                telemetry: TelemetryClient::new(storage.clone()),
-                audit: AuditLogClient::new(storage),
+                telemetry: TelemetryClient::new(storage),
                 limits,
             }),
         }
@@ -124,9 +124,10 @@ impl ag::agent_server::Agent for Agent {
         &self,
         req: Request<ag::SubmitTriggerRequest>,
     ) -> Result<Response<ag::SubmitTriggerResponse>, Status> {
-        authorize(&req, "Agent.SubmitTrigger", &[Role::Agent, Role::Admin])?;
+        let auth = authorize(&req, "warden.agent.v1.Agent/SubmitTrigger")?;
         let t = req.into_inner();
         check_tenant(&t.tenant_id)?;
+        auth.for_tenant(&t.tenant_id)?;
         let purpose = Purpose::try_from(t.purpose)
             .map_err(|_| Status::invalid_argument("unknown purpose value"))?;
         if purpose == Purpose::Unspecified {
@@ -186,13 +187,10 @@ impl ag::agent_server::Agent for Agent {
     }
 
     async fn get_run(&self, req: Request<ag::GetRunRequest>) -> Result<Response<st::Run>, Status> {
-        authorize(
-            &req,
-            "Agent.GetRun",
-            &[Role::Agent, Role::Admin, Role::Reviewer],
-        )?;
+        let auth = authorize(&req, "warden.agent.v1.Agent/GetRun")?;
         let r = req.into_inner();
         check_tenant(&r.tenant_id)?;
+        auth.for_tenant(&r.tenant_id)?;
         let mut runs = self.inner.runs.clone();
         runs.get_run(st::GetRunRequest {
             tenant_id: r.tenant_id,
@@ -205,9 +203,10 @@ impl ag::agent_server::Agent for Agent {
         &self,
         req: Request<ag::ListProposalsRequest>,
     ) -> Result<Response<st::ListProposalsResponse>, Status> {
-        authorize(&req, "Agent.ListProposals", &[Role::Reviewer, Role::Admin])?;
+        let auth = authorize(&req, "warden.agent.v1.Agent/ListProposals")?;
         let r = req.into_inner();
         check_tenant(&r.tenant_id)?;
+        auth.for_tenant(&r.tenant_id)?;
         let mut runs = self.inner.runs.clone();
         runs.list_proposals(st::ListProposalsRequest {
             tenant_id: r.tenant_id,
@@ -221,45 +220,21 @@ impl ag::agent_server::Agent for Agent {
         &self,
         req: Request<ag::ReviewProposalRequest>,
     ) -> Result<Response<st::Proposal>, Status> {
-        // Reviewer only: never the agent's own identity, never an admin acting as one.
-        let caller = authorize(&req, "Agent.ReviewProposal", &[Role::Reviewer])?;
+        // A reviewer scoped to the tenant only: never a service, an agent or an admin.
+        let auth = authorize(&req, "warden.agent.v1.Agent/ReviewProposal")?;
         let r = req.into_inner();
         check_tenant(&r.tenant_id)?;
+        let reviewer = auth.for_tenant(&r.tenant_id)?;
+        // Storage writes the decision's audit record durably before committing it.
         let mut runs = self.inner.runs.clone();
-        let decided = runs
-            .review_proposal(st::ReviewProposalRequest {
-                tenant_id: r.tenant_id.clone(),
-                proposal_id: r.proposal_id.clone(),
-                approve: r.approve,
-                comment: r.comment,
-                reviewer: caller.subject(),
-            })
-            .await?
-            .into_inner();
-        let record = AuditRecord {
-            kind: AuditKind::Admin as i32,
+        runs.review_proposal(st::ReviewProposalRequest {
             tenant_id: r.tenant_id,
-            caller: caller.subject(),
-            agent_run_id: decided.run_id.clone(),
-            decision: AuditDecision::Allowed as i32,
-            reason: if r.approve {
-                "PROPOSAL_APPROVED".into()
-            } else {
-                "PROPOSAL_REJECTED".into()
-            },
-            reason_message: format!("proposal {}", decided.id),
-            outcome: "ok".into(),
-            ..Default::default()
-        };
-        let mut audit = self.inner.audit.clone();
-        if let Err(s) = audit
-            .append(st::AppendRequest {
-                record: Some(record),
-            })
-            .await
-        {
-            tracing::error!(code = ?s.code(), "a proposal review could not be audited");
-        }
-        Ok(Response::new(decided))
+            proposal_id: r.proposal_id,
+            approve: r.approve,
+            comment: r.comment,
+            reviewer: reviewer.subject(),
+            reviewer_tenants: reviewer.scope.tenants().to_vec(),
+        })
+        .await
     }
 }

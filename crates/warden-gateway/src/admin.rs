@@ -1,14 +1,15 @@
-//! Admin API: tenant AI settings. Only the admin role; every change is audited and
-//! applied to this gateway's cache before the call returns (others get it by watch).
+//! Admin API: tenant AI settings. Admins scoped to the tenant or platform-wide; every
+//! change is audited *before* it is committed (no audit record, no change) and applied
+//! to this gateway's cache before the call returns (others get it by watch).
 
 use tonic::{Code, Request, Response, Status};
 use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord, TenantSettings};
 use warden_proto::gateway::v1 as gw;
 use warden_proto::storage::v1 as st;
-use warden_tls::{Role, authorize};
+use warden_tls::authorize;
 
-use crate::Gateway;
-use crate::convert::{check_tenant_id, settings_from_proto};
+use crate::convert::settings_from_proto;
+use crate::{Gateway, for_tenant};
 use crate::engines::MAX_RULES_BYTES;
 
 #[tonic::async_trait]
@@ -17,9 +18,9 @@ impl gw::admin_server::Admin for Gateway {
         &self,
         req: Request<gw::GetTenantSettingsRequest>,
     ) -> Result<Response<TenantSettings>, Status> {
-        authorize(&req, "Admin.GetTenantSettings", &[Role::Admin])?;
+        let auth = authorize(&req, "warden.gateway.v1.Admin/GetTenantSettings")?;
         let tenant_id = req.into_inner().tenant_id;
-        check_tenant_id(&tenant_id).map_err(Status::invalid_argument)?;
+        for_tenant(&auth, &tenant_id)?;
         let mut client = self.inner.tenant_store.clone();
         match client
             .get_tenant_settings(st::GetTenantSettingsRequest {
@@ -41,13 +42,19 @@ impl gw::admin_server::Admin for Gateway {
         &self,
         req: Request<gw::SetTenantSettingsRequest>,
     ) -> Result<Response<TenantSettings>, Status> {
-        let caller = authorize(&req, "Admin.SetTenantSettings", &[Role::Admin])?;
+        let auth = authorize(&req, "warden.gateway.v1.Admin/SetTenantSettings")?;
         let r = req.into_inner();
         let settings = r
             .settings
             .ok_or_else(|| Status::invalid_argument("settings are required"))?;
-        check_tenant_id(&settings.tenant_id).map_err(Status::invalid_argument)?;
+        let caller = for_tenant(&auth, &settings.tenant_id)?;
         settings_from_proto(&settings).map_err(Status::invalid_argument)?;
+        if settings.required_reviewers > MAX_REQUIRED_REVIEWERS {
+            return Err(Status::invalid_argument(format!(
+                "required_reviewers is {}; at most {MAX_REQUIRED_REVIEWERS} distinct reviewers can be required",
+                settings.required_reviewers
+            )));
+        }
         if settings.redaction_rules.len() > MAX_RULES_BYTES {
             return Err(Status::invalid_argument(format!(
                 "redaction_rules is {} bytes; the limit is {MAX_RULES_BYTES}",
@@ -77,35 +84,36 @@ impl gw::admin_server::Admin for Gateway {
                 )));
             }
         }
+        // Audited before it is committed: if the record cannot be written, nothing changes.
+        let summary = format!(
+            "enabled={}, data_types={:?}, providers=[{}], github_integration={}, customer_bedrock={}, required_reviewers={}",
+            settings.enabled,
+            settings.allowed_data_types,
+            settings.allowed_providers.join(","),
+            settings.github_integration,
+            settings.customer_bedrock.is_some(),
+            settings.required_reviewers,
+        );
+        let tenant_id = settings.tenant_id.clone();
+        self.audit_admin(&caller, &tenant_id, "SETTINGS_CHANGE", summary)
+            .await?;
         let mut client = self.inner.tenant_store.clone();
-        let saved = client
+        let saved = match client
             .put_tenant_settings(st::PutTenantSettingsRequest {
                 settings: Some(settings),
                 expected_version: r.expected_version,
                 changed_by: caller.subject(),
             })
-            .await?
-            .into_inner();
-        self.inner.tenants.apply_change(&saved).await;
-        let record = AuditRecord {
-            kind: AuditKind::Admin as i32,
-            tenant_id: saved.tenant_id.clone(),
-            caller: caller.subject(),
-            decision: AuditDecision::Allowed as i32,
-            reason: "SETTINGS_CHANGED".into(),
-            reason_message: format!(
-                "version {}: enabled={}, providers=[{}], github_integration={}",
-                saved.version,
-                saved.enabled,
-                saved.allowed_providers.join(","),
-                saved.github_integration
-            ),
-            outcome: "ok".into(),
-            ..Default::default()
+            .await
+        {
+            Ok(s) => s.into_inner(),
+            Err(s) => {
+                self.audit_admin_failed(&caller, &tenant_id, "SETTINGS_CHANGE", &s)
+                    .await;
+                return Err(s);
+            }
         };
-        if self.inner.audit.append(record).await.is_err() {
-            tracing::error!(tenant = %saved.tenant_id, "settings changed but the change could not be audited");
-        }
+        self.inner.tenants.apply_change(&saved).await;
         Ok(Response::new(saved))
     }
 
@@ -113,21 +121,92 @@ impl gw::admin_server::Admin for Gateway {
         &self,
         req: Request<gw::PutCustomerCredentialsRequest>,
     ) -> Result<Response<gw::PutCustomerCredentialsResponse>, Status> {
-        authorize(&req, "Admin.PutCustomerCredentials", &[Role::Admin])?;
+        let auth = authorize(&req, "warden.gateway.v1.Admin/PutCustomerCredentials")?;
         let r = req.into_inner();
-        check_tenant_id(&r.tenant_id).map_err(Status::invalid_argument)?;
+        let caller = for_tenant(&auth, &r.tenant_id)?;
+        // Never the keys themselves: only that an upload happened, audited before it is stored.
+        self.audit_admin(
+            &caller,
+            &r.tenant_id,
+            "CREDENTIALS_UPLOAD",
+            "customer AWS credentials uploaded".into(),
+        )
+        .await?;
         let mut client = self.inner.tenant_store.clone();
-        let resp = client
+        let resp = match client
             .put_customer_credentials(st::PutCustomerCredentialsRequest {
-                tenant_id: r.tenant_id,
+                tenant_id: r.tenant_id.clone(),
                 access_key_id: r.access_key_id,
                 secret_access_key: r.secret_access_key,
                 session_token: r.session_token,
             })
-            .await?
-            .into_inner();
+            .await
+        {
+            Ok(resp) => resp.into_inner(),
+            Err(s) => {
+                self.audit_admin_failed(&caller, &r.tenant_id, "CREDENTIALS_UPLOAD", &s)
+                    .await;
+                return Err(s);
+            }
+        };
         Ok(Response::new(gw::PutCustomerCredentialsResponse {
             credentials_id: resp.credentials_id,
         }))
+    }
+}
+
+/// Most distinct reviewers a tenant can require for one proposal.
+const MAX_REQUIRED_REVIEWERS: u32 = 5;
+
+impl Gateway {
+    /// Writes the audit record of an admin action durably, before the action is
+    /// committed; UNAVAILABLE (and no action) if it cannot be written.
+    pub(crate) async fn audit_admin(
+        &self,
+        caller: &warden_tls::Caller,
+        tenant_id: &str,
+        action: &str,
+        message: String,
+    ) -> Result<(), Status> {
+        let record = AuditRecord {
+            kind: AuditKind::Admin as i32,
+            tenant_id: tenant_id.to_owned(),
+            caller: caller.subject(),
+            decision: AuditDecision::Allowed as i32,
+            reason: action.to_owned(),
+            reason_message: message,
+            outcome: "requested".into(),
+            ..Default::default()
+        };
+        self.inner
+            .audit
+            .append(record)
+            .await
+            .map_err(|e| Status::from(crate::status::GatewayError::Audit(e)))?;
+        Ok(())
+    }
+
+    /// Records that an audited admin action then failed (best effort: the action did not
+    /// happen, and the earlier record says only that it was requested).
+    async fn audit_admin_failed(
+        &self,
+        caller: &warden_tls::Caller,
+        tenant_id: &str,
+        action: &str,
+        status: &Status,
+    ) {
+        let record = AuditRecord {
+            kind: AuditKind::Admin as i32,
+            tenant_id: tenant_id.to_owned(),
+            caller: caller.subject(),
+            decision: AuditDecision::Denied as i32,
+            reason: action.to_owned(),
+            reason_message: format!("not committed: {:?}", status.code()),
+            outcome: "failed".into(),
+            ..Default::default()
+        };
+        if self.inner.audit.append(record).await.is_err() {
+            tracing::error!(tenant = %tenant_id, action, "the failure of an admin action could not be audited");
+        }
     }
 }

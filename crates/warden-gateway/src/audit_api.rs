@@ -8,10 +8,9 @@ use tonic::{Request, Response, Status};
 use warden_proto::common::v1::{self as pb, AuditDecision, AuditKind, AuditRecord};
 use warden_proto::gateway::v1 as gw;
 use warden_proto::storage::v1 as st;
-use warden_tls::{Role, authorize};
+use warden_tls::authorize;
 
-use crate::Gateway;
-use crate::convert::check_tenant_id;
+use crate::{Gateway, for_tenant};
 
 type ExportStream = Pin<Box<dyn Stream<Item = Result<gw::ExportAuditRecordsChunk, Status>> + Send>>;
 
@@ -99,9 +98,9 @@ impl gw::audit_server::Audit for Gateway {
         &self,
         req: Request<gw::QueryAuditRecordsRequest>,
     ) -> Result<Response<gw::QueryAuditRecordsResponse>, Status> {
-        authorize(&req, "Audit.QueryAuditRecords", &[Role::Compliance])?;
+        let auth = authorize(&req, "warden.gateway.v1.Audit/QueryAuditRecords")?;
         let r = req.into_inner();
-        check_tenant_id(&r.tenant_id).map_err(Status::invalid_argument)?;
+        for_tenant(&auth, &r.tenant_id)?;
         let after_sequence = if r.page_token.is_empty() {
             0
         } else {
@@ -144,9 +143,9 @@ impl gw::audit_server::Audit for Gateway {
         &self,
         req: Request<gw::ExportAuditRecordsRequest>,
     ) -> Result<Response<ExportStream>, Status> {
-        let caller = authorize(&req, "Audit.ExportAuditRecords", &[Role::Compliance])?;
+        let auth = authorize(&req, "warden.gateway.v1.Audit/ExportAuditRecords")?;
         let r = req.into_inner();
-        check_tenant_id(&r.tenant_id).map_err(Status::invalid_argument)?;
+        let caller = for_tenant(&auth, &r.tenant_id)?;
         let csv = match gw::ExportFormat::try_from(r.format) {
             Ok(gw::ExportFormat::Csv) => true,
             Ok(_) => false,
@@ -230,7 +229,7 @@ impl gw::audit_server::Audit for Gateway {
         &self,
         req: Request<gw::VerifyAuditLogRequest>,
     ) -> Result<Response<gw::VerifyAuditLogResponse>, Status> {
-        authorize(&req, "Audit.VerifyAuditLog", &[Role::Compliance])?;
+        authorize(&req, "warden.gateway.v1.Audit/VerifyAuditLog")?.platform()?;
         let r = req.into_inner();
         let mut client = self.inner.audit_log.clone();
         let v = client
@@ -253,7 +252,7 @@ impl gw::audit_server::Audit for Gateway {
         &self,
         req: Request<gw::GetCheckpointRequest>,
     ) -> Result<Response<gw::SignedCheckpoint>, Status> {
-        authorize(&req, "Audit.GetCheckpoint", &[Role::Compliance])?;
+        authorize(&req, "warden.gateway.v1.Audit/GetCheckpoint")?.platform()?;
         Err(Status::unimplemented(
             "signed checkpoints arrive with the Merkle-tree audit log; today use VerifyAuditLog, which checks the hash chain",
         ))
@@ -263,7 +262,7 @@ impl gw::audit_server::Audit for Gateway {
         &self,
         req: Request<gw::GetInclusionProofRequest>,
     ) -> Result<Response<gw::InclusionProof>, Status> {
-        authorize(&req, "Audit.GetInclusionProof", &[Role::Compliance])?;
+        authorize(&req, "warden.gateway.v1.Audit/GetInclusionProof")?.platform()?;
         Err(Status::unimplemented(
             "inclusion proofs arrive with the Merkle-tree audit log",
         ))
@@ -273,7 +272,7 @@ impl gw::audit_server::Audit for Gateway {
         &self,
         req: Request<gw::GetConsistencyProofRequest>,
     ) -> Result<Response<gw::ConsistencyProof>, Status> {
-        authorize(&req, "Audit.GetConsistencyProof", &[Role::Compliance])?;
+        authorize(&req, "warden.gateway.v1.Audit/GetConsistencyProof")?.platform()?;
         Err(Status::unimplemented(
             "consistency proofs arrive with the Merkle-tree audit log",
         ))

@@ -30,7 +30,7 @@ use warden_proto::gateway::v1::gateway_server::GatewayServer;
 use warden_proto::storage::v1::audit_log_client::AuditLogClient;
 use warden_proto::storage::v1::tenant_store_client::TenantStoreClient;
 use warden_rpc::ServiceHost;
-use warden_tls::{Role, authorize};
+use warden_tls::authorize;
 
 pub use audit_sink::{AuditSink, AuditUnavailable, StorageAudit};
 pub use routing::Providers;
@@ -163,6 +163,16 @@ impl Gateway {
     ];
 }
 
+/// The caller, allowed to act for `tenant`: a malformed tenant id is INVALID_ARGUMENT
+/// (naming the rule), one outside the caller's scope PERMISSION_DENIED naming the tenant.
+pub(crate) fn for_tenant(
+    auth: &warden_tls::Authorized,
+    tenant: &str,
+) -> Result<warden_tls::Caller, Status> {
+    convert::check_tenant_id(tenant).map_err(Status::invalid_argument)?;
+    auth.for_tenant(tenant)
+}
+
 fn outcome_metric(rpc: &'static str, res: &Result<impl Sized, status::GatewayError>) {
     let outcome = match res {
         Ok(_) => "ok",
@@ -178,7 +188,8 @@ impl gw::gateway_server::Gateway for Gateway {
         &self,
         req: Request<gw::CompleteRequest>,
     ) -> Result<Response<gw::CompleteResponse>, Status> {
-        let caller = authorize(&req, "Gateway.Complete", &[Role::Agent])?;
+        let auth = authorize(&req, "warden.gateway.v1.Gateway/Complete")?;
+        let caller = for_tenant(&auth, &req.get_ref().tenant_id)?;
         let res = Gateway::complete(self, &caller, req.into_inner()).await;
         outcome_metric("Complete", &res);
         Ok(Response::new(res?))
@@ -190,7 +201,8 @@ impl gw::gateway_server::Gateway for Gateway {
         &self,
         req: Request<gw::CompleteRequest>,
     ) -> Result<Response<Self::CompleteStreamStream>, Status> {
-        let caller = authorize(&req, "Gateway.CompleteStream", &[Role::Agent])?;
+        let auth = authorize(&req, "warden.gateway.v1.Gateway/CompleteStream")?;
+        let caller = for_tenant(&auth, &req.get_ref().tenant_id)?;
         let res = Gateway::complete_stream(self, &caller, req.into_inner()).await;
         outcome_metric("CompleteStream", &res);
         Ok(Response::new(res?))

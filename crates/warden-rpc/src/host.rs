@@ -27,6 +27,10 @@ pub enum HostError {
     Reflection(String),
     #[error("metrics exporter failed: {0}")]
     Metrics(String),
+    #[error(
+        "--insecure-dev serves plaintext with no authentication, so it listens on loopback only; {0} is not a loopback address"
+    )]
+    InsecureNotLoopback(SocketAddr),
 }
 
 /// Binds a TCP listener (use port 0 for any free port) and returns it with its address.
@@ -100,6 +104,12 @@ impl ServiceHost {
                     .map_err(|e| HostError::Tls(e.to_string()))?;
             }
             Security::InsecureDev => {
+                let local = listener
+                    .local_addr()
+                    .map_err(|e| HostError::Serve(e.to_string()))?;
+                if !local.ip().is_loopback() {
+                    return Err(HostError::InsecureNotLoopback(local));
+                }
                 tracing::warn!(
                     component = self.component,
                     "--insecure-dev: serving PLAINTEXT gRPC with no client authentication; never use this outside a laptop"
@@ -140,12 +150,15 @@ impl ServiceHost {
     }
 }
 
-/// A client channel to another Warden service at `addr` (`host:port` or a URL).
+/// A client channel to the Warden service `peer` (gateway, storage or agent service) at
+/// `addr` (`host:port` or a URL). The server must present `peer`'s certificate (its
+/// service name), not merely any certificate of the CA.
 /// Connects lazily: a service that is down yet does not stop the caller from starting,
 /// and every call fails with UNAVAILABLE until it is up (fail closed).
 pub fn connect(
     addr: &str,
     security: &Security,
+    peer: warden_tls::Role,
     connect_timeout: Duration,
 ) -> Result<Channel, HostError> {
     let (scheme, host) = match security {
@@ -160,8 +173,11 @@ pub fn connect(
         .http2_keep_alive_interval(Duration::from_secs(20))
         .keep_alive_while_idle(true);
     if let Security::Mtls(files) = security {
+        let name = peer.service_name().ok_or_else(|| {
+            HostError::Tls(format!("{peer} is not a service; nothing can be reached as it"))
+        })?;
         let tls = files
-            .client_config("localhost")
+            .client_config(name)
             .map_err(|e| HostError::Tls(e.to_string()))?;
         endpoint = endpoint
             .tls_config(tls)

@@ -17,6 +17,7 @@ use warden_proto::storage::v1::audit_log_server::AuditLog;
 use warden_proto::storage::v1::{
     AppendRequest, AuditReceipt, QueryRequest, QueryResponse, VerifyRequest, VerifyResponse,
 };
+use warden_proto::common::v1::AuditKind;
 use warden_tls::{Role, authorize};
 
 use crate::util::{check_len, check_tenant, ms_of, new_id, now_ms, ts};
@@ -295,6 +296,68 @@ impl Storage {
     }
 }
 
+/// What a service may append: the gateway records calls (intents, outcomes, denials) and
+/// admin actions; the agent service only admin actions (reviews are recorded by storage
+/// itself). Every field is bounded, and the fields storage sets must be empty.
+fn check_appended(record: &AuditRecord, service: Role) -> Result<(), Status> {
+    let kind = AuditKind::try_from(record.kind)
+        .ok()
+        .filter(|k| *k != AuditKind::Unspecified)
+        .ok_or_else(|| Status::invalid_argument("kind must be a known audit kind"))?;
+    let allowed = match service {
+        Role::Gateway => matches!(
+            kind,
+            AuditKind::Intent | AuditKind::Outcome | AuditKind::Denial | AuditKind::Admin
+        ),
+        Role::AgentService => kind == AuditKind::Admin,
+        _ => false,
+    };
+    if !allowed {
+        return Err(Status::permission_denied(format!(
+            "{service} may not append {} records",
+            kind.as_str_name()
+        )));
+    }
+    if AuditDecision::try_from(record.decision).is_err() {
+        return Err(Status::invalid_argument("decision is not a known value"));
+    }
+    if kind == AuditKind::Outcome && record.intent_id.is_empty() {
+        return Err(Status::invalid_argument(
+            "an OUTCOME record must name the INTENT it completes",
+        ));
+    }
+    if !(record.id.is_empty()
+        && record.sequence == 0
+        && record.time.is_none()
+        && record.prev_hash.is_empty()
+        && record.hash.is_empty()
+        && record.recorded_by.is_empty())
+    {
+        return Err(Status::invalid_argument(
+            "id, sequence, time, prev_hash, hash and recorded_by are set by storage",
+        ));
+    }
+    check_len("caller", &record.caller, 256)?;
+    check_len("agent_run_id", &record.agent_run_id, 128)?;
+    check_len("reason", &record.reason, 128)?;
+    check_len("reason_message", &record.reason_message, 2048)?;
+    check_len("provider", &record.provider, 128)?;
+    check_len("model", &record.model, 256)?;
+    check_len("outcome", &record.outcome, 128)?;
+    check_len("intent_id", &record.intent_id, 64)?;
+    if record.attempts.len() > 64 || record.data_types.len() > 64 {
+        return Err(Status::invalid_argument(
+            "at most 64 attempts and 64 data types per record",
+        ));
+    }
+    if record.encoded_len() > 64 * 1024 {
+        return Err(Status::invalid_argument(
+            "an audit record is at most 64 KiB; it holds counts and ids, never payload",
+        ));
+    }
+    Ok(())
+}
+
 fn decode_row(row: &sqlx::any::AnyRow) -> Result<AuditRecord, DbError> {
     decode_row_at(row, 0)
 }
@@ -313,21 +376,21 @@ fn decode_row_at(row: &sqlx::any::AnyRow, at: usize) -> Result<AuditRecord, DbEr
 #[tonic::async_trait]
 impl AuditLog for Storage {
     async fn append(&self, req: Request<AppendRequest>) -> Result<Response<AuditReceipt>, Status> {
-        authorize(&req, "AuditLog.Append", &[Role::Gateway, Role::Agent])?;
-        let record = req
+        let auth = authorize(&req, "warden.storage.v1.AuditLog/Append")?;
+        let mut record = req
             .into_inner()
             .record
             .ok_or_else(|| Status::invalid_argument("record is required"))?;
         check_tenant(&record.tenant_id)?;
-        check_len("reason_message", &record.reason_message, 2048)?;
-        if AuditDecision::try_from(record.decision).is_err() {
-            return Err(Status::invalid_argument("decision is not a known value"));
-        }
+        let service = auth.for_tenant(&record.tenant_id)?;
+        check_appended(&record, service.role)?;
+        // Which service vouches for this record: from its certificate, never the request.
+        record.recorded_by = service.subject();
         Ok(Response::new(self.append_audit(record).await?))
     }
 
     async fn query(&self, req: Request<QueryRequest>) -> Result<Response<QueryResponse>, Status> {
-        authorize(&req, "AuditLog.Query", &[Role::Gateway])?;
+        authorize(&req, "warden.storage.v1.AuditLog/Query")?.platform()?;
         let records = self.query_audit(req.get_ref()).await?;
         Ok(Response::new(QueryResponse { records }))
     }
@@ -336,7 +399,7 @@ impl AuditLog for Storage {
         &self,
         req: Request<VerifyRequest>,
     ) -> Result<Response<VerifyResponse>, Status> {
-        authorize(&req, "AuditLog.Verify", &[Role::Gateway])?;
+        authorize(&req, "warden.storage.v1.AuditLog/Verify")?.platform()?;
         let r = req.get_ref();
         Ok(Response::new(
             self.verify_audit(r.from_sequence, r.to_sequence).await?,

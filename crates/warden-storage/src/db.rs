@@ -133,6 +133,12 @@ const SCHEMA: &[&str] = &[
         created_ms BIGINT NOT NULL,
         reviewed_ms BIGINT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS proposals_tenant_status ON proposals (tenant_id, status)",
+    "CREATE TABLE IF NOT EXISTS proposal_approvals (
+        tenant_id TEXT NOT NULL,
+        proposal_id TEXT NOT NULL,
+        reviewer TEXT NOT NULL,
+        approved_ms BIGINT NOT NULL,
+        PRIMARY KEY (tenant_id, proposal_id, reviewer))",
     "CREATE TABLE IF NOT EXISTS telemetry (
         tenant_id TEXT NOT NULL,
         data_type BIGINT NOT NULL,

@@ -10,7 +10,8 @@ use warden_proto::storage::v1::{
     GetRunRequest, ListProposalsRequest, ListProposalsResponse, Proposal, ProposalStatus,
     ReviewProposalRequest, Run, RunStatus, UpdateRunRequest,
 };
-use warden_tls::{Role, authorize};
+use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
+use warden_tls::authorize;
 
 use crate::util::{check_len, check_tenant, new_id, now_ms, ts};
 use crate::{DbError, Storage};
@@ -97,7 +98,33 @@ impl Storage {
         .await
         .map_err(DbError::from)?
         .ok_or_else(|| Status::not_found(format!("tenant {tenant_id} has no proposal {id}")))?;
-        self.proposal_from_row(tenant_id, &row)
+        let mut p = self.proposal_from_row(tenant_id, &row)?;
+        self.with_approvals(&mut p).await?;
+        Ok(p)
+    }
+
+    /// Fills in who approved so far and how many distinct approvals the tenant requires
+    /// now (its current `required_reviewers`, at least one).
+    async fn with_approvals(&self, p: &mut Proposal) -> Result<(), Status> {
+        let rows = sqlx::query(
+            "SELECT reviewer FROM proposal_approvals WHERE tenant_id = $1 AND proposal_id = $2 ORDER BY approved_ms, reviewer",
+        )
+        .bind(&p.tenant_id)
+        .bind(&p.id)
+        .fetch_all(&self.inner.db.pool)
+        .await
+        .map_err(DbError::from)?;
+        p.approvals = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()
+            .map_err(DbError::from)?;
+        let required = self
+            .tenant_settings(&p.tenant_id)
+            .await?
+            .map_or(0, |s| s.required_reviewers);
+        p.required_approvals = required.max(1);
+        Ok(())
     }
 
     fn proposal_from_row(
@@ -125,6 +152,8 @@ impl Storage {
             review_comment: String::from_utf8_lossy(&comment).into_owned(),
             created_at: Some(ts(row.try_get(7).map_err(g)?)),
             reviewed_at: (reviewed_ms > 0).then(|| ts(reviewed_ms)),
+            approvals: Vec::new(),
+            required_approvals: 0,
         })
     }
 }
@@ -135,7 +164,7 @@ impl RunStore for Storage {
         &self,
         req: Request<CreateRunRequest>,
     ) -> Result<Response<CreateRunResponse>, Status> {
-        authorize(&req, "RunStore.CreateRun", &[Role::Agent])?;
+        authorize(&req, "warden.storage.v1.RunStore/CreateRun")?.platform()?;
         let r = req.into_inner();
         check_tenant(&r.tenant_id)?;
         check_len("fingerprint", &r.fingerprint, 512)?;
@@ -203,7 +232,7 @@ impl RunStore for Storage {
     }
 
     async fn update_run(&self, req: Request<UpdateRunRequest>) -> Result<Response<Run>, Status> {
-        authorize(&req, "RunStore.UpdateRun", &[Role::Agent])?;
+        authorize(&req, "warden.storage.v1.RunStore/UpdateRun")?.platform()?;
         let r = req.into_inner();
         check_tenant(&r.tenant_id)?;
         check_len("status_reason", &r.status_reason, 2048)?;
@@ -234,7 +263,7 @@ impl RunStore for Storage {
     }
 
     async fn get_run(&self, req: Request<GetRunRequest>) -> Result<Response<Run>, Status> {
-        authorize(&req, "RunStore.GetRun", &[Role::Agent])?;
+        authorize(&req, "warden.storage.v1.RunStore/GetRun")?.platform()?;
         let r = req.get_ref();
         check_tenant(&r.tenant_id)?;
         Ok(Response::new(self.load_run(&r.tenant_id, &r.run_id).await?))
@@ -244,7 +273,7 @@ impl RunStore for Storage {
         &self,
         req: Request<AddFindingRequest>,
     ) -> Result<Response<Finding>, Status> {
-        authorize(&req, "RunStore.AddFinding", &[Role::Agent])?;
+        authorize(&req, "warden.storage.v1.RunStore/AddFinding")?.platform()?;
         let r = req.into_inner();
         check_tenant(&r.tenant_id)?;
         check_len("summary", &r.summary, MAX_TEXT)?;
@@ -276,7 +305,7 @@ impl RunStore for Storage {
         &self,
         req: Request<CreateProposalRequest>,
     ) -> Result<Response<Proposal>, Status> {
-        authorize(&req, "RunStore.CreateProposal", &[Role::Agent])?;
+        authorize(&req, "warden.storage.v1.RunStore/CreateProposal")?.platform()?;
         let r = req.into_inner();
         check_tenant(&r.tenant_id)?;
         check_len("kind", &r.kind, 64)?;
@@ -313,7 +342,7 @@ impl RunStore for Storage {
         &self,
         req: Request<ListProposalsRequest>,
     ) -> Result<Response<ListProposalsResponse>, Status> {
-        authorize(&req, "RunStore.ListProposals", &[Role::Agent])?;
+        authorize(&req, "warden.storage.v1.RunStore/ListProposals")?.platform()?;
         let r = req.get_ref();
         check_tenant(&r.tenant_id)?;
         let limit = if r.limit == 0 { 100 } else { r.limit.min(1000) };
@@ -327,10 +356,13 @@ impl RunStore for Storage {
         .fetch_all(&self.inner.db.pool)
         .await
         .map_err(DbError::from)?;
-        let proposals = rows
+        let mut proposals: Vec<Proposal> = rows
             .iter()
             .map(|row| self.proposal_from_row(&r.tenant_id, row))
             .collect::<Result<_, _>>()?;
+        for p in &mut proposals {
+            self.with_approvals(p).await?;
+        }
         Ok(Response::new(ListProposalsResponse { proposals }))
     }
 
@@ -338,44 +370,146 @@ impl RunStore for Storage {
         &self,
         req: Request<ReviewProposalRequest>,
     ) -> Result<Response<Proposal>, Status> {
-        authorize(&req, "RunStore.ReviewProposal", &[Role::Agent])?;
+        let service = authorize(&req, "warden.storage.v1.RunStore/ReviewProposal")?.platform()?;
         let r = req.into_inner();
         check_tenant(&r.tenant_id)?;
         check_len("comment", &r.comment, 64 * 1024)?;
-        if r.reviewer.is_empty() {
-            return Err(Status::invalid_argument("reviewer identity is required"));
+        check_len("reviewer", &r.reviewer, 256)?;
+        let reviewer = reviewer_identity(&r)?;
+        // The same rule the agent service applied to the reviewer's certificate, again
+        // here: a scoped reviewer decides only its own tenants' proposals.
+        let rule = warden_tls::access::rule("warden.agent.v1.Agent/ReviewProposal")
+            .ok_or_else(|| Status::internal("the access matrix has no review rule"))?;
+        warden_tls::access::decide(rule, &reviewer, Some(&r.tenant_id))
+            .map_err(|d| Status::permission_denied(d.message))?;
+        let subject = reviewer.subject();
+        let proposal = self.load_proposal(&r.tenant_id, &r.proposal_id).await?;
+        if proposal.status != ProposalStatus::PendingReview as i32 {
+            return Err(already_decided(&proposal));
         }
-        let status = if r.approve {
-            ProposalStatus::Approved
-        } else {
-            ProposalStatus::Rejected
-        };
-        let comment = self.seal(&r.tenant_id, r.comment.as_bytes())?;
-        // Only a pending proposal can be decided, and only once.
-        let done = sqlx::query(
-            "UPDATE proposals SET status = $1, reviewer = $2, review_sealed = $3, reviewed_ms = $4
-             WHERE tenant_id = $5 AND id = $6 AND status = $7",
-        )
-        .bind(status as i64)
-        .bind(&r.reviewer)
-        .bind(&comment)
-        .bind(now_ms())
-        .bind(&r.tenant_id)
-        .bind(&r.proposal_id)
-        .bind(ProposalStatus::PendingReview as i64)
-        .execute(&self.inner.db.pool)
-        .await
-        .map_err(DbError::from)?;
-        if done.rows_affected() == 0 {
-            let existing = self.load_proposal(&r.tenant_id, &r.proposal_id).await?;
+        if r.approve && proposal.approvals.contains(&subject) {
             return Err(Status::failed_precondition(format!(
-                "proposal {} was already reviewed ({})",
-                existing.id,
-                ProposalStatus::try_from(existing.status).map_or("unknown", |s| s.as_str_name())
+                "{subject} already approved proposal {}; it needs {} distinct reviewers",
+                proposal.id, proposal.required_approvals
             )));
         }
+        let approvals = proposal.approvals.len() as u32 + u32::from(r.approve);
+        let decided = !r.approve || approvals >= proposal.required_approvals;
+        let (reason, status) = match (r.approve, decided) {
+            (false, _) => ("PROPOSAL_REJECTED", ProposalStatus::Rejected),
+            (true, true) => ("PROPOSAL_APPROVED", ProposalStatus::Approved),
+            (true, false) => ("PROPOSAL_APPROVAL_RECORDED", ProposalStatus::PendingReview),
+        };
+        // The decision's audit record is durable before the decision is committed: if it
+        // cannot be written, nothing is decided.
+        let record = AuditRecord {
+            kind: AuditKind::Admin as i32,
+            tenant_id: r.tenant_id.clone(),
+            caller: subject.clone(),
+            agent_run_id: proposal.run_id.clone(),
+            decision: AuditDecision::Allowed as i32,
+            reason: reason.into(),
+            reason_message: format!(
+                "proposal {}: {approvals} of {} approvals",
+                proposal.id, proposal.required_approvals
+            ),
+            outcome: "ok".into(),
+            recorded_by: service.subject(),
+            ..Default::default()
+        };
+        self.append_audit(record).await.map_err(|_| {
+            Status::unavailable(
+                "the review could not be audited, so it was not recorded (AUDIT_FAIL_CLOSED)",
+            )
+        })?;
+        let now = now_ms();
+        let mut tx = self.inner.db.pool.begin().await.map_err(DbError::from)?;
+        if r.approve {
+            sqlx::query(
+                "INSERT INTO proposal_approvals (tenant_id, proposal_id, reviewer, approved_ms) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&r.tenant_id)
+            .bind(&r.proposal_id)
+            .bind(&subject)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|_| {
+                Status::failed_precondition(format!(
+                    "{subject} already approved proposal {}",
+                    r.proposal_id
+                ))
+            })?;
+        }
+        if decided {
+            let mut deciders = proposal.approvals.clone();
+            deciders.push(subject.clone());
+            if !r.approve {
+                deciders = vec![subject.clone()];
+            }
+            let comment = self.seal(&r.tenant_id, r.comment.as_bytes())?;
+            // Only a pending proposal can be decided, and only once.
+            let done = sqlx::query(
+                "UPDATE proposals SET status = $1, reviewer = $2, review_sealed = $3, reviewed_ms = $4
+                 WHERE tenant_id = $5 AND id = $6 AND status = $7",
+            )
+            .bind(status as i64)
+            .bind(deciders.join(","))
+            .bind(&comment)
+            .bind(now)
+            .bind(&r.tenant_id)
+            .bind(&r.proposal_id)
+            .bind(ProposalStatus::PendingReview as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(DbError::from)?;
+            if done.rows_affected() == 0 {
+                drop(tx);
+                let existing = self.load_proposal(&r.tenant_id, &r.proposal_id).await?;
+                return Err(already_decided(&existing));
+            }
+        }
+        tx.commit().await.map_err(DbError::from)?;
         Ok(Response::new(
             self.load_proposal(&r.tenant_id, &r.proposal_id).await?,
         ))
     }
+}
+
+/// The reviewer the agent service authenticated: a `reviewer/<name>` subject with its
+/// certificate's tenant scope. Anything else is refused.
+fn reviewer_identity(r: &ReviewProposalRequest) -> Result<warden_tls::Caller, Status> {
+    let name = r
+        .reviewer
+        .strip_prefix("reviewer/")
+        .filter(|n| !n.is_empty() && !n.contains('/'))
+        .ok_or_else(|| {
+            Status::permission_denied(format!(
+                "only a human reviewer identity (reviewer/<name>) can decide a proposal, not {:?}",
+                r.reviewer
+            ))
+        })?;
+    if let Some(t) = r
+        .reviewer_tenants
+        .iter()
+        .find(|t| !warden_tls::valid_tenant_id(t))
+    {
+        return Err(Status::invalid_argument(format!(
+            "reviewer_tenants holds an invalid tenant id {t:?}"
+        )));
+    }
+    Ok(warden_tls::Caller {
+        role: warden_tls::Role::Reviewer,
+        name: name.to_owned(),
+        scope: warden_tls::Scope::from_tenants(r.reviewer_tenants.clone()),
+        insecure_dev: false,
+    })
+}
+
+fn already_decided(p: &Proposal) -> Status {
+    Status::failed_precondition(format!(
+        "proposal {} was already reviewed ({})",
+        p.id,
+        ProposalStatus::try_from(p.status).map_or("unknown", |s| s.as_str_name())
+    ))
 }

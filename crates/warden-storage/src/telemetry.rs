@@ -8,7 +8,7 @@ use warden_proto::storage::v1::telemetry_server::Telemetry;
 use warden_proto::storage::v1::{
     IngestRequest, IngestResponse, TelemetryQuery, TelemetryQueryResponse, TelemetryRecord,
 };
-use warden_tls::{Role, authorize};
+use warden_tls::authorize;
 
 use crate::util::{check_len, check_tenant, ms_of, now_ms, ts};
 use crate::{DbError, Storage};
@@ -21,7 +21,7 @@ impl Telemetry for Storage {
         &self,
         req: Request<IngestRequest>,
     ) -> Result<Response<IngestResponse>, Status> {
-        authorize(&req, "Telemetry.Ingest", &[Role::Agent, Role::Admin])?;
+        let auth = authorize(&req, "warden.storage.v1.Telemetry/Ingest")?;
         let records = req.into_inner().records;
         if records.len() > MAX_RECORDS_PER_INGEST {
             return Err(Status::invalid_argument(format!(
@@ -33,6 +33,8 @@ impl Telemetry for Storage {
         for (i, r) in records.iter().enumerate() {
             check_tenant(&r.tenant_id)
                 .map_err(|s| Status::invalid_argument(format!("record {i}: {}", s.message())))?;
+            // A caller scoped to tenants feeds only their investigations.
+            auth.for_tenant(&r.tenant_id)?;
             match DataType::try_from(r.data_type) {
                 Ok(DataType::Unspecified | DataType::Instruction) | Err(_) => {
                     return Err(Status::invalid_argument(format!(
@@ -66,7 +68,8 @@ impl Telemetry for Storage {
         &self,
         req: Request<TelemetryQuery>,
     ) -> Result<Response<TelemetryQueryResponse>, Status> {
-        authorize(&req, "Telemetry.Query", &[Role::Agent])?;
+        // Raw, unredacted telemetry: the agent service only.
+        authorize(&req, "warden.storage.v1.Telemetry/Query")?.platform()?;
         let q = req.get_ref();
         check_tenant(&q.tenant_id)?;
         check_len("contains", &q.contains, 1024)?;

@@ -13,7 +13,7 @@ use warden_proto::storage::v1::{
     PutCustomerCredentialsRequest, PutCustomerCredentialsResponse, PutTenantSettingsRequest,
     TenantSettingsChange, WatchTenantSettingsRequest,
 };
-use warden_tls::{Role, authorize};
+use warden_tls::authorize;
 
 use crate::util::{check_len, check_tenant, new_id, now_ms, ts};
 use crate::{DbError, Storage};
@@ -122,13 +122,10 @@ impl TenantStore for Storage {
         &self,
         req: Request<GetTenantSettingsRequest>,
     ) -> Result<Response<TenantSettings>, Status> {
-        authorize(
-            &req,
-            "TenantStore.GetTenantSettings",
-            &[Role::Gateway, Role::Agent],
-        )?;
+        let auth = authorize(&req, "warden.storage.v1.TenantStore/GetTenantSettings")?;
         let tenant_id = &req.get_ref().tenant_id;
         check_tenant(tenant_id)?;
+        auth.for_tenant(tenant_id)?;
         match self.tenant_settings(tenant_id).await? {
             Some(s) => Ok(Response::new(s)),
             None => Err(Status::not_found(format!(
@@ -141,12 +138,13 @@ impl TenantStore for Storage {
         &self,
         req: Request<PutTenantSettingsRequest>,
     ) -> Result<Response<TenantSettings>, Status> {
-        authorize(&req, "TenantStore.PutTenantSettings", &[Role::Gateway])?;
+        let auth = authorize(&req, "warden.storage.v1.TenantStore/PutTenantSettings")?;
         let req = req.into_inner();
         let settings = req
             .settings
             .ok_or_else(|| Status::invalid_argument("settings are required"))?;
         check_tenant(&settings.tenant_id)?;
+        auth.for_tenant(&settings.tenant_id)?;
         check_len("changed_by", &req.changed_by, 256)?;
         let saved = self
             .put_tenant_settings(settings, req.expected_version, &req.changed_by)
@@ -160,11 +158,7 @@ impl TenantStore for Storage {
         &self,
         req: Request<WatchTenantSettingsRequest>,
     ) -> Result<Response<ChangeStream>, Status> {
-        authorize(
-            &req,
-            "TenantStore.WatchTenantSettings",
-            &[Role::Gateway, Role::Agent],
-        )?;
+        authorize(&req, "warden.storage.v1.TenantStore/WatchTenantSettings")?.platform()?;
         // Subscribe first, then announce SYNC: no change can fall between the two.
         let rx = self.inner.changes.subscribe();
         let sync = TenantSettingsChange {
@@ -183,9 +177,10 @@ impl TenantStore for Storage {
         &self,
         req: Request<PutCustomerCredentialsRequest>,
     ) -> Result<Response<PutCustomerCredentialsResponse>, Status> {
-        authorize(&req, "TenantStore.PutCustomerCredentials", &[Role::Gateway])?;
+        let auth = authorize(&req, "warden.storage.v1.TenantStore/PutCustomerCredentials")?;
         let r = req.into_inner();
         check_tenant(&r.tenant_id)?;
+        auth.for_tenant(&r.tenant_id)?;
         if r.access_key_id.is_empty() || r.secret_access_key.is_empty() {
             return Err(Status::invalid_argument(
                 "access_key_id and secret_access_key are required",
@@ -227,9 +222,10 @@ impl TenantStore for Storage {
         &self,
         req: Request<GetCustomerCredentialsRequest>,
     ) -> Result<Response<CustomerCredentials>, Status> {
-        authorize(&req, "TenantStore.GetCustomerCredentials", &[Role::Gateway])?;
+        let auth = authorize(&req, "warden.storage.v1.TenantStore/GetCustomerCredentials")?;
         let r = req.into_inner();
         check_tenant(&r.tenant_id)?;
+        auth.for_tenant(&r.tenant_id)?;
         let row =
             sqlx::query("SELECT sealed FROM customer_credentials WHERE id = $1 AND tenant_id = $2")
                 .bind(&r.credentials_id)

@@ -11,7 +11,7 @@ use rcgen::{
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 
 use crate::Role;
-use crate::identity::SPIFFE_PREFIX;
+use crate::identity::{SPIFFE_PREFIX, TENANT_SEGMENT, valid_tenant_id};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
@@ -29,6 +29,12 @@ pub enum PkiError {
     Generate(#[from] rcgen::Error),
     #[error("invalid identity name {0:?}: use letters, digits, '-' and '_'")]
     BadName(String),
+    #[error("invalid tenant id {0:?}: use 1 to 128 letters, digits, '-', '_' or '.'")]
+    BadTenant(String),
+    #[error("a {0} service identity cannot be scoped to tenants")]
+    ScopedService(Role),
+    #[error("{0} already exists; pass --force to replace this identity")]
+    Exists(PathBuf),
 }
 
 /// The three files a TLS endpoint needs: the CA it trusts, its certificate, its key.
@@ -59,8 +65,9 @@ impl TlsFiles {
             .client_auth_optional(false))
     }
 
-    /// Client side: trust only our CA, present our certificate. `domain` is the name the
-    /// server certificate must carry (`localhost` for dev certificates).
+    /// Client side: trust only our CA, present our certificate, and accept only a server
+    /// whose certificate names `domain` (a service's [`Role::service_name`]), so another
+    /// identity of the same CA cannot pose as the service meant.
     pub fn client_config(&self, domain: &str) -> Result<ClientTlsConfig, PkiError> {
         let identity = Identity::from_pem(Self::read(&self.cert)?, Self::read(&self.key)?);
         Ok(ClientTlsConfig::new()
@@ -76,10 +83,15 @@ pub struct DevPki {
     dir: PathBuf,
 }
 
-/// The identities `warden up` issues: the three services and one client per human role.
-const BUILT_IN: [(Role, &str); 6] = [
+/// Marks a directory whose built-in identities have the current layout.
+const LAYOUT_MARKER: &str = "layout-v2";
+
+/// The identities `warden up` issues: the three services, and one platform-wide caller
+/// per caller role (file name = identity name).
+pub const BUILT_IN: [(Role, &str); 7] = [
     (Role::Gateway, "gateway"),
     (Role::Storage, "storage"),
+    (Role::AgentService, "agent-service"),
     (Role::Agent, "agent"),
     (Role::Admin, "admin"),
     (Role::Compliance, "compliance"),
@@ -99,10 +111,17 @@ impl DevPki {
             pki.create_ca("Warden dev CA")?;
             tracing::info!(dir = %pki.dir.display(), "created a development CA");
         }
+        // Certificates from before service names and caller-only usages (no layout
+        // marker) are re-issued once, so an old `.warden/` keeps working.
+        let marker = pki.dir.join(LAYOUT_MARKER);
+        let fresh = !marker.exists();
         for (role, name) in BUILT_IN {
-            if !pki.files(name).cert.exists() || !pki.files(name).key.exists() {
-                pki.issue(role, name)?;
+            if fresh || !pki.files(name).cert.exists() || !pki.files(name).key.exists() {
+                pki.issue(role, name, &[], true)?;
             }
+        }
+        if fresh {
+            write_file(&marker, b"service names, client-only callers, tenant scopes\n")?;
         }
         Ok(pki)
     }
@@ -119,7 +138,7 @@ impl DevPki {
             source,
         })?;
         pki.create_ca("Some other CA")?;
-        pki.issue(role, name)?;
+        pki.issue(role, name, &[], true)?;
         Ok(pki)
     }
 
@@ -162,15 +181,36 @@ impl DevPki {
         Ok(())
     }
 
-    /// Issues (or re-issues) a certificate for `role/name`, usable as server and client:
-    /// it names `localhost`, 127.0.0.1 and ::1, and carries `spiffe://warden/<role>/<name>`.
-    pub fn issue(&self, role: Role, name: &str) -> Result<TlsFiles, PkiError> {
+    /// Issues a certificate for `role/name`, scoped to `tenants` (none: platform-wide),
+    /// into `<name>.pem` and `<name>-key.pem`; an existing identity is replaced only
+    /// with `overwrite`.
+    ///
+    /// A service certificate names its service ([`Role::service_name`]) and may serve and
+    /// call; a caller certificate names no host and may only call (client-auth EKU), so
+    /// it can never pose as a service.
+    pub fn issue(
+        &self,
+        role: Role,
+        name: &str,
+        tenants: &[String],
+        overwrite: bool,
+    ) -> Result<TlsFiles, PkiError> {
         if name.is_empty()
             || !name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
             return Err(PkiError::BadName(name.to_owned()));
+        }
+        if let Some(t) = tenants.iter().find(|t| !valid_tenant_id(t)) {
+            return Err(PkiError::BadTenant(t.clone()));
+        }
+        if role.is_service() && !tenants.is_empty() {
+            return Err(PkiError::ScopedService(role));
+        }
+        let files = self.files(name);
+        if !overwrite && (files.cert.exists() || files.key.exists()) {
+            return Err(PkiError::Exists(files.cert));
         }
         let ca_pem = String::from_utf8_lossy(&TlsFiles::read(&self.ca_cert_path())?).into_owned();
         let ca_key_pem =
@@ -179,29 +219,70 @@ impl DevPki {
         let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key)?;
 
         let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(vec!["localhost".to_owned()])?;
+        let dns: Vec<String> = role.service_name().map(str::to_owned).into_iter().collect();
+        let mut params = CertificateParams::new(dns)?;
         params
             .distinguished_name
             .push(DnType::CommonName, format!("{role}/{name}"));
+        params.subject_alt_names.push(SanType::URI(
+            format!("{SPIFFE_PREFIX}{role}/{name}").try_into()?,
+        ));
+        for t in tenants {
+            params.subject_alt_names.push(SanType::URI(
+                format!("{SPIFFE_PREFIX}{TENANT_SEGMENT}/{t}").try_into()?,
+            ));
+        }
+        params.extended_key_usages = if role.is_service() {
+            vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ]
+        } else {
+            vec![ExtendedKeyUsagePurpose::ClientAuth]
+        };
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        let cert = params.signed_by(&key, &issuer)?;
+        write_file(&files.cert, cert.pem().as_bytes())?;
+        write_secret(&files.key, key.serialize_pem().as_bytes())?;
+        Ok(files)
+    }
+
+    /// A server certificate for a third-party server the tests and CI run with Warden's
+    /// dev CA (PostgreSQL over TLS): names `localhost` and the loopback addresses, and
+    /// carries no Warden identity.
+    pub fn issue_server(&self, file_name: &str) -> Result<TlsFiles, PkiError> {
+        if file_name.is_empty()
+            || !file_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(PkiError::BadName(file_name.to_owned()));
+        }
+        let ca_pem = String::from_utf8_lossy(&TlsFiles::read(&self.ca_cert_path())?).into_owned();
+        let ca_key_pem =
+            String::from_utf8_lossy(&TlsFiles::read(&self.ca_key_path())?).into_owned();
+        let issuer = Issuer::from_ca_cert_pem(&ca_pem, KeyPair::from_pem(&ca_key_pem)?)?;
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(vec!["localhost".to_owned()])?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
         params
             .subject_alt_names
             .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
         params
             .subject_alt_names
             .push(SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()));
-        params.subject_alt_names.push(SanType::URI(
-            format!("{SPIFFE_PREFIX}{role}/{name}").try_into()?,
-        ));
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
         ];
         let cert = params.signed_by(&key, &issuer)?;
-        let files = self.files(name);
+        let files = self.files(file_name);
         write_file(&files.cert, cert.pem().as_bytes())?;
         write_secret(&files.key, key.serialize_pem().as_bytes())?;
         Ok(files)
@@ -287,9 +368,12 @@ mod tests {
             let caller = Caller::from_der(&der_of(&pki.files(name).cert)).unwrap();
             assert_eq!((caller.role, caller.name.as_str()), (role, name));
         }
-        let files = pki.issue(Role::Reviewer, "alice").unwrap();
+        let files = pki
+            .issue(Role::Reviewer, "alice", &["acme".to_owned()], false)
+            .unwrap();
         let caller = Caller::from_der(&der_of(&files.cert)).unwrap();
         assert_eq!(caller.subject(), "reviewer/alice");
+        assert!(caller.scope.covers("acme") && !caller.scope.covers("beta"));
     }
 
     #[test]
@@ -298,9 +382,27 @@ mod tests {
         let pki = DevPki::load_or_create(dir.path()).unwrap();
         assert!(Caller::from_der(&der_of(&pki.ca_cert_path())).is_err());
         assert!(matches!(
-            pki.issue(Role::Admin, "../etc"),
+            pki.issue(Role::Admin, "../etc", &[], false),
             Err(PkiError::BadName(_))
         ));
+        assert!(matches!(
+            pki.issue(Role::Gateway, "gw2", &["acme".to_owned()], false),
+            Err(PkiError::ScopedService(Role::Gateway))
+        ));
+    }
+
+    #[test]
+    fn an_existing_identity_is_replaced_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = DevPki::load_or_create(dir.path()).unwrap();
+        let before = fs::read(pki.files("admin").cert).unwrap();
+        assert!(matches!(
+            pki.issue(Role::Admin, "admin", &[], false),
+            Err(PkiError::Exists(_))
+        ));
+        assert_eq!(before, fs::read(pki.files("admin").cert).unwrap());
+        pki.issue(Role::Admin, "admin", &[], true).unwrap();
+        assert_ne!(before, fs::read(pki.files("admin").cert).unwrap());
     }
 
     #[cfg(unix)]

@@ -63,7 +63,12 @@ pub fn gateway(
     security: &Security,
     providers: Providers,
 ) -> anyhow::Result<Gateway> {
-    let storage = warden_rpc::connect(storage_addr, security, Duration::from_secs(3))?;
+    let storage = warden_rpc::connect(
+        storage_addr,
+        security,
+        warden_tls::Role::Storage,
+        Duration::from_secs(3),
+    )?;
     let engine =
         warden_minimize::Engine::builtin().context("the shipped redaction rules do not load")?;
     Ok(Gateway::new(storage, providers, engine))
@@ -280,8 +285,18 @@ pub fn start_agent(
     storage_addr: &str,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Task> {
-    let gateway = warden_rpc::connect(gateway_addr, &security, Duration::from_secs(3))?;
-    let storage = warden_rpc::connect(storage_addr, &security, Duration::from_secs(3))?;
+    let gateway = warden_rpc::connect(
+        gateway_addr,
+        &security,
+        warden_tls::Role::Gateway,
+        Duration::from_secs(3),
+    )?;
+    let storage = warden_rpc::connect(
+        storage_addr,
+        &security,
+        warden_tls::Role::Storage,
+        Duration::from_secs(3),
+    )?;
     let agent = warden_agent::Agent::new(gateway, storage, warden_agent::RunLimits::default());
     let host = ServiceHost {
         component: "agent",

@@ -23,7 +23,7 @@ use warden_proto::gateway::v1::admin_client::AdminClient;
 use warden_proto::gateway::v1::gateway_client::GatewayClient;
 use warden_proto::storage::v1 as st;
 use warden_rpc::Security;
-use warden_tls::TlsFiles;
+use warden_tls::{Role, TlsFiles};
 
 /// Kills the child when the test ends, however it ends.
 struct Service(Child);
@@ -78,11 +78,11 @@ fn identity(dir: &Path, name: &str) -> Security {
 }
 
 /// Waits (bounded) until the service at `port` answers its health check over mTLS.
-async fn wait_serving(dir: &Path, port: u16) {
+async fn wait_serving(dir: &Path, port: u16, service: Role) {
     let addr = format!("127.0.0.1:{port}");
     for _ in 0..300 {
-        let ch =
-            warden_rpc::connect(&addr, &identity(dir, "agent"), Duration::from_secs(1)).unwrap();
+        let ch = warden_rpc::connect(&addr, &identity(dir, "agent"), service, Duration::from_secs(1))
+            .unwrap();
         let mut health = tonic_health::pb::health_client::HealthClient::new(ch);
         let ok = health
             .check(tonic_health::pb::HealthCheckRequest::default())
@@ -140,22 +140,23 @@ async fn walk() {
         (9467, free_port()),
     ];
     let _storage = serve(dir, "storage", &config(dir, "storage", &ports));
-    wait_serving(dir, s).await;
+    wait_serving(dir, s, Role::Storage).await;
     let _gateway = serve(dir, "gateway", &config(dir, "gateway", &ports));
     let _agent = serve(dir, "agent", &config(dir, "agent", &ports));
-    wait_serving(dir, g).await;
-    wait_serving(dir, a).await;
+    wait_serving(dir, g, Role::Gateway).await;
+    wait_serving(dir, a, Role::AgentService).await;
 
-    let channel = |name: &str, port: u16| {
+    let channel = |name: &str, port: u16, service: Role| {
         warden_rpc::connect(
             &format!("127.0.0.1:{port}"),
             &identity(dir, name),
+            service,
             Duration::from_secs(3),
         )
         .unwrap()
     };
-    let mut gateway = GatewayClient::new(channel("agent", g));
-    let mut admin = AdminClient::new(channel("admin", g));
+    let mut gateway = GatewayClient::new(channel("agent", g, Role::Gateway));
+    let mut admin = AdminClient::new(channel("admin", g, Role::Gateway));
 
     // Unknown tenant: refused, with a reason a person understands.
     let err = gateway.complete(ask("acme")).await.unwrap_err();
@@ -186,7 +187,7 @@ async fn walk() {
     assert!(!ok.audit_record_id.is_empty());
 
     // A trigger on the agent process runs an investigation through the gateway process.
-    let mut agent = AgentClient::new(channel("agent", a));
+    let mut agent = AgentClient::new(channel("agent", a, Role::AgentService));
     let run = agent
         .submit_trigger(ag::SubmitTriggerRequest {
             tenant_id: "acme".into(),

@@ -18,15 +18,22 @@ enum Action {
         #[arg(long, default_value = ".warden/pki")]
         dir: PathBuf,
     },
-    /// Issue a certificate for ROLE/NAME, e.g. `--role reviewer --name alice`.
+    /// Issue a certificate for ROLE/NAME, e.g. `--role reviewer --name alice --tenant acme`.
     Issue {
         #[arg(long, default_value = ".warden/pki")]
         dir: PathBuf,
-        /// agent, admin, compliance, reviewer, storage or gateway.
+        /// Callers: agent, admin, compliance, reviewer. Services: gateway, storage, agent-service.
         #[arg(long)]
         role: String,
         #[arg(long)]
         name: String,
+        /// Scope a caller to this tenant (repeat for several). Without it the identity is
+        /// platform-wide.
+        #[arg(long = "tenant")]
+        tenants: Vec<String>,
+        /// Replace an existing identity of the same name.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -41,13 +48,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 pki.dir().display()
             )?;
         }
-        Action::Issue { dir, role, name } => {
+        Action::Issue {
+            dir,
+            role,
+            name,
+            tenants,
+            force,
+        } => {
             let role: Role = role.parse()?;
             let pki = DevPki::load_or_create(&dir)?;
-            let files = pki.issue(role, &name)?;
+            let files = pki.issue(role, &name, &tenants, force)?;
+            let scope = warden_tls::Scope::from_tenants(tenants);
             writeln!(
                 out,
-                "issued {role}/{name}: {} and {}",
+                "issued {role}/{name} ({scope}): {} and {}",
                 files.cert.display(),
                 files.key.display()
             )?;

@@ -91,7 +91,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )?;
     let agent = services::start_agent(
         agent_l,
-        security("agent"),
+        security("agent-service"),
         limits,
         &gateway_addr.to_string(),
         &storage_addr.to_string(),
@@ -100,7 +100,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     seed_sample(
         &args.data_dir,
         &storage_addr.to_string(),
-        &security("admin"),
+        &security("agent"),
     )
     .await;
     banner(&args, &pki_dir, gateway_addr, storage_addr, agent_addr)?;
@@ -131,8 +131,12 @@ async fn seed_sample(data_dir: &std::path::Path, storage: &str, security: &Secur
     if marker.exists() {
         return;
     }
-    let Ok(channel) = warden_rpc::connect(storage, security, std::time::Duration::from_secs(3))
-    else {
+    let Ok(channel) = warden_rpc::connect(
+        storage,
+        security,
+        warden_tls::Role::Storage,
+        std::time::Duration::from_secs(3),
+    ) else {
         return;
     };
     let lines = [
@@ -169,12 +173,14 @@ fn banner(
     storage: SocketAddr,
     agent: SocketAddr,
 ) -> anyhow::Result<()> {
+    // Services' certificates name their service, not the address: grpcurl checks that
+    // name with -servername, as Warden's own clients do.
     let tls = |name: &str| {
         if args.insecure_dev {
             "-plaintext".to_owned()
         } else {
             format!(
-                "-cacert {p}/ca.pem -cert {p}/{name}.pem -key {p}/{name}-key.pem",
+                "-cacert {p}/ca.pem -cert {p}/{name}.pem -key {p}/{name}-key.pem -servername gateway.warden.internal",
                 p = pki.display()
             )
         }
@@ -195,7 +201,7 @@ fn banner(
     if !args.insecure_dev {
         writeln!(
             out,
-            "  certificates in {} (identities: admin, agent, compliance, reviewer)",
+            "  certificates in {} (platform-wide callers: admin, agent, compliance, reviewer; `warden certs issue --role R --name N --tenant T` scopes one to tenants)",
             pki.display()
         )?;
     }

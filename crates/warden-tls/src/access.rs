@@ -1,0 +1,298 @@
+//! Who may call what: one table for every RPC of every Warden service, consulted by
+//! each handler, decided from the peer certificate alone.
+//!
+//! A row names the roles that may call the RPC and how its tenant is checked:
+//! [`TenantCheck::Named`] RPCs act on the tenant named in the request, which a
+//! tenant-scoped identity must cover; [`TenantCheck::Platform`] RPCs act across tenants
+//! and need a platform-wide identity. [`decide`] is pure; [`authorize`] adapts it to
+//! tonic. ARCHITECTURE.md renders this table; `tests/tests/access.rs` calls every row
+//! with every identity kind over mTLS.
+
+use tonic::{Request, Status};
+
+use crate::identity::{Caller, Role, caller_of};
+
+/// How an RPC's tenant is checked against the caller's scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantCheck {
+    /// The request names a tenant; the caller's scope must cover it.
+    Named,
+    /// The RPC spans tenants: the caller must be platform-wide.
+    Platform,
+}
+
+/// One row of the matrix.
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    /// `package.Service/Method`, as in the gRPC path.
+    pub rpc: &'static str,
+    pub allowed: &'static [Role],
+    pub tenant: TenantCheck,
+}
+
+use Role::{Admin, Agent, AgentService, Compliance, Gateway, Reviewer};
+use TenantCheck::{Named, Platform};
+
+const fn row(rpc: &'static str, allowed: &'static [Role], tenant: TenantCheck) -> Rule {
+    Rule {
+        rpc,
+        allowed,
+        tenant,
+    }
+}
+
+/// Every RPC of every service. An RPC missing here is refused to everyone.
+pub const MATRIX: &[Rule] = &[
+    // gateway
+    row("warden.gateway.v1.Gateway/Complete", &[Agent, AgentService], Named),
+    row("warden.gateway.v1.Gateway/CompleteStream", &[Agent, AgentService], Named),
+    row("warden.gateway.v1.Admin/GetTenantSettings", &[Admin], Named),
+    row("warden.gateway.v1.Admin/SetTenantSettings", &[Admin], Named),
+    row("warden.gateway.v1.Admin/PutCustomerCredentials", &[Admin], Named),
+    row("warden.gateway.v1.Audit/QueryAuditRecords", &[Compliance], Named),
+    row("warden.gateway.v1.Audit/ExportAuditRecords", &[Compliance], Named),
+    row("warden.gateway.v1.Audit/VerifyAuditLog", &[Compliance], Platform),
+    row("warden.gateway.v1.Audit/GetCheckpoint", &[Compliance], Platform),
+    row("warden.gateway.v1.Audit/GetInclusionProof", &[Compliance], Platform),
+    row("warden.gateway.v1.Audit/GetConsistencyProof", &[Compliance], Platform),
+    // agent service
+    row("warden.agent.v1.Agent/SubmitTrigger", &[Agent, Admin], Named),
+    row("warden.agent.v1.Agent/GetRun", &[Agent, Admin, Reviewer], Named),
+    row("warden.agent.v1.Agent/ListProposals", &[Reviewer, Admin], Named),
+    row("warden.agent.v1.Agent/ReviewProposal", &[Reviewer], Named),
+    // storage: each write only from the service that owns it
+    row("warden.storage.v1.TenantStore/GetTenantSettings", &[Gateway, AgentService], Named),
+    row("warden.storage.v1.TenantStore/PutTenantSettings", &[Gateway], Named),
+    row("warden.storage.v1.TenantStore/WatchTenantSettings", &[Gateway, AgentService], Platform),
+    row("warden.storage.v1.TenantStore/PutCustomerCredentials", &[Gateway], Named),
+    row("warden.storage.v1.TenantStore/GetCustomerCredentials", &[Gateway], Named),
+    row("warden.storage.v1.AuditLog/Append", &[Gateway, AgentService], Named),
+    row("warden.storage.v1.AuditLog/Query", &[Gateway], Platform),
+    row("warden.storage.v1.AuditLog/Verify", &[Gateway], Platform),
+    row("warden.storage.v1.RunStore/CreateRun", &[AgentService], Platform),
+    row("warden.storage.v1.RunStore/UpdateRun", &[AgentService], Platform),
+    row("warden.storage.v1.RunStore/GetRun", &[AgentService], Platform),
+    row("warden.storage.v1.RunStore/AddFinding", &[AgentService], Platform),
+    row("warden.storage.v1.RunStore/CreateProposal", &[AgentService], Platform),
+    row("warden.storage.v1.RunStore/ListProposals", &[AgentService], Platform),
+    row("warden.storage.v1.RunStore/ReviewProposal", &[AgentService], Platform),
+    row("warden.storage.v1.Telemetry/Ingest", &[Agent, AgentService], Named),
+    row("warden.storage.v1.Telemetry/Query", &[AgentService], Platform),
+];
+
+/// The row for `rpc`, if any.
+pub fn rule(rpc: &str) -> Option<&'static Rule> {
+    MATRIX.iter().find(|r| r.rpc == rpc)
+}
+
+/// Why a call was refused: `reason` is the rule id carried in `ErrorInfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+pub const ROLE_NOT_ALLOWED: &str = "ROLE_NOT_ALLOWED";
+pub const TENANT_OUT_OF_SCOPE: &str = "TENANT_OUT_OF_SCOPE";
+pub const PLATFORM_SCOPE_REQUIRED: &str = "PLATFORM_SCOPE_REQUIRED";
+pub const RPC_NOT_IN_MATRIX: &str = "RPC_NOT_IN_MATRIX";
+
+/// The decision for `caller` calling `rule.rpc` on `tenant` (`None`: no tenant named).
+pub fn decide(rule: &Rule, caller: &Caller, tenant: Option<&str>) -> Result<(), Denial> {
+    if caller.insecure_dev {
+        return Ok(());
+    }
+    if !rule.allowed.contains(&caller.role) {
+        let need = rule
+            .allowed
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(" or ");
+        return Err(Denial {
+            reason: ROLE_NOT_ALLOWED,
+            message: format!(
+                "{} requires role {need}; caller {} has role {}",
+                rule.rpc,
+                caller.subject(),
+                caller.role
+            ),
+        });
+    }
+    match (rule.tenant, tenant) {
+        (TenantCheck::Named, Some(t)) if !caller.scope.covers(t) => Err(Denial {
+            reason: TENANT_OUT_OF_SCOPE,
+            message: format!(
+                "{} is scoped to {} and may not act for tenant {t}",
+                caller.subject(),
+                caller.scope
+            ),
+        }),
+        (TenantCheck::Named, Some(_)) => Ok(()),
+        (_, _) if !caller.scope.is_platform() => Err(Denial {
+            reason: PLATFORM_SCOPE_REQUIRED,
+            message: format!(
+                "{} spans tenants and needs a platform-wide identity; {} is scoped to {}",
+                rule.rpc,
+                caller.subject(),
+                caller.scope
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn denied(d: Denial, rpc: &str, caller: Option<&Caller>, tenant: Option<&str>) -> Status {
+    use tonic_types::{ErrorDetails, StatusExt};
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("rpc".to_owned(), rpc.to_owned());
+    if let Some(c) = caller {
+        meta.insert("caller".to_owned(), c.subject());
+    }
+    if let Some(t) = tenant {
+        meta.insert("tenant".to_owned(), t.to_owned());
+    }
+    Status::with_error_details(
+        tonic::Code::PermissionDenied,
+        d.message,
+        ErrorDetails::with_error_info(d.reason, "warden", meta),
+    )
+}
+
+/// A caller whose role passed `rule`; tenant-named RPCs still need [`Authorized::for_tenant`].
+#[derive(Debug, Clone)]
+pub struct Authorized {
+    rule: &'static Rule,
+    caller: Caller,
+}
+
+impl Authorized {
+    /// The caller, allowed to act for `tenant` (PERMISSION_DENIED naming the tenant if not).
+    pub fn for_tenant(&self, tenant: &str) -> Result<Caller, Status> {
+        decide(self.rule, &self.caller, Some(tenant))
+            .map_err(|d| denied(d, self.rule.rpc, Some(&self.caller), Some(tenant)))?;
+        Ok(self.caller.clone())
+    }
+
+    /// The caller, for an RPC (or a request) that names no single tenant: only a
+    /// platform-wide identity passes.
+    pub fn platform(&self) -> Result<Caller, Status> {
+        decide(self.rule, &self.caller, None)
+            .map_err(|d| denied(d, self.rule.rpc, Some(&self.caller), None))?;
+        Ok(self.caller.clone())
+    }
+
+    /// The caller, without the tenant check (for tenant-named RPCs whose tenant has yet
+    /// to be read from the request; the handler must still call [`Self::for_tenant`]).
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+}
+
+/// The role check of `rpc` for the request's caller. Fails closed for an RPC that is not
+/// in the matrix.
+pub fn authorize<T>(req: &Request<T>, rpc: &'static str) -> Result<Authorized, Status> {
+    let caller = caller_of(req)?;
+    let Some(rule) = rule(rpc) else {
+        return Err(denied(
+            Denial {
+                reason: RPC_NOT_IN_MATRIX,
+                message: format!("{rpc} has no row in the access matrix; refused"),
+            },
+            rpc,
+            Some(&caller),
+            None,
+        ));
+    };
+    if !caller.insecure_dev && !rule.allowed.contains(&caller.role) {
+        let d = decide(rule, &caller, None).err().unwrap_or(Denial {
+            reason: ROLE_NOT_ALLOWED,
+            message: format!("{rpc} refused"),
+        });
+        return Err(denied(d, rpc, Some(&caller), None));
+    }
+    Ok(Authorized { rule, caller })
+}
+
+/// The matrix as a Markdown table (rows: RPCs; columns: roles), as ARCHITECTURE.md shows it.
+pub fn markdown() -> String {
+    let mut out = String::from("| RPC | tenant |");
+    for r in Role::ALL {
+        out.push_str(&format!(" {r} |"));
+    }
+    out.push_str("\n|---|---|");
+    for _ in Role::ALL {
+        out.push_str("---|");
+    }
+    out.push('\n');
+    for rule in MATRIX {
+        let tenant = match rule.tenant {
+            TenantCheck::Named => "named",
+            TenantCheck::Platform => "platform",
+        };
+        out.push_str(&format!("| `{}` | {tenant} |", rule.rpc));
+        for r in Role::ALL {
+            out.push_str(if rule.allowed.contains(&r) {
+                " ✓ |"
+            } else {
+                " |"
+            });
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Scope;
+
+    fn caller(role: Role, tenants: &[&str]) -> Caller {
+        Caller {
+            role,
+            name: "x".into(),
+            scope: Scope::from_tenants(tenants.iter().map(|t| (*t).to_owned()).collect()),
+            insecure_dev: false,
+        }
+    }
+
+    #[test]
+    fn rows_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for r in MATRIX {
+            assert!(seen.insert(r.rpc), "{} twice", r.rpc);
+            assert!(!r.allowed.is_empty(), "{} allows nobody", r.rpc);
+        }
+    }
+
+    #[test]
+    fn scoped_callers_act_only_for_their_tenants() {
+        let review = rule("warden.agent.v1.Agent/ReviewProposal").unwrap();
+        let alice = caller(Role::Reviewer, &["acme"]);
+        assert!(decide(review, &alice, Some("acme")).is_ok());
+        let d = decide(review, &alice, Some("beta")).unwrap_err();
+        assert_eq!(d.reason, TENANT_OUT_OF_SCOPE);
+        assert!(d.message.contains("beta"), "{}", d.message);
+        assert!(decide(review, &caller(Role::Reviewer, &[]), Some("beta")).is_ok());
+        let d = decide(review, &caller(Role::AgentService, &[]), Some("acme")).unwrap_err();
+        assert_eq!(d.reason, ROLE_NOT_ALLOWED);
+    }
+
+    #[test]
+    fn cross_tenant_rpcs_need_a_platform_identity() {
+        let verify = rule("warden.gateway.v1.Audit/VerifyAuditLog").unwrap();
+        assert!(decide(verify, &caller(Role::Compliance, &[]), None).is_ok());
+        let d = decide(verify, &caller(Role::Compliance, &["acme"]), None).unwrap_err();
+        assert_eq!(d.reason, PLATFORM_SCOPE_REQUIRED);
+        let query = rule("warden.gateway.v1.Audit/QueryAuditRecords").unwrap();
+        let d = decide(query, &caller(Role::Compliance, &["acme"]), None).unwrap_err();
+        assert_eq!(d.reason, PLATFORM_SCOPE_REQUIRED);
+    }
+
+    #[test]
+    fn markdown_has_a_row_per_rpc() {
+        let md = markdown();
+        assert_eq!(md.lines().count(), MATRIX.len() + 2);
+    }
+}
