@@ -410,4 +410,3 @@ async fn secrets_are_redacted_before_the_provider_sees_them() {
     assert!(!format!("{records:?}").contains(secret));
     c.stop().await;
 }
-

@@ -9,8 +9,8 @@ use warden_proto::storage::v1 as st;
 use warden_tls::authorize;
 
 use crate::convert::settings_from_proto;
-use crate::{Gateway, for_tenant};
 use crate::engines::MAX_RULES_BYTES;
+use crate::{Gateway, for_tenant};
 
 #[tonic::async_trait]
 impl gw::admin_server::Admin for Gateway {

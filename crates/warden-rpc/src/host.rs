@@ -174,7 +174,9 @@ pub fn connect(
         .keep_alive_while_idle(true);
     if let Security::Mtls(files) = security {
         let name = peer.service_name().ok_or_else(|| {
-            HostError::Tls(format!("{peer} is not a service; nothing can be reached as it"))
+            HostError::Tls(format!(
+                "{peer} is not a service; nothing can be reached as it"
+            ))
         })?;
         let tls = files
             .client_config(name)

@@ -12,12 +12,12 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status};
+use warden_proto::common::v1::AuditKind;
 use warden_proto::common::v1::{AuditDecision, AuditRecord};
 use warden_proto::storage::v1::audit_log_server::AuditLog;
 use warden_proto::storage::v1::{
     AppendRequest, AuditReceipt, QueryRequest, QueryResponse, VerifyRequest, VerifyResponse,
 };
-use warden_proto::common::v1::AuditKind;
 use warden_tls::{Role, authorize};
 
 use crate::util::{check_len, check_tenant, ms_of, new_id, now_ms, ts};

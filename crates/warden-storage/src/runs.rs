@@ -4,13 +4,13 @@
 use prost::Message;
 use sqlx::Row;
 use tonic::{Request, Response, Status};
+use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
 use warden_proto::storage::v1::run_store_server::RunStore;
 use warden_proto::storage::v1::{
     AddFindingRequest, CreateProposalRequest, CreateRunRequest, CreateRunResponse, Finding,
     GetRunRequest, ListProposalsRequest, ListProposalsResponse, Proposal, ProposalStatus,
     ReviewProposalRequest, Run, RunStatus, UpdateRunRequest,
 };
-use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
 use warden_tls::authorize;
 
 use crate::util::{check_len, check_tenant, new_id, now_ms, ts};

@@ -44,40 +44,148 @@ const fn row(rpc: &'static str, allowed: &'static [Role], tenant: TenantCheck) -
 /// Every RPC of every service. An RPC missing here is refused to everyone.
 pub const MATRIX: &[Rule] = &[
     // gateway
-    row("warden.gateway.v1.Gateway/Complete", &[Agent, AgentService], Named),
-    row("warden.gateway.v1.Gateway/CompleteStream", &[Agent, AgentService], Named),
+    row(
+        "warden.gateway.v1.Gateway/Complete",
+        &[Agent, AgentService],
+        Named,
+    ),
+    row(
+        "warden.gateway.v1.Gateway/CompleteStream",
+        &[Agent, AgentService],
+        Named,
+    ),
     row("warden.gateway.v1.Admin/GetTenantSettings", &[Admin], Named),
     row("warden.gateway.v1.Admin/SetTenantSettings", &[Admin], Named),
-    row("warden.gateway.v1.Admin/PutCustomerCredentials", &[Admin], Named),
-    row("warden.gateway.v1.Audit/QueryAuditRecords", &[Compliance], Named),
-    row("warden.gateway.v1.Audit/ExportAuditRecords", &[Compliance], Named),
-    row("warden.gateway.v1.Audit/VerifyAuditLog", &[Compliance], Platform),
-    row("warden.gateway.v1.Audit/GetCheckpoint", &[Compliance], Platform),
-    row("warden.gateway.v1.Audit/GetInclusionProof", &[Compliance], Platform),
-    row("warden.gateway.v1.Audit/GetConsistencyProof", &[Compliance], Platform),
+    row(
+        "warden.gateway.v1.Admin/PutCustomerCredentials",
+        &[Admin],
+        Named,
+    ),
+    row(
+        "warden.gateway.v1.Audit/QueryAuditRecords",
+        &[Compliance],
+        Named,
+    ),
+    row(
+        "warden.gateway.v1.Audit/ExportAuditRecords",
+        &[Compliance],
+        Named,
+    ),
+    row(
+        "warden.gateway.v1.Audit/VerifyAuditLog",
+        &[Compliance],
+        Platform,
+    ),
+    row(
+        "warden.gateway.v1.Audit/GetCheckpoint",
+        &[Compliance],
+        Platform,
+    ),
+    row(
+        "warden.gateway.v1.Audit/GetInclusionProof",
+        &[Compliance],
+        Platform,
+    ),
+    row(
+        "warden.gateway.v1.Audit/GetConsistencyProof",
+        &[Compliance],
+        Platform,
+    ),
     // agent service
-    row("warden.agent.v1.Agent/SubmitTrigger", &[Agent, Admin], Named),
-    row("warden.agent.v1.Agent/GetRun", &[Agent, Admin, Reviewer], Named),
-    row("warden.agent.v1.Agent/ListProposals", &[Reviewer, Admin], Named),
+    row(
+        "warden.agent.v1.Agent/SubmitTrigger",
+        &[Agent, Admin],
+        Named,
+    ),
+    row(
+        "warden.agent.v1.Agent/GetRun",
+        &[Agent, Admin, Reviewer],
+        Named,
+    ),
+    row(
+        "warden.agent.v1.Agent/ListProposals",
+        &[Reviewer, Admin],
+        Named,
+    ),
     row("warden.agent.v1.Agent/ReviewProposal", &[Reviewer], Named),
     // storage: each write only from the service that owns it
-    row("warden.storage.v1.TenantStore/GetTenantSettings", &[Gateway, AgentService], Named),
-    row("warden.storage.v1.TenantStore/PutTenantSettings", &[Gateway], Named),
-    row("warden.storage.v1.TenantStore/WatchTenantSettings", &[Gateway, AgentService], Platform),
-    row("warden.storage.v1.TenantStore/PutCustomerCredentials", &[Gateway], Named),
-    row("warden.storage.v1.TenantStore/GetCustomerCredentials", &[Gateway], Named),
-    row("warden.storage.v1.AuditLog/Append", &[Gateway, AgentService], Named),
+    row(
+        "warden.storage.v1.TenantStore/GetTenantSettings",
+        &[Gateway, AgentService],
+        Named,
+    ),
+    row(
+        "warden.storage.v1.TenantStore/PutTenantSettings",
+        &[Gateway],
+        Named,
+    ),
+    row(
+        "warden.storage.v1.TenantStore/WatchTenantSettings",
+        &[Gateway, AgentService],
+        Platform,
+    ),
+    row(
+        "warden.storage.v1.TenantStore/PutCustomerCredentials",
+        &[Gateway],
+        Named,
+    ),
+    row(
+        "warden.storage.v1.TenantStore/GetCustomerCredentials",
+        &[Gateway],
+        Named,
+    ),
+    row(
+        "warden.storage.v1.AuditLog/Append",
+        &[Gateway, AgentService],
+        Named,
+    ),
     row("warden.storage.v1.AuditLog/Query", &[Gateway], Platform),
     row("warden.storage.v1.AuditLog/Verify", &[Gateway], Platform),
-    row("warden.storage.v1.RunStore/CreateRun", &[AgentService], Platform),
-    row("warden.storage.v1.RunStore/UpdateRun", &[AgentService], Platform),
-    row("warden.storage.v1.RunStore/GetRun", &[AgentService], Platform),
-    row("warden.storage.v1.RunStore/AddFinding", &[AgentService], Platform),
-    row("warden.storage.v1.RunStore/CreateProposal", &[AgentService], Platform),
-    row("warden.storage.v1.RunStore/ListProposals", &[AgentService], Platform),
-    row("warden.storage.v1.RunStore/ReviewProposal", &[AgentService], Platform),
-    row("warden.storage.v1.Telemetry/Ingest", &[Agent, AgentService], Named),
-    row("warden.storage.v1.Telemetry/Query", &[AgentService], Platform),
+    row(
+        "warden.storage.v1.RunStore/CreateRun",
+        &[AgentService],
+        Platform,
+    ),
+    row(
+        "warden.storage.v1.RunStore/UpdateRun",
+        &[AgentService],
+        Platform,
+    ),
+    row(
+        "warden.storage.v1.RunStore/GetRun",
+        &[AgentService],
+        Platform,
+    ),
+    row(
+        "warden.storage.v1.RunStore/AddFinding",
+        &[AgentService],
+        Platform,
+    ),
+    row(
+        "warden.storage.v1.RunStore/CreateProposal",
+        &[AgentService],
+        Platform,
+    ),
+    row(
+        "warden.storage.v1.RunStore/ListProposals",
+        &[AgentService],
+        Platform,
+    ),
+    row(
+        "warden.storage.v1.RunStore/ReviewProposal",
+        &[AgentService],
+        Platform,
+    ),
+    row(
+        "warden.storage.v1.Telemetry/Ingest",
+        &[Agent, AgentService],
+        Named,
+    ),
+    row(
+        "warden.storage.v1.Telemetry/Query",
+        &[AgentService],
+        Platform,
+    ),
 ];
 
 /// The row for `rpc`, if any.

@@ -297,7 +297,10 @@ mod tests {
             vec!["spiffe://warden/admin/a", "spiffe://warden/reviewer/b"],
             vec!["spiffe://warden/admin/a", "spiffe://warden/tenant/"],
             vec!["spiffe://warden/admin/a", "spiffe://warden/tenant/a/b"],
-            vec!["spiffe://warden/admin/a", "spiffe://warden/tenant/bad tenant"],
+            vec![
+                "spiffe://warden/admin/a",
+                "spiffe://warden/tenant/bad tenant",
+            ],
             vec!["spiffe://warden/gateway/g", "spiffe://warden/tenant/acme"],
             vec!["spiffe://warden/tenant/acme"],
             vec!["spiffe://warden/root/x"],

@@ -121,7 +121,10 @@ impl DevPki {
             }
         }
         if fresh {
-            write_file(&marker, b"service names, client-only callers, tenant scopes\n")?;
+            write_file(
+                &marker,
+                b"service names, client-only callers, tenant scopes\n",
+            )?;
         }
         Ok(pki)
     }

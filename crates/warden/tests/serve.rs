@@ -81,8 +81,13 @@ fn identity(dir: &Path, name: &str) -> Security {
 async fn wait_serving(dir: &Path, port: u16, service: Role) {
     let addr = format!("127.0.0.1:{port}");
     for _ in 0..300 {
-        let ch = warden_rpc::connect(&addr, &identity(dir, "agent"), service, Duration::from_secs(1))
-            .unwrap();
+        let ch = warden_rpc::connect(
+            &addr,
+            &identity(dir, "agent"),
+            service,
+            Duration::from_secs(1),
+        )
+        .unwrap();
         let mut health = tonic_health::pb::health_client::HealthClient::new(ch);
         let ok = health
             .check(tonic_health::pb::HealthCheckRequest::default())

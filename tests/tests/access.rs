@@ -1,0 +1,468 @@
+//! The access matrix, end to end: every RPC of every service, called over mTLS by every
+//! kind of identity (the three services, platform-wide callers, callers scoped to the
+//! tenant named and callers scoped to another tenant), is allowed or refused exactly as
+//! the one table in `warden_tls::access` says, with `ErrorInfo` naming the rule.
+//! Refused calls read and write nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::str::FromStr;
+
+use bytes::{Buf, BufMut};
+use prost::Message;
+use tonic::Code;
+use tonic::codec::{DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic_types::StatusExt;
+use warden_integration_tests::{Cluster, enabled_tenant, logs_request};
+use warden_proto::agent::v1 as ag;
+use warden_proto::common::v1 as pb;
+use warden_proto::gateway::v1 as gw;
+use warden_proto::storage::v1 as st;
+use warden_tls::Role;
+use warden_tls::access::{MATRIX, Rule, TenantCheck};
+
+/// Sends and receives message bytes as they are, so one client can call any RPC.
+#[derive(Debug, Clone, Copy, Default)]
+struct Raw;
+
+impl tonic::codec::Codec for Raw {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = Raw;
+    type Decoder = Raw;
+    fn encoder(&mut self) -> Raw {
+        Raw
+    }
+    fn decoder(&mut self) -> Raw {
+        Raw
+    }
+}
+
+impl Encoder for Raw {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for Raw {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let mut v = vec![0; src.remaining()];
+        src.copy_to_slice(&mut v);
+        Ok(Some(v))
+    }
+}
+
+/// One kind of identity: its certificate file name, role and tenant scope.
+#[derive(Debug, Clone)]
+struct Who {
+    file: String,
+    role: Role,
+    tenants: Vec<&'static str>,
+}
+
+const TENANT: &str = "acme";
+const OTHER: &str = "beta";
+
+/// Every identity kind: the services, each caller role platform-wide, scoped to the
+/// tenant the requests name, and scoped to another tenant.
+fn identities(c: &Cluster) -> Vec<Who> {
+    let mut all = vec![
+        Who {
+            file: "gateway".into(),
+            role: Role::Gateway,
+            tenants: vec![],
+        },
+        Who {
+            file: "storage".into(),
+            role: Role::Storage,
+            tenants: vec![],
+        },
+        Who {
+            file: "agent-service".into(),
+            role: Role::AgentService,
+            tenants: vec![],
+        },
+    ];
+    for role in [Role::Agent, Role::Admin, Role::Compliance, Role::Reviewer] {
+        all.push(Who {
+            file: role.as_str().into(),
+            role,
+            tenants: vec![],
+        });
+        for t in [TENANT, OTHER] {
+            let file = format!("{role}-{t}");
+            c.issue(role, &file, &[t]);
+            all.push(Who {
+                file,
+                role,
+                tenants: vec![t],
+            });
+        }
+    }
+    all
+}
+
+/// What the table says, worked out here from the row itself.
+fn expected_allowed(rule: &Rule, who: &Who) -> Result<(), &'static str> {
+    if !rule.allowed.contains(&who.role) {
+        return Err("ROLE_NOT_ALLOWED");
+    }
+    match rule.tenant {
+        TenantCheck::Named if who.tenants.is_empty() || who.tenants.contains(&TENANT) => Ok(()),
+        TenantCheck::Named => Err("TENANT_OUT_OF_SCOPE"),
+        TenantCheck::Platform if who.tenants.is_empty() => Ok(()),
+        TenantCheck::Platform => Err("PLATFORM_SCOPE_REQUIRED"),
+    }
+}
+
+/// A request for `rpc` that names tenant acme wherever the RPC names a tenant, and would
+/// pass every check after authorization (or fail with something other than PERMISSION_DENIED).
+fn body(rpc: &str) -> Vec<u8> {
+    let t = || TENANT.to_owned();
+    match rpc.rsplit_once('.').map_or(rpc, |(_, m)| m) {
+        "Gateway/Complete" | "Gateway/CompleteStream" => {
+            logs_request(TENANT, "checkout ERROR").encode_to_vec()
+        }
+        "Admin/GetTenantSettings" => {
+            gw::GetTenantSettingsRequest { tenant_id: t() }.encode_to_vec()
+        }
+        "Admin/SetTenantSettings" => gw::SetTenantSettingsRequest {
+            settings: Some(enabled_tenant(TENANT)),
+            expected_version: 0,
+        }
+        .encode_to_vec(),
+        "Admin/PutCustomerCredentials" => gw::PutCustomerCredentialsRequest {
+            tenant_id: t(),
+            access_key_id: "AKIDEXAMPLEMATRIX".into(),
+            secret_access_key: "matrix-secret".into(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "Audit/QueryAuditRecords" => gw::QueryAuditRecordsRequest {
+            tenant_id: t(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "Audit/ExportAuditRecords" => gw::ExportAuditRecordsRequest {
+            tenant_id: t(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "Agent/SubmitTrigger" => ag::SubmitTriggerRequest {
+            tenant_id: t(),
+            purpose: pb::Purpose::Alert as i32,
+            title: "matrix".into(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "Agent/GetRun" => ag::GetRunRequest {
+            tenant_id: t(),
+            run_id: "none".into(),
+        }
+        .encode_to_vec(),
+        "Agent/ListProposals" => ag::ListProposalsRequest {
+            tenant_id: t(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "Agent/ReviewProposal" => ag::ReviewProposalRequest {
+            tenant_id: t(),
+            proposal_id: "none".into(),
+            approve: true,
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "TenantStore/GetTenantSettings" => {
+            st::GetTenantSettingsRequest { tenant_id: t() }.encode_to_vec()
+        }
+        "TenantStore/PutTenantSettings" => st::PutTenantSettingsRequest {
+            settings: Some(enabled_tenant(TENANT)),
+            expected_version: 0,
+            changed_by: "admin/matrix".into(),
+        }
+        .encode_to_vec(),
+        "TenantStore/PutCustomerCredentials" => st::PutCustomerCredentialsRequest {
+            tenant_id: t(),
+            access_key_id: "AKIDEXAMPLEMATRIX".into(),
+            secret_access_key: "matrix-secret".into(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "TenantStore/GetCustomerCredentials" => st::GetCustomerCredentialsRequest {
+            tenant_id: t(),
+            credentials_id: "none".into(),
+        }
+        .encode_to_vec(),
+        "AuditLog/Append" => st::AppendRequest {
+            record: Some(pb::AuditRecord {
+                kind: pb::AuditKind::Admin as i32,
+                tenant_id: t(),
+                caller: "admin/matrix".into(),
+                decision: pb::AuditDecision::Allowed as i32,
+                reason: "MATRIX".into(),
+                ..Default::default()
+            }),
+        }
+        .encode_to_vec(),
+        "AuditLog/Query" => st::QueryRequest {
+            tenant_id: t(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "RunStore/CreateRun" => st::CreateRunRequest {
+            tenant_id: t(),
+            purpose: pb::Purpose::Alert as i32,
+            status: st::RunStatus::Skipped as i32,
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "RunStore/UpdateRun" => st::UpdateRunRequest {
+            tenant_id: t(),
+            run_id: "none".into(),
+            status: st::RunStatus::Failed as i32,
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "RunStore/GetRun" => st::GetRunRequest {
+            tenant_id: t(),
+            run_id: "none".into(),
+        }
+        .encode_to_vec(),
+        "RunStore/AddFinding" => st::AddFindingRequest {
+            tenant_id: t(),
+            run_id: "none".into(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "RunStore/CreateProposal" => st::CreateProposalRequest {
+            tenant_id: t(),
+            run_id: "none".into(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "RunStore/ListProposals" => st::ListProposalsRequest {
+            tenant_id: t(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "RunStore/ReviewProposal" => st::ReviewProposalRequest {
+            tenant_id: t(),
+            proposal_id: "none".into(),
+            reviewer: "reviewer/matrix".into(),
+            approve: true,
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "Telemetry/Ingest" => st::IngestRequest {
+            records: vec![st::TelemetryRecord {
+                tenant_id: t(),
+                data_type: pb::DataType::Logs as i32,
+                body: "matrix line".into(),
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec(),
+        "Telemetry/Query" => st::TelemetryQuery {
+            tenant_id: t(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        // Verify, checkpoints, proofs, watch: the empty request.
+        _ => Vec::new(),
+    }
+}
+
+/// The server-streaming RPCs, from the published descriptors.
+fn streaming(rpc: &str) -> bool {
+    methods().into_iter().any(|(name, s)| name == rpc && s)
+}
+
+/// Every method of every Warden service as `package.Service/Method`, with whether it
+/// streams its answer.
+fn methods() -> Vec<(String, bool)> {
+    let set = prost_types::FileDescriptorSet::decode(warden_proto::FILE_DESCRIPTOR_SET).unwrap();
+    let mut out = Vec::new();
+    for file in set.file {
+        let package = file.package().to_owned();
+        if !package.starts_with("warden.") {
+            continue;
+        }
+        for svc in &file.service {
+            for m in &svc.method {
+                out.push((
+                    format!("{package}.{}/{}", svc.name(), m.name()),
+                    m.server_streaming(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Calls `rule.rpc` as `who` on the service that serves it.
+async fn call(c: &Cluster, rule: &Rule, who: &Who) -> Result<(), tonic::Status> {
+    let addr = match rule.rpc.split('.').nth(1) {
+        Some("gateway") => c.gateway_addr,
+        Some("agent") => c.agent_addr,
+        Some("storage") => c.storage_addr,
+        other => panic!("no service for {other:?}"),
+    };
+    let mut grpc = tonic::client::Grpc::new(c.channel(&who.file, addr));
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let path = PathAndQuery::from_str(&format!("/{}", rule.rpc)).unwrap();
+    let req = tonic::Request::new(body(rule.rpc));
+    if streaming(rule.rpc) {
+        grpc.server_streaming(req, path, Raw).await.map(|_| ())
+    } else {
+        grpc.unary(req, path, Raw).await.map(|_| ())
+    }
+}
+
+/// Row counts (and settings) of every table, to prove a refused call wrote nothing.
+async fn snapshot(c: &Cluster) -> Vec<(String, String)> {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&c.db_url).await.unwrap();
+    let mut out = Vec::new();
+    for table in [
+        "tenant_settings",
+        "tenant_settings_history",
+        "customer_credentials",
+        "audit_log",
+        "runs",
+        "findings",
+        "proposals",
+        "proposal_approvals",
+        "telemetry",
+    ] {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        out.push((table.to_owned(), n.to_string()));
+    }
+    let settings: Vec<String> =
+        sqlx::query_scalar("SELECT settings FROM tenant_settings ORDER BY tenant_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    out.push(("settings".into(), settings.join(";")));
+    pool.close().await;
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rpc_of_every_service_is_in_the_matrix() {
+    let rows: Vec<&str> = MATRIX.iter().map(|r| r.rpc).collect();
+    let served: Vec<String> = methods().into_iter().map(|(m, _)| m).collect();
+    for m in &served {
+        assert!(
+            rows.contains(&m.as_str()),
+            "{m} has no row in the access matrix"
+        );
+    }
+    for r in &rows {
+        assert!(served.iter().any(|m| m == r), "matrix row {r} names no RPC");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_matrix_holds_for_every_rpc_and_every_identity_kind() {
+    let c = Cluster::start().await;
+    c.set_tenant(enabled_tenant(TENANT)).await;
+    let who = identities(&c);
+    let calls_before = c.local.calls();
+    let before = snapshot(&c).await;
+
+    // First every call the table refuses: each is PERMISSION_DENIED naming its rule, and
+    // none of them reads or writes anything.
+    let mut refused = 0;
+    for rule in MATRIX {
+        for w in &who {
+            let Err(reason) = expected_allowed(rule, w) else {
+                continue;
+            };
+            let err = call(&c, rule, w).await.expect_err(rule.rpc);
+            assert_eq!(
+                err.code(),
+                Code::PermissionDenied,
+                "{} as {w:?}: {err:?}",
+                rule.rpc
+            );
+            let info = err.get_details_error_info().expect("ErrorInfo");
+            assert_eq!(
+                info.reason,
+                reason,
+                "{} as {w:?}: {}",
+                rule.rpc,
+                err.message()
+            );
+            assert_eq!(info.metadata.get("rpc").map(String::as_str), Some(rule.rpc));
+            if reason == "TENANT_OUT_OF_SCOPE" {
+                assert!(err.message().contains(TENANT), "{}", err.message());
+            }
+            refused += 1;
+        }
+    }
+    assert!(
+        refused > 200,
+        "only {refused} refusals: the identity kinds are not all there"
+    );
+    assert_eq!(
+        snapshot(&c).await,
+        before,
+        "a refused call changed the database"
+    );
+    assert_eq!(
+        c.local.calls(),
+        calls_before,
+        "a refused call reached the provider"
+    );
+
+    // Then every call the table allows: never PERMISSION_DENIED (it may still fail on
+    // its own merits, e.g. NOT_FOUND for a run that does not exist).
+    for rule in MATRIX {
+        for w in &who {
+            if expected_allowed(rule, w).is_err() {
+                continue;
+            }
+            if let Err(err) = call(&c, rule, w).await {
+                assert!(
+                    !matches!(err.code(), Code::PermissionDenied | Code::Unauthenticated),
+                    "{} as {w:?} should be allowed: {err:?}",
+                    rule.rpc
+                );
+            }
+        }
+    }
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identities_scoped_to_another_tenant_read_and_write_nothing() {
+    let c = Cluster::start().await;
+    c.set_tenant(enabled_tenant(TENANT)).await;
+    let who = identities(&c);
+    let others: Vec<&Who> = who.iter().filter(|w| w.tenants == [OTHER]).collect();
+    assert_eq!(others.len(), 4);
+    let before = snapshot(&c).await;
+    let mut named = 0;
+    for rule in MATRIX.iter().filter(|r| r.tenant == TenantCheck::Named) {
+        for w in &others {
+            let err = call(&c, rule, w).await.expect_err(rule.rpc);
+            assert_eq!(err.code(), Code::PermissionDenied, "{} as {w:?}", rule.rpc);
+            named += 1;
+        }
+    }
+    assert!(named >= 4 * 15, "{named}");
+    assert_eq!(snapshot(&c).await, before);
+    assert_eq!(c.local.calls(), 0, "nothing reached the provider");
+    c.stop().await;
+}
