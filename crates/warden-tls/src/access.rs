@@ -404,3 +404,18 @@ mod tests {
         assert_eq!(md.lines().count(), MATRIX.len() + 2);
     }
 }
+
+#[cfg(test)]
+mod architecture {
+    /// ARCHITECTURE.md shows the table the code consults, generated from it.
+    #[test]
+    fn architecture_md_renders_the_matrix() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../ARCHITECTURE.md");
+        let doc = std::fs::read_to_string(path).unwrap_or_default();
+        let table = super::markdown();
+        assert!(
+            doc.contains(&table),
+            "ARCHITECTURE.md must contain the access matrix exactly as rendered:\n{table}"
+        );
+    }
+}
