@@ -7,7 +7,12 @@
 //! detection must not depend on the encoding a value happens to be written in.
 //! Skips when `../shared/data` is absent, except under `CI=true`, where that fails.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 use warden_minimize::Engine;
 
