@@ -64,8 +64,9 @@ pub struct HeaderModel {
 impl HeaderModel {
     /// Learns the extra header columns from `messages` (lines with their own header removed).
     pub fn learn<'a>(messages: impl IntoIterator<Item = &'a str>) -> HeaderModel {
+        let messages: Vec<&str> = messages.into_iter().collect();
         let rows: Vec<Vec<(Shape, bool)>> = messages
-            .into_iter()
+            .iter()
             .map(|m| fields(m).map(|(_, t, padded)| (shape(t), padded)).collect())
             .collect();
         let n = rows.len();
@@ -86,7 +87,13 @@ impl HeaderModel {
             }
             let closes_itself = match col.shape {
                 Shape::Sep | Shape::Level | Shape::Number | Shape::Time | Shape::Tag => true,
-                Shape::Bracket | Shape::Name => col.padded || closed(&rows, &alive, k, col, least),
+                // A name is header only if its value varies (one word on every line is the
+                // message's first word) and a header field or column padding closes it.
+                Shape::Bracket | Shape::Name => {
+                    (col.padded || closed(&rows, &alive, k, col, least))
+                        && (varies(&messages, &rows, &alive, k, col)
+                            || separated(&rows, &alive, k, col, least))
+                }
                 Shape::Other => false,
             };
             if !closes_itself {
@@ -192,6 +199,60 @@ fn closed(rows: &[Vec<(Shape, bool)>], alive: &[usize], k: usize, col: Column, l
         }
         _ => false,
     }
+}
+
+/// Is the name at `k` followed by a separator or tag, directly or after a number
+/// (`app - msg`, `app 42 - - msg`)? Then even one constant name is header.
+fn separated(
+    rows: &[Vec<(Shape, bool)>],
+    alive: &[usize],
+    k: usize,
+    col: Column,
+    least: f64,
+) -> bool {
+    let with: Vec<usize> = alive
+        .iter()
+        .copied()
+        .filter(|&i| matches(&rows[i], k, col))
+        .collect();
+    match dominant(rows, &with, k + 1) {
+        Some((c, s)) if s >= least && matches!(c.shape, Shape::Sep | Shape::Tag) => true,
+        Some((c, s)) if s >= least && c.shape == Shape::Number => {
+            let with2: Vec<usize> = with
+                .iter()
+                .copied()
+                .filter(|&i| matches(&rows[i], k + 1, c))
+                .collect();
+            dominant(rows, &with2, k + 2)
+                .is_some_and(|(c2, s2)| s2 >= least && matches!(c2.shape, Shape::Sep | Shape::Tag))
+        }
+        _ => false,
+    }
+}
+
+/// Do the lines matching `col` at field `k` hold more than one value there?
+fn varies(
+    messages: &[&str],
+    rows: &[Vec<(Shape, bool)>],
+    alive: &[usize],
+    k: usize,
+    col: Column,
+) -> bool {
+    let mut first: Option<&str> = None;
+    for &i in alive {
+        if !matches(&rows[i], k, col) {
+            continue;
+        }
+        let Some((_, t, _)) = fields(messages[i]).nth(k) else {
+            continue;
+        };
+        match first {
+            None => first = Some(t),
+            Some(f) if f != t => return true,
+            Some(_) => {}
+        }
+    }
+    false
 }
 
 fn matches(row: &[(Shape, bool)], k: usize, col: Column) -> bool {

@@ -279,3 +279,13 @@ fn syslog_priority_and_leading_tag_are_header() {
         "10.11.21.122,10.11.10.1 \"GET /openstack HTTP/1.1\" status: 200",
     );
 }
+
+/// A constant first word followed by a number is the message (`worker 5 started`), not a
+/// `program pid` header: header names vary.
+#[test]
+fn constant_leading_word_is_not_header() {
+    let lines: Vec<String> = (0..100)
+        .map(|i| format!("worker {i} started in {i} ms"))
+        .collect();
+    assert!(HeaderModel::learn(lines.iter().map(String::as_str)).is_empty());
+}
