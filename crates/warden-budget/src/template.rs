@@ -11,11 +11,13 @@
 //! Invariant: one line costs time bounded by constants (tokens per line, children per node,
 //! templates searched per leaf), so mining is linear in the input size.
 
+mod header;
 mod preprocess;
 
 use std::collections::HashMap;
 use std::fmt;
 
+pub use header::{HeaderModel, json_message};
 pub use preprocess::{WILDCARD, floor_char_boundary, mask_token, strip_header};
 
 /// Knobs of the miner. [`MinerConfig::default`] is the one general configuration.
@@ -86,9 +88,19 @@ pub fn mine<'a>(lines: impl IntoIterator<Item = &'a str>) -> Mined {
 /// Mines every line with `config`.
 pub fn mine_with<'a>(config: MinerConfig, lines: impl IntoIterator<Item = &'a str>) -> Mined {
     let mut miner = TemplateMiner::new(config);
+    // Each line's own header goes first; then the header the file's lines share is learned
+    // and removed (see `header`).
+    let messages: Vec<std::borrow::Cow<'a, str>> = lines
+        .into_iter()
+        .map(|line| match json_message(line) {
+            Some(msg) => std::borrow::Cow::Owned(strip_header(&msg).to_owned()),
+            None => std::borrow::Cow::Borrowed(strip_header(line)),
+        })
+        .collect();
+    let model = HeaderModel::learn(messages.iter().map(|m| m.as_ref()));
     let mut rows = Vec::new();
-    for line in lines {
-        let tokens = preprocess::tokens(line, miner.config.mask_kv_values);
+    for msg in &messages {
+        let tokens = preprocess::message_tokens(model.strip(msg), miner.config.mask_kv_values);
         let id = miner.add_tokens(&tokens);
         // One string per line, not one per token: tokens never hold whitespace.
         rows.push((id, tokens.join(" ")));

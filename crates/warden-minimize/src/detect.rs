@@ -74,13 +74,15 @@ pub(crate) struct Raw {
 }
 
 /// The key/value shapes that `[[key]]` rules judge: JSON (also escaped inside a JSON string),
-/// YAML, `key=value`, env dumps, `--flag=value`, `--flag value` and `<key>value</key>`.
+/// YAML, `key=value`, env dumps, `--flag=value`, `--flag value`, `<key>value</key>` and the
+/// .NET / NuGet attribute pair `<add key="name" value="...">`.
 /// The regex finds only the key and its separator; the value is read by [`value_after`], and
 /// only for keys a rule claims, so scanning stays linear however values nest.
 static ASSIGN: LazyLock<Option<Regex>> = LazyLock::new(|| {
     crate::rules::compile(
         r#"(?x)
-            (?P<qk>\\{0,3}"[A-Za-z0-9_.\-]{1,64}\\{0,3}"|'[A-Za-z0-9_.\-]{1,64}')[\ \t]*[:=][\ \t]*
+            \b(?:key|name)[\ \t]*=[\ \t]*"(?P<ak>[A-Za-z0-9_.\-:]{1,64})"[\ \t]+value[\ \t]*=[\ \t]*
+          | (?P<qk>\\{0,3}"[A-Za-z0-9_.\-]{1,64}\\{0,3}"|'[A-Za-z0-9_.\-]{1,64}')[\ \t]*[:=][\ \t]*
           | (?P<bk>[A-Za-z_][A-Za-z0-9_.\-]{0,63})[\ \t]*(?:=>|:=|[:=])[\ \t]*
           | (?P<fk>--?[A-Za-z][A-Za-z0-9_\-]{0,63})(?:=|(?P<fs>[\ \t]+))
           | <(?P<xk>[A-Za-z_][A-Za-z0-9_.\-]{0,63})>
@@ -465,20 +467,20 @@ impl Engine {
                 break;
             };
             pos = m.end().max(pos + 1);
-            let (key, form) = if let Some(k) = locs.get(1) {
+            let (key, form) = if let Some(k) = locs.get(1).or_else(|| locs.get(2)) {
                 (k, ValueForm::Json)
-            } else if let Some(k) = locs.get(2) {
-                (k, ValueForm::Bare)
             } else if let Some(k) = locs.get(3) {
+                (k, ValueForm::Bare)
+            } else if let Some(k) = locs.get(4) {
                 (
                     k,
-                    if locs.get(4).is_some() {
+                    if locs.get(5).is_some() {
                         ValueForm::FlagSpace
                     } else {
                         ValueForm::Bare
                     },
                 )
-            } else if let Some(k) = locs.get(5) {
+            } else if let Some(k) = locs.get(6) {
                 (k, ValueForm::Xml)
             } else {
                 continue;
@@ -486,6 +488,24 @@ impl Engine {
             let Some(rule) = self.classify_key(&hay[key.0..key.1]) else {
                 continue;
             };
+            if form == ValueForm::Json && hay.get(m.end()) == Some(&b'{') {
+                // A secret key holding an object of strings (Composer's `"bearer":{"host":"t"}`,
+                // `"github-oauth":{...}`): a member named by a host, not by its own key rule,
+                // is a value of that key. Members with keys of their own are judged as usual.
+                object_strings(hay, m.end(), &mut |(ks, ke), (vs, ve)| {
+                    if self.classify_key(&hay[ks..ke]).is_none()
+                        && self.accept_value(rule, &hay[vs..ve])
+                    {
+                        out.push(Raw {
+                            start: from + vs,
+                            end: from + ve,
+                            kind: rule.kind,
+                            priority: rule.priority,
+                        });
+                    }
+                });
+                continue;
+            }
             let Some((vs, ve)) = value_after(hay, m.end(), form) else {
                 continue;
             };
@@ -585,8 +605,70 @@ fn value_after(hay: &[u8], i: usize, form: ValueForm) -> Option<(usize, usize)> 
                 }
             }
             len = cut_at_next_pair(&rest[..len]);
+            // `Password=x;` ends a connection-string pair; the `;` is not part of the value.
+            while len > 0 && rest[len - 1] == b';' {
+                len -= 1;
+            }
             (len > 0).then_some((i, i + len))
         }
+    }
+}
+
+/// Reports the string members of the flat JSON object that opens at `hay[i]` (`{"k":"v",...}`)
+/// and returns where the scan stopped; stops at the first nested object or anything else.
+fn object_strings(
+    hay: &[u8],
+    i: usize,
+    found: &mut dyn FnMut((usize, usize), (usize, usize)),
+) -> usize {
+    let skip_ws = |mut j: usize| {
+        while hay.get(j).is_some_and(|b| *b == b' ' || *b == b'\t') {
+            j += 1;
+        }
+        j
+    };
+    let string_end = |j: usize| -> Option<usize> {
+        // `j` is just after an opening quote; returns the index of the closing one.
+        let mut k = j;
+        while let Some(&b) = hay.get(k) {
+            match b {
+                b'"' => return Some(k),
+                b'\n' => return None,
+                b'\\' => k += 2,
+                _ => k += 1,
+            }
+        }
+        None
+    };
+    let mut j = i + 1;
+    loop {
+        j = skip_ws(j);
+        if hay.get(j) != Some(&b'"') {
+            return j;
+        }
+        let key_start = j + 1;
+        let Some(key_end) = string_end(key_start) else {
+            return j;
+        };
+        j = skip_ws(key_end + 1);
+        if hay.get(j) != Some(&b':') {
+            return j;
+        }
+        j = skip_ws(j + 1);
+        if hay.get(j) != Some(&b'"') {
+            return j;
+        }
+        let Some(value_end) = string_end(j + 1) else {
+            return j;
+        };
+        if value_end > j + 1 {
+            found((key_start, key_end), (j + 1, value_end));
+        }
+        j = skip_ws(value_end + 1);
+        if hay.get(j) != Some(&b',') {
+            return j;
+        }
+        j += 1;
     }
 }
 

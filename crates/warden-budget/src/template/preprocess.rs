@@ -25,6 +25,7 @@ const MAX_HEADER_TOKENS: usize = 16;
 
 /// The message part of a raw line: the line with a recognised header removed.
 pub fn strip_header(line: &str) -> &str {
+    let line = strip_syslog_priority(line);
     let toks: Vec<(usize, &str)> = split_ws(line).take(MAX_HEADER_TOKENS + 8).collect();
     let start = header_len(line, &toks);
     match toks.get(start) {
@@ -34,9 +35,28 @@ pub fn strip_header(line: &str) -> &str {
     }
 }
 
+/// The line without a leading syslog priority `<PRI>` (RFC 3164 and RFC 5424 both start so).
+fn strip_syslog_priority(line: &str) -> &str {
+    let Some(rest) = line.strip_prefix('<') else {
+        return line;
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    match rest.as_bytes().get(digits) {
+        Some(b'>') if (1..=3).contains(&digits) => rest[digits + 1..].trim_start(),
+        _ => line,
+    }
+}
+
 /// Masked tokens of a raw line's message, ready for the template tree.
 pub fn tokens(line: &str, mask_kv: bool) -> Vec<String> {
-    let msg = strip_header(line);
+    match super::header::json_message(line) {
+        Some(msg) => message_tokens(strip_header(&msg), mask_kv),
+        None => message_tokens(strip_header(line), mask_kv),
+    }
+}
+
+/// Masked tokens of a message whose header is already removed.
+pub fn message_tokens(msg: &str, mask_kv: bool) -> Vec<String> {
     let (msg, truncated) = match msg.len() > MAX_LINE_BYTES {
         true => (&msg[..floor_char_boundary(msg, MAX_LINE_BYTES)], true),
         false => (msg, false),
@@ -142,6 +162,11 @@ fn header_len(line: &str, toks: &[(usize, &str)]) -> usize {
             i += 1;
             continue;
         }
+        // `program[pid]:` opening the line is a syslog tag without the timestamp.
+        if i == 0 && is_tag(t) && t.trim_end_matches(':').ends_with(']') {
+            i += 1;
+            break;
+        }
         if i == 0
             && is_flag(t)
             && toks
@@ -235,12 +260,26 @@ fn has_digit(t: &str) -> bool {
 }
 
 /// Dates, times, zones and numbers: `2015-07-29`, `17:41:44,747`, `081109`, `+0000`, `2005]`.
+/// An IPv4 address (four dotted numbers) is an address, not a time.
 fn is_time_piece(t: &str) -> bool {
     let t = t.trim_matches(['[', ']', ',']);
     !t.is_empty()
+        && !is_ipv4_like(t)
         && (t.bytes().all(|b| {
             b.is_ascii_digit() || matches!(b, b':' | b'.' | b',' | b'-' | b'/' | b'+' | b'T' | b'Z')
         }) || is_month_or_day(t))
+}
+
+/// An IPv4 address, with an optional port, or a comma-separated list of them.
+fn is_ipv4_like(t: &str) -> bool {
+    t.split(',').filter(|a| !a.is_empty()).all(|a| {
+        let a = a.split(':').next().unwrap_or(a);
+        let parts: Vec<&str> = a.split('.').collect();
+        parts.len() == 4
+            && parts
+                .iter()
+                .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+    }) && t.contains('.')
 }
 
 /// Leading numeric header tokens: timestamps, pids, and a file name carrying a date.
@@ -249,7 +288,10 @@ fn is_header_number(t: &str, i: usize) -> bool {
         return true;
     }
     // A first token such as `nova-api.log.1.2017-05-16_13:53:08` names the source file.
-    i == 0 && !t.contains(['=', '(', '"']) && t.bytes().filter(|b| b.is_ascii_digit()).count() >= 4
+    i == 0
+        && !t.contains(['=', '(', '"'])
+        && !is_ipv4_like(t)
+        && t.bytes().filter(|b| b.is_ascii_digit()).count() >= 4
 }
 
 /// A unit after a number (`512 KB`, `3 ms`) varies with the number.
@@ -324,6 +366,16 @@ fn is_month_or_day(t: &str) -> bool {
     )
 }
 
+/// A log level word, bracketed or not (for the header model).
+pub(super) fn is_level_word(t: &str) -> bool {
+    is_level(t)
+}
+
+/// A date or time field with a digit (for the header model).
+pub(super) fn is_time_field(t: &str) -> bool {
+    has_digit(t) && is_time_piece(t)
+}
+
 fn is_level(t: &str) -> bool {
     const LEVELS: [&str; 16] = [
         "TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "WARNING", "ERROR", "ERR", "CRIT", "CRITICAL",
@@ -372,7 +424,10 @@ fn is_tag(t: &str) -> bool {
         && body.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
         && body.bytes().all(|b| {
             b.is_ascii_alphanumeric()
-                || matches!(b, b'_' | b'-' | b'.' | b'/' | b'(' | b')' | b'[' | b']')
+                || matches!(
+                    b,
+                    b'_' | b'-' | b'.' | b'/' | b'(' | b')' | b'[' | b']' | b'$'
+                )
         })
 }
 

@@ -199,3 +199,93 @@ fn words_that_fill_other_templates_are_variables() {
         ]
     );
 }
+
+/// The program name between a bracketed time and ` - ` is learned as header from the file:
+/// the same events from many programs form one template each.
+#[test]
+fn header_learned_from_the_file_strips_program_and_separator() {
+    let programs = ["chrome.exe", "firefox.exe", "svchost.exe", "outlook.exe"];
+    let mut lines = Vec::new();
+    for i in 0..40 {
+        let p = programs[i % 4];
+        lines.push(format!("[10.30 16:{:02}:{:02}] {p} - proxy.example.com:5070 open through proxy proxy.example.com:5070 HTTPS", i / 60, i % 60));
+        lines.push(format!(
+            "[10.30 16:{:02}:{:02}] {p} - close, {} bytes sent, {} bytes received, lifetime 00:0{}",
+            i / 60,
+            i % 60,
+            100 + i,
+            200 + i,
+            i % 10
+        ));
+    }
+    let model = HeaderModel::learn(lines.iter().map(|l| strip_header(l)));
+    assert_eq!(
+        model.len(),
+        2,
+        "program and separator are header: {model:?}"
+    );
+    let mined = mine(lines.iter().map(String::as_str));
+    assert_eq!(mined.templates.len(), 2, "{:?}", mined.templates);
+}
+
+/// Message words keep no one shape across lines, so nothing is learned from ordinary messages.
+#[test]
+fn header_model_learns_nothing_from_messages() {
+    let lines = [
+        "Receiving block blk_1 src: /10.0.0.1:5 dest: /10.0.0.2:5",
+        "PacketResponder 1 for block blk_2 terminating",
+        "Verification succeeded for blk_3",
+        "BLOCK* NameSystem.addStoredBlock: blockMap updated",
+        "Deleting block blk_4 file /data/x",
+        "Served block blk_5 to /10.0.0.3",
+        "writeBlock blk_6 received exception java.io.IOException",
+        "Starting thread to transfer block blk_7",
+        "Received block blk_8 of size 6 from /10.0.0.4",
+    ];
+    assert!(HeaderModel::learn(lines).is_empty());
+}
+
+/// JSON lines are mined on their message field; the other fields are header.
+#[test]
+fn json_lines_are_mined_on_their_message() {
+    assert_eq!(
+        json_message(r#"{"ts":"2024-01-01T00:00:00Z","level":"INFO","msg":"user 42 logged in"}"#)
+            .as_deref(),
+        Some("user 42 logged in")
+    );
+    assert_eq!(json_message("user 42 logged in"), None);
+    let mined = mine([
+        r#"{"ts":"2024-01-01T00:00:00Z","level":"INFO","msg":"user 42 logged in"}"#,
+        r#"{"ts":"2024-01-01T00:00:01Z","level":"WARN","msg":"user 7 logged in"}"#,
+    ]);
+    assert_eq!(mined.templates.len(), 1);
+    assert_eq!(mined.templates[0].text(), "user <*> logged in");
+}
+
+/// A syslog priority opens RFC 3164 and RFC 5424 lines; `program[pid]:` may open a line alone.
+#[test]
+fn syslog_priority_and_leading_tag_are_header() {
+    check_header(
+        "<34>Oct 11 22:14:15 mymachine su[230]: 'su root' failed for lonvick",
+        "'su root' failed for lonvick",
+    );
+    check_header(
+        "dfs.DataNode$PacketResponder[20235]: PacketResponder 1 for block blk_3 terminating",
+        "PacketResponder 1 for block blk_3 terminating",
+    );
+    // An address opening a message is not a timestamp.
+    check_header(
+        "10.11.21.122,10.11.10.1 \"GET /openstack HTTP/1.1\" status: 200",
+        "10.11.21.122,10.11.10.1 \"GET /openstack HTTP/1.1\" status: 200",
+    );
+}
+
+/// A constant first word followed by a number is the message (`worker 5 started`), not a
+/// `program pid` header: header names vary.
+#[test]
+fn constant_leading_word_is_not_header() {
+    let lines: Vec<String> = (0..100)
+        .map(|i| format!("worker {i} started in {i} ms"))
+        .collect();
+    assert!(HeaderModel::learn(lines.iter().map(String::as_str)).is_empty());
+}
