@@ -77,7 +77,10 @@ fn take(chat: &mut ChatRequest, slot: Slot) -> (String, Shape) {
             Some(Content::ToolResult { tool_use_id, .. }) => text(tool_use_id),
             _ => none(),
         },
-        Slot::ToolName(t) => chat.tools.get_mut(t).map_or_else(none, |d| text(&mut d.name)),
+        Slot::ToolName(t) => chat
+            .tools
+            .get_mut(t)
+            .map_or_else(none, |d| text(&mut d.name)),
         Slot::ToolDescription(t) => chat
             .tools
             .get_mut(t)

@@ -176,9 +176,8 @@ fn instruction_budget(
     shapes: &[(Shape, bool)],
 ) -> Result<Vec<(usize, warden_budget::Cut)>, MinimizeError> {
     let budget = limits.for_type(DataType::Instruction);
-    let instruction = |p: &crate::minimize::MinimizedPart| {
-        !p.dropped && p.data_type == DataType::Instruction
-    };
+    let instruction =
+        |p: &crate::minimize::MinimizedPart| !p.dropped && p.data_type == DataType::Instruction;
     let bytes: usize = parts
         .iter()
         .filter(|p| instruction(p))
@@ -326,7 +325,11 @@ mod tests {
             ],
         )
         .unwrap();
-        assert!(!out.parts[1].text.contains("AKIAIOSFODNN7EXAMPLE"), "{:?}", out.parts);
+        assert!(
+            !out.parts[1].text.contains("AKIAIOSFODNN7EXAMPLE"),
+            "{:?}",
+            out.parts
+        );
         let c = out.summary.by_data_type[&DataType::Logs];
         assert_eq!(c.parts, 1);
         assert_eq!(c.bytes_before, ("login failed".len() + id.len()) as u64);
@@ -353,7 +356,10 @@ mod tests {
         // Refuse mode: refused, naming the rule and the budget.
         let err = minimize_request(&engine, &settings(), &limits, parts()).unwrap_err();
         assert_eq!(err.rule(), Rule::InstructionBudgetExceeded);
-        assert!(err.to_string().contains("instruction budget of 500 bytes"), "{err}");
+        assert!(
+            err.to_string().contains("instruction budget of 500 bytes"),
+            "{err}"
+        );
         // Drop mode: the texts share what the schema leaves; the cut is reported.
         let mut s = settings();
         s.on_disallowed_data = OnDisallowedData::Drop;
@@ -366,7 +372,10 @@ mod tests {
         assert_eq!(cuts.len(), 1);
         assert_eq!(cuts[0].data_type, DataType::Instruction);
         assert_eq!(cuts[0].bytes_before, telemetry.len());
-        assert_eq!(out.summary.by_data_type[&DataType::Instruction].bytes_after, sent as u64);
+        assert_eq!(
+            out.summary.by_data_type[&DataType::Instruction].bytes_after,
+            sent as u64
+        );
         // Labels alone over the budget cannot be cut: refused even in drop mode.
         limits.per_type.insert(DataType::Instruction, 10);
         let err = minimize_request(&engine, &s, &limits, parts()).unwrap_err();
