@@ -18,7 +18,7 @@ use anyhow::{Context, bail};
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use warden_budget::{Limits, mine};
-use warden_minimize::{Engine, RequestPart, Shape, minimize_request};
+use warden_minimize::{Engine, RequestPart, minimize_request};
 use warden_policy::{DataType, TenantSettings};
 
 /// Inputs above this size get a progress bar when stderr is a terminal.
