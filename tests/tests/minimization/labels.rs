@@ -476,3 +476,55 @@ async fn telemetry_relabelled_as_instructions_is_bounded_by_the_instruction_budg
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_pseudonymized_tool_name_is_restored_in_the_answer_but_a_secret_never() {
+    bounded(async {
+        // The local provider calls the first tool offered, by the name it was shown.
+        let c = Cluster::start().await;
+        c.set_tenant(pseudonymizing("acme")).await;
+        let with_tool = |name: &str| {
+            let mut req = logs_request("acme", "login failed");
+            req.tools = vec![gw::ToolDefinition {
+                name: name.into(),
+                description: "mail a user".into(),
+                input_schema_json: r#"{"type":"object"}"#.into(),
+            }];
+            req
+        };
+        let mut gw = c.gateway("agent");
+        let ok = gw
+            .complete(with_tool("ann@example.com"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(c.local.requests()[0].tools[0].name, "[EMAIL:1]");
+        assert_eq!(ok.tool_calls.len(), 1, "{ok:?}");
+        assert_eq!(ok.tool_calls[0].name, "ann@example.com");
+
+        let mut stream = gw
+            .complete_stream(with_tool("ann@example.com"))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut names = Vec::new();
+        while let Some(ev) = stream.message().await.unwrap() {
+            if let Some(gw::complete_stream_event::Event::ToolCallDelta(d)) = ev.event
+                && !d.name.is_empty()
+            {
+                names.push(d.name);
+            }
+        }
+        assert_eq!(names, ["ann@example.com"]);
+
+        let ok = gw
+            .complete(with_tool(&format!("lookup-{AWS_KEY}")))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(ok.tool_calls[0].name, "lookup-[SECRET:aws_access_key_id:1]");
+        assert!(!format!("{:?}", c.local.requests()).contains(AWS_KEY));
+        c.stop().await;
+    })
+    .await;
+}
