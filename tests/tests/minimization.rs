@@ -626,3 +626,6 @@ async fn a_data_type_budget_covers_all_its_parts_and_the_cut_is_audited() {
     })
     .await;
 }
+
+#[path = "minimization/labels.rs"]
+mod labels;

@@ -15,6 +15,8 @@ use warden_policy::DataType;
 use crate::budget::{Cut, apply};
 
 /// Byte budgets: one per request and one per data type (shared by that type's parts).
+/// `per_type[Instruction]` is the instruction budget, which `warden_minimize` applies on
+/// its own: instructions are never shared into the request budget.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     pub request_bytes: usize,
@@ -43,20 +45,25 @@ impl Limits {
     /// The platform default for a whole request: about 50k tokens of telemetry.
     pub const DEFAULT_REQUEST_BYTES: usize = 200 * 1024;
 
-    /// The platform default budget for the parts of `data_type` in one request.
+    /// The platform default budget for the parts of `data_type` in one request. The
+    /// instruction budget bounds the system prompt, questions, the model's earlier turns and
+    /// tool definitions together: room for an agent's whole tool loop, not for telemetry
+    /// relabelled as instructions.
     pub fn default_for(data_type: DataType) -> usize {
         match data_type {
-            DataType::Logs | DataType::Traces | DataType::SourceCode => 64 * 1024,
+            DataType::Logs | DataType::Traces | DataType::SourceCode | DataType::Instruction => {
+                64 * 1024
+            }
             DataType::Metrics
             | DataType::Profiles
             | DataType::ConfigMetadata
-            | DataType::ClusterInfo
-            | DataType::Instruction => 32 * 1024,
+            | DataType::ClusterInfo => 32 * 1024,
         }
     }
 
     /// A tenant's budgets from its policy settings; zero means the default: a type's own
-    /// budget, else `max_bytes_per_data_type`, else the platform's.
+    /// budget, else `max_bytes_per_data_type` (telemetry types only: the instruction budget
+    /// is set on its own), else the platform's.
     pub fn from_policy(b: &warden_policy::Budgets) -> Limits {
         let bytes = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
         let mut limits = Limits::default();
@@ -64,8 +71,10 @@ impl Limits {
             limits.request_bytes = bytes(b.max_request_bytes);
         }
         if b.max_bytes_per_data_type > 0 {
-            for v in limits.per_type.values_mut() {
-                *v = bytes(b.max_bytes_per_data_type);
+            for (dt, v) in &mut limits.per_type {
+                if *dt != DataType::Instruction {
+                    *v = bytes(b.max_bytes_per_data_type);
+                }
             }
         }
         for (dt, max) in &b.per_data_type {

@@ -345,8 +345,8 @@ impl Gateway {
                         out.push(gw::complete_stream_event::Event::ToolCallDelta(
                             gw::ToolCallDelta {
                                 index,
-                                id,
-                                name,
+                                id: pseudonyms.restore(&id),
+                                name: pseudonyms.restore(&name),
                                 arguments_json_delta: String::new(),
                             },
                         ));
@@ -450,7 +450,11 @@ fn restore(p: &Prepared, resp: &mut ChatResponse) {
         match c {
             Content::Text { text } => *text = pseudonyms.restore(text),
             // A tool call names what the agent should look at: with the real identifiers.
-            Content::ToolUse { input, .. } => pseudonyms.restore_value(input),
+            Content::ToolUse { id, name, input } => {
+                *id = pseudonyms.restore(id);
+                *name = pseudonyms.restore(name);
+                pseudonyms.restore_value(input);
+            }
             Content::ToolResult { .. } => {}
         }
     }

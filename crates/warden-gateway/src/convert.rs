@@ -17,6 +17,12 @@ use warden_providers::{ChatRequest, Content, Message, MessageRole, ToolDef};
 const MAX_MESSAGES: usize = 1024;
 const MAX_TOOLS: usize = 128;
 const DEFAULT_MAX_OUTPUT_TOKENS: u32 = 1024;
+/// Tool names (definitions and calls), as the providers accept them.
+const MAX_TOOL_NAME_BYTES: usize = 64;
+/// Tool-call ids and tool results' `tool_call_id`s: providers issue ids of about 30 bytes.
+const MAX_TOOL_ID_BYTES: usize = 256;
+const MAX_TOOL_DESCRIPTION_BYTES: usize = 16 * 1024;
+const MAX_TOOL_SCHEMA_BYTES: usize = 64 * 1024;
 
 pub fn data_type_from_proto(v: i32) -> Result<DataType, String> {
     match pb::DataType::try_from(v) {
@@ -162,6 +168,14 @@ pub struct PartRef {
     pub data_type: DataType,
 }
 
+/// One part of the system prompt. Each keeps its own data type through gating, budgets and
+/// the audit record; the parts that may leave are joined only after minimization.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SystemPart {
+    pub data_type: DataType,
+    pub text: String,
+}
+
 /// A request that passed validation.
 #[derive(Debug, Clone)]
 pub struct ValidRequest {
@@ -170,11 +184,12 @@ pub struct ValidRequest {
     pub agent_run_id: String,
     pub preferred_provider: Option<String>,
     pub routing_profile: String,
+    /// `chat.system` is empty here: the system prompt is `system`, part by part.
     pub chat: ChatRequest,
     /// For each entry of `chat.messages[m].content[p]` (text, tool call or tool result),
-    /// its data type. The system prompt is `system_type`.
+    /// its data type.
     pub parts: Vec<PartRef>,
-    pub system_type: Option<DataType>,
+    pub system: Vec<SystemPart>,
     pub data_types: BTreeSet<DataType>,
 }
 
@@ -206,8 +221,7 @@ pub fn validate(req: gw::CompleteRequest) -> Result<ValidRequest, String> {
             req.tools.len()
         ));
     }
-    let mut system = String::new();
-    let mut system_type: Option<DataType> = None;
+    let mut system = Vec::new();
     let mut messages = Vec::new();
     let mut parts = Vec::new();
     let mut data_types = BTreeSet::new();
@@ -235,6 +249,8 @@ pub fn validate(req: gw::CompleteRequest) -> Result<ValidRequest, String> {
                             "{at}: tool_call parts belong in assistant messages"
                         ));
                     }
+                    check_name(&format!("{at}.tool_call.name"), &tc.name)?;
+                    check_id(&format!("{at}.tool_call.id"), &tc.id)?;
                     let input = if tc.arguments_json.trim().is_empty() {
                         serde_json::Value::Object(Default::default())
                     } else {
@@ -252,6 +268,7 @@ pub fn validate(req: gw::CompleteRequest) -> Result<ValidRequest, String> {
                     if role != gw::Role::User {
                         return Err(format!("{at}: tool_result parts belong in user messages"));
                     }
+                    check_id(&format!("{at}.tool_result.tool_call_id"), &tr.tool_call_id)?;
                     Content::ToolResult {
                         tool_use_id: tr.tool_call_id,
                         content: tr.content,
@@ -264,14 +281,11 @@ pub fn validate(req: gw::CompleteRequest) -> Result<ValidRequest, String> {
                     let Content::Text { text } = c else {
                         return Err(format!("{at}: system messages hold text only"));
                     };
-                    if !system.is_empty() {
-                        system.push_str("\n\n");
-                    }
-                    system.push_str(&text);
-                    // A system prompt with customer data in it is typed by its most sensitive part.
-                    system_type = Some(match system_type {
-                        Some(DataType::Instruction) | None => dt,
-                        Some(prev) => prev,
+                    // Each part keeps its own type: a system prompt is never typed by one
+                    // of its parts, so no part can pass under another's label.
+                    system.push(SystemPart {
+                        data_type: dt,
+                        text,
                     });
                 }
                 gw::Role::User | gw::Role::Assistant => {
@@ -308,9 +322,17 @@ pub fn validate(req: gw::CompleteRequest) -> Result<ValidRequest, String> {
     }
     let mut tools = Vec::new();
     for (ti, t) in req.tools.into_iter().enumerate() {
-        if t.name.is_empty() || t.name.len() > 64 {
-            return Err(format!("tools[{ti}].name must be 1 to 64 characters"));
-        }
+        check_name(&format!("tools[{ti}].name"), &t.name)?;
+        check_len(
+            &format!("tools[{ti}].description"),
+            &t.description,
+            MAX_TOOL_DESCRIPTION_BYTES,
+        )?;
+        check_len(
+            &format!("tools[{ti}].input_schema_json"),
+            &t.input_schema_json,
+            MAX_TOOL_SCHEMA_BYTES,
+        )?;
         let schema: serde_json::Value = serde_json::from_str(&t.input_schema_json)
             .map_err(|e| format!("tools[{ti}].input_schema_json is not valid JSON: {e}"))?;
         if !schema.is_object() {
@@ -337,7 +359,8 @@ pub fn validate(req: gw::CompleteRequest) -> Result<ValidRequest, String> {
         routing_profile: req.routing_profile,
         chat: ChatRequest {
             model: (!req.preferred_model.is_empty()).then_some(req.preferred_model),
-            system: (!system.is_empty()).then_some(system),
+            // Joined after minimization, from the parts that may leave.
+            system: None,
             messages,
             tools,
             max_tokens: if req.max_output_tokens == 0 {
@@ -350,7 +373,32 @@ pub fn validate(req: gw::CompleteRequest) -> Result<ValidRequest, String> {
             tenant_id: None,
         },
         parts,
-        system_type,
+        system,
         data_types,
     })
+}
+
+/// A field is at most `max` bytes. The error names the field and the sizes, never the value
+/// (which may hold a secret).
+fn check_len(field: &str, value: &str, max: usize) -> Result<(), String> {
+    if value.len() > max {
+        return Err(format!(
+            "{field} is {} bytes; the limit is {max}",
+            value.len()
+        ));
+    }
+    Ok(())
+}
+
+/// A tool's name: 1 to 64 bytes.
+fn check_name(field: &str, name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(format!("{field} is required"));
+    }
+    check_len(field, name, MAX_TOOL_NAME_BYTES)
+}
+
+/// A tool call's id: at most 256 bytes.
+fn check_id(field: &str, id: &str) -> Result<(), String> {
+    check_len(field, id, MAX_TOOL_ID_BYTES)
 }

@@ -6,12 +6,16 @@
 //! The composition itself is `warden_minimize::minimize_request`, shared with `warden
 //! minimize`; this module only takes the parts out of the request (text, tool results, and
 //! tool-call arguments as JSON), puts them back and maps the summary to the wire.
+//! Every text that leaves is a part here: each system part under its own data type (joined
+//! only after gating, so no part passes under another's label), tool-call ids and names and
+//! `tool_use_id`s as labels of their part, tool definitions (name, description, schema) as
+//! instructions, all held to the instruction budget.
 //! Runs after the policy decision and before the audit intent, so the intent records
-//! exactly what will leave. Instruction parts are scanned but never cut.
+//! exactly what will leave.
 
 use std::collections::BTreeSet;
 
-use warden_minimize::{Engine, MinimizeError, Pseudonyms, RequestPart, Shape, minimize_request};
+use warden_minimize::{Engine, Pseudonyms, RequestPart, Shape, minimize_request};
 use warden_policy::{DataType, TenantSettings};
 use warden_proto::common::v1 as pb;
 use warden_providers::{ChatRequest, Content};
@@ -28,52 +32,165 @@ pub struct Minimized {
     pub pseudonyms: Pseudonyms,
 }
 
-/// Where a minimized text goes back: the system prompt or a message part.
+/// Where a minimized text goes back: the system prompt (its parts, in order), a message part, a label of a message
+/// part (tool-call id and name, a tool result's `tool_use_id`), or a tool definition's field.
 #[derive(Clone, Copy)]
 enum Slot {
     System,
     Part { message: usize, part: usize },
+    CallId { message: usize, part: usize },
+    CallName { message: usize, part: usize },
+    ResultId { message: usize, part: usize },
+    ToolName(usize),
+    ToolDescription(usize),
+    ToolSchema(usize),
 }
 
 fn content_mut(chat: &mut ChatRequest, message: usize, part: usize) -> Option<&mut Content> {
     chat.messages.get_mut(message)?.content.get_mut(part)
 }
 
-/// Takes a part's text out of the request: text and tool results as they are, a tool
-/// call's arguments as JSON (they are model output and may carry restored identifiers).
+/// Takes a slot's text out of the request: text and tool results as they are, a tool call's
+/// arguments and a tool's schema as JSON (arguments are model output and may carry restored
+/// identifiers).
 fn take(chat: &mut ChatRequest, slot: Slot) -> (String, Shape) {
+    let text = |s: &mut String| (std::mem::take(s), Shape::Text);
+    let json = |v: &mut serde_json::Value| (std::mem::take(v).to_string(), Shape::Json);
+    let none = || (String::new(), Shape::Text);
     match slot {
-        Slot::System => (chat.system.take().unwrap_or_default(), Shape::Text),
+        Slot::System => none(),
         Slot::Part { message, part } => match content_mut(chat, message, part) {
-            Some(Content::Text { text }) => (std::mem::take(text), Shape::Text),
-            Some(Content::ToolResult { content, .. }) => (std::mem::take(content), Shape::Text),
-            Some(Content::ToolUse { input, .. }) => {
-                (std::mem::take(input).to_string(), Shape::Json)
-            }
-            None => (String::new(), Shape::Text),
+            Some(Content::Text { text: t }) => text(t),
+            Some(Content::ToolResult { content, .. }) => text(content),
+            Some(Content::ToolUse { input, .. }) => json(input),
+            None => none(),
         },
+        Slot::CallId { message, part } => match content_mut(chat, message, part) {
+            Some(Content::ToolUse { id, .. }) => text(id),
+            _ => none(),
+        },
+        Slot::CallName { message, part } => match content_mut(chat, message, part) {
+            Some(Content::ToolUse { name, .. }) => text(name),
+            _ => none(),
+        },
+        Slot::ResultId { message, part } => match content_mut(chat, message, part) {
+            Some(Content::ToolResult { tool_use_id, .. }) => text(tool_use_id),
+            _ => none(),
+        },
+        Slot::ToolName(t) => chat
+            .tools
+            .get_mut(t)
+            .map_or_else(none, |d| text(&mut d.name)),
+        Slot::ToolDescription(t) => chat
+            .tools
+            .get_mut(t)
+            .map_or_else(none, |d| text(&mut d.description)),
+        Slot::ToolSchema(t) => chat
+            .tools
+            .get_mut(t)
+            .map_or_else(none, |d| json(&mut d.input_schema)),
     }
 }
 
-/// Puts a minimized text back where it came from.
+/// Puts a minimized text back where it came from (system parts are joined by the caller).
 fn put(chat: &mut ChatRequest, slot: Slot, text: String) -> Result<(), GatewayError> {
+    // Redaction keeps JSON valid; should it ever not, send nothing.
+    let not_json = |field: String| {
+        GatewayError::Minimize(format!(
+            "{field} could not be redacted as JSON; nothing was sent"
+        ))
+    };
     match slot {
-        Slot::System => chat.system = Some(text),
+        Slot::System => {}
         Slot::Part { message, part } => match content_mut(chat, message, part) {
             Some(Content::Text { text: dst }) => *dst = text,
             Some(Content::ToolResult { content, .. }) => *content = text,
             Some(Content::ToolUse { input, .. }) => {
-                // Redaction keeps JSON valid; should it ever not, send nothing.
                 *input = serde_json::from_str(&text).map_err(|_| {
-                    GatewayError::Minimize(format!(
-                        "messages[{message}].parts[{part}]: tool call arguments could not be redacted as JSON; nothing was sent"
+                    not_json(format!(
+                        "messages[{message}].parts[{part}]: tool call arguments"
                     ))
                 })?;
             }
             None => {}
         },
+        Slot::CallId { message, part } => {
+            if let Some(Content::ToolUse { id, .. }) = content_mut(chat, message, part) {
+                *id = text;
+            }
+        }
+        Slot::CallName { message, part } => {
+            if let Some(Content::ToolUse { name, .. }) = content_mut(chat, message, part) {
+                *name = text;
+            }
+        }
+        Slot::ResultId { message, part } => {
+            if let Some(Content::ToolResult { tool_use_id, .. }) = content_mut(chat, message, part)
+            {
+                *tool_use_id = text;
+            }
+        }
+        Slot::ToolName(t) => {
+            if let Some(d) = chat.tools.get_mut(t) {
+                d.name = text;
+            }
+        }
+        Slot::ToolDescription(t) => {
+            if let Some(d) = chat.tools.get_mut(t) {
+                d.description = text;
+            }
+        }
+        Slot::ToolSchema(t) => {
+            if let Some(d) = chat.tools.get_mut(t) {
+                d.input_schema = serde_json::from_str(&text)
+                    .map_err(|_| not_json(format!("tools[{t}].input_schema_json")))?;
+            }
+        }
     }
     Ok(())
+}
+
+/// Every text of the request that leaves, as the pipeline takes it: each system part under
+/// its own type; each message part, with its tool-call id and name or `tool_use_id` as
+/// labels of the part's type; each tool definition as one instruction part (its
+/// description) with its name and schema as labels.
+fn collect(chat: &mut ChatRequest, req: &ValidRequest) -> (Vec<Slot>, Vec<RequestPart>) {
+    let mut slots = Vec::new();
+    let mut parts = Vec::new();
+    for s in &req.system {
+        slots.push(Slot::System);
+        parts.push(RequestPart::text(s.data_type, s.text.clone()));
+    }
+    let mut push = |chat: &mut ChatRequest, slot: Slot, data_type: DataType, label: bool| {
+        let (text, shape) = take(chat, slot);
+        slots.push(slot);
+        parts.push(RequestPart {
+            data_type,
+            text,
+            shape,
+            label,
+        });
+    };
+    for p in &req.parts {
+        let (message, part) = (p.message, p.part);
+        push(chat, Slot::Part { message, part }, p.data_type, false);
+        match content_mut(chat, message, part) {
+            Some(Content::ToolUse { .. }) => {
+                push(chat, Slot::CallId { message, part }, p.data_type, true);
+                push(chat, Slot::CallName { message, part }, p.data_type, true);
+            }
+            Some(Content::ToolResult { .. }) => {
+                push(chat, Slot::ResultId { message, part }, p.data_type, true);
+            }
+            _ => {}
+        }
+    }
+    for t in 0..chat.tools.len() {
+        push(chat, Slot::ToolDescription(t), DataType::Instruction, false);
+        push(chat, Slot::ToolName(t), DataType::Instruction, true);
+        push(chat, Slot::ToolSchema(t), DataType::Instruction, true);
+    }
+    (slots, parts)
 }
 
 pub fn minimize(
@@ -83,36 +200,12 @@ pub fn minimize(
 ) -> Result<Minimized, GatewayError> {
     let mut chat = req.chat.clone();
     chat.tenant_id = Some(req.tenant_id.clone());
-    let mut slots = Vec::new();
-    let mut parts = Vec::new();
-    if let (Some(dt), Some(_)) = (req.system_type, chat.system.as_ref()) {
-        slots.push(Slot::System);
-        let (text, shape) = take(&mut chat, Slot::System);
-        parts.push(RequestPart {
-            data_type: dt,
-            text,
-            shape,
-        });
-    }
-    for p in &req.parts {
-        let slot = Slot::Part {
-            message: p.message,
-            part: p.part,
-        };
-        let (text, shape) = take(&mut chat, slot);
-        slots.push(slot);
-        parts.push(RequestPart {
-            data_type: p.data_type,
-            text,
-            shape,
-        });
-    }
+    let (slots, parts) = collect(&mut chat, req);
 
     // Gate, redact, budgets and summary: the one composition `warden minimize` runs too.
     let limits = warden_budget::Limits::from_policy(&settings.budgets);
-    let out = minimize_request(engine, settings, &limits, parts).map_err(|e| match e {
-        MinimizeError::Refused { denied, .. } => GatewayError::Denied(denied),
-    })?;
+    let out = minimize_request(engine, settings, &limits, parts)
+        .map_err(|e| GatewayError::Denied(e.into_denied()))?;
     for (kind, n) in &out.summary.redactions {
         metrics::counter!("warden_gateway_redactions_total", "kind" => kind.clone()).increment(*n);
     }
@@ -126,20 +219,27 @@ pub fn minimize(
         })
         .collect();
 
-    // Put the minimized texts back; remove dropped parts (back to front keeps indices valid).
+    // Put the minimized texts back; join the system parts that may leave; remove dropped
+    // parts (back to front keeps indices valid). A dropped part's labels share its type, so
+    // they are dropped with it.
     let mut types_sent = BTreeSet::new();
     let mut dropped = Vec::new();
+    let mut system = Vec::new();
     for (slot, part) in slots.iter().zip(out.parts) {
         if part.dropped {
-            match *slot {
-                Slot::System => chat.system = None,
-                Slot::Part { message, part } => dropped.push((message, part)),
+            if let Slot::Part { message, part } = *slot {
+                dropped.push((message, part));
             }
-        } else {
-            types_sent.insert(part.data_type);
-            put(&mut chat, *slot, part.text)?;
+            continue;
+        }
+        types_sent.insert(part.data_type);
+        match *slot {
+            Slot::System => system.push(part.text),
+            slot => put(&mut chat, slot, part.text)?,
         }
     }
+    let system = system.join("\n\n");
+    chat.system = (!system.is_empty()).then_some(system);
     for (m, p) in dropped.into_iter().rev() {
         if let Some(msg) = chat.messages.get_mut(m)
             && p < msg.content.len()

@@ -67,6 +67,7 @@ impl GatewayError {
                     Code::FailedPrecondition
                 }
                 Rule::DataTypeNotAllowed | Rule::SourceCodeRequiresGithub => Code::PermissionDenied,
+                Rule::InstructionBudgetExceeded => Code::ResourceExhausted,
             },
             GatewayError::Settings(_) | GatewayError::Audit(_) => Code::Unavailable,
             GatewayError::Provider(p) | GatewayError::Routed { error: p, .. }

@@ -59,7 +59,8 @@ pub struct Summary {
 /// Counts for one data type.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TypeCounts {
-    /// Parts of this type in the request, dropped ones included.
+    /// Parts of this type in the request, dropped ones included. Labels (tool names and
+    /// ids) count in the bytes of their part's type, not as parts.
     pub parts: u64,
     pub dropped: u64,
     pub bytes_before: u64,
@@ -78,15 +79,29 @@ pub enum MinimizeError {
         data_type: DataType,
         denied: Denied,
     },
+    /// The request as a whole is over a budget that refuses rather than cuts (the
+    /// instruction budget in refuse mode).
+    #[error("request refused by {}: {}", denied.rule.id(), denied.message)]
+    OverBudget { denied: Denied },
 }
 
 // === impl MinimizeError ===
 
 impl MinimizeError {
-    /// The policy rule that refused (`DATA_TYPE_NOT_ALLOWED`, `SOURCE_CODE_REQUIRES_GITHUB`).
+    /// The policy rule that refused (`DATA_TYPE_NOT_ALLOWED`, `SOURCE_CODE_REQUIRES_GITHUB`,
+    /// `INSTRUCTION_BUDGET_EXCEEDED`).
     pub fn rule(&self) -> Rule {
         match self {
-            MinimizeError::Refused { denied, .. } => denied.rule,
+            MinimizeError::Refused { denied, .. } | MinimizeError::OverBudget { denied } => {
+                denied.rule
+            }
+        }
+    }
+
+    /// The refusal, for callers that report it as a policy denial.
+    pub fn into_denied(self) -> Denied {
+        match self {
+            MinimizeError::Refused { denied, .. } | MinimizeError::OverBudget { denied } => denied,
         }
     }
 }
@@ -105,16 +120,26 @@ impl Engine {
         settings: &TenantSettings,
         parts: Vec<Part>,
     ) -> Result<Minimized, MinimizeError> {
-        self.gate_and_redact(settings, parts.into_iter().map(|p| (p, Shape::Text)))
+        self.gate_and_redact(settings, parts.into_iter().map(|p| (p, Shape::Text, false)))
     }
 
-    /// [`Engine::minimize`] for parts of any [`Shape`].
+    /// [`Engine::minimize`] for parts of any [`Shape`]. A `label` (a tool name or id) is
+    /// gated and redacted like a part and counted in its type's bytes, but not as a part.
     pub(crate) fn gate_and_redact(
         &self,
         settings: &TenantSettings,
-        parts: impl IntoIterator<Item = (Part, Shape)>,
+        parts: impl IntoIterator<Item = (Part, Shape, bool)>,
     ) -> Result<Minimized, MinimizeError> {
-        let (parts, shapes): (Vec<Part>, Vec<Shape>) = parts.into_iter().unzip();
+        let mut shapes = Vec::new();
+        let mut labels = Vec::new();
+        let parts: Vec<Part> = parts
+            .into_iter()
+            .map(|(p, shape, label)| {
+                shapes.push(shape);
+                labels.push(label);
+                p
+            })
+            .collect();
         let mut allowed = Vec::with_capacity(parts.len());
         for (index, part) in parts.iter().enumerate() {
             match data_type_gate(settings, part.data_type) {
@@ -134,12 +159,13 @@ impl Engine {
         let mut table = Placeholders::new(settings.pseudonymize);
         let mut summary = Summary::default();
         let mut out = Vec::with_capacity(parts.len());
-        for ((part, keep), shape) in parts.into_iter().zip(allowed).zip(shapes) {
+        for (((part, keep), shape), label) in parts.into_iter().zip(allowed).zip(shapes).zip(labels)
+        {
             let counts = summary.by_data_type.entry(part.data_type).or_default();
-            counts.parts += 1;
+            counts.parts += u64::from(!label);
             counts.bytes_before += part.text.len() as u64;
             if !keep {
-                counts.dropped += 1;
+                counts.dropped += u64::from(!label);
                 out.push(MinimizedPart {
                     data_type: part.data_type,
                     text: String::new(),

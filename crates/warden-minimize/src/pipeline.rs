@@ -4,15 +4,21 @@
 //! 1. **gate**: a part of a type the tenant did not allow refuses the request or is dropped;
 //! 2. **redact**: secrets and personal data become request-wide placeholders (JSON parts stay
 //!    valid JSON);
-//! 3. **budgets** (`warden-budget`): each data type's budget is shared by all its parts, the
-//!    request budget by all parts; instructions, JSON parts and dropped parts are never cut;
-//! 4. **summary**: counts per data type (before, after redaction, as sent), redactions by
+//! 3. **instruction budget**: all instruction bytes together (system prompt, questions,
+//!    earlier turns, tool definitions and their labels) stay within the tenant's instruction
+//!    budget, so telemetry relabelled as instructions cannot leave without limit: over it,
+//!    the request is refused (`on_disallowed_data = refuse`) or the instruction texts are cut
+//!    to fit (`drop`; JSON and labels are never cut, so if they alone are over, refused);
+//! 4. **budgets** (`warden-budget`): each telemetry type's budget is shared by all its parts,
+//!    the request budget by all telemetry parts; JSON parts, labels and dropped parts are
+//!    never cut;
+//! 5. **summary**: counts per data type (before, after redaction, as sent), redactions by
 //!    kind, and what each budget cut, how.
 //!
 //! Pure: no I/O, no clock. The gateway only maps the result to its wire types.
 
 use warden_budget::{CutReport, Limits, Method};
-use warden_policy::{DataType, TenantSettings};
+use warden_policy::{DataType, Denied, OnDisallowedData, Rule, TenantSettings};
 
 use crate::detect::Engine;
 use crate::minimize::{MinimizeError, Part, Shape, Summary};
@@ -24,6 +30,24 @@ pub struct RequestPart {
     pub data_type: DataType,
     pub text: String,
     pub shape: Shape,
+    /// A label of a part rather than a part (a tool name, a tool-call id, a tool result's
+    /// `tool_use_id`, a tool definition's name or schema): gated, redacted and counted in its
+    /// type's bytes like any text, but not counted as a part and never cut.
+    pub label: bool,
+}
+
+// === impl RequestPart ===
+
+impl RequestPart {
+    /// A content part of free text.
+    pub fn text(data_type: DataType, text: impl Into<String>) -> RequestPart {
+        RequestPart {
+            data_type,
+            text: text.into(),
+            shape: Shape::Text,
+            label: false,
+        }
+    }
 }
 
 /// A part as it leaves the pipeline.
@@ -33,8 +57,8 @@ pub struct SentPart {
     /// Empty when dropped.
     pub text: String,
     pub dropped: bool,
-    /// What the budgets did to this part; `None` for parts budgets never cut (instructions,
-    /// JSON, dropped parts).
+    /// What the budgets did to this part; `None` for parts budgets never cut (JSON, labels,
+    /// dropped parts, and instructions while they are within their budget).
     pub budget: Option<CutReport>,
 }
 
@@ -78,7 +102,7 @@ pub fn minimize_request(
     limits: &Limits,
     parts: Vec<RequestPart>,
 ) -> Result<MinimizedRequest, MinimizeError> {
-    let shapes: Vec<Shape> = parts.iter().map(|p| p.shape).collect();
+    let shapes: Vec<(Shape, bool)> = parts.iter().map(|p| (p.shape, p.label)).collect();
     let out = engine.gate_and_redact(
         settings,
         parts.into_iter().map(|p| {
@@ -88,30 +112,31 @@ pub fn minimize_request(
                     text: p.text,
                 },
                 p.shape,
+                p.label,
             )
         }),
     )?;
     let mut summary = out.summary;
-    let budgeted: Vec<usize> = out
-        .parts
+    let out_parts = out.parts;
+    let instruction_cuts = instruction_budget(settings, limits, &out_parts, &shapes)?;
+    let budgeted: Vec<usize> = out_parts
         .iter()
         .zip(&shapes)
         .enumerate()
-        .filter(|(_, (p, shape))| {
-            !p.dropped && p.data_type != DataType::Instruction && **shape == Shape::Text
+        .filter(|(_, (p, (shape, label)))| {
+            !p.dropped && p.data_type != DataType::Instruction && *shape == Shape::Text && !label
         })
         .map(|(i, _)| i)
         .collect();
     let budget_parts: Vec<warden_budget::Part<'_>> = budgeted
         .iter()
         .map(|&i| warden_budget::Part {
-            data_type: out.parts[i].data_type,
-            text: &out.parts[i].text,
+            data_type: out_parts[i].data_type,
+            text: &out_parts[i].text,
         })
         .collect();
     let cut = warden_budget::apply_request(&budget_parts, limits);
-    let mut parts: Vec<SentPart> = out
-        .parts
+    let mut parts: Vec<SentPart> = out_parts
         .into_iter()
         .map(|p| SentPart {
             data_type: p.data_type,
@@ -120,7 +145,10 @@ pub fn minimize_request(
             budget: None,
         })
         .collect();
-    for (&i, c) in budgeted.iter().zip(cut.cuts) {
+    for (i, c) in instruction_cuts
+        .into_iter()
+        .chain(budgeted.iter().copied().zip(cut.cuts))
+    {
         if let Some(counts) = summary.by_data_type.get_mut(&c.report.data_type) {
             let before = c.report.bytes_before as u64;
             let after = c.report.bytes_after as u64;
@@ -136,6 +164,63 @@ pub fn minimize_request(
         summary,
         pseudonyms: out.pseudonyms,
     })
+}
+
+/// Holds the instruction parts of a request to the tenant's instruction budget: within it,
+/// nothing happens; over it, refused, or (drop mode) the instruction texts are cut to share
+/// what the uncuttable instruction bytes (JSON, labels) leave. Returns the cuts, by part.
+fn instruction_budget(
+    settings: &TenantSettings,
+    limits: &Limits,
+    parts: &[crate::minimize::MinimizedPart],
+    shapes: &[(Shape, bool)],
+) -> Result<Vec<(usize, warden_budget::Cut)>, MinimizeError> {
+    let budget = limits.for_type(DataType::Instruction);
+    let instruction =
+        |p: &crate::minimize::MinimizedPart| !p.dropped && p.data_type == DataType::Instruction;
+    let bytes: usize = parts
+        .iter()
+        .filter(|p| instruction(p))
+        .map(|p| p.text.len())
+        .sum();
+    if bytes <= budget {
+        return Ok(Vec::new());
+    }
+    let over = |detail: &str| MinimizeError::OverBudget {
+        denied: Denied::new(
+            Rule::InstructionBudgetExceeded,
+            format!(
+                "the instruction parts of this request (system prompt, questions, earlier turns, tool definitions) hold {bytes} bytes, over tenant {}'s instruction budget of {budget} bytes{detail}; send telemetry under its own data type",
+                settings.tenant_id
+            ),
+        ),
+    };
+    if settings.on_disallowed_data == OnDisallowedData::Refuse {
+        return Err(over(""));
+    }
+    let cuttable: Vec<usize> = parts
+        .iter()
+        .zip(shapes)
+        .enumerate()
+        .filter(|(_, (p, (shape, label)))| instruction(p) && *shape == Shape::Text && !label)
+        .map(|(i, _)| i)
+        .collect();
+    let fixed = bytes - cuttable.iter().map(|&i| parts[i].text.len()).sum::<usize>();
+    if fixed > budget {
+        return Err(over(&format!(
+            ", and {fixed} of them (tool definitions, tool calls, names and ids) cannot be cut"
+        )));
+    }
+    let wants: Vec<usize> = cuttable.iter().map(|&i| parts[i].text.len()).collect();
+    let shares = warden_budget::share(&wants, budget - fixed);
+    let mut cuts = Vec::with_capacity(cuttable.len());
+    for (&i, share) in cuttable.iter().zip(shares) {
+        cuts.push((
+            i,
+            warden_budget::apply(DataType::Instruction, &parts[i].text, share),
+        ));
+    }
+    Ok(cuts)
 }
 
 #[cfg(test)]
@@ -155,11 +240,7 @@ mod tests {
     }
 
     fn part(data_type: DataType, text: &str) -> RequestPart {
-        RequestPart {
-            data_type,
-            text: text.into(),
-            shape: Shape::Text,
-        }
+        RequestPart::text(data_type, text)
     }
 
     #[test]
@@ -185,6 +266,7 @@ mod tests {
                     data_type: DataType::Logs,
                     text: r#"{"user":"ann@example.com"}"#.into(),
                     shape: Shape::Json,
+                    label: false,
                 },
             ],
         )
@@ -225,5 +307,82 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.rule().id(), "SOURCE_CODE_REQUIRES_GITHUB");
         assert!(err.to_string().starts_with("content part 1"), "{err}");
+    }
+    #[test]
+    fn labels_are_redacted_and_counted_in_bytes_but_not_as_parts() {
+        let engine = Engine::builtin().unwrap();
+        let id = "call-AKIAIOSFODNN7EXAMPLE";
+        let out = minimize_request(
+            &engine,
+            &settings(),
+            &Limits::default(),
+            vec![
+                part(DataType::Logs, "login failed"),
+                RequestPart {
+                    label: true,
+                    ..part(DataType::Logs, id)
+                },
+            ],
+        )
+        .unwrap();
+        assert!(
+            !out.parts[1].text.contains("AKIAIOSFODNN7EXAMPLE"),
+            "{:?}",
+            out.parts
+        );
+        let c = out.summary.by_data_type[&DataType::Logs];
+        assert_eq!(c.parts, 1);
+        assert_eq!(c.bytes_before, ("login failed".len() + id.len()) as u64);
+        assert_eq!(out.summary.redactions["aws_access_key_id"], 1);
+    }
+
+    #[test]
+    fn instructions_over_their_budget_are_refused_or_cut_per_the_tenant() {
+        let engine = Engine::builtin().unwrap();
+        let telemetry: String = (0..100).map(|i| format!("worker {i} failed\n")).collect();
+        let mut limits = Limits::default();
+        limits.per_type.insert(DataType::Instruction, 500);
+        let parts = || {
+            vec![
+                part(DataType::Instruction, "Summarise."),
+                part(DataType::Instruction, &telemetry),
+                RequestPart {
+                    shape: Shape::Json,
+                    label: true,
+                    ..part(DataType::Instruction, r#"{"type":"object"}"#)
+                },
+            ]
+        };
+        // Refuse mode: refused, naming the rule and the budget.
+        let err = minimize_request(&engine, &settings(), &limits, parts()).unwrap_err();
+        assert_eq!(err.rule(), Rule::InstructionBudgetExceeded);
+        assert!(
+            err.to_string().contains("instruction budget of 500 bytes"),
+            "{err}"
+        );
+        // Drop mode: the texts share what the schema leaves; the cut is reported.
+        let mut s = settings();
+        s.on_disallowed_data = OnDisallowedData::Drop;
+        let out = minimize_request(&engine, &s, &limits, parts()).unwrap();
+        let sent: usize = out.parts.iter().map(|p| p.text.len()).sum();
+        assert!(sent <= 500, "{sent}");
+        assert_eq!(out.parts[0].text, "Summarise.");
+        assert_eq!(out.parts[2].text, r#"{"type":"object"}"#);
+        let cuts: Vec<_> = out.budget_cuts().collect();
+        assert_eq!(cuts.len(), 1);
+        assert_eq!(cuts[0].data_type, DataType::Instruction);
+        assert_eq!(cuts[0].bytes_before, telemetry.len());
+        assert_eq!(
+            out.summary.by_data_type[&DataType::Instruction].bytes_after,
+            sent as u64
+        );
+        // Labels alone over the budget cannot be cut: refused even in drop mode.
+        limits.per_type.insert(DataType::Instruction, 10);
+        let err = minimize_request(&engine, &s, &limits, parts()).unwrap_err();
+        assert!(err.to_string().contains("cannot be cut"), "{err}");
+        // Within the budget nothing changes.
+        let out = minimize_request(&engine, &settings(), &Limits::default(), parts()).unwrap();
+        assert_eq!(out.parts[1].text, telemetry);
+        assert_eq!(out.budget_cuts().count(), 0);
     }
 }

@@ -18,6 +18,9 @@ pub enum Rule {
     SourceCodeRequiresGithub,
     /// No provider is both allowed by the tenant and bound not to train on data.
     NoEligibleProvider,
+    /// The instruction parts of a request (system prompt, questions, tool definitions) are
+    /// over the tenant's instruction budget, so telemetry cannot hide under that label.
+    InstructionBudgetExceeded,
 }
 
 impl Rule {
@@ -28,6 +31,7 @@ impl Rule {
             Rule::DataTypeNotAllowed => "DATA_TYPE_NOT_ALLOWED",
             Rule::SourceCodeRequiresGithub => "SOURCE_CODE_REQUIRES_GITHUB",
             Rule::NoEligibleProvider => "NO_ELIGIBLE_PROVIDER",
+            Rule::InstructionBudgetExceeded => "INSTRUCTION_BUDGET_EXCEEDED",
         }
     }
 }
@@ -48,7 +52,7 @@ pub struct Denied {
 }
 
 impl Denied {
-    fn new(rule: Rule, message: impl Into<String>) -> Self {
+    pub fn new(rule: Rule, message: impl Into<String>) -> Self {
         Denied {
             rule,
             message: message.into(),

@@ -336,3 +336,19 @@ fn per_type_budgets_from_policy_override_the_default() {
     assert_eq!(limits.for_type(DataType::Logs), 1000);
     assert_eq!(limits.for_type(DataType::Traces), 64 * 1024);
 }
+
+#[test]
+fn the_instruction_budget_is_set_on_its_own() {
+    // A small per-type budget for telemetry does not shrink the instruction budget ...
+    let mut tenant = warden_policy::Budgets {
+        max_bytes_per_data_type: 300,
+        ..warden_policy::Budgets::default()
+    };
+    let limits = crate::Limits::from_policy(&tenant);
+    assert_eq!(limits.for_type(DataType::Instruction), 64 * 1024);
+    // ... only the tenant's own instruction budget does.
+    tenant.per_data_type.insert(DataType::Instruction, 2000);
+    let limits = crate::Limits::from_policy(&tenant);
+    assert_eq!(limits.for_type(DataType::Instruction), 2000);
+    assert_eq!(limits.for_type(DataType::Logs), 300);
+}

@@ -18,7 +18,7 @@ use anyhow::{Context, bail};
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use warden_budget::{Limits, mine};
-use warden_minimize::{Engine, RequestPart, Shape, minimize_request};
+use warden_minimize::{Engine, RequestPart, minimize_request};
 use warden_policy::{DataType, TenantSettings};
 
 /// Inputs above this size get a progress bar when stderr is a terminal.
@@ -115,15 +115,13 @@ fn minimize(
     settings.enabled = true;
     settings.allowed_data_types.insert(data_type);
     settings.github_integration = true;
+    // Over a budget, show the cut (instructions included) rather than refuse.
+    settings.on_disallowed_data = warden_policy::OnDisallowedData::Drop;
     let limits = Limits {
         request_bytes: budget,
         per_type: [(data_type, budget)].into_iter().collect(),
     };
-    let part = RequestPart {
-        data_type,
-        text: text.to_owned(),
-        shape: Shape::Text,
-    };
+    let part = RequestPart::text(data_type, text);
     let result = minimize_request(&engine, &settings, &limits, vec![part])?;
     bar.finish_and_clear();
     let Some(sent) = result.parts.first() else {
