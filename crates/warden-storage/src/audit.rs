@@ -19,8 +19,8 @@ use warden_proto::storage::v1::{
 };
 use warden_tls::{Role, authorize};
 
-use crate::util::{check_len, check_tenant, ms_of, new_id, now_ms, ts};
 use crate::reconcile::Reconciled;
+use crate::util::{check_len, check_tenant, ms_of, new_id, now_ms, ts};
 use crate::{Db, DbError, Storage};
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";

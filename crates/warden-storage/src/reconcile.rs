@@ -168,7 +168,10 @@ pub(crate) async fn close_pending(
             ..Default::default()
         };
         insert(&mut tx, &mut next, &mut outcome, now).await?;
-        by_tenant.entry(tenant_id).or_default().push(intent_id.clone());
+        by_tenant
+            .entry(tenant_id)
+            .or_default()
+            .push(intent_id.clone());
         closed.push(intent_id);
     }
     let mut reconcile_records = 0;

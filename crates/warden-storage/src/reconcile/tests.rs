@@ -95,13 +95,24 @@ async fn only_old_intents_without_an_outcome_are_closed_and_the_closing_is_audit
         .filter(|r| r.kind == AuditKind::Reconcile as i32)
         .collect();
     assert_eq!(rec.len(), 1);
-    assert!(rec[0].reason_message.contains(&old), "{}", rec[0].reason_message);
+    assert!(
+        rec[0].reason_message.contains(&old),
+        "{}",
+        rec[0].reason_message
+    );
     assert!(rec[0].reason_message.contains("closed 1 intent"));
     assert!(!rec[0].reason_message.contains(&young));
-    assert!(!rec[0].reason_message.contains(&other), "another tenant's id");
+    assert!(
+        !rec[0].reason_message.contains(&other),
+        "another tenant's id"
+    );
     assert_eq!(rec[0].caller, crate::RECONCILER);
     let globex = records(&s, "globex").await;
-    assert!(globex.iter().any(|r| r.intent_id == other && r.outcome == "unknown"));
+    assert!(
+        globex
+            .iter()
+            .any(|r| r.intent_id == other && r.outcome == "unknown")
+    );
 
     // Nothing is closed twice; the young intent is still open.
     let again = s.inner.audit.reconcile(cutoff).await.unwrap();
