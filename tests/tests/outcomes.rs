@@ -88,7 +88,7 @@ async fn records_until(
 #[tokio::test]
 async fn a_unary_call_whose_caller_goes_away_still_records_its_outcome() {
     bounded(async {
-        let delay = Duration::from_secs(3);
+        let delay = Duration::from_secs(5);
         let c = Cluster::start_with(Options {
             provider_delay: Some(delay),
             ..Options::default()
@@ -108,9 +108,10 @@ async fn a_unary_call_whose_caller_goes_away_still_records_its_outcome() {
         assert_eq!(first.outcome, "pending");
         call.abort();
 
-        // 2. The caller's deadline (grpc-timeout) passes while the provider is slow.
+        // 2. The caller's deadline (grpc-timeout) passes while the provider is slow (the
+        // deadline leaves the gateway ample time to write the intent first).
         let mut req = tonic::Request::new(logs_request("acme", "second"));
-        req.set_timeout(Duration::from_millis(800));
+        req.set_timeout(Duration::from_millis(2500));
         let err = c.gateway("agent").complete(req).await.unwrap_err();
         assert!(
             matches!(err.code(), Code::Cancelled | Code::DeadlineExceeded),
@@ -118,8 +119,8 @@ async fn a_unary_call_whose_caller_goes_away_still_records_its_outcome() {
         );
 
         // Each intent gets its outcome: cancelled, with nothing answered.
-        let records = records_until(&c, "acme", "two cancelled outcomes", |r| {
-            of_kind(r, pb::AuditKind::Outcome).len() == 2
+        let records = records_until(&c, "acme", "an outcome for every intent", |r| {
+            of_kind(r, pb::AuditKind::Outcome).len() == of_kind(r, pb::AuditKind::Intent).len()
         })
         .await;
         let intents = of_kind(&records, pb::AuditKind::Intent);
