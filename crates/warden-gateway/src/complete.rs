@@ -9,6 +9,10 @@
 //! 6. provider, failover inside the eligible set;
 //! 7. audit outcome;
 //! 8. answer.
+//!
+//! Steps 1 to 5 up to the intent run in the handler's future; from the intent on, the
+//! call runs in its own task, because tonic drops the handler's future when the caller
+//! goes away and an intent must always be followed by an outcome.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
