@@ -338,10 +338,27 @@ async fn open_intents(pool: &sqlx::AnyPool) -> i64 {
 
 #[tokio::test]
 async fn a_crash_leaves_no_intent_pending_after_restart() {
+    crash_leaves_no_intent_pending(None).await;
+}
+
+#[tokio::test]
+async fn a_crash_leaves_no_intent_pending_after_restart_on_postgres() {
+    let Some(url) = warden_integration_tests::fresh_postgres_schema().await else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and no PostgreSQL to test on"
+        );
+        return;
+    };
+    crash_leaves_no_intent_pending(Some(url)).await;
+}
+
+async fn crash_leaves_no_intent_pending(database_url: Option<String>) {
     bounded(async {
         let sink = Arc::new(LoseOutcomes::default());
         let mut c = Cluster::start_with(Options {
             audit_sink: Some(sink.clone()),
+            database_url,
             ..Options::default()
         })
         .await;
