@@ -44,6 +44,9 @@ pub struct Options {
     /// Serve the tenant's `local` provider with this one instead of the recording
     /// `LocalProvider` (e.g. a real adapter pointed at a `warden-testkit` mock).
     pub provider: Option<Arc<dyn warden_providers::Provider>>,
+    /// The stream idle timeout of the gateway's providers (without a routing config):
+    /// how long a stream may go without an event, upstream or at the reader.
+    pub stream_idle: Option<Duration>,
 }
 
 /// A routing config file for the gateway, and what loading it needs besides the file.
@@ -65,6 +68,7 @@ impl Default for Options {
             provider_delay: None,
             providers: None,
             provider: None,
+            stream_idle: None,
         }
     }
 }
@@ -133,7 +137,11 @@ impl Cluster {
                 (None, Some(d)) => Arc::new(Slow(local.clone(), d)),
                 (None, None) => local.clone(),
             };
-            Providers::with_local(p)
+            let providers = Providers::with_local(p);
+            match opts.stream_idle {
+                Some(idle) => providers.with_default_stream_idle(idle),
+                None => providers,
+            }
         };
         let mut gateway =
             services::gateway(&storage_addr.to_string(), &sec("gateway"), providers()).unwrap();

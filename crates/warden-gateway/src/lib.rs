@@ -19,7 +19,6 @@ pub mod tenants;
 
 use std::sync::Arc;
 
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -195,7 +194,7 @@ impl gw::gateway_server::Gateway for Gateway {
         Ok(Response::new(res?))
     }
 
-    type CompleteStreamStream = ReceiverStream<Result<gw::CompleteStreamEvent, Status>>;
+    type CompleteStreamStream = complete::RelayStream;
 
     async fn complete_stream(
         &self,

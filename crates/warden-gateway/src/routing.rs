@@ -21,7 +21,15 @@ pub struct Providers {
     default_profile: String,
     /// Ceiling for routing one request (all attempts); `None`: only each provider's timeouts.
     deadline: Option<Duration>,
+    /// Each provider's stream idle timeout, which also bounds how long a stream's relay
+    /// waits for its reader to take the next event.
+    stream_idle: std::collections::HashMap<String, Duration>,
+    /// For a provider not in `stream_idle`.
+    default_stream_idle: Duration,
 }
+
+/// The stream idle timeout of a provider that names none (the providers' default).
+pub const DEFAULT_STREAM_IDLE: Duration = Duration::from_secs(30);
 
 impl Providers {
     pub fn new(
@@ -36,7 +44,34 @@ impl Providers {
             profiles,
             default_profile,
             deadline: None,
+            stream_idle: Default::default(),
+            default_stream_idle: DEFAULT_STREAM_IDLE,
         }
+    }
+
+    /// Each provider's stream idle timeout (from the routing config).
+    pub fn with_stream_idle_timeouts(
+        mut self,
+        timeouts: impl IntoIterator<Item = (String, Duration)>,
+    ) -> Providers {
+        self.stream_idle = timeouts.into_iter().collect();
+        self
+    }
+
+    /// The stream idle timeout of every provider not named by
+    /// [`Providers::with_stream_idle_timeouts`].
+    pub fn with_default_stream_idle(mut self, idle: Duration) -> Providers {
+        self.default_stream_idle = idle;
+        self
+    }
+
+    /// How long a stream from `provider` may go without an event, either way: upstream
+    /// silent, or the reader not taking the next one.
+    pub fn stream_idle(&self, provider: &str) -> Duration {
+        self.stream_idle
+            .get(provider)
+            .copied()
+            .unwrap_or(self.default_stream_idle)
     }
 
     /// Bounds the routing of each request (every attempt, retry wait and failover).

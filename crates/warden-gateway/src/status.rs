@@ -38,6 +38,19 @@ pub enum GatewayError {
     TenantRules { tenant: String, error: String },
     #[error("tenant {tenant} is over its rate limit")]
     RateLimited { tenant: String },
+    /// The caller went away (or its deadline passed) before the answer; the outcome is
+    /// recorded as `cancelled`. Nobody receives this status but the metrics.
+    #[error("the caller went away before the answer; the call was cancelled")]
+    Cancelled,
+    /// The stream's reader did not take the next event for the idle timeout.
+    #[error(
+        "the stream's reader took nothing for {idle_ms} ms (the stream idle timeout); the stream was ended"
+    )]
+    ReaderStalled { idle_ms: u64 },
+    /// The task that carries a call past its intent ended without an answer (the
+    /// runtime is shutting down).
+    #[error("the gateway stopped before the call finished; its outcome is in the audit log")]
+    Interrupted,
 }
 
 impl GatewayError {
@@ -56,6 +69,9 @@ impl GatewayError {
             GatewayError::Minimize(_) => "MINIMIZATION_FAILED",
             GatewayError::TenantRules { .. } => "REDACTION_RULES_INVALID",
             GatewayError::RateLimited { .. } => "TENANT_RATE_LIMITED",
+            GatewayError::Cancelled => "CANCELLED",
+            GatewayError::ReaderStalled { .. } => "READER_STALLED",
+            GatewayError::Interrupted => "INTERRUPTED",
         }
     }
 
@@ -80,6 +96,9 @@ impl GatewayError {
                 Code::FailedPrecondition
             }
             GatewayError::RateLimited { .. } => Code::ResourceExhausted,
+            GatewayError::Cancelled => Code::Cancelled,
+            GatewayError::ReaderStalled { .. } => Code::DeadlineExceeded,
+            GatewayError::Interrupted => Code::Unavailable,
         }
     }
 }
@@ -184,6 +203,12 @@ mod tests {
         assert_eq!(
             s.get_details_error_info().map(|i| i.reason),
             Some("AUDIT_FAIL_CLOSED".to_owned())
+        );
+        let s: Status = GatewayError::ReaderStalled { idle_ms: 800 }.into();
+        assert_eq!(s.code(), Code::DeadlineExceeded);
+        assert_eq!(
+            s.get_details_error_info().map(|i| i.reason),
+            Some("READER_STALLED".to_owned())
         );
     }
 }

@@ -12,21 +12,21 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status};
-use warden_proto::common::v1::AuditKind;
-use warden_proto::common::v1::{AuditDecision, AuditRecord};
+use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
 use warden_proto::storage::v1::audit_log_server::AuditLog;
 use warden_proto::storage::v1::{
     AppendRequest, AuditReceipt, QueryRequest, QueryResponse, VerifyRequest, VerifyResponse,
 };
 use warden_tls::{Role, authorize};
 
+use crate::reconcile::Reconciled;
 use crate::util::{check_len, check_tenant, ms_of, new_id, now_ms, ts};
 use crate::{Db, DbError, Storage};
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The end of the chain: the next sequence number and the last hash.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Head {
     next_sequence: u64,
     last_hash: String,
@@ -70,14 +70,22 @@ struct Pending {
     done: oneshot::Sender<Result<AuditReceipt, Status>>,
 }
 
+/// A reconciliation waiting for the committer: close intents committed before `before_ms`.
+pub(crate) struct ReconcileJob {
+    before_ms: i64,
+    done: oneshot::Sender<Result<Reconciled, Status>>,
+}
+
 /// The one writer of the chain (group commit). A single task owns the head; every
 /// append that arrived while the previous commit ran goes into the next transaction,
 /// so many records share one fsync, and each is acknowledged only after that commit.
 /// The task, not the caller, commits: a caller that goes away mid-commit can neither
-/// tear a batch nor leave the head behind the database.
+/// tear a batch nor leave the head behind the database. Reconciliations run in the same
+/// task, so an outcome and the reconciler never race for one intent within a process.
 #[derive(Debug, Clone)]
 pub(crate) struct Committer {
     queue: mpsc::Sender<Pending>,
+    reconcile: mpsc::Sender<ReconcileJob>,
 }
 
 fn unavailable() -> Status {
@@ -87,8 +95,9 @@ fn unavailable() -> Status {
 impl Committer {
     pub(crate) fn start(db: Db, head: Head) -> Committer {
         let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run_committer(db, head, rx));
-        Committer { queue }
+        let (reconcile, reconcile_rx) = mpsc::channel(4);
+        tokio::spawn(run_committer(db, head, rx, reconcile_rx));
+        Committer { queue, reconcile }
     }
 
     pub(crate) async fn append(&self, record: AuditRecord) -> Result<AuditReceipt, Status> {
@@ -99,31 +108,85 @@ impl Committer {
             .map_err(|_| unavailable())?;
         receipt.await.map_err(|_| unavailable())?
     }
+
+    /// Closes every intent committed before `before_ms` that has no outcome yet.
+    pub(crate) async fn reconcile(&self, before_ms: i64) -> Result<Reconciled, Status> {
+        crate::reconcile::run(&self.reconcile, before_ms).await
+    }
+
+    /// A handle for a background task that must not keep the committer alive.
+    pub(crate) fn reconcile_handle(&self) -> mpsc::WeakSender<ReconcileJob> {
+        self.reconcile.downgrade()
+    }
 }
 
-async fn run_committer(db: Db, mut head: Head, mut rx: mpsc::Receiver<Pending>) {
+pub(crate) async fn reconcile_via(
+    tx: &mpsc::Sender<ReconcileJob>,
+    before_ms: i64,
+) -> Result<Reconciled, Status> {
+    let (done, report) = oneshot::channel();
+    tx.send(ReconcileJob { before_ms, done })
+        .await
+        .map_err(|_| unavailable())?;
+    report.await.map_err(|_| unavailable())?
+}
+
+async fn run_committer(
+    db: Db,
+    mut head: Head,
+    mut rx: mpsc::Receiver<Pending>,
+    mut reconcile_rx: mpsc::Receiver<ReconcileJob>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        metrics::histogram!("warden_storage_audit_batch_records").record(batch.len() as f64);
-        match commit(&db, &head, &mut batch).await {
-            Ok((next, receipts)) => {
-                head = next;
-                for (p, receipt) in batch.drain(..).zip(receipts) {
-                    let _ = p.done.send(Ok(receipt));
+    loop {
+        tokio::select! {
+            biased;
+            n = rx.recv_many(&mut batch, MAX_BATCH) => {
+                if n == 0 {
+                    break;
+                }
+                metrics::histogram!("warden_storage_audit_batch_records").record(batch.len() as f64);
+                match commit(&db, &head, &mut batch).await {
+                    Ok((next, receipts)) => {
+                        head = next;
+                        for (p, receipt) in batch.drain(..).zip(receipts) {
+                            let _ = p.done.send(Ok(receipt));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, records = batch.len(), "audit append failed");
+                        for p in batch.drain(..) {
+                            let _ = p.done.send(Err(unavailable()));
+                        }
+                        head = reload(&db, head).await;
+                    }
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, records = batch.len(), "audit append failed");
-                for p in batch.drain(..) {
-                    let _ = p.done.send(Err(unavailable()));
-                }
-                // A commit whose outcome is unknown may still have landed: start again
-                // from what the database holds, so the chain never forks.
-                match Head::load(&db).await {
-                    Ok(h) => head = h,
-                    Err(e) => tracing::error!(error = %e, "audit head could not be reloaded"),
+            Some(job) = reconcile_rx.recv() => {
+                match crate::reconcile::close_pending(&db, &head, job.before_ms).await {
+                    Ok((next, report)) => {
+                        head = next;
+                        let _ = job.done.send(Ok(report));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "audit reconciliation failed");
+                        let _ = job.done.send(Err(unavailable()));
+                        head = reload(&db, head).await;
+                    }
                 }
             }
+        }
+    }
+}
+
+/// After a commit whose outcome is unknown (it may still have landed): start again from
+/// what the database holds, so the chain never forks.
+async fn reload(db: &Db, head: Head) -> Head {
+    match Head::load(db).await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "audit head could not be reloaded");
+            head
         }
     }
 }
@@ -134,44 +197,67 @@ async fn commit(
     head: &Head,
     batch: &mut [Pending],
 ) -> Result<(Head, Vec<AuditReceipt>), sqlx::Error> {
-    let mut next = Head {
-        next_sequence: head.next_sequence,
-        last_hash: head.last_hash.clone(),
-    };
+    let mut next = head.clone();
     let mut receipts = Vec::with_capacity(batch.len());
     let mut tx = db.pool.begin().await?;
     let now = now_ms();
     for p in batch.iter_mut() {
-        let record = &mut p.record;
-        record.id = new_id();
-        record.sequence = next.next_sequence;
-        record.time = Some(ts(now));
-        record.prev_hash = next.last_hash.clone();
-        record.hash.clear();
-        let stored = hex::encode(record.encode_to_vec());
-        record.hash = record_hash(record);
-        sqlx::query(
-            "INSERT INTO audit_log (sequence, id, tenant_id, time_ms, decision, record, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(record.sequence as i64)
-        .bind(&record.id)
-        .bind(&record.tenant_id)
-        .bind(now)
-        .bind(i64::from(record.decision))
-        .bind(&stored)
-        .bind(&record.hash)
-        .execute(&mut *tx)
-        .await?;
-        next.next_sequence += 1;
-        next.last_hash = record.hash.clone();
-        receipts.push(AuditReceipt {
-            id: record.id.clone(),
-            sequence: record.sequence,
-            hash: record.hash.clone(),
-        });
+        receipts.push(insert(&mut tx, &mut next, &mut p.record, now).await?);
     }
     tx.commit().await?;
     Ok((next, receipts))
+}
+
+/// Chains `record` onto `next` and inserts it; keeps the open-intent index in step (an
+/// intent opens, the outcome naming it closes) in the same transaction.
+pub(crate) async fn insert(
+    conn: &mut sqlx::AnyConnection,
+    next: &mut Head,
+    record: &mut AuditRecord,
+    now: i64,
+) -> Result<AuditReceipt, sqlx::Error> {
+    record.id = new_id();
+    record.sequence = next.next_sequence;
+    record.time = Some(ts(now));
+    record.prev_hash = next.last_hash.clone();
+    record.hash.clear();
+    let stored = hex::encode(record.encode_to_vec());
+    record.hash = record_hash(record);
+    sqlx::query(
+        "INSERT INTO audit_log (sequence, id, tenant_id, time_ms, decision, record, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(record.sequence as i64)
+    .bind(&record.id)
+    .bind(&record.tenant_id)
+    .bind(now)
+    .bind(i64::from(record.decision))
+    .bind(&stored)
+    .bind(&record.hash)
+    .execute(&mut *conn)
+    .await?;
+    if record.kind == AuditKind::Intent as i32 {
+        sqlx::query(
+            "INSERT INTO audit_open_intents (intent_id, tenant_id, time_ms) VALUES ($1, $2, $3)",
+        )
+        .bind(&record.id)
+        .bind(&record.tenant_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    } else if record.kind == AuditKind::Outcome as i32 && !record.intent_id.is_empty() {
+        sqlx::query("DELETE FROM audit_open_intents WHERE intent_id = $1 AND tenant_id = $2")
+            .bind(&record.intent_id)
+            .bind(&record.tenant_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    next.next_sequence += 1;
+    next.last_hash = record.hash.clone();
+    Ok(AuditReceipt {
+        id: record.id.clone(),
+        sequence: record.sequence,
+        hash: record.hash.clone(),
+    })
 }
 
 impl Storage {
@@ -358,7 +444,7 @@ fn check_appended(record: &AuditRecord, service: Role) -> Result<(), Status> {
     Ok(())
 }
 
-fn decode_row(row: &sqlx::any::AnyRow) -> Result<AuditRecord, DbError> {
+pub(crate) fn decode_row(row: &sqlx::any::AnyRow) -> Result<AuditRecord, DbError> {
     decode_row_at(row, 0)
 }
 

@@ -102,6 +102,13 @@ const SCHEMA: &[&str] = &[
         record TEXT NOT NULL,
         hash TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS audit_log_tenant_time ON audit_log (tenant_id, time_ms)",
+    // Intents without an outcome yet, kept in the same transactions as the chain (an
+    // intent adds its row, the outcome naming it removes it), for the reconciler.
+    "CREATE TABLE IF NOT EXISTS audit_open_intents (
+        intent_id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        time_ms BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS audit_open_intents_time ON audit_open_intents (time_ms)",
     "CREATE TABLE IF NOT EXISTS runs (
         id TEXT PRIMARY KEY,
         tenant_id TEXT NOT NULL,

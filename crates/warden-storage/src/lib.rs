@@ -10,6 +10,7 @@
 
 mod audit;
 mod db;
+mod reconcile;
 mod runs;
 mod seal;
 mod telemetry;
@@ -19,6 +20,7 @@ mod util;
 use std::sync::Arc;
 
 pub use db::{Db, DbError};
+pub use reconcile::{RECONCILER, ReconcileOptions, Reconciled};
 pub use seal::{SealError, Sealer};
 
 use warden_proto::storage::v1::audit_log_server::AuditLogServer;
@@ -41,12 +43,31 @@ struct Inner {
 }
 
 impl Storage {
-    /// Opens the store (running migrations) and loads the audit chain's head.
+    /// Opens the store (running migrations) and loads the audit chain's head, with the
+    /// default reconciliation of intents left without an outcome.
     pub async fn open(db: Db, sealer: Sealer) -> Result<Storage, DbError> {
+        Storage::open_with(db, sealer, ReconcileOptions::default()).await
+    }
+
+    /// [`Storage::open`], closing intents left open for longer than
+    /// `reconcile.reconcile_after` as `unknown`: once before it returns (so before it
+    /// serves), then every `reconcile.reconcile_every` (see `reconcile.rs` for why the age
+    /// alone decides).
+    pub async fn open_with(
+        db: Db,
+        sealer: Sealer,
+        reconcile: ReconcileOptions,
+    ) -> Result<Storage, DbError> {
         db.migrate().await?;
         let head = audit::Head::load(&db).await?;
         let (changes, _) = tokio::sync::broadcast::channel(1024);
         let audit = audit::Committer::start(db.clone(), head);
+        reconcile::report(
+            audit
+                .reconcile(reconcile::cutoff(reconcile.reconcile_after))
+                .await,
+        );
+        reconcile::spawn_periodic(audit.reconcile_handle(), reconcile);
         Ok(Storage {
             inner: Arc::new(Inner {
                 db,
@@ -55,6 +76,18 @@ impl Storage {
                 audit,
             }),
         })
+    }
+
+    /// Closes, now, every intent committed longer than `older_than` ago that has no
+    /// outcome, as `unknown`, and audits the reconciliation.
+    pub async fn reconcile_audit(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<Reconciled, tonic::Status> {
+        self.inner
+            .audit
+            .reconcile(reconcile::cutoff(older_than))
+            .await
     }
 
     pub fn db(&self) -> &Db {

@@ -33,11 +33,34 @@ pub async fn start_storage(
     master_key: &Path,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Task> {
+    start_storage_with(
+        listener,
+        security,
+        limits,
+        database_url,
+        master_key,
+        warden_storage::ReconcileOptions::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// [`start_storage`], closing audit intents left without an outcome for longer than
+/// `reconcile.reconcile_after` (before it serves, then periodically).
+pub async fn start_storage_with(
+    listener: TcpListener,
+    security: Security,
+    limits: Limits,
+    database_url: &str,
+    master_key: &Path,
+    reconcile: warden_storage::ReconcileOptions,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Task> {
     let db = warden_storage::Db::connect(database_url)
         .await
         .with_context(|| "cannot open the storage database")?;
     let sealer = warden_storage::Sealer::load_or_create(master_key)?;
-    let storage = warden_storage::Storage::open(db, sealer).await?;
+    let storage = warden_storage::Storage::open_with(db, sealer, reconcile).await?;
     let host = ServiceHost {
         component: "storage",
         security,
@@ -143,7 +166,12 @@ pub fn load_providers_with(
         cfg.profiles.clone(),
         cfg.default_profile.clone(),
     )
-    .with_deadline(cfg.deadline))
+    .with_deadline(cfg.deadline)
+    .with_stream_idle_timeouts(
+        cfg.providers
+            .iter()
+            .map(|p| (p.name.clone(), p.timeouts.idle)),
+    ))
 }
 
 /// How often the routing config file is checked for changes.

@@ -43,6 +43,9 @@ struct ServeConfig {
     database: Option<String>,
     /// storage: path of the master key file (created on first run).
     master_key: Option<PathBuf>,
+    /// storage: close audit intents left without an outcome for longer than this as
+    /// `unknown` (default 3600; must exceed the longest call a gateway runs).
+    audit_reconcile_after_secs: Option<u64>,
     /// gateway, agent: the storage service's address.
     storage: Option<String>,
     /// agent: the gateway's address.
@@ -104,7 +107,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .master_key
                 .clone()
                 .context("`master_key` is required for storage")?;
-            services::start_storage(listener, security, limits, &db, &key, shutdown_rx).await?
+            let mut reconcile = warden_storage::ReconcileOptions::default();
+            if let Some(s) = cfg.audit_reconcile_after_secs {
+                reconcile.reconcile_after = Duration::from_secs(s);
+            }
+            services::start_storage_with(
+                listener,
+                security,
+                limits,
+                &db,
+                &key,
+                reconcile,
+                shutdown_rx,
+            )
+            .await?
         }
         Service::Gateway => {
             let (providers, _) = Providers::local_only();
