@@ -252,44 +252,6 @@ impl DevPki {
         write_secret(&files.key, key.serialize_pem().as_bytes())?;
         Ok(files)
     }
-
-    /// A server certificate for a third-party server the tests and CI run with Warden's
-    /// dev CA (PostgreSQL over TLS): names `localhost` and the loopback addresses, and
-    /// carries no Warden identity.
-    pub fn issue_server(&self, file_name: &str) -> Result<TlsFiles, PkiError> {
-        if file_name.is_empty()
-            || !file_name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(PkiError::BadName(file_name.to_owned()));
-        }
-        let ca_pem = String::from_utf8_lossy(&TlsFiles::read(&self.ca_cert_path())?).into_owned();
-        let ca_key_pem =
-            String::from_utf8_lossy(&TlsFiles::read(&self.ca_key_path())?).into_owned();
-        let issuer = Issuer::from_ca_cert_pem(&ca_pem, KeyPair::from_pem(&ca_key_pem)?)?;
-        let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(vec!["localhost".to_owned()])?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "localhost");
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()));
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        let cert = params.signed_by(&key, &issuer)?;
-        let files = self.files(file_name);
-        write_file(&files.cert, cert.pem().as_bytes())?;
-        write_secret(&files.key, key.serialize_pem().as_bytes())?;
-        Ok(files)
-    }
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), PkiError> {
