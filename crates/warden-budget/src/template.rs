@@ -6,7 +6,9 @@
 //! Refuses to know log formats: `preprocess` strips headers by shape and masks variables.
 //! [`mine`] adds two linear passes after the tree: `merge_leading` joins templates that differ
 //! only in a many-valued token the tree routed on, and `refine` splits a template on a position
-//! holding a few frequent words. [`TemplateMiner`] alone is the online, tree-only stage.
+//! holding a few frequent words. Both judge a position by its counts against the lines it
+//! covers (`log2` of them), not by constants fitted to some logs. [`TemplateMiner`] alone is
+//! the online, tree-only stage.
 //!
 //! Invariant: one line costs time bounded by constants (tokens per line, children per node,
 //! templates searched per leaf), so mining is linear in the input size.
@@ -33,10 +35,6 @@ pub struct MinerConfig {
     pub max_templates_per_leaf: usize,
     /// Mask the value of every `key=value` piece, not only values with digits.
     pub mask_kv_values: bool,
-    /// A wildcard position splits its template when it holds at most this many words...
-    pub split_max_values: usize,
-    /// ...each seen on at least this share of the template's lines.
-    pub split_min_share: f64,
 }
 
 /// Names one template within one [`TemplateMiner`]; shown as `T1`, `T2`, ...
@@ -77,10 +75,10 @@ pub struct Mined {
 /// Mines every line with the default configuration.
 ///
 /// Three linear passes: the Drain tree groups the lines; templates that differ only in one
-/// leading token with more than `split_max_values` values are joined (`chrome.exe - … open`,
-/// `firefox.exe - … open`); a template is split on a wildcard position that holds only a few
-/// words, each seen often (`VM Started`, `VM Paused`). Variables take many values, event
-/// names few.
+/// leading token are joined when that token's values look like a variable (many, mostly
+/// one-off: `chrome.exe - … open`, `firefox.exe - … open`); a template is split on a wildcard
+/// position whose words look like a closed vocabulary (few next to the lines, each
+/// recurring: `VM Started`, `VM Paused`). Variables take many values, event names few.
 pub fn mine<'a>(lines: impl IntoIterator<Item = &'a str>) -> Mined {
     mine_with(MinerConfig::default(), lines)
 }
@@ -112,8 +110,9 @@ pub fn mine_with<'a>(config: MinerConfig, lines: impl IntoIterator<Item = &'a st
 /// Joins templates that differ only in one of the leading tokens the tree routes on.
 ///
 /// The tree sends `chrome.exe - <*> open` and `firefox.exe - <*> open` to different leaves,
-/// so similarity never compares them. When more than `split_max_values` templates differ
-/// only at one such position, that position is a variable (the converse of [`refine`]).
+/// so similarity never compares them. When the templates that differ only at one such
+/// position show an open vocabulary there ([`open_vocabulary`]), that position is a variable
+/// (the converse of [`refine`]).
 fn merge_leading(miner: &mut TemplateMiner, rows: &mut [(TemplateId, String)]) {
     let n = miner.templates.len();
     let mut target: Vec<usize> = (0..n).collect();
@@ -134,7 +133,10 @@ fn merge_leading(miner: &mut TemplateMiner, rows: &mut [(TemplateId, String)]) {
         }
         let merges: Vec<Vec<usize>> = groups
             .into_values()
-            .filter(|g| g.len() > miner.config.split_max_values)
+            .filter(|g| {
+                let counts: Vec<u64> = g.iter().map(|&i| miner.templates[i].count).collect();
+                open_vocabulary(&counts)
+            })
             .collect();
         for group in merges {
             let Some((&keep, rest)) = group.split_first() else {
@@ -171,7 +173,6 @@ type PositionStats = (usize, Vec<(String, u64)>, bool);
 
 /// Splits Drain groups on low-cardinality word positions; see [`mine`].
 fn refine(miner: &TemplateMiner, rows: &[(TemplateId, String)]) -> Mined {
-    let cfg = &miner.config;
     // Per template, per wildcard position: the distinct words seen (up to the cap + 1).
     let mut stats: Vec<Vec<PositionStats>> = miner
         .templates
@@ -185,6 +186,12 @@ fn refine(miner: &TemplateMiner, rows: &[(TemplateId, String)]) -> Mined {
                 .collect()
         })
         .collect();
+    // More words than a closed vocabulary on the template's lines may hold end the count.
+    let bounds: Vec<usize> = miner
+        .templates
+        .iter()
+        .map(|t| log_lines(t.count).floor() as usize)
+        .collect();
     let mut wild_words: HashMap<&str, (u32, bool)> = HashMap::new();
     for (id, joined) in rows {
         let Some(slots) = stats.get_mut((id.0 as usize).saturating_sub(1)) else {
@@ -193,6 +200,7 @@ fn refine(miner: &TemplateMiner, rows: &[(TemplateId, String)]) -> Mined {
         if slots.is_empty() {
             continue;
         }
+        let bound = bounds.get((id.0 as usize).saturating_sub(1));
         let tokens: Vec<&str> = joined.split(' ').collect();
         for (p, values, splittable) in slots.iter_mut() {
             let Some(tok) = tokens.get(*p) else { continue };
@@ -211,7 +219,7 @@ fn refine(miner: &TemplateMiner, rows: &[(TemplateId, String)]) -> Mined {
             }
             if let Some((_, n)) = values.iter_mut().find(|(v, _)| v == tok) {
                 *n += 1;
-            } else if values.len() < cfg.split_max_values {
+            } else if bound.is_some_and(|&b| values.len() < b) {
                 values.push(((*tok).to_owned(), 1));
             } else {
                 *splittable = false;
@@ -222,14 +230,15 @@ fn refine(miner: &TemplateMiner, rows: &[(TemplateId, String)]) -> Mined {
         .iter()
         .zip(&miner.templates)
         .map(|(slots, t)| {
-            let least = ((t.count as f64) * cfg.split_min_share).ceil().max(2.0) as u64;
             slots
                 .iter()
                 .filter(|(_, values, ok)| {
-                    *ok && values.len() >= 2
-                        && values.iter().all(|(v, n)| {
-                            *n >= least && !wild_words.get(v.as_str()).is_some_and(|w| w.1)
-                        })
+                    *ok && closed_vocabulary(
+                        &values.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+                        t.count,
+                    ) && values
+                        .iter()
+                        .all(|(v, _)| !wild_words.get(v.as_str()).is_some_and(|w| w.1))
                 })
                 .map(|(p, _, _)| *p)
                 .collect()
@@ -276,6 +285,35 @@ fn refine(miner: &TemplateMiner, rows: &[(TemplateId, String)]) -> Mined {
     out
 }
 
+/// `log2(lines)`: the scale against which a position's words are judged. A variable's
+/// distinct values grow with the lines (one per line for an id or a program name); a
+/// vocabulary of event names or states does not grow, and each of its words recurs.
+fn log_lines(lines: u64) -> f64 {
+    (lines.max(1) as f64).log2()
+}
+
+/// Whether the words seen at one position (`counts`: lines per distinct word, of `lines`)
+/// look like a closed vocabulary of event names or states: `k` words with
+/// `2 <= k <= log2(lines)`, each seen on at least `k` lines. A variable's words keep
+/// arriving, so some are rare next to how many there are (six user names, two of them on
+/// two lines of 384); an event name recurs, and events are few next to the lines.
+fn closed_vocabulary(counts: &[u64], lines: u64) -> bool {
+    let k = counts.len();
+    k >= 2 && k as f64 <= log_lines(lines) && counts.iter().all(|&n| n >= k as u64)
+}
+
+/// Whether the words at one position (`counts`: lines per distinct word) are a variable:
+/// more distinct words than even twice the lines could hold as a closed vocabulary
+/// (`log2(2 * lines)`), and words seen once on at least half the lines (Good-Turing: the
+/// share of lines whose word is seen once estimates the chance that the next line brings a
+/// new word, here even odds or more). Two one-off words on two lines are not yet evidence;
+/// six words on eight lines, four of them once, are.
+fn open_vocabulary(counts: &[u64]) -> bool {
+    let lines: u64 = counts.iter().sum();
+    let once = counts.iter().filter(|&&n| n == 1).count() as u64;
+    counts.len() >= 2 && counts.len() as f64 > log_lines(lines) + 1.0 && 2 * once >= lines
+}
+
 // === impl MinerConfig ===
 
 impl Default for MinerConfig {
@@ -286,8 +324,6 @@ impl Default for MinerConfig {
             max_children: 100,
             max_templates_per_leaf: 200,
             mask_kv_values: false,
-            split_max_values: 5,
-            split_min_share: 0.01,
         }
     }
 }

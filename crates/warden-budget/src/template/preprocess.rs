@@ -65,6 +65,7 @@ pub fn message_tokens(msg: &str, mask_kv: bool) -> Vec<String> {
     let mut overflow = truncated;
     let mut prev_timey = false;
     let mut prev_number = false;
+    let mut prev_calendar = false;
     let mut raw = split_ws(msg).map(|(_, t)| t).peekable();
     while let Some(tok) = raw.next() {
         if out.len() == MAX_TOKENS {
@@ -76,11 +77,17 @@ pub fn message_tokens(msg: &str, mask_kv: bool) -> Vec<String> {
             is_month_or_day(tok)
                 && (prev_timey || raw.peek().is_some_and(|n| has_digit(n) && is_time_piece(n)))
         };
-        let masked = if (prev_number && is_unit(tok)) || month_in_time() {
+        let in_time = month_in_time();
+        // `Fri Jun 17 07:07:00`: the weekday before a month in a timestamp is part of it.
+        if in_time && prev_calendar && out.last().is_some_and(|t| is_month_or_day(t)) {
+            out.pop();
+        }
+        let masked = if (prev_number && is_unit(tok)) || in_time {
             WILDCARD.to_owned()
         } else {
             mask_token(tok, mask_kv)
         };
+        prev_calendar = is_month_or_day(tok) && !in_time;
         prev_timey = has_digit(tok) && is_time_piece(tok);
         prev_number = tok.bytes().next().is_some_and(|b| b.is_ascii_digit());
         // A list of ids (`blk_1 blk_2 ...`, masked alike) is one variable, whatever its length.
