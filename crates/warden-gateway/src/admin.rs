@@ -1,5 +1,6 @@
 //! Admin API: tenant AI settings. Only the admin role; every change is audited and
-//! applied to this gateway's cache before the call returns (others get it by watch).
+//! applied to this gateway's cache before the call returns if its watch stayed live
+//! throughout (others get it by watch).
 
 use tonic::{Code, Request, Response, Status};
 use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord, TenantSettings};
@@ -77,6 +78,9 @@ impl gw::admin_server::Admin for Gateway {
                 )));
             }
         }
+        // Taken before the write: a change made while the watch is down (or across a
+        // reconnect) must not enter the cache.
+        let ticket = self.inner.tenants.ticket();
         let mut client = self.inner.tenant_store.clone();
         let saved = client
             .put_tenant_settings(st::PutTenantSettingsRequest {
@@ -86,7 +90,7 @@ impl gw::admin_server::Admin for Gateway {
             })
             .await?
             .into_inner();
-        self.inner.tenants.apply_change(&saved).await;
+        self.inner.tenants.apply_admin_change(&saved, ticket).await;
         let record = AuditRecord {
             kind: AuditKind::Admin as i32,
             tenant_id: saved.tenant_id.clone(),
