@@ -382,7 +382,11 @@ fn assume_role(external_id: &str) -> pb::customer_bedrock::Credentials {
 
 /// The external id storage generated for the tenant's role, as Admin.GetTenantSettings shows it.
 fn stored_external_id(s: &pb::TenantSettings) -> String {
-    match s.customer_bedrock.as_ref().and_then(|cb| cb.credentials.as_ref()) {
+    match s
+        .customer_bedrock
+        .as_ref()
+        .and_then(|cb| cb.credentials.as_ref())
+    {
         Some(pb::customer_bedrock::Credentials::AssumeRole(a)) => a.external_id.clone(),
         other => panic!("no assume-role settings: {other:?}"),
     }

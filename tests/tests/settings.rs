@@ -3,6 +3,7 @@
 //! PostgreSQL database a change through one reaches the gateways of every other within a
 //! second (LISTEN/NOTIFY), with a lost listener connection resynchronising the watchers.
 //! Customer-owned Bedrock: the external id is storage's, shown to admins, never a client's.
+//! PostgreSQL over TLS: `sslmode=verify-full` with the dev CA works, another CA fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -59,7 +60,11 @@ async fn assert_refused(c: &Cluster, g: &mut GatewayClient<tonic::transport::Cha
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
-    assert_eq!(c.local.requests().len(), before, "a disabled tenant's call left");
+    assert_eq!(
+        c.local.requests().len(),
+        before,
+        "a disabled tenant's call left"
+    );
 }
 
 #[tokio::test]
@@ -339,7 +344,11 @@ async fn the_gateway_sends_sts_only_the_external_id_storage_generated() {
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-        assert!(!err.message().contains(mocks::EXTERNAL_ID), "{}", err.message());
+        assert!(
+            !err.message().contains(mocks::EXTERNAL_ID),
+            "{}",
+            err.message()
+        );
         assert!(err.message().contains("external_id"), "{}", err.message());
         assert_eq!(shown_external_id_or_none(&c, "acme").await, None);
 
@@ -419,4 +428,117 @@ async fn shown_external_id_or_none(c: &Cluster, tenant: &str) -> Option<String> 
         Some(pb::customer_bedrock::Credentials::AssumeRole(a)) => Some(a.external_id),
         _ => None,
     }
+}
+
+// --- PostgreSQL over TLS (sslmode=verify-full) ---------------------------------------
+
+/// The CA of the local PostgreSQL server's certificate (`scripts/pg-tls`, run by `.ci/run`).
+fn pg_ca() -> Option<std::path::PathBuf> {
+    match std::env::var("WARDEN_TEST_PG_CA") {
+        Ok(p) if std::path::Path::new(&p).is_file() => Some(p.into()),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
+            "CI=true but WARDEN_TEST_PG_CA names no CA file: run scripts/pg-tls (as .ci/run does) so PostgreSQL serves TLS"
+        ),
+        _ => {
+            eprintln!(
+                "SKIPPED: set WARDEN_TEST_PG_CA (see scripts/pg-tls) to test PostgreSQL over TLS"
+            );
+            None
+        }
+    }
+}
+
+fn verify_full(url: &str, ca: &std::path::Path) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}sslmode=verify-full&sslrootcert={}", ca.display())
+}
+
+#[tokio::test]
+async fn storage_reaches_postgres_over_tls_with_verify_full_and_refuses_another_ca() {
+    let Some(ca) = pg_ca() else { return };
+    let Some(plain) = postgres().await else {
+        return;
+    };
+    bounded(async {
+        let url = verify_full(&plain, &ca);
+        // The whole service over TLS: two replicas (pools and LISTEN connections), a change
+        // through one reaching the other's gateway, a call served.
+        let c = two_replicas(&url).await;
+        c.set_tenant(enabled_tenant("acme")).await;
+        gateway2(&c)
+            .complete(logs_request("acme", "over tls"))
+            .await
+            .unwrap();
+        c.set_tenant(pb::TenantSettings {
+            enabled: false,
+            ..enabled_tenant("acme")
+        })
+        .await;
+        assert!(time_until_refused(&c).await < Duration::from_secs(1));
+
+        // The connections really are encrypted, the listeners' included.
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        let own: bool = sqlx::query_scalar(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert!(own, "a verify-full connection without TLS");
+        let listeners: Vec<bool> = sqlx::query_scalar(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = $1",
+        )
+        .bind(format!("warden-listener:{}", schema_of(&plain)))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(listeners, vec![true, true]);
+        pool.close().await;
+        c.stop().await;
+
+        // A server certificate from another CA is refused: no connection at all.
+        let other = tempfile::tempdir().unwrap();
+        let foreign = warden_tls::DevPki::load_or_create(other.path().join("pki")).unwrap();
+        let err = warden_storage::Db::connect(&verify_full(&plain, &foreign.ca_cert_path()))
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{err:?}").to_lowercase().contains("certificate"),
+            "{err:?}"
+        );
+    })
+    .await;
+}
+
+// --- No secret in a reload diagnostic --------------------------------------------------
+
+#[tokio::test]
+async fn a_key_pasted_into_api_key_env_is_not_in_the_reload_diagnostic() {
+    bounded(async {
+        let m = Mocks::start().await;
+        let c = Cluster::start_with(Options {
+            providers: Some(m.providers_file(&Tuning::default(), Some(Duration::from_millis(50)))),
+            ..Options::default()
+        })
+        .await;
+        let mut reloads = c.reloads.clone().unwrap();
+        // The operator pastes the key itself where the variable's name belongs.
+        let bad = m.routing_config(&Tuning::default()).replace(
+            "api_key_env = \"E2E_ANTHROPIC_KEY\"",
+            &format!("api_key_env = \"{}\"", mocks::ANTHROPIC_KEY),
+        );
+        assert!(bad.contains(mocks::ANTHROPIC_KEY));
+        m.write_config(&bad);
+        reloads.wait_for(|r| r.rejected == 1).await.unwrap();
+        let why = reloads.borrow().last_error.clone().unwrap();
+        assert!(why.contains("api_key_env"), "{why}");
+        assert!(why.contains("not shown"), "{why}");
+        assert!(
+            !why.contains(mocks::ANTHROPIC_KEY),
+            "the key is in the diagnostic: {why}"
+        );
+        c.stop().await;
+    })
+    .await;
 }

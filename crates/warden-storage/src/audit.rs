@@ -22,6 +22,9 @@ use warden_tls::{Role, authorize};
 use crate::util::{check_len, check_tenant, ms_of, new_id, now_ms, ts};
 use crate::{Db, DbError, Storage};
 
+/// The PostgreSQL advisory lock that serializes audit appends across storage replicas.
+const AUDIT_APPEND_LOCK: i64 = 0x5741_5244_454e_4155; // "WARDENAU"
+
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The end of the chain: the next sequence number and the last hash.
@@ -33,9 +36,14 @@ pub(crate) struct Head {
 
 impl Head {
     pub(crate) async fn load(db: &Db) -> Result<Head, DbError> {
+        let mut conn = db.pool.acquire().await?;
+        Ok(Head::read(&mut conn).await?)
+    }
+
+    async fn read(conn: &mut sqlx::AnyConnection) -> Result<Head, sqlx::Error> {
         let row =
             sqlx::query("SELECT sequence, hash FROM audit_log ORDER BY sequence DESC LIMIT 1")
-                .fetch_optional(&db.pool)
+                .fetch_optional(&mut *conn)
                 .await?;
         Ok(match row {
             Some(r) => Head {
@@ -133,12 +141,22 @@ async fn commit(
     head: &Head,
     batch: &mut [Pending],
 ) -> Result<(Head, Vec<AuditReceipt>), sqlx::Error> {
-    let mut next = Head {
-        next_sequence: head.next_sequence,
-        last_hash: head.last_hash.clone(),
+    let mut tx = db.pool.begin().await?;
+    let mut next = if db.backend == crate::db::Backend::Postgres {
+        // Other storage replicas may append to the same chain: one appender at a time
+        // across all of them, continuing from the head the database holds.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(AUDIT_APPEND_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        Head::read(&mut tx).await?
+    } else {
+        Head {
+            next_sequence: head.next_sequence,
+            last_hash: head.last_hash.clone(),
+        }
     };
     let mut receipts = Vec::with_capacity(batch.len());
-    let mut tx = db.pool.begin().await?;
     let now = now_ms();
     for p in batch.iter_mut() {
         let record = &mut p.record;

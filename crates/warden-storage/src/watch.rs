@@ -11,8 +11,8 @@
 //! receiving a fresh SYNC. While the listener is down a replica refuses new watches.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Weak;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -82,7 +82,10 @@ impl Stream for Changes {
                 self.done = true;
                 metrics::counter!("warden_storage_watch_resyncs_total", "cause" => "lagged")
                     .increment(1);
-                tracing::warn!(missed = n, "a settings watcher fell behind; ending its stream");
+                tracing::warn!(
+                    missed = n,
+                    "a settings watcher fell behind; ending its stream"
+                );
                 Poll::Ready(Some(Err(Status::aborted(
                     "this watcher fell behind and missed changes; drop cached settings and watch again",
                 ))))
@@ -155,11 +158,12 @@ pub(crate) fn spawn_listener(inner: Weak<Inner>, url: String, channel: Channel) 
         loop {
             match listen(&url, &channel).await {
                 Ok(mut listener) => {
-                    let Some(storage) = upgrade(&inner) else { return };
+                    let Some(storage) = upgrade(&inner) else {
+                        return;
+                    };
+                    // Watchers of the time before were ended when it was lost, and none
+                    // was accepted since: from here on, nothing committed is missed.
                     storage.inner.following.0.store(true, Ordering::Release);
-                    // Watchers that began before the listener was (re)connected may have
-                    // missed a notification sent while it was away.
-                    storage.resync_watchers();
                     drop(storage);
                     tracing::info!("following settings changes of other storage replicas");
                     backoff = Duration::from_millis(50);
@@ -169,7 +173,9 @@ pub(crate) fn spawn_listener(inner: Weak<Inner>, url: String, channel: Channel) 
                     tracing::warn!(error = %e, "cannot LISTEN for settings changes of other replicas; retrying");
                 }
             }
-            let Some(storage) = upgrade(&inner) else { return };
+            let Some(storage) = upgrade(&inner) else {
+                return;
+            };
             storage.inner.following.0.store(false, Ordering::Release);
             storage.resync_watchers();
             drop(storage);
@@ -211,7 +217,9 @@ async fn follow(inner: &Weak<Inner>, listener: &mut sqlx::postgres::PgListener) 
                 return;
             }
         };
-        let Some(storage) = upgrade(inner) else { return };
+        let Some(storage) = upgrade(inner) else {
+            return;
+        };
         match storage.tenant_settings(&tenant_id).await {
             Ok(Some(settings)) => {
                 let _ = storage

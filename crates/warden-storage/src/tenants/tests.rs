@@ -11,9 +11,13 @@ async fn storage(dir: &tempfile::TempDir, watch_capacity: usize) -> Storage {
     let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
         .await
         .unwrap();
-    Storage::open_with(db, Sealer::from_key([7; 32]), StorageOptions { watch_capacity })
-        .await
-        .unwrap()
+    Storage::open_with(
+        db,
+        Sealer::from_key([7; 32]),
+        StorageOptions { watch_capacity },
+    )
+    .await
+    .unwrap()
 }
 
 fn with_role(tenant: &str, role_arn: &str, external_id: &str) -> TenantSettings {
@@ -32,7 +36,11 @@ fn with_role(tenant: &str, role_arn: &str, external_id: &str) -> TenantSettings 
 }
 
 fn external_id(s: &TenantSettings) -> String {
-    match s.customer_bedrock.as_ref().and_then(|c| c.credentials.as_ref()) {
+    match s
+        .customer_bedrock
+        .as_ref()
+        .and_then(|c| c.credentials.as_ref())
+    {
         Some(Credentials::AssumeRole(a)) => a.external_id.clone(),
         other => panic!("{other:?}"),
     }
@@ -183,7 +191,10 @@ async fn a_resync_ends_every_watcher() {
     s.resync_watchers();
     for w in [&mut a, &mut b] {
         assert!(w.next().await.unwrap().unwrap().sync);
-        assert_eq!(w.next().await.unwrap().unwrap_err().code(), Code::Unavailable);
+        assert_eq!(
+            w.next().await.unwrap().unwrap_err().code(),
+            Code::Unavailable
+        );
         assert!(w.next().await.is_none());
     }
 }
