@@ -115,12 +115,12 @@ impl Storage {
         let _ = self
             .inner
             .changes
-            .send(WatchEvent::Change(TenantSettingsChange {
+            .send(WatchEvent::Change(Box::new(TenantSettingsChange {
                 tenant_id,
                 version: version as u64,
                 settings: Some(settings.clone()),
                 sync: false,
-            }));
+            })));
         Ok(settings)
     }
 }

@@ -29,7 +29,7 @@ use crate::{Db, Inner, Storage};
 /// What the in-process broadcast carries.
 #[derive(Debug, Clone)]
 pub(crate) enum WatchEvent {
-    Change(TenantSettingsChange),
+    Change(Box<TenantSettingsChange>),
     /// Changes may have been missed: every watcher must drop its cache and watch again.
     Resync,
 }
@@ -69,7 +69,7 @@ impl Stream for Changes {
             return Poll::Ready(None);
         }
         match Pin::new(&mut self.rx).poll_next(cx) {
-            Poll::Ready(Some(Ok(WatchEvent::Change(c)))) => Poll::Ready(Some(Ok(c))),
+            Poll::Ready(Some(Ok(WatchEvent::Change(c)))) => Poll::Ready(Some(Ok(*c))),
             Poll::Ready(Some(Ok(WatchEvent::Resync))) => {
                 self.done = true;
                 metrics::counter!("warden_storage_watch_resyncs_total", "cause" => "listener")
@@ -222,15 +222,14 @@ async fn follow(inner: &Weak<Inner>, listener: &mut sqlx::postgres::PgListener) 
         };
         match storage.tenant_settings(&tenant_id).await {
             Ok(Some(settings)) => {
-                let _ = storage
-                    .inner
-                    .changes
-                    .send(WatchEvent::Change(TenantSettingsChange {
+                let _ = storage.inner.changes.send(WatchEvent::Change(Box::new(
+                    TenantSettingsChange {
                         tenant_id,
                         version: settings.version,
                         settings: Some(settings),
                         sync: false,
-                    }));
+                    },
+                )));
             }
             // Not ours (should not happen with a per-schema channel): nothing to push.
             Ok(None) => {}
