@@ -37,6 +37,9 @@ pub struct Options {
     pub audit_sink: Option<Arc<dyn AuditSink>>,
     /// Start a second gateway on the same storage.
     pub second_gateway: bool,
+    /// Start a second storage replica on the same database and put the second gateway on
+    /// it (implies `second_gateway`; meaningful on PostgreSQL, where replicas share changes).
+    pub second_storage: bool,
     /// Make the provider take this long to answer (for shutdown tests).
     pub provider_delay: Option<Duration>,
     /// Route through this routing config instead of the local provider alone.
@@ -65,6 +68,7 @@ impl Default for Options {
             max_message_bytes: 16 * 1024 * 1024,
             audit_sink: None,
             second_gateway: false,
+            second_storage: false,
             provider_delay: None,
             providers: None,
             provider: None,
@@ -79,18 +83,23 @@ pub struct Cluster {
     pub storage_addr: SocketAddr,
     pub gateway_addr: SocketAddr,
     pub gateway2_addr: Option<SocketAddr>,
+    /// The second storage replica (with [`Options::second_storage`]).
+    pub storage2_addr: Option<SocketAddr>,
     pub agent_addr: SocketAddr,
     /// The provider behind the first gateway (and the second, if any), unless
     /// [`Options::providers`] gave a routing config.
     pub local: Arc<LocalProvider>,
     /// The first gateway's service object (to inspect the providers in force).
     pub gateway_service: Gateway,
+    /// The second gateway's service object (to break its settings watch, for example).
+    pub gateway2_service: Option<Gateway>,
     /// What the routing config watcher accepted and rejected (with `reload_poll`).
     pub reloads: Option<watch::Receiver<services::Reloads>>,
     pub db_url: String,
     shutdown: watch::Sender<bool>,
     storage_shutdown: watch::Sender<bool>,
     storage_task: services::Task,
+    storage2_task: Option<services::Task>,
     tasks: Vec<services::Task>,
 }
 
@@ -169,14 +178,34 @@ impl Cluster {
             }
         }
         wait_live(&gateway, &mut tasks, gl, sec("gateway"), limits, rx.clone()).await;
-        let gateway2_addr = if opts.second_gateway {
-            let (gl2, addr2) = services::bind(any).await.unwrap();
-            let g2 =
-                services::gateway(&storage_addr.to_string(), &sec("gateway"), providers()).unwrap();
-            wait_live(&g2, &mut tasks, gl2, sec("gateway"), limits, rx.clone()).await;
-            Some(addr2)
+        let (storage2_addr, storage2_task) = if opts.second_storage {
+            let (sl2, addr) = services::bind(any).await.unwrap();
+            let task = services::start_storage(
+                sl2,
+                sec("storage"),
+                limits,
+                &db_url,
+                &dir.path().join("master.key"),
+                storage_shutdown.subscribe(),
+            )
+            .await
+            .unwrap();
+            (Some(addr), Some(task))
         } else {
-            None
+            (None, None)
+        };
+        let (gateway2_addr, gateway2_service) = if opts.second_gateway || opts.second_storage {
+            let (gl2, addr2) = services::bind(any).await.unwrap();
+            let g2 = services::gateway(
+                &storage2_addr.unwrap_or(storage_addr).to_string(),
+                &sec("gateway"),
+                providers(),
+            )
+            .unwrap();
+            wait_live(&g2, &mut tasks, gl2, sec("gateway"), limits, rx.clone()).await;
+            (Some(addr2), Some(g2))
+        } else {
+            (None, None)
         };
         tasks.push(
             services::start_agent(
@@ -195,14 +224,17 @@ impl Cluster {
             storage_addr,
             gateway_addr,
             gateway2_addr,
+            storage2_addr,
             agent_addr,
             local,
             gateway_service: gateway,
+            gateway2_service,
             reloads,
             db_url,
             shutdown,
             storage_shutdown,
             storage_task,
+            storage2_task,
             tasks,
         }
     }
@@ -275,6 +307,9 @@ impl Cluster {
         }
         let _ = self.storage_shutdown.send(true);
         self.storage_task.await.unwrap().unwrap();
+        if let Some(t) = self.storage2_task {
+            t.await.unwrap().unwrap();
+        }
     }
 }
 

@@ -30,6 +30,7 @@ pub const ASSUMED_TOKEN: &str = "FwoGZXIvYXdzE2EsessiontokenSECRET";
 pub const STATIC_AKID: &str = "AKIDTENANTSTATICE2E1";
 pub const STATIC_SECRET: &str = "tenantStaticE2ESECRET/abcdefghijklmnop";
 pub const ROLE_ARN: &str = "arn:aws:iam::111122223333:role/warden-e2e";
+/// An external id a client might try to choose (Warden refuses it: storage generates its own).
 pub const EXTERNAL_ID: &str = "e2e-external-id-42";
 
 /// Every credential value a test may check for leaks.
@@ -50,8 +51,11 @@ pub struct Mocks {
     pub openai: MockServer,
     /// Accepts signatures from the platform key, the assumed-role key and the static key.
     pub bedrock: MockServer,
-    /// Trusts the platform key as caller; issues the assumed-role key for ROLE_ARN + EXTERNAL_ID.
+    /// Trusts the platform key as caller; issues the assumed-role key for ROLE_ARN and the
+    /// external id in `sts_trust`.
     pub sts: MockServer,
+    /// The external id the customer's trust policy requires (empty: none yet, all refused).
+    pub sts_trust: warden_testkit::sts::TrustPolicy,
     pub dir: tempfile::TempDir,
 }
 
@@ -111,12 +115,13 @@ impl Mocks {
         )
         .await
         .unwrap();
+        let sts_trust = warden_testkit::sts::TrustPolicy::default();
         let sts = warden_testkit::sts::start(
             &ca,
             StsMock {
                 caller: AwsKey::new(PLATFORM_AKID, PLATFORM_SECRET, None),
                 role_arn: ROLE_ARN.into(),
-                external_id: EXTERNAL_ID.into(),
+                external_id: sts_trust.clone(),
                 issued: assumed,
                 lifetime: Duration::from_secs(3600),
             },
@@ -129,6 +134,7 @@ impl Mocks {
             openai,
             bedrock,
             sts,
+            sts_trust,
             dir: tempfile::tempdir().unwrap(),
         }
     }

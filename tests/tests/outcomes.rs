@@ -401,9 +401,12 @@ async fn crash_leaves_no_intent_pending(database_url: Option<String>) {
         let storage = warden_storage::Storage::open_with(
             warden_storage::Db::connect(&url).await.unwrap(),
             warden_storage::Sealer::load_or_create(&dir.path().join("master.key")).unwrap(),
-            warden_storage::ReconcileOptions {
-                reconcile_after: Duration::ZERO,
-                reconcile_every: Duration::from_secs(3600),
+            warden_storage::StorageOptions {
+                reconcile: warden_storage::ReconcileOptions {
+                    reconcile_after: Duration::ZERO,
+                    reconcile_every: Duration::from_secs(3600),
+                },
+                ..Default::default()
             },
         )
         .await

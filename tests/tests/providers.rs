@@ -380,6 +380,35 @@ fn assume_role(external_id: &str) -> pb::customer_bedrock::Credentials {
     })
 }
 
+/// The external id storage generated for the tenant's role, as Admin.GetTenantSettings shows it.
+fn stored_external_id(s: &pb::TenantSettings) -> String {
+    match s
+        .customer_bedrock
+        .as_ref()
+        .and_then(|cb| cb.credentials.as_ref())
+    {
+        Some(pb::customer_bedrock::Credentials::AssumeRole(a)) => a.external_id.clone(),
+        other => panic!("no assume-role settings: {other:?}"),
+    }
+}
+
+/// Sets the tenant's role (external id left to Warden) and, as the customer would, puts
+/// the external id Admin.GetTenantSettings shows into the role's trust policy.
+async fn set_customer_role(m: &Mocks, c: &Cluster, tenant: &str) -> String {
+    c.set_tenant(customer_tenant(tenant, assume_role(""))).await;
+    let shown = c
+        .admin("admin")
+        .get_tenant_settings(gw::GetTenantSettingsRequest {
+            tenant_id: tenant.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let id = stored_external_id(&shown);
+    m.sts_trust.set(id.clone());
+    id
+}
+
 /// The region in a SigV4 credential scope.
 fn signed_region(r: &Recorded) -> String {
     let auth = r.header("authorization").unwrap_or_default();
@@ -394,8 +423,7 @@ fn signed_region(r: &Recorded) -> String {
 async fn customer_bedrock_is_signed_with_the_assumed_role_never_the_platform() {
     bounded(async {
         let (m, c) = world(Tuning::default()).await;
-        c.set_tenant(customer_tenant("acme", assume_role(mocks::EXTERNAL_ID)))
-            .await;
+        let external_id = set_customer_role(&m, &c, "acme").await;
         let mut g = c.gateway("agent");
         let ok = g.complete(ask("acme")).await.unwrap().into_inner();
         assert_eq!(ok.provider, "bedrock-customer");
@@ -418,7 +446,8 @@ async fn customer_bedrock_is_signed_with_the_assumed_role_never_the_platform() {
                 .unwrap_or_default()
         };
         assert_eq!(field("RoleArn"), mocks::ROLE_ARN);
-        assert_eq!(field("ExternalId"), mocks::EXTERNAL_ID);
+        // Exactly the one storage generated, and nothing a client chose.
+        assert_eq!(field("ExternalId"), external_id);
         assert_eq!(field("RoleSessionName"), "warden-acme");
         // Bedrock: both calls signed with the assumed credentials, in the tenant's region;
         // the platform's keys signed nothing there.
@@ -482,8 +511,9 @@ async fn customer_bedrock_with_static_keys_stored_through_admin() {
 async fn a_refused_assume_role_fails_closed() {
     bounded(async {
         let (m, c) = world(Tuning::default()).await;
-        c.set_tenant(customer_tenant("acme", assume_role("not-the-external-id")))
-            .await;
+        // The customer's trust policy names another id than the one Warden generated.
+        c.set_tenant(customer_tenant("acme", assume_role(""))).await;
+        m.sts_trust.set("not-the-external-id");
         let err = c.gateway("agent").complete(ask("acme")).await.unwrap_err();
         assert_eq!(err.code(), Code::Unavailable, "{err:?}");
         assert_eq!(reason(&err), "PROVIDER_UNAVAILABLE");

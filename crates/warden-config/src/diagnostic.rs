@@ -71,6 +71,23 @@ pub fn render(diags: &[Diagnostic]) -> String {
     out
 }
 
+/// Keys that name where a secret lives: whatever was written as their value may be the
+/// secret itself (pasted by mistake), so a diagnostic never shows it.
+const SECRET_BEARING_KEYS: &[&str] = &["api_key_env"];
+
+/// The line as shown under a diagnostic, with the value of a secret-bearing key hidden.
+fn hide_secret_values(line: &str) -> String {
+    for key in SECRET_BEARING_KEYS {
+        if let Some(at) = line.find(key)
+            && let Some(eq) = line[at + key.len()..].find('=')
+        {
+            let cut = at + key.len() + eq + 1;
+            return format!("{} <value not shown>", line[..cut].trim_end());
+        }
+    }
+    line.to_owned()
+}
+
 /// The file being checked: turns byte spans into positions.
 #[derive(Debug, Clone, Copy)]
 pub struct Source<'a> {
@@ -99,14 +116,13 @@ impl<'a> Source<'a> {
             .unwrap_or_default()
             .lines()
             .next()
-            .unwrap_or_default()
-            .to_owned();
+            .unwrap_or_default();
         Diagnostic {
             file: self.file.into(),
             line,
             col,
             message: message.into(),
-            source_line,
+            source_line: hide_secret_values(source_line),
             help: None,
         }
     }

@@ -115,8 +115,8 @@ p.toml:8:12: error: provider endpoints must use https:// (`base_url` is "http://
    |     base_url = "http://api.anthropic.com"
    = help: use https://, or set allow_plain_http = true for a local model or a test server
 p.toml:9:15: error: `api_key_env` must be an environment variable name
-   |     api_key_env = "sk-ant-123"
-   = help: this looks like a key itself: put the key in an environment variable and name the variable here
+   |     api_key_env = <value not shown>
+   = help: this looks like a key itself (not shown): put the key in an environment variable, name the variable here, and rotate the key if this file was shared
 p.toml:10:45: error: provider "anthropic" names profile "resoning", which is not declared
    |     models = { reasoning = "claude", resoning = "claude" }
    = help: declared profiles: reasoning, fast (see [routing] profiles)
@@ -198,4 +198,37 @@ fn an_unreadable_file_is_a_diagnostic() {
         "{}",
         diags[0]
     );
+}
+
+#[test]
+fn a_key_pasted_into_api_key_env_is_never_echoed() {
+    const KEY: &str = "sk-ant-api03-Zx9QwErTy7UiOp1AsDfGh";
+    let provider = |value: &str| {
+        format!(
+            "[[providers]]\nname = \"anthropic\"\nkind = \"anthropic\"\nno_training = true\napi_key_env = {value}\nmodels = {{ reasoning = \"m\" }}\n"
+        )
+    };
+    for (case, value) in [
+        ("quoted", format!("\"{KEY}\"")),
+        ("unquoted: a TOML syntax error on that line", KEY.to_owned()),
+        ("a multi-line string", format!("\"\"\"{KEY}\n\"\"\"")),
+        (
+            "a key without a known prefix",
+            "\"q7Zx9QwErTy7UiOp1AsDfGhJkL\"".to_owned(),
+        ),
+    ] {
+        let out = render(&parse("p.toml", &provider(&value)).unwrap_err());
+        assert!(
+            out.contains("api_key_env") || out.contains("line 5"),
+            "{case}: {out}"
+        );
+        assert!(!out.contains(KEY), "{case}: the key is echoed: {out}");
+        assert!(
+            !out.contains("q7Zx9QwErTy7UiOp1"),
+            "{case}: the key is echoed: {out}"
+        );
+    }
+    // The diagnostic still says what is wrong.
+    let out = render(&parse("p.toml", &provider(&format!("\"{KEY}\""))).unwrap_err());
+    assert!(out.contains("looks like a key itself (not shown)"), "{out}");
 }

@@ -111,6 +111,15 @@ fn check_routing(
 const NAME_HELP: &str =
     "use lowercase letters, digits and '-', starting with a letter (e.g. \"bedrock-customer\")";
 
+/// A value that is more likely a credential than a variable name.
+fn looks_like_a_key(s: &str) -> bool {
+    const PREFIXES: &[&str] = &["sk-", "AKIA", "ASIA", "ghp_", "github_pat_", "xox"];
+    PREFIXES.iter().any(|p| s.starts_with(p))
+        || (s.len() >= 20
+            && s.chars().any(|c| c.is_ascii_digit())
+            && s.chars().any(|c| c.is_ascii_lowercase()))
+}
+
 fn valid_name(s: &str) -> bool {
     s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
         && s.chars()
@@ -320,8 +329,10 @@ fn check_provider(
             && e.chars()
                 .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
         if !ok {
-            let help = if e.starts_with("sk-") {
-                "this looks like a key itself: put the key in an environment variable and name the variable here"
+            // Never the value itself: it may be the key. (`Source::at` hides it in the
+            // quoted line too.)
+            let help = if looks_like_a_key(e) {
+                "this looks like a key itself (not shown): put the key in an environment variable, name the variable here, and rotate the key if this file was shared"
             } else {
                 "use an environment variable name such as ANTHROPIC_API_KEY"
             };

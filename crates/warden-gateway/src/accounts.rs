@@ -1,5 +1,6 @@
 //! Customer-owned Bedrock accounts, resolved per request from the tenant's settings:
-//! the role ARN and external id to assume, or static keys that storage keeps sealed and
+//! the role ARN and the external id storage generated for it (the only one ever sent
+//! to STS), or static keys that storage keeps sealed and
 //! hands to the gateway role only. Any failure refuses the call (`NotConfigured`); a
 //! tenant on its own account is never silently served from the platform's account.
 
@@ -55,7 +56,17 @@ impl TenantAccounts for StorageTenantAccounts {
                         .then(|| SecretString::from(creds.session_token)),
                 })
             }
-            CustomerCredentials::AssumeRole { .. } => None,
+            CustomerCredentials::AssumeRole { external_id, .. } => {
+                // Storage generates it with the role; without it STS would be asked to
+                // trust nothing but the role ARN (the confused deputy). Never send one
+                // that did not come from storage.
+                if external_id.is_empty() {
+                    return Err(refused(
+                        "the tenant's role has no Warden-generated external id; set the role again through Admin.SetTenantSettings",
+                    ));
+                }
+                None
+            }
         };
         warden_config::bedrock_account(tenant_id, &cb, |_| keys)
             .ok_or_else(|| refused("the tenant's AWS credentials are incomplete"))

@@ -1,6 +1,7 @@
 //! Admin API: tenant AI settings. Admins scoped to the tenant or platform-wide; every
 //! change is audited *before* it is committed (no audit record, no change) and applied
-//! to this gateway's cache before the call returns (others get it by watch).
+//! to this gateway's cache before the call returns if its watch stayed live throughout
+//! (others get it by watch).
 
 use tonic::{Code, Request, Response, Status};
 use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord, TenantSettings};
@@ -97,6 +98,9 @@ impl gw::admin_server::Admin for Gateway {
         let tenant_id = settings.tenant_id.clone();
         self.audit_admin(&caller, &tenant_id, "SETTINGS_CHANGE", summary)
             .await?;
+        // Taken before the write: a change made while the watch is down (or across a
+        // reconnect) must not enter the cache.
+        let ticket = self.inner.tenants.ticket();
         let mut client = self.inner.tenant_store.clone();
         let saved = match client
             .put_tenant_settings(st::PutTenantSettingsRequest {
@@ -113,7 +117,7 @@ impl gw::admin_server::Admin for Gateway {
                 return Err(s);
             }
         };
-        self.inner.tenants.apply_change(&saved).await;
+        self.inner.tenants.apply_admin_change(&saved, ticket).await;
         Ok(Response::new(saved))
     }
 

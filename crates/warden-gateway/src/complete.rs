@@ -405,8 +405,21 @@ impl Gateway {
                     break;
                 }
                 changed = changes.recv() => {
-                    if changed.as_deref().is_ok_and(|t| t == p.req.tenant_id)
-                        && !self.tenant_still_enabled(&p.req.tenant_id).await
+                    use tokio::sync::broadcast::error::RecvError;
+                    // A lagged receiver may have missed this tenant's opt-out: re-read
+                    // as if it had changed. A closed channel cannot tell us any more.
+                    let ours = match &changed {
+                        Ok(t) => *t == p.req.tenant_id,
+                        Err(RecvError::Lagged(_)) => true,
+                        Err(RecvError::Closed) => {
+                            outcome = "settings_unavailable".into();
+                            let _ = relay.send(Err(Status::unavailable(
+                                "tenant settings can no longer be followed; the answer was stopped (fail closed)",
+                            ))).await;
+                            break;
+                        }
+                    };
+                    if ours && !self.tenant_still_enabled(&p.req.tenant_id).await
                     {
                         // Opt-out takes effect mid-answer too: stop relaying, cancel upstream.
                         outcome = "opted_out".into();

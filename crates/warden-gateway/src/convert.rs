@@ -69,9 +69,8 @@ pub fn settings_from_proto(s: &pb::TenantSettings) -> Result<TenantSettings, Str
                     if !a.role_arn.starts_with("arn:") {
                         return Err("customer_bedrock.assume_role.role_arn must be an IAM role ARN (arn:aws:iam::...)".into());
                     }
-                    if a.external_id.is_empty() {
-                        return Err("customer_bedrock.assume_role.external_id is required".into());
-                    }
+                    // external_id is storage's to generate: empty in an Admin request,
+                    // always set in stored settings (the gateway refuses a role without it).
                     CustomerCredentials::AssumeRole {
                         role_arn: a.role_arn.clone(),
                         external_id: a.external_id.clone(),

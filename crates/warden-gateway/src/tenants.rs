@@ -5,8 +5,16 @@
 //! entry with the new version at once. The cache is used only while the stream is live:
 //! until the stream has said SYNC, and from the moment it breaks, every request reads
 //! storage directly, and if storage cannot answer the request is refused (fail closed).
-//! Fills from direct reads never overwrite a newer version, and fills that started in an
-//! earlier watch epoch are discarded, so a stale read can't be cached after a reconnect.
+//!
+//! **Why nothing stale survives.** Each SYNC starts a new *epoch* and empties the cache,
+//! and an entry is served only if it was written in the current epoch: by a change pushed
+//! on the current stream, or by a direct read or an Admin reply that *began* after this
+//! epoch's SYNC. Storage subscribes the stream before it sends SYNC, so every change
+//! committed after SYNC arrives on it, and versions order the rest (a fill never
+//! overwrites a newer version). Anything learnt while the watch was down (an Admin change
+//! through this gateway included) carries an older epoch and is never served. A stream
+//! that fell behind is ended by storage, which puts this gateway back to "dark" until the
+//! next SYNC.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,7 +41,15 @@ struct Entry {
     /// `None`: storage knows no such tenant (treated as disabled).
     settings: Option<Arc<TenantSettings>>,
     version: u64,
+    /// The watch epoch this entry was learnt in; only the current epoch's entries are served.
+    epoch: u64,
 }
+
+/// What [`Tenants::ticket`] hands out before a write to storage: the watch epoch it began
+/// in, if the watch was live. [`Tenants::apply_admin_change`] uses it so that a change made
+/// while the watch was down (or across a reconnect) never enters the cache.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket(Option<u64>);
 
 #[derive(Clone)]
 pub struct Tenants {
@@ -45,6 +61,10 @@ struct Inner {
     cache: Cache<String, Entry>,
     live: AtomicBool,
     epoch: AtomicU64,
+    /// Fault injection: while true the watch is held down (tests break one gateway's watch).
+    suspended: tokio::sync::watch::Sender<bool>,
+    /// How many times the watch has gone live (SYNC received), for tests and operators.
+    syncs: AtomicU64,
     /// Tenant ids whose settings changed, for streams that must stop on opt-out.
     changed: tokio::sync::broadcast::Sender<String>,
 }
@@ -62,6 +82,8 @@ impl Tenants {
                     .build(),
                 live: AtomicBool::new(false),
                 epoch: AtomicU64::new(0),
+                suspended: tokio::sync::watch::channel(false).0,
+                syncs: AtomicU64::new(0),
                 changed,
             }),
         }
@@ -72,7 +94,20 @@ impl Tenants {
         self.inner.live.load(Ordering::Acquire)
     }
 
-    /// Notifications of tenants whose settings changed.
+    /// How many times the watch has gone live (each SYNC starts a fresh cache).
+    pub fn syncs(&self) -> u64 {
+        self.inner.syncs.load(Ordering::Acquire)
+    }
+
+    /// Fault injection: `true` breaks the watch and holds it down (the gateway goes dark and
+    /// reads storage directly); `false` lets it reconnect. Also usable by an operator who
+    /// wants a gateway to stop trusting its cache.
+    pub fn suspend_watch(&self, suspended: bool) {
+        self.inner.suspended.send_replace(suspended);
+    }
+
+    /// Notifications of tenants whose settings changed. A receiver that lags must
+    /// re-read the settings of whatever it watches (it may have missed an opt-out).
     pub fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<String> {
         self.inner.changed.subscribe()
     }
@@ -82,22 +117,60 @@ impl Tenants {
         &self,
         tenant_id: &str,
     ) -> Result<Option<Arc<TenantSettings>>, SettingsUnavailable> {
-        let epoch = self.inner.epoch.load(Ordering::Acquire);
-        let live = self.is_live();
-        if live && let Some(e) = self.inner.cache.get(tenant_id).await {
+        let ticket = self.ticket();
+        if let Some(epoch) = ticket.0
+            && let Some(e) = self.inner.cache.get(tenant_id).await
+            && e.epoch == epoch
+        {
             metrics::counter!("warden_gateway_settings_cache_total", "result" => "hit")
                 .increment(1);
             return Ok(e.settings);
         }
         metrics::counter!("warden_gateway_settings_cache_total", "result" => "miss").increment(1);
-        let entry = self.fetch(tenant_id).await?;
-        if live && self.is_live() && self.inner.epoch.load(Ordering::Acquire) == epoch {
-            self.put_if_newer(tenant_id, entry.clone()).await;
-        }
-        Ok(entry.settings)
+        let (settings, version) = self.fetch(tenant_id).await?;
+        self.fill(tenant_id, settings.clone(), version, ticket)
+            .await;
+        Ok(settings)
     }
 
-    async fn fetch(&self, tenant_id: &str) -> Result<Entry, SettingsUnavailable> {
+    /// Taken before reading or writing storage: the epoch the operation began in, if live.
+    pub fn ticket(&self) -> Ticket {
+        // Epoch, live, epoch again: equal epochs around a live flag mean the flag belongs
+        // to that epoch (every transition bumps the epoch).
+        let epoch = self.inner.epoch.load(Ordering::Acquire);
+        let live = self.is_live();
+        let same = self.inner.epoch.load(Ordering::Acquire) == epoch;
+        Ticket((live && same).then_some(epoch))
+    }
+
+    /// Caches what an operation that began at `ticket` learnt, if the watch has stayed
+    /// live in that epoch throughout; otherwise drops it.
+    async fn fill(
+        &self,
+        tenant_id: &str,
+        settings: Option<Arc<TenantSettings>>,
+        version: u64,
+        ticket: Ticket,
+    ) {
+        let Some(epoch) = ticket.0 else { return };
+        if !self.is_live() || self.inner.epoch.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        self.put_if_newer(
+            tenant_id,
+            Entry {
+                settings,
+                version,
+                epoch,
+            },
+        )
+        .await;
+    }
+
+    async fn fetch(
+        &self,
+        tenant_id: &str,
+    ) -> Result<(Option<Arc<TenantSettings>>, u64), SettingsUnavailable> {
         let mut client = self.inner.client.clone();
         let req = tonic::Request::new(GetTenantSettingsRequest {
             tenant_id: tenant_id.to_owned(),
@@ -110,15 +183,9 @@ impl Tenants {
                     tracing::error!(tenant = tenant_id, error = %e, "stored tenant settings are invalid; refusing");
                     SettingsUnavailable
                 })?;
-                Ok(Entry {
-                    settings: Some(Arc::new(settings)),
-                    version,
-                })
+                Ok((Some(Arc::new(settings)), version))
             }
-            Ok(Err(status)) if status.code() == Code::NotFound => Ok(Entry {
-                settings: None,
-                version: 0,
-            }),
+            Ok(Err(status)) if status.code() == Code::NotFound => Ok((None, 0)),
             Ok(Err(status)) => {
                 tracing::warn!(tenant = tenant_id, code = ?status.code(), "storage did not return tenant settings");
                 Err(SettingsUnavailable)
@@ -139,25 +206,38 @@ impl Tenants {
             .cache
             .entry(tenant_id.to_owned())
             .and_compute_with(|existing| {
-                let keep = existing.is_some_and(|e| e.value().version > entry.version);
+                // An entry of an older epoch is dead whatever its version; within one
+                // epoch the newer version wins.
+                let keep = existing.is_some_and(|e| {
+                    e.value().epoch == entry.epoch && e.value().version > entry.version
+                });
                 std::future::ready(if keep { Op::Nop } else { Op::Put(entry) })
             })
             .await;
     }
 
-    /// Applies a change this gateway learnt of (from the watch, or from its own Admin call).
-    pub async fn apply_change(&self, pb: &warden_proto::common::v1::TenantSettings) {
+    /// Applies a change this gateway made itself through the Admin API, if the watch was
+    /// live in one epoch from before the write (`ticket`) until now. A change made while
+    /// the watch was down never enters the cache: after the next SYNC, storage is read.
+    pub async fn apply_admin_change(
+        &self,
+        pb: &warden_proto::common::v1::TenantSettings,
+        ticket: Ticket,
+    ) {
+        self.apply(pb, ticket).await;
+    }
+
+    /// Applies a change pushed on the watch stream of epoch `epoch`.
+    async fn apply_pushed(&self, pb: &warden_proto::common::v1::TenantSettings, epoch: u64) {
+        self.apply(pb, Ticket(Some(epoch))).await;
+    }
+
+    async fn apply(&self, pb: &warden_proto::common::v1::TenantSettings, ticket: Ticket) {
         let tenant_id = pb.tenant_id.clone();
         match settings_from_proto(pb) {
             Ok(s) => {
-                self.put_if_newer(
-                    &tenant_id,
-                    Entry {
-                        settings: Some(Arc::new(s)),
-                        version: pb.version,
-                    },
-                )
-                .await;
+                self.fill(&tenant_id, Some(Arc::new(s)), pb.version, ticket)
+                    .await;
             }
             Err(e) => {
                 // Unreadable settings must not linger as a stale allow: drop the entry.
@@ -165,6 +245,7 @@ impl Tenants {
                 self.inner.cache.invalidate(&tenant_id).await;
             }
         }
+        // Always announced, cached or not: streams re-read the settings and stop on opt-out.
         let _ = self.inner.changed.send(tenant_id);
     }
 
@@ -182,8 +263,16 @@ impl Tenants {
             if *shutdown.borrow() {
                 return;
             }
+            let mut suspended = self.inner.suspended.subscribe();
+            if *suspended.borrow_and_update() {
+                tokio::select! {
+                    _ = suspended.wait_for(|s| !*s) => {}
+                    _ = shutdown.changed() => { self.go_dark(); return; }
+                }
+            }
             let mut client = self.inner.client.clone();
             let attempt = async {
+                let mut epoch = 0;
                 let mut stream = client
                     .watch_tenant_settings(WatchTenantSettingsRequest {})
                     .await?
@@ -191,12 +280,16 @@ impl Tenants {
                 while let Some(msg) = stream.next().await {
                     let change = msg?;
                     if change.sync {
-                        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
+                        // A fresh cache per SYNC: nothing learnt before it is served after it.
+                        self.inner.live.store(false, Ordering::Release);
+                        epoch = self.inner.epoch.fetch_add(1, Ordering::AcqRel) + 1;
+                        self.inner.cache.invalidate_all();
                         self.inner.live.store(true, Ordering::Release);
+                        self.inner.syncs.fetch_add(1, Ordering::AcqRel);
                         tracing::info!("tenant settings watch is live; cache enabled");
                         backoff = Duration::from_millis(100);
                     } else if let Some(s) = change.settings {
-                        self.apply_change(&s).await;
+                        self.apply_pushed(&s, epoch).await;
                     }
                 }
                 Ok::<(), tonic::Status>(())
@@ -210,6 +303,11 @@ impl Tenants {
                     }
                 }
                 _ = shutdown.changed() => { self.go_dark(); return; }
+                _ = suspended.wait_for(|s| *s) => {
+                    self.go_dark();
+                    tracing::warn!("tenant settings watch suspended; cache disabled until it is resumed");
+                    continue;
+                }
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(2));

@@ -301,14 +301,17 @@ fn usage_of(u: &Value) -> Usage {
     }
 }
 
-/// Replaces any occurrence of the credential in a provider-supplied message.
+/// Replaces any occurrence of the credential in a provider-supplied message, then cuts it
+/// to 200 characters. In that order: cutting first could leave a key's first characters
+/// at the end, no longer whole and so no longer found.
 pub(crate) fn scrub(message: &str, secret: &SecretString) -> String {
     let s = secret.expose_secret();
-    let mut m: String = message.chars().take(200).collect();
-    if !s.is_empty() && m.contains(s) {
-        m = m.replace(s, "[REDACTED]");
-    }
-    m
+    let whole = if !s.is_empty() && message.contains(s) {
+        std::borrow::Cow::Owned(message.replace(s, "[REDACTED]"))
+    } else {
+        std::borrow::Cow::Borrowed(message)
+    };
+    whole.chars().take(200).collect()
 }
 
 /// Maps an HTTP error answer. Classifies by status and `error.type`; keeps the request id.
@@ -570,6 +573,19 @@ mod tests {
         }
         assert!(m.is_done());
         Ok(out)
+    }
+
+    #[test]
+    fn a_key_across_the_cut_is_scrubbed_before_the_message_is_cut() {
+        let key = "sk-ant-api03-Zx9QwErTy7UiOp1AsDfGhJkL";
+        let secret = SecretString::from(key);
+        // The key starts at character 190: a cut at 200 would keep its first ten characters.
+        let message = format!("{}{key} is not valid", "x".repeat(190));
+        let out = scrub(&message, &secret);
+        assert!(out.chars().count() <= 200);
+        assert!(!out.contains(&key[..8]), "{out}");
+        assert!(out.contains("[REDACTED]"), "{out}");
+        assert_eq!(scrub("short", &secret), "short");
     }
 
     /// The official docs example stream (reference §1.5): text, then a tool call.

@@ -68,7 +68,7 @@ async fn world(lifetime: Duration, accounts: HashMap<String, BedrockAccount>) ->
         StsMock {
             caller: AwsKey::new(GATEWAY_AKID, GATEWAY_SECRET, None),
             role_arn: ROLE.into(),
-            external_id: EXTERNAL_ID.into(),
+            external_id: warden_testkit::sts::TrustPolicy::new(EXTERNAL_ID),
             issued: tenant_key.clone(),
             lifetime,
         },

@@ -23,6 +23,9 @@ use crate::reconcile::Reconciled;
 use crate::util::{check_len, check_tenant, ms_of, new_id, now_ms, ts};
 use crate::{Db, DbError, Storage};
 
+/// The PostgreSQL advisory lock that serializes audit appends across storage replicas.
+const AUDIT_APPEND_LOCK: i64 = 0x5741_5244_454e_4155; // "WARDENAU"
+
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The end of the chain: the next sequence number and the last hash.
@@ -34,9 +37,14 @@ pub(crate) struct Head {
 
 impl Head {
     pub(crate) async fn load(db: &Db) -> Result<Head, DbError> {
+        let mut conn = db.pool.acquire().await?;
+        Ok(Head::read(&mut conn).await?)
+    }
+
+    async fn read(conn: &mut sqlx::AnyConnection) -> Result<Head, sqlx::Error> {
         let row =
             sqlx::query("SELECT sequence, hash FROM audit_log ORDER BY sequence DESC LIMIT 1")
-                .fetch_optional(&db.pool)
+                .fetch_optional(&mut *conn)
                 .await?;
         Ok(match row {
             Some(r) => Head {
@@ -191,15 +199,35 @@ async fn reload(db: &Db, head: Head) -> Head {
     }
 }
 
+/// The head to chain onto inside the transaction `tx`. Other storage replicas may append
+/// to the same PostgreSQL chain: one appender at a time across all of them (an advisory
+/// lock held until the transaction ends), continuing from the head the database holds.
+/// On SQLite this process is the only writer and its committer's head is the truth.
+pub(crate) async fn head_in(
+    tx: &mut sqlx::AnyConnection,
+    db: &Db,
+    head: &Head,
+) -> Result<Head, sqlx::Error> {
+    if db.backend == crate::db::Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(AUDIT_APPEND_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        Head::read(tx).await
+    } else {
+        Ok(head.clone())
+    }
+}
+
 /// Chains and inserts `batch` in one transaction; returns the new head and the receipts.
 async fn commit(
     db: &Db,
     head: &Head,
     batch: &mut [Pending],
 ) -> Result<(Head, Vec<AuditReceipt>), sqlx::Error> {
-    let mut next = head.clone();
-    let mut receipts = Vec::with_capacity(batch.len());
     let mut tx = db.pool.begin().await?;
+    let mut next = head_in(&mut tx, db, head).await?;
+    let mut receipts = Vec::with_capacity(batch.len());
     let now = now_ms();
     for p in batch.iter_mut() {
         receipts.push(insert(&mut tx, &mut next, &mut p.record, now).await?);

@@ -16,6 +16,7 @@ mod seal;
 mod telemetry;
 mod tenants;
 mod util;
+mod watch;
 
 use std::sync::Arc;
 
@@ -38,44 +39,85 @@ pub struct Storage {
 struct Inner {
     db: Db,
     sealer: Sealer,
-    changes: tokio::sync::broadcast::Sender<warden_proto::storage::v1::TenantSettingsChange>,
+    changes: tokio::sync::broadcast::Sender<watch::WatchEvent>,
+    /// Whether changes committed through other replicas reach `changes` (PostgreSQL LISTEN).
+    following: watch::Following,
+    /// The PostgreSQL listener, aborted when the storage is dropped.
+    listener: std::sync::OnceLock<watch::ListenerTask>,
+    /// The NOTIFY channel commits signal on (PostgreSQL only).
+    notify_channel: Option<String>,
     audit: audit::Committer,
+}
+
+/// Tuning of [`Storage::open_with`].
+#[derive(Debug, Clone, Copy)]
+pub struct StorageOptions {
+    /// How many changes a settings watcher may fall behind before its stream is ended.
+    pub watch_capacity: usize,
+    /// When intents left without an outcome are closed as `unknown`.
+    pub reconcile: ReconcileOptions,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions {
+            watch_capacity: 1024,
+            reconcile: ReconcileOptions::default(),
+        }
+    }
 }
 
 impl Storage {
     /// Opens the store (running migrations) and loads the audit chain's head, with the
     /// default reconciliation of intents left without an outcome.
     pub async fn open(db: Db, sealer: Sealer) -> Result<Storage, DbError> {
-        Storage::open_with(db, sealer, ReconcileOptions::default()).await
+        Storage::open_with(db, sealer, StorageOptions::default()).await
     }
 
-    /// [`Storage::open`], closing intents left open for longer than
-    /// `reconcile.reconcile_after` as `unknown`: once before it returns (so before it
-    /// serves), then every `reconcile.reconcile_every` (see `reconcile.rs` for why the age
-    /// alone decides).
+    /// [`Storage::open`] with tuning. Intents left open for longer than
+    /// `opts.reconcile.reconcile_after` are closed as `unknown`: once before it returns
+    /// (so before it serves), then every `reconcile_every` (see `reconcile.rs` for why the
+    /// age alone decides). On PostgreSQL it also starts following the changes other
+    /// replicas commit (LISTEN/NOTIFY), so every watcher of every replica sees them.
     pub async fn open_with(
         db: Db,
         sealer: Sealer,
-        reconcile: ReconcileOptions,
+        opts: StorageOptions,
     ) -> Result<Storage, DbError> {
         db.migrate().await?;
         let head = audit::Head::load(&db).await?;
-        let (changes, _) = tokio::sync::broadcast::channel(1024);
+        let (changes, _) = tokio::sync::broadcast::channel(opts.watch_capacity.max(1));
         let audit = audit::Committer::start(db.clone(), head);
         reconcile::report(
             audit
-                .reconcile(reconcile::cutoff(reconcile.reconcile_after))
+                .reconcile(reconcile::cutoff(opts.reconcile.reconcile_after))
                 .await,
         );
-        reconcile::spawn_periodic(audit.reconcile_handle(), reconcile);
-        Ok(Storage {
+        reconcile::spawn_periodic(audit.reconcile_handle(), opts.reconcile);
+        let channel = match db.backend {
+            db::Backend::Postgres => Some(watch::channel(&db).await?),
+            db::Backend::Sqlite => None,
+        };
+        let storage = Storage {
             inner: Arc::new(Inner {
+                following: watch::Following::new(db.backend),
                 db,
                 sealer,
                 changes,
+                listener: std::sync::OnceLock::new(),
+                notify_channel: channel.as_ref().map(|c| c.name.clone()),
                 audit,
             }),
-        })
+        };
+        if let Some(channel) = channel {
+            let task = watch::spawn_listener(
+                Arc::downgrade(&storage.inner),
+                storage.inner.db.url.clone(),
+                channel,
+            );
+            let _ = storage.inner.listener.set(task);
+        }
+        Ok(storage)
     }
 
     /// Closes, now, every intent committed longer than `older_than` ago that has no

@@ -29,7 +29,7 @@ use sqlx::Row;
 use tokio::sync::mpsc;
 use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
 
-use crate::audit::{Head, ReconcileJob, insert, reconcile_via};
+use crate::audit::{Head, ReconcileJob, head_in, insert, reconcile_via};
 use crate::util::now_ms;
 use crate::{Db, DbError};
 
@@ -124,8 +124,8 @@ pub(crate) async fn close_pending(
     head: &Head,
     before_ms: i64,
 ) -> Result<(Head, Reconciled), DbError> {
-    let mut next = head.clone();
     let mut tx = db.pool.begin().await?;
+    let mut next = head_in(&mut tx, db, head).await?;
     let rows = sqlx::query(
         "SELECT o.intent_id, o.tenant_id, o.time_ms, a.record FROM audit_open_intents o
          LEFT JOIN audit_log a ON a.id = o.intent_id

@@ -1,12 +1,16 @@
 //! Tenant settings (versioned, with history, pushed to watchers) and sealed customer credentials.
+//!
+//! The external id of a customer's Bedrock role is storage's, not the client's: one random
+//! id per tenant and AWS account, generated when the role is first set and kept from then
+//! on, so a party who learns another tenant's id cannot get the gateway to present it.
 
-use std::pin::Pin;
-
+use aes_gcm::aead::OsRng;
+use aes_gcm::aead::rand_core::RngCore;
 use prost::Message;
 use sqlx::Row;
-use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 use warden_proto::common::v1::TenantSettings;
+use warden_proto::common::v1::customer_bedrock::Credentials;
 use warden_proto::storage::v1::tenant_store_server::TenantStore;
 use warden_proto::storage::v1::{
     CustomerCredentials, GetCustomerCredentialsRequest, GetTenantSettingsRequest,
@@ -16,9 +20,8 @@ use warden_proto::storage::v1::{
 use warden_tls::authorize;
 
 use crate::util::{check_len, check_tenant, new_id, now_ms, ts};
+use crate::watch::{ChangeStream, WatchEvent};
 use crate::{DbError, Storage};
-
-type ChangeStream = Pin<Box<dyn Stream<Item = Result<TenantSettingsChange, Status>> + Send>>;
 
 impl Storage {
     /// The stored settings of a tenant, or `None` if nobody configured it.
@@ -61,6 +64,7 @@ impl Storage {
         }
         let version = current + 1;
         let now = now_ms();
+        assign_external_id(&mut tx, &mut settings, now).await?;
         settings.version = version as u64;
         settings.updated_at = Some(ts(now));
         settings.updated_by = changed_by.to_owned();
@@ -96,17 +100,117 @@ impl Storage {
                 "settings of tenant {tenant_id} were changed concurrently; read them again and retry"
             )));
         }
+        if let Some(channel) = &self.inner.notify_channel {
+            // Delivered to every replica's listener when (and only if) this commits.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channel)
+                .bind(&tenant_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(DbError::from)?;
+        }
         tx.commit().await.map_err(DbError::from)?;
         tracing::info!(tenant = %tenant_id, version, enabled = settings.enabled, by = changed_by, "tenant settings changed");
         // No receivers is fine: no gateway is watching yet.
-        let _ = self.inner.changes.send(TenantSettingsChange {
-            tenant_id,
-            version: version as u64,
-            settings: Some(settings.clone()),
-            sync: false,
-        });
+        let _ = self
+            .inner
+            .changes
+            .send(WatchEvent::Change(Box::new(TenantSettingsChange {
+                tenant_id,
+                version: version as u64,
+                settings: Some(settings.clone()),
+                sync: false,
+            })));
         Ok(settings)
     }
+}
+
+/// The AWS account of an IAM role ARN (`arn:PARTITION:iam::ACCOUNT:role/NAME`).
+fn aws_account(role_arn: &str) -> Option<&str> {
+    let mut parts = role_arn.splitn(6, ':');
+    let (arn, _partition, iam, _region, account) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    let resource = parts.next()?;
+    (arn == "arn"
+        && iam == "iam"
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && resource.starts_with("role/"))
+    .then_some(account)
+}
+
+/// Puts storage's external id for the tenant's role account into `settings`, generating
+/// it on first use. A client may send it back unchanged or leave it empty; any other value
+/// is refused, so no client can choose the id the gateway presents to STS.
+async fn assign_external_id(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    settings: &mut TenantSettings,
+    now: i64,
+) -> Result<(), Status> {
+    let tenant_id = settings.tenant_id.clone();
+    let Some(Credentials::AssumeRole(role)) = settings
+        .customer_bedrock
+        .as_mut()
+        .and_then(|cb| cb.credentials.as_mut())
+    else {
+        return Ok(());
+    };
+    let account = aws_account(&role.role_arn).ok_or_else(|| {
+        Status::invalid_argument(
+            "customer_bedrock.assume_role.role_arn must be an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)",
+        )
+    })?;
+    let stored: Option<String> = sqlx::query(
+        "SELECT external_id FROM tenant_external_ids WHERE tenant_id = $1 AND aws_account = $2",
+    )
+    .bind(&tenant_id)
+    .bind(account)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(DbError::from)?
+    .map(|r| r.try_get::<String, _>(0))
+    .transpose()
+    .map_err(DbError::from)?;
+    if !role.external_id.is_empty() && stored.as_deref() != Some(role.external_id.as_str()) {
+        // Never echo the value: it may be another tenant's.
+        return Err(Status::invalid_argument(
+            "customer_bedrock.assume_role.external_id is generated by Warden; leave it empty (Admin.GetTenantSettings shows the value to put in the role's trust policy)",
+        ));
+    }
+    role.external_id = match stored {
+        Some(id) => id,
+        None => {
+            let id = new_external_id();
+            sqlx::query(
+                "INSERT INTO tenant_external_ids (tenant_id, aws_account, external_id, created_ms) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&tenant_id)
+            .bind(account)
+            .bind(&id)
+            .bind(now)
+            .execute(&mut **tx)
+            .await
+            .map_err(|_| {
+                Status::aborted(format!(
+                    "settings of tenant {tenant_id} were changed concurrently; read them again and retry"
+                ))
+            })?;
+            id
+        }
+    };
+    Ok(())
+}
+
+/// 128 random bits from the OS: unguessable, and allowed by STS (`[\w+=,.@:/-]`).
+fn new_external_id() -> String {
+    let mut bytes = [0u8; 16];
+    OsRng.fill_bytes(&mut bytes);
+    format!("warden-{}", hex::encode(bytes))
 }
 
 fn decode_settings(tenant_id: &str, hex_text: &str) -> Result<TenantSettings, DbError> {
@@ -159,18 +263,7 @@ impl TenantStore for Storage {
         req: Request<WatchTenantSettingsRequest>,
     ) -> Result<Response<ChangeStream>, Status> {
         authorize(&req, "warden.storage.v1.TenantStore/WatchTenantSettings")?.platform()?;
-        // Subscribe first, then announce SYNC: no change can fall between the two.
-        let rx = self.inner.changes.subscribe();
-        let sync = TenantSettingsChange {
-            sync: true,
-            ..Default::default()
-        };
-        let changes = tokio_stream::wrappers::BroadcastStream::new(rx).map(|r| {
-            r.map_err(|_| Status::aborted("this watcher fell behind and missed changes; drop cached settings and watch again"))
-        });
-        Ok(Response::new(Box::pin(
-            tokio_stream::once(Ok(sync)).chain(changes),
-        )))
+        Ok(Response::new(self.watch_changes()?))
     }
 
     async fn put_customer_credentials(
@@ -248,3 +341,6 @@ impl TenantStore for Storage {
         Ok(Response::new(creds))
     }
 }
+
+#[cfg(test)]
+mod tests;

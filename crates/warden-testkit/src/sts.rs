@@ -1,10 +1,13 @@
 //! STS `AssumeRole` mock: form-encoded query protocol in, XML out, SigV4 (service `sts`)
 //! verified against the gateway's own key.
 //!
-//! It checks `RoleArn` and `ExternalId` against what the test configured (a wrong external
-//! id is `AccessDenied`, as in a real customer account's trust policy) and issues the
-//! scripted temporary credentials with an `Expiration` `lifetime` from now.
+//! It checks `RoleArn` and `ExternalId` against the customer's trust policy (a missing or
+//! wrong external id is `AccessDenied`, as in a real customer account) and issues the
+//! scripted temporary credentials with an `Expiration` `lifetime` from now. The trust
+//! policy can be changed while the mock runs, as a customer pastes the external id Warden
+//! generated into their role's trust policy.
 
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -18,9 +21,32 @@ use crate::{MockApi, Recorded, Reply};
 pub struct StsMock {
     pub caller: AwsKey,
     pub role_arn: String,
-    pub external_id: String,
+    pub external_id: TrustPolicy,
     pub issued: AwsKey,
     pub lifetime: Duration,
+}
+
+/// The `sts:ExternalId` the role's trust policy requires; shared, so a test can set it
+/// after the mock started (clones see the change).
+#[derive(Debug, Clone, Default)]
+pub struct TrustPolicy(Arc<RwLock<String>>);
+
+impl TrustPolicy {
+    pub fn new(external_id: impl Into<String>) -> TrustPolicy {
+        TrustPolicy(Arc::new(RwLock::new(external_id.into())))
+    }
+
+    /// Requires `external_id` from now on.
+    pub fn set(&self, external_id: impl Into<String>) {
+        if let Ok(mut g) = self.0.write() {
+            *g = external_id.into();
+        }
+    }
+
+    /// The external id required now.
+    pub fn get(&self) -> String {
+        self.0.read().map(|g| g.clone()).unwrap_or_default()
+    }
 }
 
 fn form(body: &[u8]) -> Vec<(String, String)> {
@@ -88,8 +114,10 @@ impl MockApi for StsMock {
         if get("Action") != Some("AssumeRole") {
             return xml_error(400, "InvalidAction", "only AssumeRole is mocked");
         }
+        let trusted = self.external_id.get();
         if get("RoleArn") != Some(self.role_arn.as_str())
-            || get("ExternalId") != Some(self.external_id.as_str())
+            || trusted.is_empty()
+            || get("ExternalId") != Some(trusted.as_str())
         {
             return xml_error(
                 403,

@@ -60,7 +60,15 @@ pub async fn start_storage_with(
         .await
         .with_context(|| "cannot open the storage database")?;
     let sealer = warden_storage::Sealer::load_or_create(master_key)?;
-    let storage = warden_storage::Storage::open_with(db, sealer, reconcile).await?;
+    let storage = warden_storage::Storage::open_with(
+        db,
+        sealer,
+        warden_storage::StorageOptions {
+            reconcile,
+            ..Default::default()
+        },
+    )
+    .await?;
     let host = ServiceHost {
         component: "storage",
         security,

@@ -13,6 +13,10 @@ async fn open(url: &str, after: Duration) -> Storage {
         reconcile_after: after,
         reconcile_every: Duration::from_secs(3600),
     };
+    let opts = crate::StorageOptions {
+        reconcile: opts,
+        ..Default::default()
+    };
     Storage::open_with(db, Sealer::from_key([7; 32]), opts)
         .await
         .unwrap()
