@@ -10,11 +10,13 @@ use zeroize::Zeroizing;
 
 use crate::{KeyError, KeyProvider, WrappedKey, gcm_open, gcm_seal, random_key};
 
+/// `(id, key)` pairs, oldest first; the last is current.
+type Keks = Vec<(String, Zeroizing<[u8; 32]>)>;
+
 #[derive(Debug)]
 pub struct FileKeyProvider {
     path: PathBuf,
-    /// `(id, key)`, oldest first; the last is current.
-    keys: RwLock<Vec<(String, Zeroizing<[u8; 32]>)>>,
+    keys: RwLock<Keks>,
 }
 
 const HEADER: &str = "# Warden key-encryption keys: keep this file outside the data directory, mode 0600.\n# The last key is current; older ones still open data keys wrapped before a rotation.\n";
@@ -173,7 +175,7 @@ impl KeyProvider for FileKeyProvider {
     }
 }
 
-fn read_keys(path: &Path) -> Result<Vec<(String, Zeroizing<[u8; 32]>)>, KeyError> {
+fn read_keys(path: &Path) -> Result<Keks, KeyError> {
     let meta = std::fs::metadata(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             err(path, "does not exist (create it with `warden keys init`)")
