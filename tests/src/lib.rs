@@ -126,14 +126,15 @@ impl Cluster {
         let db_url = opts
             .database_url
             .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("warden.db").display()));
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("data/warden.db").display()));
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
         let mut tasks = Vec::new();
         let storage_task = services::start_storage(
             sl,
             sec("storage"),
             limits,
             &db_url,
-            &dir.path().join("master.key"),
+            &dir.path().join("keys/kek"),
             storage_rx,
         )
         .await
@@ -185,7 +186,7 @@ impl Cluster {
                 sec("storage"),
                 limits,
                 &db_url,
-                &dir.path().join("master.key"),
+                &dir.path().join("keys/kek"),
                 storage_shutdown.subscribe(),
             )
             .await

@@ -400,7 +400,9 @@ async fn crash_leaves_no_intent_pending(database_url: Option<String>) {
         c.stop().await;
         let storage = warden_storage::Storage::open_with(
             warden_storage::Db::connect(&url).await.unwrap(),
-            warden_storage::Sealer::load_or_create(&dir.path().join("master.key")).unwrap(),
+            std::sync::Arc::new(
+                warden_storage::FileKeyProvider::load(&dir.path().join("keys/kek")).unwrap(),
+            ),
             warden_storage::StorageOptions {
                 reconcile: warden_storage::ReconcileOptions {
                     reconcile_after: Duration::ZERO,

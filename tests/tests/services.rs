@@ -504,11 +504,12 @@ async fn customer_credentials_are_sealed_at_rest_and_never_echoed() {
 async fn concurrent_audit_appends_form_one_chain_that_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("audit.db").display());
-    let key = dir.path().join("master.key");
+    let keys = std::sync::Arc::new(warden_storage::MemoryKeyProvider::new());
     let open = || async {
         let db = warden_storage::Db::connect(&url).await.unwrap();
-        let sealer = warden_storage::Sealer::load_or_create(&key).unwrap();
-        warden_storage::Storage::open(db, sealer).await.unwrap()
+        warden_storage::Storage::open(db, keys.clone())
+            .await
+            .unwrap()
     };
     let record = |i: usize| pb::AuditRecord {
         tenant_id: format!("t{}", i % 7),

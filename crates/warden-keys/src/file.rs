@@ -60,7 +60,21 @@ impl FileKeyProvider {
     /// Refuses a key file inside `data_dir`: whoever can read the data must not also
     /// hold the key.
     pub fn check_outside(path: &Path, data_dir: &Path) -> Result<(), KeyError> {
-        let key = std::fs::canonicalize(path).map_err(|e| err(path, e.to_string()))?;
+        // A key file yet to be created is judged by the directory it will be in.
+        let key = match (path.exists(), path.parent(), path.file_name()) {
+            (false, Some(parent), Some(name)) => {
+                let parent = if parent.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    parent
+                };
+                std::fs::create_dir_all(parent).map_err(|e| err(path, e.to_string()))?;
+                std::fs::canonicalize(parent)
+                    .map_err(|e| err(path, e.to_string()))?
+                    .join(name)
+            }
+            _ => std::fs::canonicalize(path).map_err(|e| err(path, e.to_string()))?,
+        };
         let Ok(data) = std::fs::canonicalize(data_dir) else {
             return Ok(());
         };

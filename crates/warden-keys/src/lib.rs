@@ -13,11 +13,13 @@
 
 mod envelope;
 mod file;
+mod memory;
 
 use std::fmt;
 
 pub use envelope::{DataKey, SealedRef, open, seal};
 pub use file::FileKeyProvider;
+pub use memory::MemoryKeyProvider;
 pub use zeroize::Zeroizing;
 
 /// A data key as stored: wrapped under the KEK `kek_id`.

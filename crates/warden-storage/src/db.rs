@@ -85,6 +85,15 @@ impl Db {
 }
 
 const SCHEMA: &[&str] = &[
+    // Each tenant's data keys, wrapped by the key provider's KEK `kek_id`; one active.
+    "CREATE TABLE IF NOT EXISTS data_keys (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        kek_id TEXT NOT NULL,
+        wrapped TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        active BIGINT NOT NULL)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS data_keys_one_active ON data_keys (tenant_id) WHERE active = 1",
     "CREATE TABLE IF NOT EXISTS tenant_settings (
         tenant_id TEXT PRIMARY KEY,
         version BIGINT NOT NULL,

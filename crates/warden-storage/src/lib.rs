@@ -10,6 +10,7 @@
 
 mod audit;
 mod db;
+mod keyring;
 mod reconcile;
 mod runs;
 mod seal;
@@ -21,8 +22,10 @@ mod watch;
 use std::sync::Arc;
 
 pub use db::{Db, DbError};
+pub use keyring::{KeyringError, key_file_provider};
 pub use reconcile::{RECONCILER, ReconcileOptions, Reconciled};
 pub use seal::{SealError, Sealer};
+pub use warden_keys::{FileKeyProvider, KeyProvider, MemoryKeyProvider};
 
 use warden_proto::storage::v1::audit_log_server::AuditLogServer;
 use warden_proto::storage::v1::run_store_server::RunStoreServer;
@@ -38,7 +41,8 @@ pub struct Storage {
 
 struct Inner {
     db: Db,
-    sealer: Sealer,
+    /// Seals what storage keeps: per-tenant data keys wrapped by the key provider.
+    keys: keyring::Keyring,
     changes: tokio::sync::broadcast::Sender<watch::WatchEvent>,
     /// Whether changes committed through other replicas reach `changes` (PostgreSQL LISTEN).
     following: watch::Following,
@@ -50,12 +54,14 @@ struct Inner {
 }
 
 /// Tuning of [`Storage::open_with`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct StorageOptions {
     /// How many changes a settings watcher may fall behind before its stream is ended.
     pub watch_capacity: usize,
     /// When intents left without an outcome are closed as `unknown`.
     pub reconcile: ReconcileOptions,
+    /// The master key of stores from before envelope encryption: values it sealed still open.
+    pub legacy_master_key: Option<Sealer>,
 }
 
 impl Default for StorageOptions {
@@ -63,6 +69,7 @@ impl Default for StorageOptions {
         StorageOptions {
             watch_capacity: 1024,
             reconcile: ReconcileOptions::default(),
+            legacy_master_key: None,
         }
     }
 }
@@ -70,8 +77,8 @@ impl Default for StorageOptions {
 impl Storage {
     /// Opens the store (running migrations) and loads the audit chain's head, with the
     /// default reconciliation of intents left without an outcome.
-    pub async fn open(db: Db, sealer: Sealer) -> Result<Storage, DbError> {
-        Storage::open_with(db, sealer, StorageOptions::default()).await
+    pub async fn open(db: Db, keys: Arc<dyn KeyProvider>) -> Result<Storage, KeyringError> {
+        Storage::open_with(db, keys, StorageOptions::default()).await
     }
 
     /// [`Storage::open`] with tuning. Intents left open for longer than
@@ -79,12 +86,16 @@ impl Storage {
     /// (so before it serves), then every `reconcile_every` (see `reconcile.rs` for why the
     /// age alone decides). On PostgreSQL it also starts following the changes other
     /// replicas commit (LISTEN/NOTIFY), so every watcher of every replica sees them.
+    ///
+    /// Refuses to open unless `keys` opens the data keys of every key-encryption key the
+    /// database names.
     pub async fn open_with(
         db: Db,
-        sealer: Sealer,
+        keys: Arc<dyn KeyProvider>,
         opts: StorageOptions,
-    ) -> Result<Storage, DbError> {
+    ) -> Result<Storage, KeyringError> {
         db.migrate().await?;
+        let keys = keyring::Keyring::open(db.clone(), keys, opts.legacy_master_key.clone()).await?;
         let head = audit::Head::load(&db).await?;
         let (changes, _) = tokio::sync::broadcast::channel(opts.watch_capacity.max(1));
         let audit = audit::Committer::start(db.clone(), head);
@@ -102,7 +113,7 @@ impl Storage {
             inner: Arc::new(Inner {
                 following: watch::Following::new(db.backend),
                 db,
-                sealer,
+                keys,
                 changes,
                 listener: std::sync::OnceLock::new(),
                 notify_channel: channel.as_ref().map(|c| c.name.clone()),
@@ -130,6 +141,25 @@ impl Storage {
             .audit
             .reconcile(reconcile::cutoff(older_than))
             .await
+    }
+
+    /// Seals `plain` for `tenant_id` under its data key (UNAVAILABLE, and nothing stored,
+    /// if that cannot be done).
+    pub(crate) async fn seal(
+        &self,
+        tenant_id: &str,
+        plain: &[u8],
+    ) -> Result<String, tonic::Status> {
+        self.inner.keys.seal(tenant_id, plain).await
+    }
+
+    /// Opens a value sealed for `tenant_id` (DATA_LOSS if the keys cannot open it).
+    pub(crate) async fn unseal(
+        &self,
+        tenant_id: &str,
+        sealed: &str,
+    ) -> Result<Vec<u8>, tonic::Status> {
+        self.inner.keys.open_value(tenant_id, sealed).await
     }
 
     pub fn db(&self) -> &Db {

@@ -28,22 +28,6 @@ struct ProposalText {
 }
 
 impl Storage {
-    fn seal(&self, tenant_id: &str, plain: &[u8]) -> Result<String, Status> {
-        self.inner
-            .sealer
-            .seal(tenant_id, plain)
-            .map_err(|_| Status::internal("could not seal the record"))
-    }
-
-    fn unseal(&self, tenant_id: &str, sealed: &str) -> Result<Vec<u8>, Status> {
-        if sealed.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.inner.sealer.open(tenant_id, sealed).map_err(|_| {
-            Status::data_loss("a stored record could not be opened with the current master key")
-        })
-    }
-
     async fn load_run(&self, tenant_id: &str, run_id: &str) -> Result<Run, Status> {
         let row = sqlx::query(
             "SELECT id, purpose, fingerprint, status, status_reason, created_ms, updated_ms, steps, trigger_sealed
@@ -56,7 +40,9 @@ impl Storage {
         .map_err(DbError::from)?
         .ok_or_else(|| Status::not_found(format!("tenant {tenant_id} has no run {run_id}")))?;
         let g = |e: sqlx::Error| Status::from(DbError::from(e));
-        let trigger = self.unseal(tenant_id, &row.try_get::<String, _>(8).map_err(g)?)?;
+        let trigger = self
+            .unseal(tenant_id, &row.try_get::<String, _>(8).map_err(g)?)
+            .await?;
         let mut run = Run {
             id: row.try_get(0).map_err(g)?,
             tenant_id: tenant_id.to_owned(),
@@ -77,7 +63,9 @@ impl Storage {
             .await
             .map_err(DbError::from)?;
         for r in rows {
-            let plain = self.unseal(tenant_id, &r.try_get::<String, _>(1).map_err(g)?)?;
+            let plain = self
+                .unseal(tenant_id, &r.try_get::<String, _>(1).map_err(g)?)
+                .await?;
             let mut f = Finding::decode(plain.as_slice())
                 .map_err(|_| Status::data_loss("a stored finding is corrupt"))?;
             f.id = r.try_get(0).map_err(g)?;
@@ -98,7 +86,7 @@ impl Storage {
         .await
         .map_err(DbError::from)?
         .ok_or_else(|| Status::not_found(format!("tenant {tenant_id} has no proposal {id}")))?;
-        let mut p = self.proposal_from_row(tenant_id, &row)?;
+        let mut p = self.proposal_from_row(tenant_id, &row).await?;
         self.with_approvals(&mut p).await?;
         Ok(p)
     }
@@ -127,18 +115,21 @@ impl Storage {
         Ok(())
     }
 
-    fn proposal_from_row(
+    async fn proposal_from_row(
         &self,
         tenant_id: &str,
         row: &sqlx::any::AnyRow,
     ) -> Result<Proposal, Status> {
         let g = |e: sqlx::Error| Status::from(DbError::from(e));
         let text = ProposalText::decode(
-            self.unseal(tenant_id, &row.try_get::<String, _>(4).map_err(g)?)?
+            self.unseal(tenant_id, &row.try_get::<String, _>(4).map_err(g)?)
+                .await?
                 .as_slice(),
         )
         .map_err(|_| Status::data_loss("a stored proposal is corrupt"))?;
-        let comment = self.unseal(tenant_id, &row.try_get::<String, _>(6).map_err(g)?)?;
+        let comment = self
+            .unseal(tenant_id, &row.try_get::<String, _>(6).map_err(g)?)
+            .await?;
         let reviewed_ms: i64 = row.try_get(8).map_err(g)?;
         Ok(Proposal {
             id: row.try_get(0).map_err(g)?,
@@ -193,7 +184,7 @@ impl RunStore for Storage {
         } else {
             r.status
         };
-        let sealed = self.seal(&r.tenant_id, r.trigger_json.as_bytes())?;
+        let sealed = self.seal(&r.tenant_id, r.trigger_json.as_bytes()).await?;
         let inserted = sqlx::query(
             "INSERT INTO runs (id, tenant_id, purpose, fingerprint, status, status_reason, created_ms, updated_ms, steps, trigger_sealed)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 0, $8)",
@@ -288,7 +279,7 @@ impl RunStore for Storage {
             evidence_json: r.evidence_json,
             created_at: Some(ts(now)),
         };
-        let sealed = self.seal(&r.tenant_id, &finding.encode_to_vec())?;
+        let sealed = self.seal(&r.tenant_id, &finding.encode_to_vec()).await?;
         sqlx::query("INSERT INTO findings (id, tenant_id, run_id, sealed, created_ms) VALUES ($1, $2, $3, $4, $5)")
             .bind(&id)
             .bind(&r.tenant_id)
@@ -313,14 +304,16 @@ impl RunStore for Storage {
         check_len("body", &r.body, MAX_TEXT)?;
         self.load_run(&r.tenant_id, &r.run_id).await?;
         let id = new_id();
-        let sealed = self.seal(
-            &r.tenant_id,
-            &ProposalText {
-                title: r.title,
-                body: r.body,
-            }
-            .encode_to_vec(),
-        )?;
+        let sealed = self
+            .seal(
+                &r.tenant_id,
+                &ProposalText {
+                    title: r.title,
+                    body: r.body,
+                }
+                .encode_to_vec(),
+            )
+            .await?;
         sqlx::query(
             "INSERT INTO proposals (id, tenant_id, run_id, kind, status, sealed, reviewer, review_sealed, created_ms, reviewed_ms)
              VALUES ($1, $2, $3, $4, $5, $6, '', '', $7, 0)",
@@ -356,12 +349,11 @@ impl RunStore for Storage {
         .fetch_all(&self.inner.db.pool)
         .await
         .map_err(DbError::from)?;
-        let mut proposals: Vec<Proposal> = rows
-            .iter()
-            .map(|row| self.proposal_from_row(&r.tenant_id, row))
-            .collect::<Result<_, _>>()?;
-        for p in &mut proposals {
-            self.with_approvals(p).await?;
+        let mut proposals: Vec<Proposal> = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut p = self.proposal_from_row(&r.tenant_id, row).await?;
+            self.with_approvals(&mut p).await?;
+            proposals.push(p);
         }
         Ok(Response::new(ListProposalsResponse { proposals }))
     }
@@ -447,7 +439,7 @@ impl RunStore for Storage {
             if !r.approve {
                 deciders = vec![subject.clone()];
             }
-            let comment = self.seal(&r.tenant_id, r.comment.as_bytes())?;
+            let comment = self.seal(&r.tenant_id, r.comment.as_bytes()).await?;
             // Only a pending proposal can be decided, and only once.
             let done = sqlx::query(
                 "UPDATE proposals SET status = $1, reviewer = $2, review_sealed = $3, reviewed_ms = $4

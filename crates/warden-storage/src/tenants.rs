@@ -292,11 +292,7 @@ impl TenantStore for Storage {
             session_token: r.session_token,
         }
         .encode_to_vec();
-        let sealed = self
-            .inner
-            .sealer
-            .seal(&r.tenant_id, &plain)
-            .map_err(|_| Status::internal("could not seal credentials"))?;
+        let sealed = self.seal(&r.tenant_id, &plain).await?;
         let id = new_id();
         sqlx::query("INSERT INTO customer_credentials (id, tenant_id, sealed, created_ms) VALUES ($1, $2, $3, $4)")
             .bind(&id)
@@ -333,9 +329,7 @@ impl TenantStore for Storage {
                     ))
                 })?;
         let sealed: String = row.try_get(0).map_err(DbError::from)?;
-        let plain = self.inner.sealer.open(&r.tenant_id, &sealed).map_err(|_| {
-            Status::data_loss("stored credentials could not be opened with the current master key")
-        })?;
+        let plain = self.unseal(&r.tenant_id, &sealed).await?;
         let creds = CustomerCredentials::decode(plain.as_slice())
             .map_err(|_| Status::data_loss("stored credentials are corrupt"))?;
         Ok(Response::new(creds))

@@ -30,7 +30,7 @@ pub async fn start_storage(
     security: Security,
     limits: Limits,
     database_url: &str,
-    master_key: &Path,
+    key_file: &Path,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Task> {
     start_storage_with(
@@ -38,7 +38,7 @@ pub async fn start_storage(
         security,
         limits,
         database_url,
-        master_key,
+        key_file,
         warden_storage::ReconcileOptions::default(),
         shutdown,
     )
@@ -52,23 +52,36 @@ pub async fn start_storage_with(
     security: Security,
     limits: Limits,
     database_url: &str,
-    master_key: &Path,
+    key_file: &Path,
     reconcile: warden_storage::ReconcileOptions,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Task> {
     let db = warden_storage::Db::connect(database_url)
         .await
         .with_context(|| "cannot open the storage database")?;
-    let sealer = warden_storage::Sealer::load_or_create(master_key)?;
+    // The key-encryption key lives apart from the data: never inside the SQLite
+    // database's directory, never readable by others, never created over existing data.
+    let data_dir = sqlite_dir(database_url);
+    let keys = warden_storage::key_file_provider(&db, key_file, data_dir.as_deref())
+        .await
+        .context("the key-encryption key cannot be used; storage will not start")?;
+    // A store from before envelope encryption keeps its old master key beside the
+    // database: values it sealed still open; everything new is sealed under data keys.
+    let legacy = match data_dir.map(|d| d.join("master.key")) {
+        Some(p) if p.exists() => Some(warden_storage::Sealer::load_or_create(&p)?),
+        _ => None,
+    };
     let storage = warden_storage::Storage::open_with(
         db,
-        sealer,
+        Arc::new(keys),
         warden_storage::StorageOptions {
             reconcile,
+            legacy_master_key: legacy,
             ..Default::default()
         },
     )
-    .await?;
+    .await
+    .context("storage will not start")?;
     let host = ServiceHost {
         component: "storage",
         security,
@@ -85,6 +98,18 @@ pub async fn start_storage_with(
         .await?;
         Ok(())
     }))
+}
+
+/// The directory of a `sqlite://PATH` database (none for PostgreSQL).
+fn sqlite_dir(url: &str) -> Option<std::path::PathBuf> {
+    let path = url.strip_prefix("sqlite://")?;
+    let path = path.split('?').next().unwrap_or(path);
+    let dir = Path::new(path).parent()?;
+    Some(if dir.as_os_str().is_empty() {
+        std::path::PathBuf::from(".")
+    } else {
+        dir.to_owned()
+    })
 }
 
 /// A gateway that reaches storage at `storage_addr` over gRPC with `security`, with the

@@ -5,7 +5,7 @@ use std::time::Duration;
 use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
 use warden_proto::storage::v1::QueryRequest;
 
-use crate::{Db, ReconcileOptions, Sealer, Storage};
+use crate::{Db, ReconcileOptions, Storage};
 
 async fn open(url: &str, after: Duration) -> Storage {
     let db = Db::connect(url).await.unwrap();
@@ -17,9 +17,13 @@ async fn open(url: &str, after: Duration) -> Storage {
         reconcile: opts,
         ..Default::default()
     };
-    Storage::open_with(db, Sealer::from_key([7; 32]), opts)
-        .await
-        .unwrap()
+    Storage::open_with(
+        db,
+        std::sync::Arc::new(crate::MemoryKeyProvider::new()),
+        opts,
+    )
+    .await
+    .unwrap()
 }
 
 fn intent(tenant: &str) -> AuditRecord {

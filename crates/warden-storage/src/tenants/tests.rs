@@ -5,7 +5,7 @@ use tonic::Code;
 use warden_proto::common::v1::{AssumeRole, CustomerBedrock, TenantSettings};
 
 use super::*;
-use crate::{Db, Sealer, StorageOptions};
+use crate::{Db, StorageOptions};
 
 async fn storage(dir: &tempfile::TempDir, watch_capacity: usize) -> Storage {
     let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
@@ -13,7 +13,7 @@ async fn storage(dir: &tempfile::TempDir, watch_capacity: usize) -> Storage {
         .unwrap();
     Storage::open_with(
         db,
-        Sealer::from_key([7; 32]),
+        std::sync::Arc::new(crate::MemoryKeyProvider::new()),
         StorageOptions {
             watch_capacity,
             ..Default::default()

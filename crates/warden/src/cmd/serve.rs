@@ -41,8 +41,9 @@ struct ServeConfig {
     tls: Option<TlsConfig>,
     /// storage: database URL (sqlite://PATH or postgres://...).
     database: Option<String>,
-    /// storage: path of the master key file (created on first run).
-    master_key: Option<PathBuf>,
+    /// storage: the key-encryption key file, outside the data directory (created on
+    /// first run only, 0600; refused if others can read it).
+    key_file: Option<PathBuf>,
     /// storage: close audit intents left without an outcome for longer than this as
     /// `unknown` (default 3600; must exceed the longest call a gateway runs).
     audit_reconcile_after_secs: Option<u64>,
@@ -104,9 +105,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Service::Storage => {
             let db = need(&cfg.database, "database")?;
             let key = cfg
-                .master_key
+                .key_file
                 .clone()
-                .context("`master_key` is required for storage")?;
+                .context("`key_file` is required for storage")?;
             let mut reconcile = warden_storage::ReconcileOptions::default();
             if let Some(s) = cfg.audit_reconcile_after_secs {
                 reconcile.reconcile_after = Duration::from_secs(s);

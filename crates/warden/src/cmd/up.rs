@@ -15,9 +15,13 @@ use warden::services;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Where the database, master key and certificates live.
+    /// Where the database and certificates live.
     #[arg(long, default_value = ".warden")]
     data_dir: PathBuf,
+    /// The key-encryption key file (created on first run, 0600), kept apart from the data.
+    /// Default: `<data dir>-keys/kek`, beside the data directory.
+    #[arg(long)]
+    key_file: Option<PathBuf>,
     #[arg(long, default_value = "127.0.0.1:7443")]
     gateway: SocketAddr,
     #[arg(long, default_value = "127.0.0.1:7444")]
@@ -72,7 +76,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         security("storage"),
         limits,
         &db_url,
-        &args.data_dir.join("master.key"),
+        &key_file(&args),
         storage_stop_rx,
     )
     .await?;
@@ -164,6 +168,20 @@ async fn seed_sample(data_dir: &std::path::Path, storage: &str, security: &Secur
         }
         Err(s) => tracing::warn!(code = ?s.code(), "could not load the sample telemetry"),
     }
+}
+
+/// The key-encryption key file: `--key-file`, or `<data dir>-keys/kek` beside the data
+/// directory (never inside it).
+fn key_file(args: &Args) -> std::path::PathBuf {
+    args.key_file.clone().unwrap_or_else(|| {
+        let mut name = args
+            .data_dir
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| ".warden".into());
+        name.push("-keys");
+        args.data_dir.with_file_name(name).join("kek")
+    })
 }
 
 fn banner(

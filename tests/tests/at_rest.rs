@@ -1,0 +1,173 @@
+//! Sealing at rest with envelope encryption: every tenant's values under its own data
+//! key, data keys wrapped by a key-encryption key kept apart from the data, and storage
+//! refusing to start, loudly, when that key is missing, wrong, exposed or misplaced.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use warden::services;
+use warden_integration_tests::{Cluster, enabled_tenant};
+use warden_proto::gateway::v1 as gw;
+use warden_rpc::{Limits, Security};
+
+/// Starts storage on `db_url` with `key_file`; the error text if it refuses.
+async fn start(db_url: &str, key_file: &Path, pki: &warden_tls::DevPki) -> Result<(), String> {
+    let (listener, _) = services::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let (stop, rx) = watch::channel(false);
+    let task = services::start_storage(
+        listener,
+        Security::Mtls(pki.files("storage")),
+        Limits {
+            shutdown_deadline: Duration::from_secs(1),
+            ..Limits::default()
+        },
+        db_url,
+        key_file,
+        rx,
+    )
+    .await
+    .map_err(|e| format!("{e:#}"))?;
+    let _ = stop.send(true);
+    task.await.unwrap().unwrap();
+    Ok(())
+}
+
+async fn put_credentials(c: &Cluster, tenant: &str, secret: &str) {
+    c.admin("admin")
+        .put_customer_credentials(gw::PutCustomerCredentialsRequest {
+            tenant_id: tenant.into(),
+            access_key_id: "AKIDEXAMPLEATREST01".into(),
+            secret_access_key: secret.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_tenant_is_sealed_under_its_own_data_key_wrapped_by_the_kek() {
+    let c = Cluster::start().await;
+    c.set_tenant(enabled_tenant("acme")).await;
+    c.set_tenant(enabled_tenant("beta")).await;
+    put_credentials(&c, "acme", "acme-secret-value-123").await;
+    put_credentials(&c, "beta", "beta-secret-value-456").await;
+    put_credentials(&c, "acme", "acme-secret-value-789").await;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&c.db_url).await.unwrap();
+    let keys: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT id, tenant_id, kek_id, wrapped FROM data_keys WHERE active = 1 ORDER BY tenant_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(keys.len(), 2, "one active data key per tenant: {keys:?}");
+    assert_eq!((keys[0].1.as_str(), keys[1].1.as_str()), ("acme", "beta"));
+    assert_ne!(keys[0].0, keys[1].0);
+    let kek = warden_storage::FileKeyProvider::load(&c.dir.path().join("keys/kek")).unwrap();
+    assert_eq!(
+        kek.kek_ids(),
+        vec![keys[0].2.clone()],
+        "wrapped by the key file's KEK"
+    );
+    let sealed: Vec<(String, String)> =
+        sqlx::query_as("SELECT tenant_id, sealed FROM customer_credentials ORDER BY tenant_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    for (tenant, value) in &sealed {
+        assert!(!value.contains("secret-value"), "{value}");
+        let key = if tenant == "acme" {
+            &keys[0].0
+        } else {
+            &keys[1].0
+        };
+        assert!(
+            value.starts_with(&format!("w2.{key}.")),
+            "a sealed value names its tenant's data key: {value}"
+        );
+    }
+    pool.close().await;
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_refuses_to_start_without_the_right_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = warden_tls::DevPki::load_or_create(dir.path().join("pki")).unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("data/warden.db").display());
+    let key = dir.path().join("keys/kek");
+
+    // Inside the data directory: refused before anything is created.
+    let inside = dir.path().join("data/kek");
+    let err = start(&db_url, &inside, &pki).await.unwrap_err();
+    assert!(err.contains("inside the data directory"), "{err}");
+    assert!(!inside.exists());
+
+    // First run: the key file is created, 0600; data keys get wrapped under it.
+    start(&db_url, &key, &pki).await.unwrap();
+    {
+        let c_db = warden_storage::Db::connect(&db_url).await.unwrap();
+        let s = warden_storage::Storage::open(
+            c_db,
+            std::sync::Arc::new(warden_storage::FileKeyProvider::load(&key).unwrap()),
+        )
+        .await
+        .unwrap();
+        // Through the real handler, as the gateway would call it.
+        use warden_proto::storage::v1::tenant_store_server::TenantStore;
+        let mut req =
+            tonic::Request::new(warden_proto::storage::v1::PutCustomerCredentialsRequest {
+                tenant_id: "acme".into(),
+                access_key_id: "AKIDEXAMPLEATREST01".into(),
+                secret_access_key: "s3cret".into(),
+                ..Default::default()
+            });
+        req.extensions_mut().insert(warden_tls::Caller {
+            role: warden_tls::Role::Gateway,
+            name: "gateway".into(),
+            scope: warden_tls::Scope::Platform,
+            insecure_dev: false,
+        });
+        TenantStore::put_customer_credentials(&s, req)
+            .await
+            .unwrap();
+    }
+    let kek_id = warden_storage::FileKeyProvider::load(&key)
+        .unwrap()
+        .kek_ids()[0]
+        .clone();
+
+    // Others can read it: refused.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = start(&db_url, &key, &pki).await.unwrap_err();
+        assert!(err.contains("chmod 600"), "{err}");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    // Missing while the database holds data keys: refused, naming the KEK, and no fresh
+    // key is made over the data.
+    let moved = dir.path().join("kek.bak");
+    std::fs::rename(&key, &moved).unwrap();
+    let err = start(&db_url, &key, &pki).await.unwrap_err();
+    assert!(err.contains("missing") && err.contains(&kek_id), "{err}");
+    assert!(!key.exists(), "no fresh key over existing data");
+
+    // Another key file (another KEK): refused, naming the KEK it needs.
+    warden_storage::FileKeyProvider::create(&key).unwrap();
+    let err = start(&db_url, &key, &pki).await.unwrap_err();
+    assert!(err.contains(&kek_id), "{err}");
+
+    // The right one again: starts.
+    std::fs::remove_file(&key).unwrap();
+    std::fs::rename(&moved, &key).unwrap();
+    start(&db_url, &key, &pki).await.unwrap();
+}
