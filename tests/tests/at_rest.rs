@@ -171,3 +171,158 @@ async fn storage_refuses_to_start_without_the_right_key_file() {
     std::fs::rename(&moved, &key).unwrap();
     start(&db_url, &key, &pki).await.unwrap();
 }
+
+/// Every file SQLite keeps for the database: the database, its WAL and shared memory.
+fn raw_files(db_url: &str) -> Vec<u8> {
+    let path = db_url.trim_start_matches("sqlite://");
+    let mut all = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        if let Ok(bytes) = std::fs::read(format!("{path}{suffix}")) {
+            all.extend(bytes);
+        }
+    }
+    all
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_customer_plaintext_is_in_the_raw_sqlite_files() {
+    use warden_proto::agent::v1 as ag;
+    use warden_proto::common::v1 as pb;
+    use warden_proto::storage::v1 as st;
+    let c = Cluster::start().await;
+    const ROLE: &str = "arn:aws:iam::123456789012:role/warden-at-rest-probe";
+    const SECRET: &str = "wJalrXUtnFEMI-at-rest-probe-secret";
+    const LOG: &str = "checkout ERROR payment-gateway-at-rest-probe timeout";
+    const TITLE: &str = "at-rest-probe alert title";
+    const PROPOSAL: &str = "at-rest-probe proposal: raise the timeout";
+    let saved = c
+        .set_tenant(pb::TenantSettings {
+            customer_bedrock: Some(pb::CustomerBedrock {
+                region: "eu-central-1".into(),
+                credentials: Some(pb::customer_bedrock::Credentials::AssumeRole(
+                    pb::AssumeRole {
+                        role_arn: ROLE.into(),
+                        external_id: String::new(),
+                    },
+                )),
+            }),
+            allow_platform_providers: true,
+            ..enabled_tenant("acme")
+        })
+        .await;
+    let external_id = match saved.customer_bedrock.and_then(|cb| cb.credentials) {
+        Some(pb::customer_bedrock::Credentials::AssumeRole(a)) => a.external_id,
+        other => panic!("no role: {other:?}"),
+    };
+    assert!(!external_id.is_empty());
+    put_credentials(&c, "acme", SECRET).await;
+    warden_proto::storage::v1::telemetry_client::TelemetryClient::new(
+        c.channel("agent", c.storage_addr),
+    )
+    .ingest(st::IngestRequest {
+        records: vec![st::TelemetryRecord {
+            tenant_id: "acme".into(),
+            data_type: pb::DataType::Logs as i32,
+            service: "checkout".into(),
+            body: LOG.into(),
+            ..Default::default()
+        }],
+    })
+    .await
+    .unwrap();
+    let run = c
+        .agent("agent")
+        .submit_trigger(ag::SubmitTriggerRequest {
+            tenant_id: "acme".into(),
+            purpose: pb::Purpose::Alert as i32,
+            title: TITLE.into(),
+            service: "checkout".into(),
+            fingerprint: "at-rest-1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .run
+        .unwrap();
+    let mut finished = None;
+    for _ in 0..200 {
+        let r = c
+            .agent("agent")
+            .get_run(ag::GetRunRequest {
+                tenant_id: "acme".into(),
+                run_id: run.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if r.status != st::RunStatus::Running as i32 {
+            finished = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let finished = finished.expect("the run ended");
+    let finding = finished
+        .findings
+        .first()
+        .unwrap_or_else(|| panic!("no finding: {finished:?}"))
+        .summary
+        .clone();
+    assert!(
+        finding.contains("payment-gateway-at-rest-probe"),
+        "{finding}"
+    );
+    warden_proto::storage::v1::run_store_client::RunStoreClient::new(
+        c.channel("agent-service", c.storage_addr),
+    )
+    .create_proposal(st::CreateProposalRequest {
+        tenant_id: "acme".into(),
+        run_id: run.id.clone(),
+        kind: "config_change".into(),
+        title: PROPOSAL.into(),
+        body: PROPOSAL.into(),
+    })
+    .await
+    .unwrap();
+    // Everything reads back in the clear through the APIs...
+    let s = c
+        .admin("admin")
+        .get_tenant_settings(gw::GetTenantSettingsRequest {
+            tenant_id: "acme".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(format!("{s:?}").contains(ROLE));
+    // ...and none of it is in the database files, while running and after a stop.
+    let probes = [
+        ROLE,
+        external_id.as_str(),
+        SECRET,
+        LOG,
+        TITLE,
+        PROPOSAL,
+        "payment-gateway-at-rest-probe",
+    ];
+    let running = raw_files(&c.db_url);
+    assert!(running.len() > 4096);
+    for p in probes {
+        assert!(!contains(&running, p), "{p:?} is in the raw database files");
+    }
+    let url = c.db_url.clone();
+    c.stop().await;
+    let stopped = raw_files(&url);
+    for p in probes {
+        assert!(
+            !contains(&stopped, p),
+            "{p:?} is in the raw database files after a stop"
+        );
+    }
+}

@@ -162,6 +162,31 @@ impl Storage {
         self.inner.keys.open_value(tenant_id, sealed).await
     }
 
+    /// [`Storage::seal`] for text columns: empty stays empty (nothing to hide).
+    pub(crate) async fn seal_nonempty(
+        &self,
+        tenant_id: &str,
+        text: &str,
+    ) -> Result<String, tonic::Status> {
+        if text.is_empty() {
+            return Ok(String::new());
+        }
+        self.seal(tenant_id, text.as_bytes()).await
+    }
+
+    /// Opens a column sealed since envelope encryption, or returns text stored before as is.
+    pub(crate) async fn unseal_or_legacy(
+        &self,
+        tenant_id: &str,
+        stored: &str,
+    ) -> Result<Vec<u8>, tonic::Status> {
+        if stored.starts_with("w2.") {
+            self.unseal(tenant_id, stored).await
+        } else {
+            Ok(stored.as_bytes().to_vec())
+        }
+    }
+
     pub fn db(&self) -> &Db {
         &self.inner.db
     }

@@ -49,7 +49,12 @@ impl Storage {
             purpose: row.try_get::<i64, _>(1).map_err(g)? as i32,
             fingerprint: row.try_get(2).map_err(g)?,
             status: row.try_get::<i64, _>(3).map_err(g)? as i32,
-            status_reason: row.try_get(4).map_err(g)?,
+            status_reason: String::from_utf8_lossy(
+                &self
+                    .unseal_or_legacy(tenant_id, &row.try_get::<String, _>(4).map_err(g)?)
+                    .await?,
+            )
+            .into_owned(),
             created_at: Some(ts(row.try_get(5).map_err(g)?)),
             updated_at: Some(ts(row.try_get(6).map_err(g)?)),
             steps: row.try_get::<i64, _>(7).map_err(g)? as u32,
@@ -194,7 +199,7 @@ impl RunStore for Storage {
         .bind(i64::from(r.purpose))
         .bind(&r.fingerprint)
         .bind(i64::from(status))
-        .bind(&r.status_reason)
+        .bind(&self.seal_nonempty(&r.tenant_id, &r.status_reason).await?)
         .bind(now)
         .bind(&sealed)
         .execute(&self.inner.db.pool)
@@ -236,7 +241,7 @@ impl RunStore for Storage {
             "UPDATE runs SET status = $1, status_reason = $2, steps = $3, updated_ms = $4 WHERE tenant_id = $5 AND id = $6",
         )
         .bind(i64::from(r.status))
-        .bind(&r.status_reason)
+        .bind(&self.seal_nonempty(&r.tenant_id, &r.status_reason).await?)
         .bind(i64::from(r.steps))
         .bind(now_ms())
         .bind(&r.tenant_id)

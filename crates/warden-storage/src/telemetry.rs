@@ -1,5 +1,6 @@
 //! Telemetry for the agents' tools: records by tenant, type, service and time, always
-//! queried with a limit and always within one tenant.
+//! queried with a limit and always within one tenant. Bodies are sealed at rest under
+//! the tenant's data key; the text filter runs on opened bodies.
 
 use sqlx::Row;
 use tonic::{Request, Response, Status};
@@ -14,6 +15,9 @@ use crate::util::{check_len, check_tenant, ms_of, now_ms, ts};
 use crate::{DbError, Storage};
 
 const MAX_RECORDS_PER_INGEST: usize = 10_000;
+/// Records read per page, and at most per query, when filtering sealed bodies.
+const PAGE: usize = 500;
+const MAX_SCANNED: usize = 20_000;
 
 #[tonic::async_trait]
 impl Telemetry for Storage {
@@ -46,14 +50,20 @@ impl Telemetry for Storage {
             check_len("service", &r.service, 256)?;
             check_len("body", &r.body, 1024 * 1024)?;
         }
-        let mut tx = self.inner.db.pool.begin().await.map_err(DbError::from)?;
+        // Bodies are sealed under each tenant's data key before the transaction (a first
+        // data key is itself a write); if any cannot be sealed, nothing is stored.
+        let mut sealed = Vec::with_capacity(records.len());
         for r in &records {
+            sealed.push(self.seal(&r.tenant_id, r.body.as_bytes()).await?);
+        }
+        let mut tx = self.inner.db.pool.begin().await.map_err(DbError::from)?;
+        for (r, body) in records.iter().zip(&sealed) {
             sqlx::query("INSERT INTO telemetry (tenant_id, data_type, time_ms, service, body) VALUES ($1, $2, $3, $4, $5)")
                 .bind(&r.tenant_id)
                 .bind(i64::from(r.data_type))
                 .bind(ms_of(r.time.as_ref()).unwrap_or_else(now_ms))
                 .bind(&r.service)
-                .bind(&r.body)
+                .bind(body)
                 .execute(&mut *tx)
                 .await
                 .map_err(DbError::from)?;
@@ -74,45 +84,61 @@ impl Telemetry for Storage {
         check_tenant(&q.tenant_id)?;
         check_len("contains", &q.contains, 1024)?;
         check_len("service", &q.service, 256)?;
-        let limit = if q.limit == 0 { 100 } else { q.limit.min(1000) };
-        let pattern = format!(
-            "%{}%",
-            q.contains
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
-        let rows = sqlx::query(
-            "SELECT data_type, time_ms, service, body FROM telemetry
-             WHERE tenant_id = $1 AND ($2 = 0 OR data_type = $2) AND ($3 = 0 OR time_ms >= $3) AND ($4 = 0 OR time_ms < $4)
-               AND ($5 = '' OR service = $5) AND body LIKE $6 ESCAPE '\\'
-             ORDER BY time_ms DESC LIMIT $7",
-        )
-        .bind(&q.tenant_id)
-        .bind(i64::from(q.data_type))
-        .bind(ms_of(q.since.as_ref()).unwrap_or(0))
-        .bind(ms_of(q.until.as_ref()).unwrap_or(0))
-        .bind(&q.service)
-        .bind(&pattern)
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.inner.db.pool)
-        .await
-        .map_err(DbError::from)?;
-        let truncated = rows.len() > limit as usize;
+        let limit = if q.limit == 0 { 100 } else { q.limit.min(1000) } as usize;
+        // Bodies are sealed, so the text filter runs here, on opened bodies, newest
+        // first, over at most MAX_SCANNED records of the window.
         let g = |e: sqlx::Error| Status::from(DbError::from(e));
-        let records = rows
-            .iter()
-            .take(limit as usize)
-            .map(|r| {
-                Ok(TelemetryRecord {
+        let mut records = Vec::new();
+        let mut truncated = false;
+        let mut scanned = 0usize;
+        'pages: while scanned < MAX_SCANNED {
+            let rows = sqlx::query(
+                "SELECT data_type, time_ms, service, body FROM telemetry
+                 WHERE tenant_id = $1 AND ($2 = 0 OR data_type = $2) AND ($3 = 0 OR time_ms >= $3) AND ($4 = 0 OR time_ms < $4)
+                   AND ($5 = '' OR service = $5)
+                 ORDER BY time_ms DESC LIMIT $6 OFFSET $7",
+            )
+            .bind(&q.tenant_id)
+            .bind(i64::from(q.data_type))
+            .bind(ms_of(q.since.as_ref()).unwrap_or(0))
+            .bind(ms_of(q.until.as_ref()).unwrap_or(0))
+            .bind(&q.service)
+            .bind(PAGE as i64)
+            .bind(scanned as i64)
+            .fetch_all(&self.inner.db.pool)
+            .await
+            .map_err(DbError::from)?;
+            let last_page = rows.len() < PAGE;
+            for r in &rows {
+                scanned += 1;
+                let body = String::from_utf8_lossy(
+                    &self
+                        .unseal_or_legacy(&q.tenant_id, &r.try_get::<String, _>(3).map_err(g)?)
+                        .await?,
+                )
+                .into_owned();
+                if !q.contains.is_empty() && !body.contains(&q.contains) {
+                    continue;
+                }
+                if records.len() == limit {
+                    truncated = true;
+                    break 'pages;
+                }
+                records.push(TelemetryRecord {
                     tenant_id: q.tenant_id.clone(),
                     data_type: r.try_get::<i64, _>(0).map_err(g)? as i32,
                     time: Some(ts(r.try_get(1).map_err(g)?)),
                     service: r.try_get(2).map_err(g)?,
-                    body: r.try_get(3).map_err(g)?,
-                })
-            })
-            .collect::<Result<_, Status>>()?;
+                    body,
+                });
+            }
+            if last_page {
+                break;
+            }
+        }
+        if scanned >= MAX_SCANNED {
+            truncated = true;
+        }
         Ok(Response::new(TelemetryQueryResponse { records, truncated }))
     }
 }
