@@ -12,10 +12,12 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Runs `warden up` with its data in `dir/data` (so its key file, beside the data
+/// directory, lands in `dir/data-keys`).
 fn start(dir: &std::path::Path, extra: &[&str]) -> (Child, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
         .args(["up", "--data-dir"])
-        .arg(dir)
+        .arg(dir.join("data"))
         .args([
             "--gateway",
             "127.0.0.1:0",
@@ -76,7 +78,7 @@ fn up_prints_addresses_and_grpcurl_then_stops_cleanly() {
     let text = lines.join("\n");
     assert!(text.contains("Warden is up"), "{text}");
     assert!(text.contains("gateway  https://127.0.0.1:"), "{text}");
-    let pki = dir.path().join("pki");
+    let pki = dir.path().join("data/pki");
     assert!(
         text.contains(&format!(
             "grpcurl -cacert {}/ca.pem -cert {}/admin.pem",
@@ -90,6 +92,15 @@ fn up_prints_addresses_and_grpcurl_then_stops_cleanly() {
         "{text}"
     );
     let ca = std::fs::read(pki.join("ca.pem")).unwrap();
+    // The key-encryption key is beside the data directory, not in it, and private.
+    let key = dir.path().join("data-keys/kek");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", key.display());
+    }
+    let kek = std::fs::read(&key).unwrap();
     let err = stop(child);
     assert!(err.contains("stopped"), "{err}");
 
@@ -101,6 +112,7 @@ fn up_prints_addresses_and_grpcurl_then_stops_cleanly() {
         ca,
         "the dev CA is reused, not regenerated"
     );
+    assert_eq!(std::fs::read(&key).unwrap(), kek, "the key file is reused");
     stop(child);
 }
 
@@ -110,7 +122,7 @@ fn insecure_dev_is_loud() {
     let (child, lines) = start(dir.path(), &["--insecure-dev"]);
     assert!(lines.iter().any(|l| l.contains("-plaintext")), "{lines:?}");
     assert!(
-        !dir.path().join("pki").exists(),
+        !dir.path().join("data/pki").exists(),
         "no certificates are made for a plaintext run"
     );
     let err = stop(child);
