@@ -326,3 +326,274 @@ async fn no_customer_plaintext_is_in_the_raw_sqlite_files() {
         );
     }
 }
+
+fn keys_client(
+    c: &Cluster,
+) -> warden_proto::storage::v1::keys_client::KeysClient<tonic::transport::Channel> {
+    warden_proto::storage::v1::keys_client::KeysClient::new(c.channel("admin", c.storage_addr))
+}
+
+async fn ingest(c: &Cluster, tenant: &str, n: usize) {
+    use warden_proto::common::v1 as pb;
+    use warden_proto::storage::v1 as st;
+    let records = (0..n)
+        .map(|i| st::TelemetryRecord {
+            tenant_id: tenant.into(),
+            data_type: pb::DataType::Logs as i32,
+            service: "checkout".into(),
+            body: format!("{tenant} line {i} ERROR payment timeout"),
+            ..Default::default()
+        })
+        .collect();
+    warden_proto::storage::v1::telemetry_client::TelemetryClient::new(
+        c.channel("agent", c.storage_addr),
+    )
+    .ingest(st::IngestRequest { records })
+    .await
+    .unwrap();
+}
+
+async fn logs(c: &Cluster, tenant: &str) -> Result<Vec<String>, tonic::Status> {
+    use warden_proto::storage::v1 as st;
+    Ok(
+        warden_proto::storage::v1::telemetry_client::TelemetryClient::new(
+            c.channel("agent-service", c.storage_addr),
+        )
+        .query(st::TelemetryQuery {
+            tenant_id: tenant.into(),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .records
+        .into_iter()
+        .map(|r| r.body)
+        .collect(),
+    )
+}
+
+async fn audit_reasons(c: &Cluster, tenant: &str) -> Vec<String> {
+    c.audit("compliance")
+        .query_audit_records(gw::QueryAuditRecordsRequest {
+            tenant_id: tenant.into(),
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .records
+        .into_iter()
+        .map(|r| r.reason)
+        .collect()
+}
+
+async fn count(c: &Cluster, sql: &str) -> i64 {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&c.db_url).await.unwrap();
+    let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rotating_a_tenant_key_under_load_loses_no_request_and_keeps_every_value_readable() {
+    let c = std::sync::Arc::new(Cluster::start().await);
+    c.set_tenant(enabled_tenant("acme")).await;
+    put_credentials(&c, "acme", "acme-secret-before-rotation").await;
+    ingest(&c, "acme", 600).await;
+    let old: String = {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&c.db_url).await.unwrap();
+        let id = sqlx::query_scalar("SELECT id FROM data_keys WHERE tenant_id = 'acme'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        id
+    };
+    // Steady load: reads and writes of the tenant's sealed values, none may fail.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (c, stop) = (c.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut ok = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let s = c
+                    .admin("admin")
+                    .get_tenant_settings(gw::GetTenantSettingsRequest {
+                        tenant_id: "acme".into(),
+                    })
+                    .await
+                    .expect("settings stay readable during the rotation");
+                assert!(s.into_inner().enabled);
+                assert_eq!(
+                    logs(&c, "acme")
+                        .await
+                        .expect("telemetry stays readable")
+                        .len(),
+                    600
+                );
+                put_credentials(&c, "acme", "acme-secret-during-rotation").await;
+                ok += 1;
+            }
+            ok
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut progress = keys_client(&c)
+        .rotate_tenant_key(warden_proto::storage::v1::RotateTenantKeyRequest {
+            tenant_id: "acme".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut last = None;
+    let mut updates = 0;
+    while let Some(p) = progress.message().await.unwrap() {
+        updates += 1;
+        last = Some(p);
+    }
+    let last = last.unwrap();
+    assert!(last.finished && last.done >= 602, "{last:?}");
+    assert!(
+        updates > 2,
+        "progress was reported along the way ({updates} updates)"
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let rounds = load.await.unwrap();
+    assert!(rounds > 0);
+    // The old key is gone, nothing is sealed under it, everything opens under the new one.
+    assert_eq!(
+        count(
+            &c,
+            &format!("SELECT COUNT(*) FROM data_keys WHERE id = '{old}'")
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            &c,
+            &format!("SELECT COUNT(*) FROM telemetry WHERE body LIKE 'w2.{old}.%'")
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            &c,
+            &format!(
+                "SELECT COUNT(*) FROM customer_credentials WHERE sealed LIKE 'w2.{}.%'",
+                last.new_key_id
+            )
+        )
+        .await,
+        count(&c, "SELECT COUNT(*) FROM customer_credentials").await
+    );
+    assert_eq!(logs(&c, "acme").await.unwrap().len(), 600);
+    assert!(
+        audit_reasons(&c, "acme")
+            .await
+            .contains(&"TENANT_KEY_ROTATED".to_owned())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_kek_rewraps_every_data_key_and_values_stay_readable() {
+    let c = Cluster::start().await;
+    c.set_tenant(enabled_tenant("acme")).await;
+    c.set_tenant(enabled_tenant("beta")).await;
+    ingest(&c, "acme", 5).await;
+    ingest(&c, "beta", 5).await;
+    let key_file = c.dir.path().join("keys/kek");
+    let new = warden_storage::FileKeyProvider::rotate(&key_file).unwrap();
+    let r = keys_client(&c)
+        .rotate_key_encryption_key(warden_proto::storage::v1::RotateKeyEncryptionKeyRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.kek_id, new);
+    assert_eq!(r.data_keys_rewrapped, 2);
+    assert_eq!(
+        count(
+            &c,
+            &format!("SELECT COUNT(*) FROM data_keys WHERE kek_id <> '{new}'")
+        )
+        .await,
+        0
+    );
+    assert_eq!(logs(&c, "acme").await.unwrap().len(), 5);
+    assert_eq!(logs(&c, "beta").await.unwrap().len(), 5);
+    for t in ["acme", "beta"] {
+        assert!(
+            audit_reasons(&c, t)
+                .await
+                .contains(&"DATA_KEYS_REWRAPPED".to_owned())
+        );
+    }
+    // Only a platform-wide admin may rotate.
+    let err = warden_proto::storage::v1::keys_client::KeysClient::new(
+        c.channel("agent-service", c.storage_addr),
+    )
+    .rotate_key_encryption_key(warden_proto::storage::v1::RotateKeyEncryptionKeyRequest {})
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shredding_a_tenant_makes_its_data_unreadable_and_the_log_still_verifies() {
+    let c = Cluster::start().await;
+    c.set_tenant(enabled_tenant("acme")).await;
+    c.set_tenant(enabled_tenant("beta")).await;
+    ingest(&c, "acme", 5).await;
+    ingest(&c, "beta", 5).await;
+    c.gateway("agent")
+        .complete(warden_integration_tests::logs_request(
+            "acme",
+            "checkout ERROR",
+        ))
+        .await
+        .unwrap();
+    let r = keys_client(&c)
+        .shred_tenant(warden_proto::storage::v1::ShredTenantRequest {
+            tenant_id: "acme".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.data_keys_destroyed, 1);
+    let err = logs(&c, "acme").await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::DataLoss, "{err:?}");
+    assert_eq!(
+        logs(&c, "beta").await.unwrap().len(),
+        5,
+        "other tenants untouched"
+    );
+    // AI is off for the shredded tenant, at once.
+    let err = c
+        .gateway("agent")
+        .complete(warden_integration_tests::logs_request(
+            "acme",
+            "checkout ERROR",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    let v = c
+        .audit("compliance")
+        .verify_audit_log(gw::VerifyAuditLogRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(v.ok, "{}", v.problem);
+    assert!(
+        audit_reasons(&c, "acme")
+            .await
+            .contains(&"TENANT_SHREDDED".to_owned())
+    );
+    c.stop().await;
+}

@@ -179,6 +179,10 @@ impl KeyProvider for FileKeyProvider {
         Ok(key)
     }
 
+    async fn refresh(&self) -> Result<(), KeyError> {
+        self.reload()
+    }
+
     async fn wrap_key(&self, key: &[u8; 32], context: &str) -> Result<WrappedKey, KeyError> {
         let kek_id = self.current_kek();
         let kek = self.key_or_reload(&kek_id)?;

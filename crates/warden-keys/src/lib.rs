@@ -83,6 +83,11 @@ pub trait KeyProvider: Send + Sync + fmt::Debug {
 
     /// `Encrypt` under the current KEK: re-wraps a data key after a KEK rotation.
     async fn wrap_key(&self, key: &[u8; 32], context: &str) -> Result<WrappedKey, KeyError>;
+
+    /// Picks up a rotated KEK (a key file re-read; a KMS alias re-resolved).
+    async fn refresh(&self) -> Result<(), KeyError> {
+        Ok(())
+    }
 }
 
 /// AES-256-GCM with a random nonce: `nonce || ciphertext`, `aad` bound.

@@ -65,12 +65,17 @@ async fn any_kek(db: &Db) -> Result<Option<String>, DbError> {
     Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
 }
 
+/// How long an opened data key is used before it is read (and unwrapped) again.
+const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Seals and opens values per tenant under data keys the provider wraps.
 pub(crate) struct Keyring {
     db: Db,
     provider: Arc<dyn KeyProvider>,
-    /// Data keys opened so far, by id.
-    keys: Mutex<HashMap<String, (String, DataKey)>>,
+    /// Data keys opened so far, by id: `(tenant, key, when opened)`. Kept for
+    /// [`KEY_CACHE_TTL`] only, so a key destroyed through another storage replica
+    /// (crypto-shredding) stops opening anything here within that time.
+    keys: Mutex<HashMap<String, (String, DataKey, std::time::Instant)>>,
     /// Each tenant's current data key id.
     current: Mutex<HashMap<String, String>>,
     legacy: Option<Sealer>,
@@ -225,16 +230,138 @@ impl Keyring {
         if let Ok(mut k) = self.keys.lock() {
             k.insert(
                 id.clone(),
-                (tenant_id.to_owned(), DataKey::new(id.clone(), plain)),
+                (
+                    tenant_id.to_owned(),
+                    DataKey::new(id.clone(), plain),
+                    std::time::Instant::now(),
+                ),
             );
         }
         Ok(id)
     }
 
+    /// Re-reads the provider and re-wraps every data key not under its current KEK;
+    /// returns the KEK and, per tenant, how many keys were re-wrapped.
+    pub(crate) async fn rewrap_all(&self) -> Result<(String, Vec<(String, u64)>), Status> {
+        self.provider.refresh().await.map_err(sealing_failed)?;
+        let kek = self.provider.current_kek();
+        let g = |e: sqlx::Error| sealing_failed(DbError::from(e));
+        let rows = sqlx::query("SELECT id, tenant_id, kek_id, wrapped FROM data_keys WHERE kek_id <> $1 ORDER BY tenant_id, id")
+            .bind(&kek)
+            .fetch_all(&self.db.pool)
+            .await
+            .map_err(g)?;
+        let mut per_tenant: Vec<(String, u64)> = Vec::new();
+        for r in rows {
+            let (id, tenant): (String, String) =
+                (r.try_get(0).map_err(g)?, r.try_get(1).map_err(g)?);
+            let old = WrappedKey {
+                kek_id: r.try_get(2).map_err(g)?,
+                blob: hex::decode(r.try_get::<String, _>(3).map_err(g)?).map_err(sealing_failed)?,
+            };
+            let plain = self
+                .provider
+                .unwrap_key(&old, &tenant)
+                .await
+                .map_err(sealing_failed)?;
+            let new = self
+                .provider
+                .wrap_key(&plain, &tenant)
+                .await
+                .map_err(sealing_failed)?;
+            sqlx::query(
+                "UPDATE data_keys SET kek_id = $1, wrapped = $2 WHERE id = $3 AND kek_id = $4",
+            )
+            .bind(&new.kek_id)
+            .bind(hex::encode(&new.blob))
+            .bind(&id)
+            .bind(&old.kek_id)
+            .execute(&self.db.pool)
+            .await
+            .map_err(g)?;
+            match per_tenant.last_mut() {
+                Some((t, n)) if *t == tenant => *n += 1,
+                _ => per_tenant.push((tenant, 1)),
+            }
+        }
+        Ok((kek, per_tenant))
+    }
+
+    /// Retires the tenant's active data key and makes a new one; returns `(old, new)`.
+    /// The old key stays until [`Keyring::destroy_key`], so reads keep working.
+    pub(crate) async fn replace_key(
+        &self,
+        tenant_id: &str,
+    ) -> Result<(Option<String>, String), Status> {
+        let g = |e: sqlx::Error| sealing_failed(DbError::from(e));
+        let old: Option<String> =
+            sqlx::query("SELECT id FROM data_keys WHERE tenant_id = $1 AND active = 1")
+                .bind(tenant_id)
+                .fetch_optional(&self.db.pool)
+                .await
+                .map_err(g)?
+                .map(|r| r.try_get::<String, _>(0))
+                .transpose()
+                .map_err(g)?;
+        sqlx::query("UPDATE data_keys SET active = 0 WHERE tenant_id = $1 AND active = 1")
+            .bind(tenant_id)
+            .execute(&self.db.pool)
+            .await
+            .map_err(g)?;
+        if let Ok(mut c) = self.current.lock() {
+            c.remove(tenant_id);
+        }
+        let new = self.create_key(tenant_id).await?;
+        Ok((old, new))
+    }
+
+    /// Opens `sealed` and seals it again under the tenant's current key.
+    pub(crate) async fn reseal(&self, tenant_id: &str, sealed: &str) -> Result<String, Status> {
+        let plain = self.open_value(tenant_id, sealed).await?;
+        self.seal(tenant_id, &plain).await
+    }
+
+    /// Destroys data key `id` (or all of the tenant's, for `None`): what it sealed can
+    /// never be opened again. Returns how many keys were destroyed.
+    pub(crate) async fn destroy_keys(
+        &self,
+        tenant_id: &str,
+        id: Option<&str>,
+    ) -> Result<u64, Status> {
+        let g = |e: sqlx::Error| sealing_failed(DbError::from(e));
+        let done = match id {
+            Some(id) => sqlx::query("DELETE FROM data_keys WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(id)
+                .execute(&self.db.pool)
+                .await
+                .map_err(g)?,
+            None => sqlx::query("DELETE FROM data_keys WHERE tenant_id = $1")
+                .bind(tenant_id)
+                .execute(&self.db.pool)
+                .await
+                .map_err(g)?,
+        };
+        if let Ok(mut k) = self.keys.lock() {
+            k.retain(|kid, (owner, _, _)| owner != tenant_id || id.is_some_and(|i| i != kid));
+        }
+        if id.is_none()
+            && let Ok(mut c) = self.current.lock()
+        {
+            c.remove(tenant_id);
+        }
+        Ok(done.rows_affected())
+    }
+
     /// The data key `id`, unwrapped once; `tenant`, if given, must own it.
     async fn load(&self, id: &str, tenant: Option<&str>) -> Result<DataKey, LoadError> {
-        let cached = self.keys.lock().ok().and_then(|k| k.get(id).cloned());
-        if let Some((owner, key)) = cached {
+        let cached = self
+            .keys
+            .lock()
+            .ok()
+            .and_then(|k| k.get(id).cloned())
+            .filter(|(_, _, at)| at.elapsed() < KEY_CACHE_TTL);
+        if let Some((owner, key, _)) = cached {
             return match tenant {
                 Some(t) if t != owner => Err(LoadError::Missing),
                 _ => Ok(key),
@@ -263,7 +390,10 @@ impl Keyring {
             .map_err(LoadError::Key)?;
         let key = DataKey::new(id, plain);
         if let Ok(mut k) = self.keys.lock() {
-            k.insert(id.to_owned(), (owner, key.clone()));
+            k.insert(
+                id.to_owned(),
+                (owner, key.clone(), std::time::Instant::now()),
+            );
         }
         Ok(key)
     }

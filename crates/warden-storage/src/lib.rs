@@ -11,6 +11,7 @@
 mod audit;
 mod db;
 mod keyring;
+mod keys_admin;
 mod reconcile;
 mod runs;
 mod seal;
@@ -210,6 +211,11 @@ impl Storage {
                 id.clone(),
             ))
             .add_service(tonic::service::interceptor::InterceptedService::new(
+                warden_proto::storage::v1::keys_server::KeysServer::new(self.clone())
+                    .max_decoding_message_size(max),
+                id.clone(),
+            ))
+            .add_service(tonic::service::interceptor::InterceptedService::new(
                 TelemetryServer::new(self.clone()).max_decoding_message_size(max),
                 id,
             ));
@@ -217,7 +223,8 @@ impl Storage {
     }
 
     /// Names for gRPC health checking.
-    pub const SERVICES: [&'static str; 4] = [
+    pub const SERVICES: [&'static str; 5] = [
+        "warden.storage.v1.Keys",
         "warden.storage.v1.TenantStore",
         "warden.storage.v1.AuditLog",
         "warden.storage.v1.RunStore",

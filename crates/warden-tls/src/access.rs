@@ -177,6 +177,13 @@ pub const MATRIX: &[Rule] = &[
         Platform,
     ),
     row(
+        "warden.storage.v1.Keys/RotateKeyEncryptionKey",
+        &[Admin],
+        Platform,
+    ),
+    row("warden.storage.v1.Keys/RotateTenantKey", &[Admin], Platform),
+    row("warden.storage.v1.Keys/ShredTenant", &[Admin], Platform),
+    row(
         "warden.storage.v1.Telemetry/Ingest",
         &[Agent, AgentService],
         Named,

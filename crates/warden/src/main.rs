@@ -29,6 +29,8 @@ enum Command {
     Certs(cmd::certs::Args),
     /// Check the routing config.
     Config(cmd::config::Args),
+    /// Rotate the keys at rest, or shred a tenant, while the services run.
+    Keys(cmd::keys::Args),
     /// Print what would be sent for one data type after redaction and budgets.
     Minimize(cmd::minimize::Args),
     /// Print text as the gateway would send it: secrets and personal data replaced by placeholders.
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => service(args, cmd::serve::run),
         Command::Certs(args) => cmd::certs::run(args).map(|()| ExitCode::SUCCESS),
         Command::Config(args) => cmd::config::run(args),
+        Command::Keys(args) => cmd::keys::run(args).map(|()| ExitCode::SUCCESS),
         Command::Minimize(args) => cmd::minimize::run(args),
         Command::Redact(args) => cmd::redact::run(args),
     };
