@@ -174,8 +174,9 @@ impl Engine {
                 add(w, Target::Structure(i));
             }
         }
-        // The scan reports the longest keyword at each place, so a keyword also wakes the rules
-        // of every keyword it contains ("password" wakes the rules of "pass").
+        // The scan reports every occurrence of every keyword, overlapping ones too, so a keyword
+        // that starts inside another (`:5432:` in `auth:5432:`) is not hidden by it; a keyword
+        // also wakes the rules of every keyword it contains ("password" wakes those of "pass").
         let closure: Vec<Vec<Target>> = words
             .iter()
             .map(|w| {
@@ -198,7 +199,7 @@ impl Engine {
         } else {
             let ac = AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
-                .match_kind(MatchKind::LeftmostLongest)
+                .match_kind(MatchKind::Standard)
                 .build(&words)
                 .map_err(|e| RuleError {
                     origin: "rules".into(),
@@ -292,7 +293,7 @@ impl Engine {
                     let mut hits = Vec::new();
                     filter.lines(text, from, to, &mut hits);
                     for (ls, le) in hits {
-                        for m in ac.find_iter(&text[ls..le]) {
+                        for m in ac.find_overlapping_iter(&text[ls..le]) {
                             self.on_keyword(
                                 text,
                                 ls + m.start(),
@@ -305,7 +306,7 @@ impl Engine {
                     }
                 }
                 None => {
-                    for m in ac.find_iter(&text[from..to]) {
+                    for m in ac.find_overlapping_iter(&text[from..to]) {
                         self.on_keyword(
                             text,
                             from + m.start(),
