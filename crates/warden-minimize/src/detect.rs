@@ -74,19 +74,28 @@ pub(crate) struct Raw {
 }
 
 /// The key/value shapes that `[[key]]` rules judge: JSON (also escaped inside a JSON string),
-/// YAML, `key=value`, env dumps, `--flag=value`, `--flag value`, `<key>value</key>` and the
-/// .NET / NuGet attribute pair `<add key="name" value="...">`.
+/// YAML, `key=value`, env dumps, `--flag=value`, `--flag value` and `<key>value</key>` (the
+/// .NET / NuGet attribute pair is [`ATTR`]).
 /// The regex finds only the key and its separator; the value is read by [`value_after`], and
 /// only for keys a rule claims, so scanning stays linear however values nest.
 static ASSIGN: LazyLock<Option<Regex>> = LazyLock::new(|| {
     crate::rules::compile(
         r#"(?x)
-            \b(?:key|name)[\ \t]*=[\ \t]*"(?P<ak>[A-Za-z0-9_.\-:]{1,64})"[\ \t]+value[\ \t]*=[\ \t]*
-          | (?P<qk>\\{0,3}"[A-Za-z0-9_.\-]{1,64}\\{0,3}"|'[A-Za-z0-9_.\-]{1,64}')[\ \t]*[:=][\ \t]*
+            (?P<qk>\\{0,3}"[A-Za-z0-9_.\-]{1,64}\\{0,3}"|'[A-Za-z0-9_.\-]{1,64}')[\ \t]*[:=][\ \t]*
           | (?P<bk>[A-Za-z_][A-Za-z0-9_.\-]{0,63})[\ \t]*(?:=>|:=|[:=])[\ \t]*
           | (?P<fk>--?[A-Za-z][A-Za-z0-9_\-]{0,63})(?:=|(?P<fs>[\ \t]+))
           | <(?P<xk>[A-Za-z_][A-Za-z0-9_.\-]{0,63})>
         "#,
+    )
+    .ok()
+});
+
+/// The .NET / NuGet attribute pair `<add key="name" value="...">`, run only on lines that hold
+/// `value`. Its own regex: as a sixth alternative of [`ASSIGN`] it made that regex's search
+/// four times slower on secret-dense text (docs/BENCHMARKS.md, "Redaction").
+static ATTR: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    crate::rules::compile(
+        r#"\b(?:key|name)[\ \t]*=[\ \t]*"(?P<ak>[A-Za-z0-9_.\-:]{1,64})"[\ \t]+value[\ \t]*=[\ \t]*"#,
     )
     .ok()
 });
@@ -174,8 +183,9 @@ impl Engine {
                 add(w, Target::Structure(i));
             }
         }
-        // The scan reports the longest keyword at each place, so a keyword also wakes the rules
-        // of every keyword it contains ("password" wakes the rules of "pass").
+        // The scan reports every occurrence of every keyword, overlapping ones too, so a keyword
+        // that starts inside another (`:5432:` in `auth:5432:`) is not hidden by it; a keyword
+        // also wakes the rules of every keyword it contains ("password" wakes those of "pass").
         let closure: Vec<Vec<Target>> = words
             .iter()
             .map(|w| {
@@ -198,7 +208,7 @@ impl Engine {
         } else {
             let ac = AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
-                .match_kind(MatchKind::LeftmostLongest)
+                .match_kind(MatchKind::Standard)
                 .build(&words)
                 .map_err(|e| RuleError {
                     origin: "rules".into(),
@@ -292,7 +302,7 @@ impl Engine {
                     let mut hits = Vec::new();
                     filter.lines(text, from, to, &mut hits);
                     for (ls, le) in hits {
-                        for m in ac.find_iter(&text[ls..le]) {
+                        for m in ac.find_overlapping_iter(&text[ls..le]) {
                             self.on_keyword(
                                 text,
                                 ls + m.start(),
@@ -305,7 +315,7 @@ impl Engine {
                     }
                 }
                 None => {
-                    for m in ac.find_iter(&text[from..to]) {
+                    for m in ac.find_overlapping_iter(&text[from..to]) {
                         self.on_keyword(
                             text,
                             from + m.start(),
@@ -467,58 +477,87 @@ impl Engine {
                 break;
             };
             pos = m.end().max(pos + 1);
-            let (key, form) = if let Some(k) = locs.get(1).or_else(|| locs.get(2)) {
+            let (key, form) = if let Some(k) = locs.get(1) {
                 (k, ValueForm::Json)
-            } else if let Some(k) = locs.get(3) {
+            } else if let Some(k) = locs.get(2) {
                 (k, ValueForm::Bare)
-            } else if let Some(k) = locs.get(4) {
+            } else if let Some(k) = locs.get(3) {
                 (
                     k,
-                    if locs.get(5).is_some() {
+                    if locs.get(4).is_some() {
                         ValueForm::FlagSpace
                     } else {
                         ValueForm::Bare
                     },
                 )
-            } else if let Some(k) = locs.get(6) {
+            } else if let Some(k) = locs.get(5) {
                 (k, ValueForm::Xml)
             } else {
                 continue;
             };
-            let Some(rule) = self.classify_key(&hay[key.0..key.1]) else {
-                continue;
-            };
-            if form == ValueForm::Json && hay.get(m.end()) == Some(&b'{') {
-                // A secret key holding an object of strings (Composer's `"bearer":{"host":"t"}`,
-                // `"github-oauth":{...}`): a member named by a host, not by its own key rule,
-                // is a value of that key. Members with keys of their own are judged as usual.
-                object_strings(hay, m.end(), &mut |(ks, ke), (vs, ve)| {
-                    if self.classify_key(&hay[ks..ke]).is_none()
-                        && self.accept_value(rule, &hay[vs..ve])
-                    {
-                        out.push(Raw {
-                            start: from + vs,
-                            end: from + ve,
-                            kind: rule.kind,
-                            priority: rule.priority,
-                        });
-                    }
-                });
-                continue;
-            }
-            let Some((vs, ve)) = value_after(hay, m.end(), form) else {
-                continue;
-            };
-            if self.accept_value(rule, &hay[vs..ve]) {
-                out.push(Raw {
-                    start: from + vs,
-                    end: from + ve,
-                    kind: rule.kind,
-                    priority: rule.priority,
-                });
+            if let Some(ve) = self.judge_pair(hay, from, key, m.end(), form, out) {
                 pos = pos.max(ve);
             }
         }
+        if memchr::memmem::find(hay, b"value").is_some()
+            && let Some(attr) = ATTR.as_ref()
+        {
+            for caps in attr.captures_iter(hay) {
+                if let (Some(k), Some(m)) = (caps.get(1), caps.get(0)) {
+                    self.judge_pair(
+                        hay,
+                        from,
+                        (k.start(), k.end()),
+                        m.end(),
+                        ValueForm::Json,
+                        out,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Judges the value that starts at `hay[end]` after `key`: reports it if a `[[key]]` rule
+    /// claims the key and accepts the value, and returns the value's end when it reported it.
+    fn judge_pair(
+        &self,
+        hay: &[u8],
+        from: usize,
+        key: (usize, usize),
+        end: usize,
+        form: ValueForm,
+        out: &mut Vec<Raw>,
+    ) -> Option<usize> {
+        let rule = self.classify_key(&hay[key.0..key.1])?;
+        if form == ValueForm::Json && hay.get(end) == Some(&b'{') {
+            // A secret key holding an object of strings (Composer's `"bearer":{"host":"t"}`,
+            // `"github-oauth":{...}`): a member named by a host, not by its own key rule,
+            // is a value of that key. Members with keys of their own are judged as usual.
+            object_strings(hay, end, &mut |(ks, ke), (vs, ve)| {
+                if self.classify_key(&hay[ks..ke]).is_none()
+                    && self.accept_value(rule, &hay[vs..ve])
+                {
+                    out.push(Raw {
+                        start: from + vs,
+                        end: from + ve,
+                        kind: rule.kind,
+                        priority: rule.priority,
+                    });
+                }
+            });
+            return None;
+        }
+        let (vs, ve) = value_after(hay, end, form)?;
+        if !self.accept_value(rule, &hay[vs..ve]) {
+            return None;
+        }
+        out.push(Raw {
+            start: from + vs,
+            end: from + ve,
+            kind: rule.kind,
+            priority: rule.priority,
+        });
+        Some(ve)
     }
 
     fn classify_key(&self, raw_key: &[u8]) -> Option<&KeyRule> {

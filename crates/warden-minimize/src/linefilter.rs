@@ -90,6 +90,7 @@ impl LineFilter {
         }
         let mut delta = vec![0usize; states * classes];
         let mut fail = vec![0usize; states];
+        let mut depth = vec![0usize; states];
         let mut queue = std::collections::VecDeque::new();
         for c in 0..classes {
             let t = goto[c];
@@ -98,6 +99,7 @@ impl LineFilter {
             } else {
                 delta[c] = t;
                 fail[t] = 0;
+                depth[t] = 1;
                 queue.push_back(t);
             }
         }
@@ -111,13 +113,16 @@ impl LineFilter {
                 } else {
                     delta[s * classes + c] = t;
                     fail[t] = via_fail;
+                    depth[t] = depth[s] + 1;
                     queue.push_back(t);
                 }
             }
         }
-        // Number states so that match states come last; ids are row offsets.
+        // Number states so that match states come last; ids are row offsets. Shallow states
+        // first: on text the scan stays near the root, so the rows it reads most are adjacent
+        // and stay in L1 even when the whole table (states x classes) does not.
         let mut order: Vec<usize> = (0..states).collect();
-        order.sort_by_key(|&s| (is_match[s], s));
+        order.sort_by_key(|&s| (is_match[s], depth[s], s));
         let mut id = vec![0u16; states];
         for (rank, &s) in order.iter().enumerate() {
             id[s] = u16::try_from(rank * classes).ok()?;

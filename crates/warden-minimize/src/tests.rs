@@ -361,6 +361,40 @@ fn key_value_forms() {
     );
 }
 
+/// `auth-key` is woken by `auth` followed by each byte that can end a key, not by bare `auth`
+/// (which is in most sshd and PAM log lines): every key form still reaches it, and a keyword
+/// starting inside `auth:` (`:5432:` of a `.pgpass` line for host `auth`) still wakes its rule.
+#[test]
+fn auth_key_in_every_key_form() {
+    let v = "ZGVwbG95OlM0bXBsZQ==";
+    for text in [
+        format!(r#"{{"auths":{{"r.io":{{"auth":"{v}"}}}}}}"#),
+        format!(r#"{{"auth" : "{v}"}}"#),
+        format!(r#"{{\"auth\":\"{v}\"}}"#),
+        format!("{{'auth': '{v}'}}"),
+        format!("    auth: {v}"),
+        format!("_auth={v}"),
+        format!("AUTH\t= {v}"),
+        format!("<auth>{v}</auth>"),
+        format!("login --auth {v}"),
+        format!("login --auth={v}"),
+        format!(r#"<add key="auth" value="{v}" />"#),
+    ] {
+        finds(&text, v, "password");
+    }
+    finds(
+        "auth:5432:orders:app:Pg9PassW0rd",
+        "Pg9PassW0rd",
+        "password",
+    );
+    finds(
+        "xauth://app:Pw9x4kQz@db.example.com/",
+        "Pw9x4kQz",
+        "url_credentials",
+    );
+    clean("pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh");
+}
+
 #[test]
 fn key_value_negatives() {
     clean(
