@@ -128,3 +128,66 @@ fn insecure_dev_is_loud() {
     let err = stop(child);
     assert!(err.contains("--insecure-dev: serving PLAINTEXT"), "{err}");
 }
+
+fn keys(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .arg("keys")
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn warden_keys_rotates_and_shreds_while_warden_up_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, lines) = start(dir.path(), &[]);
+    let storage = lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("storage  https://"))
+        .unwrap_or_else(|| panic!("no storage address in {lines:?}"))
+        .to_owned();
+    let pki = dir.path().join("data/pki");
+    let pki = pki.to_str().unwrap();
+    let key_file = dir.path().join("data-keys/kek");
+    let key_file = key_file.to_str().unwrap();
+    let common = ["--storage", storage.as_str(), "--pki", pki];
+
+    // The tour's sample telemetry for acme is sealed under acme's data key.
+    let (ok, text) = keys(&[&["rotate", "--tenant", "acme"][..], &common].concat());
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("tenant acme: 4 value(s) re-encrypted"),
+        "{text}"
+    );
+    let (ok, text) = keys(&[&["rotate", "--key-file", key_file][..], &common].concat());
+    assert!(ok, "{text}");
+    assert!(text.contains("1 data key(s) re-wrapped"), "{text}");
+    let (ok, text) = keys(&[&["shred", "--tenant", "acme"][..], &common].concat());
+    assert!(!ok && text.contains("--yes"), "{text}");
+    let (ok, text) = keys(&[&["shred", "--tenant", "acme", "--yes"][..], &common].concat());
+    assert!(ok, "{text}");
+    assert!(text.contains("1 data key(s) destroyed"), "{text}");
+    // A caller that is not a platform admin is refused.
+    let (ok, text) = keys(
+        &[
+            &["rotate", "--tenant", "acme", "--identity", "agent"][..],
+            &common,
+        ]
+        .concat(),
+    );
+    assert!(!ok && text.contains("requires role admin"), "{text}");
+    stop(child);
+    // The rotated key file (both KEKs) opens the store again.
+    let (child, lines) = start(dir.path(), &[]);
+    assert!(
+        lines.iter().any(|l| l.contains("Warden is up")),
+        "{lines:?}"
+    );
+    stop(child);
+}
