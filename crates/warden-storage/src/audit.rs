@@ -7,6 +7,8 @@
 //! during a commit joins the next transaction), and a record is acknowledged only after
 //! its commit.
 
+use std::sync::Arc;
+
 use prost::Message;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -19,6 +21,7 @@ use warden_proto::storage::v1::{
 };
 use warden_tls::{Role, authorize};
 
+use crate::keyring::Keyring;
 use crate::reconcile::Reconciled;
 use crate::util::{check_len, check_tenant, ms_of, new_id, now_ms, ts};
 use crate::{Db, DbError, Storage};
@@ -59,7 +62,47 @@ impl Head {
     }
 }
 
-/// The hash of a record whose `hash` field is empty and whose `prev_hash` is set.
+/// Version 2 (records sealed at rest): the hash covers the row's clear columns, the link
+/// and the sealed bytes, so the chain verifies without any key, even after a tenant's
+/// data key is destroyed; a changed tenant, time or decision column breaks it too.
+fn sealed_hash(
+    seq: u64,
+    tenant_id: &str,
+    time_ms: i64,
+    decision: i64,
+    prev: &str,
+    sealed: &str,
+) -> String {
+    let mut h = Sha256::new();
+    h.update(b"warden-audit-v2\0");
+    h.update(seq.to_be_bytes());
+    h.update(time_ms.to_be_bytes());
+    h.update(decision.to_be_bytes());
+    for part in [tenant_id, prev, sealed] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// Whose data key seals a tenant's audit records: a key of its own, apart from the
+/// tenant's data key, because re-encrypting a record would change the bytes its hash
+/// covers. Rotating the tenant's data key leaves it alone (a KEK rotation re-wraps it);
+/// shredding the tenant destroys it. Tenant ids never contain '/'.
+pub(crate) fn audit_scope(tenant_id: &str) -> String {
+    format!("{tenant_id}/audit")
+}
+
+/// A sealing failure inside a commit, as the commit's error.
+fn seal_error(s: Status) -> sqlx::Error {
+    sqlx::Error::Encode(Box::new(std::io::Error::other(format!(
+        "audit record could not be sealed: {}",
+        s.message()
+    ))))
+}
+
+/// Version 1 (before sealing): the hash of a record whose `hash` field is empty and
+/// whose `prev_hash` is set.
 fn record_hash(record: &AuditRecord) -> String {
     let mut unhashed = record.clone();
     unhashed.hash.clear();
@@ -101,10 +144,10 @@ fn unavailable() -> Status {
 }
 
 impl Committer {
-    pub(crate) fn start(db: Db, head: Head) -> Committer {
+    pub(crate) fn start(db: Db, keys: Arc<Keyring>, head: Head) -> Committer {
         let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
         let (reconcile, reconcile_rx) = mpsc::channel(4);
-        tokio::spawn(run_committer(db, head, rx, reconcile_rx));
+        tokio::spawn(run_committer(db, keys, head, rx, reconcile_rx));
         Committer { queue, reconcile }
     }
 
@@ -141,6 +184,7 @@ pub(crate) async fn reconcile_via(
 
 async fn run_committer(
     db: Db,
+    keys: Arc<Keyring>,
     mut head: Head,
     mut rx: mpsc::Receiver<Pending>,
     mut reconcile_rx: mpsc::Receiver<ReconcileJob>,
@@ -154,7 +198,7 @@ async fn run_committer(
                     break;
                 }
                 metrics::histogram!("warden_storage_audit_batch_records").record(batch.len() as f64);
-                match commit(&db, &head, &mut batch).await {
+                match commit(&db, &keys, &head, &mut batch).await {
                     Ok((next, receipts)) => {
                         head = next;
                         for (p, receipt) in batch.drain(..).zip(receipts) {
@@ -171,7 +215,7 @@ async fn run_committer(
                 }
             }
             Some(job) = reconcile_rx.recv() => {
-                match crate::reconcile::close_pending(&db, &head, job.before_ms).await {
+                match crate::reconcile::close_pending(&db, &keys, &head, job.before_ms).await {
                     Ok((next, report)) => {
                         head = next;
                         let _ = job.done.send(Ok(report));
@@ -222,15 +266,23 @@ pub(crate) async fn head_in(
 /// Chains and inserts `batch` in one transaction; returns the new head and the receipts.
 async fn commit(
     db: &Db,
+    keys: &Keyring,
     head: &Head,
     batch: &mut [Pending],
 ) -> Result<(Head, Vec<AuditReceipt>), sqlx::Error> {
+    // Every tenant's data key exists (and is open) before the transaction: making one is
+    // a write of its own, and SQLite has one writer.
+    let tenants: std::collections::BTreeSet<&str> =
+        batch.iter().map(|p| p.record.tenant_id.as_str()).collect();
+    for t in tenants {
+        keys.seal(&audit_scope(t), &[]).await.map_err(seal_error)?;
+    }
     let mut tx = db.pool.begin().await?;
     let mut next = head_in(&mut tx, db, head).await?;
     let mut receipts = Vec::with_capacity(batch.len());
     let now = now_ms();
     for p in batch.iter_mut() {
-        receipts.push(insert(&mut tx, &mut next, &mut p.record, now).await?);
+        receipts.push(insert(&mut tx, keys, &mut next, &mut p.record, now).await?);
     }
     tx.commit().await?;
     Ok((next, receipts))
@@ -240,6 +292,7 @@ async fn commit(
 /// intent opens, the outcome naming it closes) in the same transaction.
 pub(crate) async fn insert(
     conn: &mut sqlx::AnyConnection,
+    keys: &Keyring,
     next: &mut Head,
     record: &mut AuditRecord,
     now: i64,
@@ -249,8 +302,19 @@ pub(crate) async fn insert(
     record.time = Some(ts(now));
     record.prev_hash = next.last_hash.clone();
     record.hash.clear();
-    let stored = hex::encode(record.encode_to_vec());
-    record.hash = record_hash(record);
+    // Sealed under the tenant's data key (open in memory: no database access here).
+    let stored = keys
+        .seal(&audit_scope(&record.tenant_id), &record.encode_to_vec())
+        .await
+        .map_err(seal_error)?;
+    record.hash = sealed_hash(
+        record.sequence,
+        &record.tenant_id,
+        now,
+        i64::from(record.decision),
+        &record.prev_hash,
+        &stored,
+    );
     sqlx::query(
         "INSERT INTO audit_log (sequence, id, tenant_id, time_ms, decision, record, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
@@ -301,7 +365,7 @@ impl Storage {
             n => n.min(1000),
         };
         let rows = sqlx::query(
-            "SELECT record, hash FROM audit_log
+            "SELECT record, hash, sequence, time_ms, decision FROM audit_log
              WHERE tenant_id = $1 AND sequence > $2 AND ($3 = 0 OR time_ms >= $3) AND ($4 = 0 OR time_ms < $4)
                AND ($5 = 0 OR decision = $5)
              ORDER BY sequence LIMIT $6",
@@ -315,9 +379,29 @@ impl Storage {
         .fetch_all(&self.inner.db.pool)
         .await
         .map_err(DbError::from)?;
-        rows.iter()
-            .map(|r| decode_row(r).map_err(Status::from))
-            .collect()
+        let mut records = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let text: String = r.try_get(0).map_err(DbError::from)?;
+            let hash: String = r.try_get(1).map_err(DbError::from)?;
+            let record = match open_record(&self.inner.keys, &q.tenant_id, &text, &hash).await {
+                Ok(record) => record,
+                // Crypto-shredded: what the clear columns say, and that the rest is gone.
+                Err(s) if s.code() == tonic::Code::DataLoss => AuditRecord {
+                    sequence: r.try_get::<i64, _>(2).map_err(DbError::from)? as u64,
+                    time: Some(ts(r.try_get(3).map_err(DbError::from)?)),
+                    decision: r.try_get::<i64, _>(4).map_err(DbError::from)? as i32,
+                    tenant_id: q.tenant_id.clone(),
+                    reason: "RECORD_SHREDDED".into(),
+                    reason_message:
+                        "sealed under a data key that was destroyed; its hash still verifies".into(),
+                    hash,
+                    ..Default::default()
+                },
+                Err(s) => return Err(s),
+            };
+            records.push(record);
+        }
+        Ok(records)
     }
 
     /// Walks the chain from `from` (inclusive) to `to` (inclusive, 0 = end) and reports
@@ -348,7 +432,7 @@ impl Storage {
         };
         loop {
             let rows = sqlx::query(
-                "SELECT sequence, record, hash FROM audit_log WHERE sequence >= $1 AND ($2 = 0 OR sequence <= $2) ORDER BY sequence LIMIT 1000",
+                "SELECT sequence, record, hash, tenant_id, time_ms, decision FROM audit_log WHERE sequence >= $1 AND ($2 = 0 OR sequence <= $2) ORDER BY sequence LIMIT 1000",
             )
             .bind(expected_seq as i64)
             .bind(to as i64)
@@ -366,6 +450,30 @@ impl Storage {
                         format!("record {expected_seq} is missing (next is {seq})"),
                         checked,
                     ));
+                }
+                let text: String = row.try_get(1).map_err(DbError::from)?;
+                if text.starts_with("w2.") {
+                    // Sealed: verified from the row as stored, with no key at all.
+                    let hash: String = row.try_get(2).map_err(DbError::from)?;
+                    let expected = sealed_hash(
+                        seq,
+                        &row.try_get::<String, _>(3).map_err(DbError::from)?,
+                        row.try_get(4).map_err(DbError::from)?,
+                        row.try_get(5).map_err(DbError::from)?,
+                        &expected_prev,
+                        &text,
+                    );
+                    if expected != hash {
+                        return Ok(bad(
+                            seq,
+                            "content, columns or link do not match the record's hash (changed, moved, reordered, inserted or deleted)".into(),
+                            checked,
+                        ));
+                    }
+                    expected_prev = hash;
+                    expected_seq += 1;
+                    checked += 1;
+                    continue;
                 }
                 let Ok(record) = decode_row_at(row, 1) else {
                     return Ok(bad(seq, "record cannot be decoded".into(), checked));
@@ -472,8 +580,23 @@ fn check_appended(record: &AuditRecord, service: Role) -> Result<(), Status> {
     Ok(())
 }
 
-pub(crate) fn decode_row(row: &sqlx::any::AnyRow) -> Result<AuditRecord, DbError> {
-    decode_row_at(row, 0)
+/// A stored record of `tenant_id`: opened under the tenant's data key (version 2) or
+/// decoded as written before sealing (version 1); `hash` is its stored hash.
+pub(crate) async fn open_record(
+    keys: &Keyring,
+    tenant_id: &str,
+    text: &str,
+    hash: &str,
+) -> Result<AuditRecord, Status> {
+    let bytes = if text.starts_with("w2.") {
+        keys.open_value(&audit_scope(tenant_id), text).await?
+    } else {
+        hex::decode(text).map_err(|_| DbError::Corrupt("audit record".into()))?
+    };
+    let mut record = AuditRecord::decode(bytes.as_slice())
+        .map_err(|_| DbError::Corrupt("audit record".into()))?;
+    record.hash = hash.to_owned();
+    Ok(record)
 }
 
 /// Decodes the record at column `at` with its stored hash at `at + 1`.

@@ -127,7 +127,13 @@ impl Keys for Storage {
     ) -> Result<Response<RotateKeyEncryptionKeyResponse>, Status> {
         let caller =
             authorize(&req, "warden.storage.v1.Keys/RotateKeyEncryptionKey")?.platform()?;
-        let (kek, per_tenant) = self.inner.keys.rewrap_all().await?;
+        let (kek, per_owner) = self.inner.keys.rewrap_all().await?;
+        // A tenant's audit key ("<tenant>/audit") is reported with the tenant.
+        let mut per_tenant: std::collections::BTreeMap<String, u64> = Default::default();
+        for (owner, n) in per_owner {
+            let tenant = owner.strip_suffix("/audit").unwrap_or(&owner).to_owned();
+            *per_tenant.entry(tenant).or_default() += n;
+        }
         let mut total = 0;
         for (tenant, n) in &per_tenant {
             total += n;
@@ -229,8 +235,8 @@ impl Keys for Storage {
         self.audit_key_action(
             &tenant,
             &caller,
-            "TENANT_SHREDDED",
-            "the tenant's data keys and settings are destroyed; its sealed data can no longer be read".into(),
+            "TENANT_SHRED_REQUESTED",
+            "the tenant's data keys and settings are to be destroyed; its sealed data will no longer be readable".into(),
         )
         .await?;
         // AI off first, pushed to every gateway like any settings change.
@@ -243,7 +249,12 @@ impl Keys for Storage {
             &caller.subject(),
         )
         .await?;
-        let destroyed = self.inner.keys.destroy_keys(&tenant, None).await?;
+        let destroyed = self.inner.keys.destroy_keys(&tenant, None).await?
+            + self
+                .inner
+                .keys
+                .destroy_keys(&crate::audit::audit_scope(&tenant), None)
+                .await?;
         for table in [
             "tenant_settings",
             "tenant_settings_history",
@@ -255,6 +266,16 @@ impl Keys for Storage {
                 .await
                 .map_err(DbError::from)?;
         }
+        // Under a fresh audit key, so compliance can still read that it happened.
+        self.audit_key_action(
+            &tenant,
+            &caller,
+            "TENANT_SHREDDED",
+            format!(
+                "{destroyed} data key(s) destroyed; the tenant's sealed data can no longer be read"
+            ),
+        )
+        .await?;
         Ok(Response::new(ShredTenantResponse {
             data_keys_destroyed: destroyed,
         }))

@@ -43,7 +43,7 @@ pub struct Storage {
 struct Inner {
     db: Db,
     /// Seals what storage keeps: per-tenant data keys wrapped by the key provider.
-    keys: keyring::Keyring,
+    keys: Arc<keyring::Keyring>,
     changes: tokio::sync::broadcast::Sender<watch::WatchEvent>,
     /// Whether changes committed through other replicas reach `changes` (PostgreSQL LISTEN).
     following: watch::Following,
@@ -96,10 +96,12 @@ impl Storage {
         opts: StorageOptions,
     ) -> Result<Storage, KeyringError> {
         db.migrate().await?;
-        let keys = keyring::Keyring::open(db.clone(), keys, opts.legacy_master_key.clone()).await?;
+        let keys = Arc::new(
+            keyring::Keyring::open(db.clone(), keys, opts.legacy_master_key.clone()).await?,
+        );
         let head = audit::Head::load(&db).await?;
         let (changes, _) = tokio::sync::broadcast::channel(opts.watch_capacity.max(1));
-        let audit = audit::Committer::start(db.clone(), head);
+        let audit = audit::Committer::start(db.clone(), keys.clone(), head);
         reconcile::report(
             audit
                 .reconcile(reconcile::cutoff(opts.reconcile.reconcile_after))

@@ -24,12 +24,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use prost::Message;
 use sqlx::Row;
 use tokio::sync::mpsc;
 use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
 
-use crate::audit::{Head, ReconcileJob, head_in, insert, reconcile_via};
+use crate::audit::{Head, ReconcileJob, head_in, insert, open_record, reconcile_via};
+use crate::keyring::Keyring;
 use crate::util::now_ms;
 use crate::{Db, DbError};
 
@@ -121,9 +121,23 @@ pub(crate) fn report(r: Result<Reconciled, tonic::Status>) {
 /// `before_ms`, then a RECONCILE record per tenant naming them. Runs in the committer.
 pub(crate) async fn close_pending(
     db: &Db,
+    keys: &Keyring,
     head: &Head,
     before_ms: i64,
 ) -> Result<(Head, Reconciled), DbError> {
+    // Each tenant's data key is open before the transaction (see `audit::commit`).
+    let tenants: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT tenant_id FROM audit_open_intents WHERE time_ms < $1")
+            .bind(before_ms)
+            .fetch_all(&db.pool)
+            .await?;
+    for t in &tenants {
+        keys.seal(&crate::audit::audit_scope(t), &[])
+            .await
+            .map_err(|s| {
+                DbError::Corrupt(format!("no data key for tenant {t}: {}", s.message()))
+            })?;
+    }
     let mut tx = db.pool.begin().await?;
     let mut next = head_in(&mut tx, db, head).await?;
     let rows = sqlx::query(
@@ -144,11 +158,13 @@ pub(crate) async fn close_pending(
         let opened_ms: i64 = row.try_get(2)?;
         // The intent itself, for what the outcome repeats (caller, purpose, run, types).
         // A record that cannot be read (tampered) still gets closed; verify names it.
-        let intent = row
-            .try_get::<Option<String>, _>(3)?
-            .and_then(|h| hex::decode(h).ok())
-            .and_then(|b| AuditRecord::decode(b.as_slice()).ok())
-            .unwrap_or_default();
+        // A record whose tenant was shredded cannot be opened: the outcome says less.
+        let intent = match row.try_get::<Option<String>, _>(3)? {
+            Some(text) => open_record(keys, &tenant_id, &text, "")
+                .await
+                .unwrap_or_default(),
+            None => AuditRecord::default(),
+        };
         let mut outcome = AuditRecord {
             kind: AuditKind::Outcome as i32,
             tenant_id: tenant_id.clone(),
@@ -167,7 +183,7 @@ pub(crate) async fn close_pending(
             intent_id: intent_id.clone(),
             ..Default::default()
         };
-        insert(&mut tx, &mut next, &mut outcome, now).await?;
+        insert(&mut tx, keys, &mut next, &mut outcome, now).await?;
         by_tenant
             .entry(tenant_id)
             .or_default()
@@ -191,7 +207,7 @@ pub(crate) async fn close_pending(
                 outcome: "closed".into(),
                 ..Default::default()
             };
-            insert(&mut tx, &mut next, &mut record, now).await?;
+            insert(&mut tx, keys, &mut next, &mut record, now).await?;
             reconcile_records += 1;
         }
     }

@@ -167,12 +167,12 @@ fn warden_keys_rotates_and_shreds_while_warden_up_runs() {
     );
     let (ok, text) = keys(&[&["rotate", "--key-file", key_file][..], &common].concat());
     assert!(ok, "{text}");
-    assert!(text.contains("1 data key(s) re-wrapped"), "{text}");
+    assert!(text.contains("2 data key(s) re-wrapped"), "{text}");
     let (ok, text) = keys(&[&["shred", "--tenant", "acme"][..], &common].concat());
     assert!(!ok && text.contains("--yes"), "{text}");
     let (ok, text) = keys(&[&["shred", "--tenant", "acme", "--yes"][..], &common].concat());
     assert!(ok, "{text}");
-    assert!(text.contains("1 data key(s) destroyed"), "{text}");
+    assert!(text.contains("2 data key(s) destroyed"), "{text}");
     // A caller that is not a platform admin is refused.
     let (ok, text) = keys(
         &[

@@ -17,9 +17,11 @@ async fn open(url: &str, after: Duration) -> Storage {
         reconcile: opts,
         ..Default::default()
     };
+    // One key provider for every open, as one key file would be across restarts.
+    static KEYS: std::sync::OnceLock<crate::MemoryKeyProvider> = std::sync::OnceLock::new();
     Storage::open_with(
         db,
-        std::sync::Arc::new(crate::MemoryKeyProvider::new()),
+        std::sync::Arc::new(KEYS.get_or_init(crate::MemoryKeyProvider::new).clone()),
         opts,
     )
     .await
