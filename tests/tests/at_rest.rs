@@ -697,3 +697,66 @@ async fn no_customer_plaintext_is_in_postgres_table_files_or_wal() {
     }
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kms_can_hold_the_key_encryption_key() {
+    use warden_keys::KmsKeyProvider;
+    use warden_testkit::kms::MockKms;
+    let kms = MockKms::new();
+    let arn = kms.create_key(Some("alias/warden-at-rest"));
+    let provider = || -> std::sync::Arc<dyn warden_keys::KeyProvider> {
+        std::sync::Arc::new(KmsKeyProvider::new(
+            std::sync::Arc::new(kms.clone()),
+            "alias/warden-at-rest",
+        ))
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("kms.db").display());
+    let storage =
+        warden_storage::Storage::open(warden_storage::Db::connect(&url).await.unwrap(), provider())
+            .await
+            .unwrap();
+    let receipt = storage
+        .append_audit(warden_proto::common::v1::AuditRecord {
+            kind: warden_proto::common::v1::AuditKind::Admin as i32,
+            tenant_id: "acme".into(),
+            caller: "admin/kms-probe".into(),
+            decision: 1,
+            reason: "KMS_PROBE".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let read = storage
+        .query_audit(&warden_proto::storage::v1::QueryRequest {
+            tenant_id: "acme".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(read[0].caller, "admin/kms-probe");
+    assert_eq!(read[0].hash, receipt.hash);
+    // KMS answered with the key's ARN; that is what every wrapped data key names.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let keks: Vec<String> = sqlx::query_scalar("SELECT DISTINCT kek_id FROM data_keys")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!(keks, vec![arn.clone()]);
+    assert!(kms.calls().contains(&(
+        "GenerateDataKey".to_owned(),
+        "alias/warden-at-rest".to_owned()
+    )));
+    drop(storage);
+    // The KMS key disabled: storage refuses to start, naming the key it needs.
+    kms.disable(&arn);
+    let err =
+        warden_storage::Storage::open(warden_storage::Db::connect(&url).await.unwrap(), provider())
+            .await
+            .err()
+            .expect("a disabled KMS key stops storage")
+            .to_string();
+    assert!(err.contains(&arn) && err.contains("disabled"), "{err}");
+}

@@ -13,12 +13,14 @@
 
 mod envelope;
 mod file;
+mod kms;
 mod memory;
 
 use std::fmt;
 
 pub use envelope::{DataKey, SealedRef, open, seal};
 pub use file::FileKeyProvider;
+pub use kms::{EncryptionContext, GeneratedDataKey, KmsApi, KmsKeyProvider};
 pub use memory::MemoryKeyProvider;
 pub use zeroize::Zeroizing;
 

@@ -1,7 +1,9 @@
-//! What sealing at rest costs on the telemetry ingest path: one ingest of 100 log
+//! What sealing at rest costs: on the telemetry ingest path, one ingest of 100 log
 //! records through storage's real handler on SQLite (sealing each body under the
-//! tenant's data key, then one transaction), against sealing the same 100 bodies alone,
-//! measured in the same run. Figures and method: docs/BENCHMARKS.md, "Sealing at rest".
+//! tenant's data key, then one transaction) against sealing the same 100 bodies alone;
+//! on the audit append path, one durable append (sealed, chained, committed with
+//! `synchronous=FULL`) against sealing the same record alone. Both pairs in the same run.
+//! Figures and method: docs/BENCHMARKS.md, "Sealing at rest".
 #![expect(
     clippy::unwrap_used,
     reason = "a bench that cannot set up has nothing to measure"
@@ -65,6 +67,27 @@ fn bench(c: &mut Criterion) {
                 black_box(warden_keys::seal(&key, "acme", body.as_bytes()).unwrap());
             }
         })
+    });
+    let record = warden_proto::common::v1::AuditRecord {
+        kind: warden_proto::common::v1::AuditKind::Intent as i32,
+        tenant_id: "acme".into(),
+        caller: "agent/worker-7".into(),
+        purpose: 1,
+        agent_run_id: "run-0192".into(),
+        decision: 1,
+        reason: "ALLOWED".into(),
+        provider: "anthropic".into(),
+        model: "claude-sonnet".into(),
+        data_types: vec![1, 2],
+        outcome: "pending".into(),
+        ..Default::default()
+    };
+    group.bench_function("audit_append_sealed", |b| {
+        b.iter(|| rt.block_on(storage.append_audit(record.clone())).unwrap())
+    });
+    let encoded = prost::Message::encode_to_vec(&record);
+    group.bench_function("seal_audit_record_alone", |b| {
+        b.iter(|| black_box(warden_keys::seal(&key, "acme/audit", &encoded).unwrap()))
     });
     group.finish();
 }

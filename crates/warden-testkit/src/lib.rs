@@ -20,6 +20,7 @@
 pub mod anthropic;
 pub mod bedrock;
 pub mod eventstream;
+pub mod kms;
 pub mod openai;
 pub mod sigv4;
 pub mod sts;
