@@ -475,6 +475,16 @@ async fn rotating_a_tenant_key_under_load_loses_no_request_and_keeps_every_value
         updates > 2,
         "progress was reported along the way ({updates} updates)"
     );
+    // A new key-encryption key under the same load: every data key re-wrapped.
+    let new_kek = warden_storage::FileKeyProvider::rotate(&c.dir.path().join("keys/kek")).unwrap();
+    let r = keys_client(&c)
+        .rotate_key_encryption_key(warden_proto::storage::v1::RotateKeyEncryptionKeyRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.kek_id, new_kek);
+    assert!(r.data_keys_rewrapped >= 2, "{r:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let rounds = load.await.unwrap();
     assert!(rounds > 0);
@@ -507,6 +517,14 @@ async fn rotating_a_tenant_key_under_load_loses_no_request_and_keeps_every_value
         count(&c, "SELECT COUNT(*) FROM customer_credentials").await
     );
     assert_eq!(logs(&c, "acme").await.unwrap().len(), 600);
+    assert_eq!(
+        count(
+            &c,
+            &format!("SELECT COUNT(*) FROM data_keys WHERE kek_id <> '{new_kek}'")
+        )
+        .await,
+        0
+    );
     assert!(
         audit_reasons(&c, "acme")
             .await
