@@ -257,8 +257,11 @@ pub fn decide(rule: &Rule, caller: &Caller, tenant: Option<&str>) -> Result<(), 
     }
 }
 
-fn denied(d: Denial, rpc: &str, caller: Option<&Caller>, tenant: Option<&str>) -> Status {
+fn denied(d: Denial, rpc: &'static str, caller: Option<&Caller>, tenant: Option<&str>) -> Status {
     use tonic_types::{ErrorDetails, StatusExt};
+    // Labels are the matrix's own strings: bounded, never caller input.
+    metrics::counter!("warden_access_denied_total", "rpc" => rpc, "reason" => d.reason)
+        .increment(1);
     let mut meta = std::collections::HashMap::new();
     meta.insert("rpc".to_owned(), rpc.to_owned());
     if let Some(c) = caller {
@@ -403,6 +406,36 @@ mod tests {
         let query = rule("warden.gateway.v1.Audit/QueryAuditRecords").unwrap();
         let d = decide(query, &caller(Role::Compliance, &["acme"]), None).unwrap_err();
         assert_eq!(d.reason, PLATFORM_SCOPE_REQUIRED);
+    }
+
+    #[test]
+    fn refusals_are_counted_with_bounded_labels() {
+        use metrics_util::debugging::DebuggingRecorder;
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            let rule = rule("warden.agent.v1.Agent/ReviewProposal").unwrap();
+            let alice = caller(Role::Reviewer, &["acme"]);
+            let d = decide(rule, &alice, Some("tenant-from-the-request")).unwrap_err();
+            let _ = denied(d, rule.rpc, Some(&alice), Some("tenant-from-the-request"));
+        });
+        let snapshot = snapshotter.snapshot().into_vec();
+        assert_eq!(snapshot.len(), 1);
+        let (key, _, _, _) = &snapshot[0];
+        let labels: Vec<String> = key
+            .key()
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        assert_eq!(key.key().name(), "warden_access_denied_total");
+        assert_eq!(
+            labels,
+            vec![
+                "rpc=warden.agent.v1.Agent/ReviewProposal".to_owned(),
+                "reason=TENANT_OUT_OF_SCOPE".to_owned()
+            ],
+            "no tenant, caller or other request input in the labels"
+        );
     }
 
     #[test]
