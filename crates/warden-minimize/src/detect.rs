@@ -663,14 +663,16 @@ const MAX_OBJECT: usize = 4096;
 
 /// Reports the string members of the flat JSON object that opens at `hay[i]` (`{"k":"v",...}`)
 /// and returns where the scan stopped; stops at the first nested object or anything else.
-
 fn object_strings(
     hay: &[u8],
     i: usize,
     found: &mut dyn FnMut((usize, usize), (usize, usize)),
 ) -> usize {
     let skip_ws = |mut j: usize| {
-        while hay.get(j).is_some_and(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) {
+        while hay
+            .get(j)
+            .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        {
             j += 1;
         }
         j

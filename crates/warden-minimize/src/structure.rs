@@ -1,6 +1,7 @@
 //! Multi-line detectors that a line-by-line regex cannot express: PEM private key blocks
 //! (the whole block, across real lines or `\n` escapes inside JSON) and the values of a
-//! Kubernetes Secret (every entry under `data:` and `stringData:`, YAML or JSON).
+//! Kubernetes Secret (every entry under `data:` and `stringData:`, YAML or JSON, also when the
+//! manifest is logged inside a quoted string with `\n` escapes).
 //!
 //! Each detector starts at a keyword hit and returns how far it consumed, so the caller never
 //! hands it the same bytes twice: total work stays linear in the input.
