@@ -88,13 +88,21 @@ pub fn mine_with<'a>(config: MinerConfig, lines: impl IntoIterator<Item = &'a st
     let mut miner = TemplateMiner::new(config);
     // Each line's own header goes first; then the header the file's lines share is learned
     // and removed (see `header`).
-    let messages: Vec<std::borrow::Cow<'a, str>> = lines
+    let stripped: Vec<(usize, std::borrow::Cow<'a, str>)> = lines
         .into_iter()
         .map(|line| match json_message(line) {
-            Some(msg) => std::borrow::Cow::Owned(strip_header(&msg).to_owned()),
-            None => std::borrow::Cow::Borrowed(strip_header(line)),
+            Some(msg) => {
+                let rest = strip_header(&msg);
+                let fields = header_fields(&msg, rest);
+                (fields, std::borrow::Cow::Owned(rest.to_owned()))
+            }
+            None => {
+                let rest = strip_header(line);
+                (header_fields(line, rest), std::borrow::Cow::Borrowed(rest))
+            }
         })
         .collect();
+    let messages = align_short_headers(stripped);
     let model = HeaderModel::learn(messages.iter().map(|m| m.as_ref()));
     let mut rows = Vec::new();
     for msg in &messages {
@@ -105,6 +113,63 @@ pub fn mine_with<'a>(config: MinerConfig, lines: impl IntoIterator<Item = &'a st
     }
     merge_leading(&mut miner, &mut rows);
     refine(&miner, &rows)
+}
+
+/// Extends the headers that the per-line rules cut short.
+///
+/// The per-line rules judge a field by its value (`188978561024:Worker` is id-like, `Worker`
+/// is not; `ftpd:` is a component, `sshd(pam_unix):` is not), so in one file the same header
+/// column is stripped on some lines and left on others. That mix hides the column from
+/// [`HeaderModel::learn`], which needs one shape on nearly every line. So: the lines whose
+/// per-line header has fewer fields than the longest header a real share of the file's lines
+/// has (at least `1/sqrt(n)` of them) learn a model of their own, which strips at most the
+/// missing number of fields from each of them.
+fn align_short_headers(
+    stripped: Vec<(usize, std::borrow::Cow<'_, str>)>,
+) -> Vec<std::borrow::Cow<'_, str>> {
+    let n = stripped.len();
+    let mut share: HashMap<usize, usize> = HashMap::new();
+    for (fields, _) in &stripped {
+        *share.entry(*fields).or_default() += 1;
+    }
+    let floor = (n as f64).sqrt();
+    let longest = share
+        .iter()
+        .filter(|(_, c)| **c as f64 >= floor)
+        .map(|(f, _)| *f)
+        .max()
+        .unwrap_or(0);
+    let short: Vec<&str> = stripped
+        .iter()
+        .filter(|(f, _)| *f < longest)
+        .map(|(_, m)| m.as_ref())
+        .collect();
+    let model = HeaderModel::learn(short);
+    if model.is_empty() {
+        return stripped.into_iter().map(|(_, m)| m).collect();
+    }
+    stripped
+        .into_iter()
+        .map(|(f, m)| {
+            if f >= longest {
+                return m;
+            }
+            match m {
+                std::borrow::Cow::Borrowed(b) => {
+                    std::borrow::Cow::Borrowed(model.strip_at_most(b, longest - f))
+                }
+                std::borrow::Cow::Owned(o) => {
+                    std::borrow::Cow::Owned(model.strip_at_most(&o, longest - f).to_owned())
+                }
+            }
+        })
+        .collect()
+}
+
+/// Number of whitespace-separated fields `line` loses when it is cut down to its suffix `rest`.
+fn header_fields(line: &str, rest: &str) -> usize {
+    line.get(..line.len().saturating_sub(rest.len()))
+        .map_or(0, |h| h.split_whitespace().count())
 }
 
 /// Joins templates that differ only in one of the leading tokens the tree routes on.

@@ -495,7 +495,7 @@ impl Engine {
             } else {
                 continue;
             };
-            if let Some(ve) = self.judge_pair(hay, from, key, m.end(), form, out) {
+            if let Some(ve) = self.judge_pair(text, (from, to), key, m.end(), form, out) {
                 pos = pos.max(ve);
             }
         }
@@ -505,8 +505,8 @@ impl Engine {
             for caps in attr.captures_iter(hay) {
                 if let (Some(k), Some(m)) = (caps.get(1), caps.get(0)) {
                     self.judge_pair(
-                        hay,
-                        from,
+                        text,
+                        (from, to),
                         (k.start(), k.end()),
                         m.end(),
                         ValueForm::Json,
@@ -521,25 +521,30 @@ impl Engine {
     /// claims the key and accepts the value, and returns the value's end when it reported it.
     fn judge_pair(
         &self,
-        hay: &[u8],
-        from: usize,
+        text: &[u8],
+        (from, to): (usize, usize),
         key: (usize, usize),
         end: usize,
         form: ValueForm,
         out: &mut Vec<Raw>,
     ) -> Option<usize> {
+        let hay = &text[from..to];
         let rule = self.classify_key(&hay[key.0..key.1])?;
         if form == ValueForm::Json && hay.get(end) == Some(&b'{') {
             // A secret key holding an object of strings (Composer's `"bearer":{"host":"t"}`,
             // `"github-oauth":{...}`): a member named by a host, not by its own key rule,
             // is a value of that key. Members with keys of their own are judged as usual.
-            object_strings(hay, end, &mut |(ks, ke), (vs, ve)| {
-                if self.classify_key(&hay[ks..ke]).is_none()
-                    && self.accept_value(rule, &hay[vs..ve])
+            // Pretty-printed, the object runs over the following lines: walk the text past
+            // this line, a bounded stretch.
+            let open = from + end;
+            let body = &text[..(open + MAX_OBJECT).min(text.len())];
+            object_strings(body, open, &mut |(ks, ke), (vs, ve)| {
+                if self.classify_key(&body[ks..ke]).is_none()
+                    && self.accept_value(rule, &body[vs..ve])
                 {
                     out.push(Raw {
-                        start: from + vs,
-                        end: from + ve,
+                        start: vs,
+                        end: ve,
                         kind: rule.kind,
                         priority: rule.priority,
                     });
@@ -653,6 +658,9 @@ fn value_after(hay: &[u8], i: usize, form: ValueForm) -> Option<(usize, usize)> 
     }
 }
 
+/// Longest stretch after a `{` that a secret key's object of strings is followed over.
+const MAX_OBJECT: usize = 4096;
+
 /// Reports the string members of the flat JSON object that opens at `hay[i]` (`{"k":"v",...}`)
 /// and returns where the scan stopped; stops at the first nested object or anything else.
 fn object_strings(
@@ -661,7 +669,10 @@ fn object_strings(
     found: &mut dyn FnMut((usize, usize), (usize, usize)),
 ) -> usize {
     let skip_ws = |mut j: usize| {
-        while hay.get(j).is_some_and(|b| *b == b' ' || *b == b'\t') {
+        while hay
+            .get(j)
+            .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        {
             j += 1;
         }
         j

@@ -1,6 +1,7 @@
 //! Multi-line detectors that a line-by-line regex cannot express: PEM private key blocks
 //! (the whole block, across real lines or `\n` escapes inside JSON) and the values of a
-//! Kubernetes Secret (every entry under `data:` and `stringData:`, YAML or JSON).
+//! Kubernetes Secret (every entry under `data:` and `stringData:`, YAML or JSON, also when the
+//! manifest is logged inside a quoted string with `\n` escapes).
 //!
 //! Each detector starts at a keyword hit and returns how far it consumed, so the caller never
 //! hands it the same bytes twice: total work stays linear in the input.
@@ -155,9 +156,7 @@ static JSON_ENTRY: LazyLock<Option<Regex>> = LazyLock::new(|| {
 });
 
 fn k8s_secret(text: &[u8], pos: usize, emit: &mut dyn FnMut(usize, usize)) -> usize {
-    let (Some(kind_re), Some(ydata), Some(jdata)) =
-        (KIND_SECRET.as_ref(), YAML_DATA.as_ref(), JSON_DATA.as_ref())
-    else {
+    let Some(kind_re) = KIND_SECRET.as_ref() else {
         return pos + 1;
     };
     // The hit must be the manifest's kind, not the word in prose. Look only near the hit so a
@@ -167,8 +166,21 @@ fn k8s_secret(text: &[u8], pos: usize, emit: &mut dyn FnMut(usize, usize)) -> us
     let line_start = memchr::memrchr(b'\n', &text[lo..pos]).map_or(lo, |i| lo + i + 1);
     let line_end = memchr::memchr(b'\n', &text[pos..hi]).map_or(hi, |i| pos + i);
     if !kind_re.is_match(&text[line_start..line_end]) {
+        // A manifest inside a quoted string (a JSON field, a `.env` value) reads as one line
+        // with `\n` and `\"` escapes: read that string unescaped and map spans back.
+        if memchr::memchr(b'\\', &text[line_start..line_end]).is_some() {
+            return escaped_secret(text, pos, emit);
+        }
         return pos + 1;
     }
+    secret_in(text, pos, emit)
+}
+
+/// The Secret manifest whose `kind` line is at `pos`, in plain (unescaped) text.
+fn secret_in(text: &[u8], pos: usize, emit: &mut dyn FnMut(usize, usize)) -> usize {
+    let (Some(ydata), Some(jdata)) = (YAML_DATA.as_ref(), JSON_DATA.as_ref()) else {
+        return pos + 1;
+    };
     let (doc_start, doc_end) = document(text, pos);
     let doc = &text[doc_start..doc_end];
     for caps in ydata.captures_iter(doc) {
@@ -181,6 +193,86 @@ fn k8s_secret(text: &[u8], pos: usize, emit: &mut dyn FnMut(usize, usize)) -> us
         json_block(text, doc_start + m.end(), doc_end, emit);
     }
     doc_end
+}
+
+/// The quoted string around `pos` (at most `MAX_DOC / 2` bytes either side), unescaped; the
+/// plain Secret detector runs over it and its spans are mapped back to `text`. Returns the
+/// string's end so its bytes are handled once.
+fn escaped_secret(text: &[u8], pos: usize, emit: &mut dyn FnMut(usize, usize)) -> usize {
+    let (Some(kind_re), Some(unescaped_quote)) = (KIND_SECRET.as_ref(), quote_bounds(text, pos))
+    else {
+        return pos + 1;
+    };
+    let (s, e) = unescaped_quote;
+    // plain[k] came from text[map[k]]; map[plain.len()] is the string's end.
+    let mut plain = Vec::with_capacity(e - s);
+    let mut map = Vec::with_capacity(e - s + 1);
+    let mut i = s;
+    while i < e {
+        let b = text[i];
+        if b == b'\\' && i + 1 < e {
+            let c = match text[i + 1] {
+                b'n' => b'\n',
+                b't' => b'\t',
+                b'r' => b'\r',
+                other @ (b'"' | b'\\' | b'/' | b'\'') => other,
+                _ => {
+                    map.push(i);
+                    plain.push(b);
+                    i += 1;
+                    continue;
+                }
+            };
+            map.push(i);
+            plain.push(c);
+            i += 2;
+        } else {
+            map.push(i);
+            plain.push(b);
+            i += 1;
+        }
+    }
+    map.push(e);
+    // Every Secret manifest in the string, so the whole string is handled once.
+    let mut done = 0;
+    for m in kind_re.find_iter(&plain) {
+        if m.start() < done {
+            continue;
+        }
+        done = secret_in(&plain, m.start(), &mut |a, b| {
+            // Escapes inside a value stay inside its span: end after the last source byte.
+            if a < b {
+                emit(map[a], map[b]);
+            }
+        });
+    }
+    e.max(pos + 1)
+}
+
+/// Bounds of the double-quoted string containing `pos`: the nearest unescaped quotes on either
+/// side, within `MAX_DOC / 2` bytes. None when there is no such quote on one side.
+fn quote_bounds(text: &[u8], pos: usize) -> Option<(usize, usize)> {
+    let unescaped = |q: usize| {
+        let slashes = text[..q].iter().rev().take_while(|b| **b == b'\\').count();
+        slashes % 2 == 0
+    };
+    let lo = pos.saturating_sub(MAX_DOC / 2);
+    let hi = (pos + MAX_DOC / 2).min(text.len());
+    let mut start = None;
+    for q in memchr::memrchr_iter(b'"', &text[lo..pos]) {
+        if unescaped(lo + q) {
+            start = Some(lo + q + 1);
+            break;
+        }
+    }
+    let mut end = None;
+    for q in memchr::memchr_iter(b'"', &text[pos..hi]) {
+        if unescaped(pos + q) {
+            end = Some(pos + q);
+            break;
+        }
+    }
+    Some((start?, end?))
 }
 
 /// The YAML document around `pos` (between `---` lines), at most `MAX_DOC` bytes.

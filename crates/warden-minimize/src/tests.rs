@@ -462,6 +462,22 @@ fn kubernetes_secret_base64() {
     clean("the Secret was rotated");
 }
 
+/// A Secret manifest logged inside a quoted string (a JSON field, a `.env` value) is one line
+/// with `\n` and `\"` escapes; its `data` values are still found, and only they.
+#[test]
+fn kubernetes_secret_inside_an_escaped_string() {
+    check(
+        r#"{"level":"info","text":"applied:\napiVersion: v1\nkind: Secret\ndata:\n  blob: aG9yc2U2NTUxJQ==\n  note: \"c2VjcmV0\"\nmetadata:\n  name: db\n"}"#,
+        r#"{"level":"info","text":"applied:\napiVersion: v1\nkind: Secret\ndata:\n  blob: [SECRET:k8s_secret_value:1]\n  note: \"[SECRET:k8s_secret_value:2]\"\nmetadata:\n  name: db\n"}"#,
+    );
+    check(
+        "MANIFEST=\"{\\\"kind\\\":\\\"Secret\\\",\\\"data\\\":{\\\"token\\\":\\\"dG9rZW4xMjM=\\\"}}\"\n",
+        "MANIFEST=\"{\\\"kind\\\":\\\"Secret\\\",\\\"data\\\":{\\\"token\\\":\\\"[SECRET:k8s_secret_value:1]\\\"}}\"\n",
+    );
+    clean(r#"{"text":"kind: ConfigMap\ndata:\n  LOG_LEVEL: info\n"}"#);
+    clean(r#"{"text":"the Secret was rotated\ndata:\n  LOG_LEVEL: info\n"}"#);
+}
+
 // === personal data ===
 
 #[test]

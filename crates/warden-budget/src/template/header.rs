@@ -120,10 +120,15 @@ impl HeaderModel {
     /// `message` without the learned header fields that it has, in order; never empty unless
     /// `message` is.
     pub fn strip<'a>(&self, message: &'a str) -> &'a str {
+        self.strip_at_most(message, self.columns.len())
+    }
+
+    /// [`HeaderModel::strip`], taking at most `limit` fields.
+    pub fn strip_at_most<'a>(&self, message: &'a str, limit: usize) -> &'a str {
         let mut rest_at = 0;
         let mut taken = 0;
         let mut iter = fields(message).peekable();
-        while taken < self.columns.len() {
+        while taken < self.columns.len().min(limit) {
             let Some((_, t, padded)) = iter.next() else {
                 break;
             };

@@ -188,8 +188,9 @@ fn header_len(line: &str, toks: &[(usize, &str)]) -> usize {
             i += 1;
             continue;
         }
-        if saw_time && !saw_level {
-            // Syslog: `host tag[pid]:` or `tag:` closes the header.
+        if saw_time && !saw_level && context_groups == 0 {
+            // Syslog: `host tag[pid]:` or `tag:` closes the header. It follows the timestamp
+            // itself; after a bracketed context (`[instance: x]`) the message has begun.
             if is_tag(t) {
                 i += 1;
                 break;

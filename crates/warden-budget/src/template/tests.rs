@@ -379,3 +379,36 @@ fn constant_leading_word_is_not_header() {
         .collect();
     assert!(HeaderModel::learn(lines.iter().map(String::as_str)).is_empty());
 }
+
+/// The per-line rules strip `ftpd:` after a logcat level but not `sshd(pam_unix):`; the lines
+/// left with a shorter header learn their own model, so both groups lose the tag.
+#[test]
+fn headers_cut_short_on_some_lines_are_completed() {
+    let mut lines = Vec::new();
+    for i in 0..60 {
+        let tag = ["ftpd:", "sshd(pam_unix):", "su(pam_unix):"][i % 3];
+        lines.push(format!(
+            "07-20 22:13:{:02}.077 {} {} I {tag} session opened for user u{i}",
+            i % 60,
+            20_000 + i,
+            20_100 + i
+        ));
+    }
+    let mined = mine(lines.iter().map(String::as_str));
+    assert_eq!(mined.templates.len(), 1, "{:?}", mined.templates);
+    assert_eq!(mined.templates[0].text(), "session opened for user <*>");
+}
+
+/// A syslog `host tag:` follows the timestamp itself; after a bracketed context group the
+/// message has begun, so its `word word:` opening stays.
+#[test]
+fn host_and_tag_do_not_follow_a_context_group() {
+    check_header(
+        "[2024-07-20 22:13:21] [instance: b9000564] Total memory: 131072 MB",
+        "Total memory: 131072 MB",
+    );
+    check_header(
+        "Oct 11 22:14:15 mymachine su[230]: session opened",
+        "session opened",
+    );
+}

@@ -122,6 +122,16 @@ const CASES: &[Case] = &[
         ],
         near_miss: r#"{"http-basic":{},"github-protocols":["https"],"bearer":{}}"#,
     },
+    Case {
+        tool: "Composer auth.json (pretty, host entries on their own lines)",
+        text: "{\n    \"github-oauth\": {\n        \"github.example.com\": \"Gh0authT0kenV4lue9921\"\n    },\n    \"bearer\": {\n        \"repo.example.org\": \"Qm9yZWFsVG9rZW4xMjM0NTY3\",\n        \"packages.example.net\": \"Pk9BearerT0ken55\"\n    }\n}\n",
+        secrets: &[
+            "Gh0authT0kenV4lue9921",
+            "Qm9yZWFsVG9rZW4xMjM0NTY3",
+            "Pk9BearerT0ken55",
+        ],
+        near_miss: "{\n    \"github-oauth\": {\n    },\n    \"github-domains\": [\n        \"github.example.com\"\n    ],\n    \"bearer\": {}\n}\n",
+    },
     // --- cloud CLIs ---
     Case {
         tool: "AWS credentials (INI)",
