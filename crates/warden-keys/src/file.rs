@@ -4,19 +4,17 @@
 //! a KEK id it does not know yet.
 
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
 
 use zeroize::Zeroizing;
 
-use crate::{KeyError, KeyProvider, WrappedKey, gcm_open, gcm_seal, random_key};
-
-/// `(id, key)` pairs, oldest first; the last is current.
-type Keks = Vec<(String, Zeroizing<[u8; 32]>)>;
+use crate::{
+    KekList, Keks, KeyError, KeyProvider, WrappedKey, random_key, unwrap_local, wrap_local,
+};
 
 #[derive(Debug)]
 pub struct FileKeyProvider {
     path: PathBuf,
-    keys: RwLock<Keks>,
+    keys: Keks,
 }
 
 const HEADER: &str = "# Warden key-encryption keys: keep this file outside the data directory, mode 0600.\n# The last key is current; older ones still open data keys wrapped before a rotation.\n";
@@ -53,7 +51,7 @@ impl FileKeyProvider {
         let keys = read_keys(path)?;
         Ok(FileKeyProvider {
             path: path.to_owned(),
-            keys: RwLock::new(keys),
+            keys: Keks::new(keys),
         })
     }
 
@@ -106,61 +104,32 @@ impl FileKeyProvider {
 
     /// Re-reads the file (after `warden keys rotate`): the last key becomes current.
     pub fn reload(&self) -> Result<(), KeyError> {
-        let fresh = read_keys(&self.path)?;
-        if let Ok(mut keys) = self.keys.write() {
-            *keys = fresh;
-        }
+        self.keys.replace(read_keys(&self.path)?);
         Ok(())
     }
 
     /// Every KEK id in the file, oldest first.
     pub fn kek_ids(&self) -> Vec<String> {
-        self.keys
-            .read()
-            .map(|k| k.iter().map(|(id, _)| id.clone()).collect())
-            .unwrap_or_default()
-    }
-
-    fn key(&self, id: &str) -> Option<Zeroizing<[u8; 32]>> {
-        let keys = self.keys.read().ok()?;
-        keys.iter().find(|(k, _)| k == id).map(|(_, v)| v.clone())
+        self.keys.ids()
     }
 
     /// The KEK `id`, re-reading the file once if it is not known yet (a rotation by
     /// `warden keys rotate` while this process runs).
     fn key_or_reload(&self, id: &str) -> Result<Zeroizing<[u8; 32]>, KeyError> {
-        if let Some(k) = self.key(id) {
+        if let Some(k) = self.keys.get(id) {
             return Ok(k);
         }
         self.reload()?;
-        self.key(id)
+        self.keys
+            .get(id)
             .ok_or_else(|| KeyError::UnknownKek(id.to_owned()))
     }
-}
-
-fn aad(context: &str) -> Vec<u8> {
-    let mut a = b"warden-data-key\0".to_vec();
-    a.extend_from_slice(context.as_bytes());
-    a
 }
 
 #[async_trait::async_trait]
 impl KeyProvider for FileKeyProvider {
     fn current_kek(&self) -> String {
-        self.keys
-            .read()
-            .ok()
-            .and_then(|k| k.last().map(|(id, _)| id.clone()))
-            .unwrap_or_default()
-    }
-
-    async fn generate_data_key(
-        &self,
-        context: &str,
-    ) -> Result<(Zeroizing<[u8; 32]>, WrappedKey), KeyError> {
-        let key = random_key();
-        let wrapped = self.wrap_key(&key, context).await?;
-        Ok((key, wrapped))
+        self.keys.current()
     }
 
     async fn unwrap_key(
@@ -169,14 +138,7 @@ impl KeyProvider for FileKeyProvider {
         context: &str,
     ) -> Result<Zeroizing<[u8; 32]>, KeyError> {
         let kek = self.key_or_reload(&wrapped.kek_id)?;
-        let plain =
-            Zeroizing::new(gcm_open(&kek, &aad(context), &wrapped.blob).ok_or(KeyError::Unwrap)?);
-        let mut key = Zeroizing::new([0u8; 32]);
-        if plain.len() != 32 {
-            return Err(KeyError::Unwrap);
-        }
-        key.copy_from_slice(&plain);
-        Ok(key)
+        unwrap_local(&kek, wrapped, context)
     }
 
     async fn refresh(&self) -> Result<(), KeyError> {
@@ -186,14 +148,11 @@ impl KeyProvider for FileKeyProvider {
     async fn wrap_key(&self, key: &[u8; 32], context: &str) -> Result<WrappedKey, KeyError> {
         let kek_id = self.current_kek();
         let kek = self.key_or_reload(&kek_id)?;
-        Ok(WrappedKey {
-            blob: gcm_seal(&kek, &aad(context), key)?,
-            kek_id,
-        })
+        wrap_local(kek_id, &kek, key, context)
     }
 }
 
-fn read_keys(path: &Path) -> Result<Keks, KeyError> {
+fn read_keys(path: &Path) -> Result<KekList, KeyError> {
     let meta = std::fs::metadata(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             err(path, "does not exist (create it with `warden keys init`)")

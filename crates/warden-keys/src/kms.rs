@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-use crate::{KeyError, KeyProvider, WrappedKey};
+use crate::{KeyError, KeyProvider, WrappedKey, key32};
 
 /// KMS encryption context: bound to every ciphertext, required again to decrypt.
 pub type EncryptionContext = BTreeMap<String, String>;
@@ -65,15 +65,6 @@ impl KmsKeyProvider {
 
 fn context(tenant: &str) -> EncryptionContext {
     BTreeMap::from([("warden:owner".to_owned(), tenant.to_owned())])
-}
-
-fn key32(bytes: &[u8]) -> Result<Zeroizing<[u8; 32]>, KeyError> {
-    let mut key = Zeroizing::new([0u8; 32]);
-    if bytes.len() != 32 {
-        return Err(KeyError::Unwrap);
-    }
-    key.copy_from_slice(bytes);
-    Ok(key)
 }
 
 #[async_trait::async_trait]

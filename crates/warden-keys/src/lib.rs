@@ -70,11 +70,15 @@ pub trait KeyProvider: Send + Sync + fmt::Debug {
     fn current_kek(&self) -> String;
 
     /// `GenerateDataKey`: a fresh 256-bit data key, in the clear and wrapped under the
-    /// current KEK.
+    /// current KEK. By default a random key passed to [`KeyProvider::wrap_key`].
     async fn generate_data_key(
         &self,
         context: &str,
-    ) -> Result<(Zeroizing<[u8; 32]>, WrappedKey), KeyError>;
+    ) -> Result<(Zeroizing<[u8; 32]>, WrappedKey), KeyError> {
+        let key = random_key();
+        let wrapped = self.wrap_key(&key, context).await?;
+        Ok((key, wrapped))
+    }
 
     /// `Decrypt`: the data key inside `wrapped`, under the KEK it names.
     async fn unwrap_key(
@@ -90,6 +94,92 @@ pub trait KeyProvider: Send + Sync + fmt::Debug {
     async fn refresh(&self) -> Result<(), KeyError> {
         Ok(())
     }
+}
+
+/// Key-encryption keys held in this process: `(id, key)`, oldest first; the last is
+/// current. Shared by the key file and the in-memory provider.
+#[derive(Debug, Default)]
+pub(crate) struct Keks(std::sync::RwLock<KekList>);
+
+/// `(id, key)` pairs, oldest first.
+pub(crate) type KekList = Vec<(String, Zeroizing<[u8; 32]>)>;
+
+impl Keks {
+    pub(crate) fn new(keys: KekList) -> Keks {
+        Keks(std::sync::RwLock::new(keys))
+    }
+
+    pub(crate) fn replace(&self, keys: KekList) {
+        if let Ok(mut k) = self.0.write() {
+            *k = keys;
+        }
+    }
+
+    pub(crate) fn push(&self, id: String, key: Zeroizing<[u8; 32]>) {
+        if let Ok(mut k) = self.0.write() {
+            k.push((id, key));
+        }
+    }
+
+    pub(crate) fn current(&self) -> String {
+        self.0
+            .read()
+            .ok()
+            .and_then(|k| k.last().map(|(id, _)| id.clone()))
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Option<Zeroizing<[u8; 32]>> {
+        let keys = self.0.read().ok()?;
+        keys.iter().find(|(k, _)| k == id).map(|(_, v)| v.clone())
+    }
+
+    pub(crate) fn ids(&self) -> Vec<String> {
+        self.0
+            .read()
+            .map(|k| k.iter().map(|(id, _)| id.clone()).collect())
+            .unwrap_or_default()
+    }
+}
+
+fn wrap_aad(context: &str) -> Vec<u8> {
+    let mut a = b"warden-data-key\0".to_vec();
+    a.extend_from_slice(context.as_bytes());
+    a
+}
+
+/// Wraps a data key under a KEK held in this process, the owner (`context`) bound.
+pub(crate) fn wrap_local(
+    kek_id: String,
+    kek: &[u8; 32],
+    key: &[u8; 32],
+    context: &str,
+) -> Result<WrappedKey, KeyError> {
+    Ok(WrappedKey {
+        blob: gcm_seal(kek, &wrap_aad(context), key)?,
+        kek_id,
+    })
+}
+
+/// The inverse of [`wrap_local`].
+pub(crate) fn unwrap_local(
+    kek: &[u8; 32],
+    wrapped: &WrappedKey,
+    context: &str,
+) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+    let plain =
+        Zeroizing::new(gcm_open(kek, &wrap_aad(context), &wrapped.blob).ok_or(KeyError::Unwrap)?);
+    key32(&plain)
+}
+
+/// A 256-bit key from bytes that must be exactly that long.
+pub(crate) fn key32(bytes: &[u8]) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+    if bytes.len() != 32 {
+        return Err(KeyError::Unwrap);
+    }
+    let mut key = Zeroizing::new([0u8; 32]);
+    key.copy_from_slice(bytes);
+    Ok(key)
 }
 
 /// AES-256-GCM with a random nonce: `nonce || ciphertext`, `aad` bound.

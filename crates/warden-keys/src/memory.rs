@@ -2,12 +2,12 @@
 //! shaped like a KMS (key ids inside, encryption context bound) and can be switched
 //! off to prove that storage fails closed when its key provider is unavailable.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
 
 use zeroize::Zeroizing;
 
-use crate::{KeyError, KeyProvider, WrappedKey, gcm_open, gcm_seal, random_key};
+use crate::{Keks, KeyError, KeyProvider, WrappedKey, random_key, unwrap_local, wrap_local};
 
 #[derive(Debug, Clone)]
 pub struct MemoryKeyProvider {
@@ -16,7 +16,7 @@ pub struct MemoryKeyProvider {
 
 #[derive(Debug)]
 struct Inner {
-    keys: RwLock<Vec<(String, Zeroizing<[u8; 32]>)>>,
+    keys: Keks,
     available: AtomicBool,
     calls: AtomicU64,
 }
@@ -32,7 +32,7 @@ impl MemoryKeyProvider {
     pub fn new() -> MemoryKeyProvider {
         let p = MemoryKeyProvider {
             inner: Arc::new(Inner {
-                keys: RwLock::new(Vec::new()),
+                keys: Keks::default(),
                 available: AtomicBool::new(true),
                 calls: AtomicU64::new(0),
             }),
@@ -44,9 +44,7 @@ impl MemoryKeyProvider {
     /// Adds a new current KEK and returns its id.
     pub fn rotate(&self) -> String {
         let id = format!("mem-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        if let Ok(mut k) = self.inner.keys.write() {
-            k.push((id.clone(), random_key()));
-        }
+        self.inner.keys.push(id.clone(), random_key());
         id
     }
 
@@ -74,37 +72,15 @@ impl MemoryKeyProvider {
     fn key(&self, id: &str) -> Result<Zeroizing<[u8; 32]>, KeyError> {
         self.inner
             .keys
-            .read()
-            .ok()
-            .and_then(|k| k.iter().find(|(i, _)| i == id).map(|(_, v)| v.clone()))
+            .get(id)
             .ok_or_else(|| KeyError::UnknownKek(id.to_owned()))
     }
-}
-
-fn aad(context: &str) -> Vec<u8> {
-    let mut a = b"warden-data-key\0".to_vec();
-    a.extend_from_slice(context.as_bytes());
-    a
 }
 
 #[async_trait::async_trait]
 impl KeyProvider for MemoryKeyProvider {
     fn current_kek(&self) -> String {
-        self.inner
-            .keys
-            .read()
-            .ok()
-            .and_then(|k| k.last().map(|(id, _)| id.clone()))
-            .unwrap_or_default()
-    }
-
-    async fn generate_data_key(
-        &self,
-        context: &str,
-    ) -> Result<(Zeroizing<[u8; 32]>, WrappedKey), KeyError> {
-        let key = random_key();
-        let wrapped = self.wrap_key(&key, context).await?;
-        Ok((key, wrapped))
+        self.inner.keys.current()
     }
 
     async fn unwrap_key(
@@ -114,23 +90,13 @@ impl KeyProvider for MemoryKeyProvider {
     ) -> Result<Zeroizing<[u8; 32]>, KeyError> {
         self.check()?;
         let kek = self.key(&wrapped.kek_id)?;
-        let plain =
-            Zeroizing::new(gcm_open(&kek, &aad(context), &wrapped.blob).ok_or(KeyError::Unwrap)?);
-        if plain.len() != 32 {
-            return Err(KeyError::Unwrap);
-        }
-        let mut key = Zeroizing::new([0u8; 32]);
-        key.copy_from_slice(&plain);
-        Ok(key)
+        unwrap_local(&kek, wrapped, context)
     }
 
     async fn wrap_key(&self, key: &[u8; 32], context: &str) -> Result<WrappedKey, KeyError> {
         self.check()?;
         let kek_id = self.current_kek();
         let kek = self.key(&kek_id)?;
-        Ok(WrappedKey {
-            blob: gcm_seal(&kek, &aad(context), key)?,
-            kek_id,
-        })
+        wrap_local(kek_id, &kek, key, context)
     }
 }
