@@ -360,6 +360,57 @@ async fn wait_live(
     panic!("gateway settings watch did not go live within 5 s");
 }
 
+/// The `ErrorInfo.reason` of a refusal (empty if it carries none).
+pub fn reason(s: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    s.get_details_error_info()
+        .map(|i| i.reason)
+        .unwrap_or_default()
+}
+
+/// An audit sink that refuses every append.
+pub struct BrokenAudit;
+
+#[async_trait::async_trait]
+impl AuditSink for BrokenAudit {
+    async fn append(
+        &self,
+        _: pb::AuditRecord,
+    ) -> Result<warden_proto::storage::v1::AuditReceipt, warden_gateway::AuditUnavailable> {
+        Err(warden_gateway::AuditUnavailable)
+    }
+}
+
+impl Cluster {
+    /// A connection pool on this cluster's database, to assert on what storage wrote.
+    pub async fn db(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        sqlx::AnyPool::connect(&self.db_url).await.unwrap()
+    }
+
+    /// The single number `sql` counts in this cluster's database.
+    pub async fn db_count(&self, sql: &str) -> i64 {
+        let pool = self.db().await;
+        let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    }
+
+    /// Every audit record of a tenant (up to 1000), read by compliance through the gateway.
+    pub async fn audit_records(&self, tenant_id: &str) -> Vec<pb::AuditRecord> {
+        self.audit("compliance")
+            .query_audit_records(gw::QueryAuditRecordsRequest {
+                tenant_id: tenant_id.into(),
+                page_size: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .records
+    }
+}
+
 /// A tenant with AI on, logs allowed, and the local provider.
 pub fn enabled_tenant(tenant_id: &str) -> pb::TenantSettings {
     pb::TenantSettings {

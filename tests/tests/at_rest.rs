@@ -388,27 +388,11 @@ async fn logs(c: &Cluster, tenant: &str) -> Result<Vec<String>, tonic::Status> {
 }
 
 async fn audit_reasons(c: &Cluster, tenant: &str) -> Vec<String> {
-    c.audit("compliance")
-        .query_audit_records(gw::QueryAuditRecordsRequest {
-            tenant_id: tenant.into(),
-            page_size: 1000,
-            ..Default::default()
-        })
+    c.audit_records(tenant)
         .await
-        .unwrap()
-        .into_inner()
-        .records
         .into_iter()
         .map(|r| r.reason)
         .collect()
-}
-
-async fn count(c: &Cluster, sql: &str) -> i64 {
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&c.db_url).await.unwrap();
-    let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
-    pool.close().await;
-    n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -490,38 +474,33 @@ async fn rotating_a_tenant_key_under_load_loses_no_request_and_keeps_every_value
     assert!(rounds > 0);
     // The old key is gone, nothing is sealed under it, everything opens under the new one.
     assert_eq!(
-        count(
-            &c,
-            &format!("SELECT COUNT(*) FROM data_keys WHERE id = '{old}'")
-        )
+        c.db_count(&format!(
+            "SELECT COUNT(*) FROM data_keys WHERE id = '{old}'"
+        ))
         .await,
         0
     );
     assert_eq!(
-        count(
-            &c,
-            &format!("SELECT COUNT(*) FROM telemetry WHERE body LIKE 'w2.{old}.%'")
-        )
+        c.db_count(&format!(
+            "SELECT COUNT(*) FROM telemetry WHERE body LIKE 'w2.{old}.%'"
+        ))
         .await,
         0
     );
     assert_eq!(
-        count(
-            &c,
-            &format!(
-                "SELECT COUNT(*) FROM customer_credentials WHERE sealed LIKE 'w2.{}.%'",
-                last.new_key_id
-            )
-        )
+        c.db_count(&format!(
+            "SELECT COUNT(*) FROM customer_credentials WHERE sealed LIKE 'w2.{}.%'",
+            last.new_key_id
+        ))
         .await,
-        count(&c, "SELECT COUNT(*) FROM customer_credentials").await
+        c.db_count("SELECT COUNT(*) FROM customer_credentials")
+            .await
     );
     assert_eq!(logs(&c, "acme").await.unwrap().len(), 600);
     assert_eq!(
-        count(
-            &c,
-            &format!("SELECT COUNT(*) FROM data_keys WHERE kek_id <> '{new_kek}'")
-        )
+        c.db_count(&format!(
+            "SELECT COUNT(*) FROM data_keys WHERE kek_id <> '{new_kek}'"
+        ))
         .await,
         0
     );
@@ -552,10 +531,9 @@ async fn a_new_kek_rewraps_every_data_key_and_values_stay_readable() {
         "each tenant's data and audit keys"
     );
     assert_eq!(
-        count(
-            &c,
-            &format!("SELECT COUNT(*) FROM data_keys WHERE kek_id <> '{new}'")
-        )
+        c.db_count(&format!(
+            "SELECT COUNT(*) FROM data_keys WHERE kek_id <> '{new}'"
+        ))
         .await,
         0
     );

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::Code;
-use tonic_types::StatusExt;
-use warden_gateway::{AuditSink, AuditUnavailable};
-use warden_integration_tests::{Cluster, Options, enabled_tenant, logs_request};
+use warden_integration_tests::{
+    BrokenAudit, Cluster, Options, enabled_tenant, logs_request, reason,
+};
 use warden_proto::agent::v1 as ag;
 use warden_proto::common::v1 as pb;
 use warden_proto::gateway::v1 as gw;
@@ -18,24 +18,6 @@ use warden_proto::storage::v1::audit_log_client::AuditLogClient;
 use warden_proto::storage::v1::run_store_client::RunStoreClient;
 use warden_rpc::{Limits, Security, ServiceHost};
 use warden_tls::Role;
-
-fn reason(s: &tonic::Status) -> String {
-    s.get_details_error_info()
-        .map(|i| i.reason)
-        .unwrap_or_default()
-}
-
-async fn pool(c: &Cluster) -> sqlx::AnyPool {
-    sqlx::any::install_default_drivers();
-    sqlx::AnyPool::connect(&c.db_url).await.unwrap()
-}
-
-async fn count(c: &Cluster, sql: &str) -> i64 {
-    let p = pool(c).await;
-    let n: i64 = sqlx::query_scalar(sql).fetch_one(&p).await.unwrap();
-    p.close().await;
-    n
-}
 
 /// A run and a pending proposal for `tenant`, recorded as the agent service does.
 async fn proposal(c: &Cluster, tenant: &str) -> st::Proposal {
@@ -74,7 +56,7 @@ fn review(tenant: &str, p: &st::Proposal, approve: bool) -> ag::ReviewProposalRe
 }
 
 async fn proposal_status(c: &Cluster, id: &str) -> i64 {
-    let p = pool(c).await;
+    let p = c.db().await;
     let s: i64 = sqlx::query_scalar("SELECT status FROM proposals WHERE id = $1")
         .bind(id)
         .fetch_one(&p)
@@ -85,15 +67,8 @@ async fn proposal_status(c: &Cluster, id: &str) -> i64 {
 }
 
 async fn audit_reasons(c: &Cluster, tenant: &str) -> Vec<(String, String, String)> {
-    c.audit("compliance")
-        .query_audit_records(gw::QueryAuditRecordsRequest {
-            tenant_id: tenant.into(),
-            ..Default::default()
-        })
+    c.audit_records(tenant)
         .await
-        .unwrap()
-        .into_inner()
-        .records
         .into_iter()
         .map(|r| (r.reason, r.caller, r.recorded_by))
         .collect()
@@ -254,7 +229,7 @@ async fn a_review_that_cannot_be_audited_is_not_recorded() {
     c.set_tenant(enabled_tenant("acme")).await;
     let p = proposal(&c, "acme").await;
     // The audit table refuses every insert, as a failing disk would.
-    let db = pool(&c).await;
+    let db = c.db().await;
     sqlx::query(
         "CREATE TRIGGER audit_down BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'disk full'); END",
     )
@@ -273,7 +248,7 @@ async fn a_review_that_cannot_be_audited_is_not_recorded() {
         "no audit record, no decision"
     );
     assert_eq!(
-        count(&c, "SELECT COUNT(*) FROM proposal_approvals").await,
+        c.db_count("SELECT COUNT(*) FROM proposal_approvals").await,
         0
     );
     sqlx::query("DROP TRIGGER audit_down")
@@ -295,7 +270,7 @@ async fn a_review_that_cannot_be_audited_is_not_recorded() {
 async fn audit_records_cannot_be_forged() {
     let c = Cluster::start().await;
     c.set_tenant(enabled_tenant("acme")).await;
-    let before = count(&c, "SELECT COUNT(*) FROM audit_log").await;
+    let before = c.db_count("SELECT COUNT(*) FROM audit_log").await;
     let forged = |kind: pb::AuditKind| pb::AuditRecord {
         kind: kind as i32,
         tenant_id: "acme".into(),
@@ -353,7 +328,7 @@ async fn audit_records_cannot_be_forged() {
             .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     }
-    assert_eq!(count(&c, "SELECT COUNT(*) FROM audit_log").await, before);
+    assert_eq!(c.db_count("SELECT COUNT(*) FROM audit_log").await, before);
     // A real call's records name the caller the gateway authenticated and the gateway
     // that vouches for it.
     c.gateway("agent")
@@ -367,15 +342,6 @@ async fn audit_records_cannot_be_forged() {
         ("agent/agent", "gateway/gateway")
     );
     c.stop().await;
-}
-
-struct BrokenAudit;
-
-#[async_trait::async_trait]
-impl AuditSink for BrokenAudit {
-    async fn append(&self, _: pb::AuditRecord) -> Result<st::AuditReceipt, AuditUnavailable> {
-        Err(AuditUnavailable)
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -415,9 +381,10 @@ async fn admin_actions_are_not_committed_without_their_audit_record() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
-    assert_eq!(count(&c, "SELECT COUNT(*) FROM tenant_settings").await, 0);
+    assert_eq!(c.db_count("SELECT COUNT(*) FROM tenant_settings").await, 0);
     assert_eq!(
-        count(&c, "SELECT COUNT(*) FROM customer_credentials").await,
+        c.db_count("SELECT COUNT(*) FROM customer_credentials")
+            .await,
         0
     );
     let s = c
@@ -458,11 +425,8 @@ async fn a_tenant_admin_changes_only_its_own_tenant() {
     assert_eq!(reason(&err), "TENANT_OUT_OF_SCOPE");
     assert!(err.message().contains("beta"), "{}", err.message());
     assert_eq!(
-        count(
-            &c,
-            "SELECT COUNT(*) FROM tenant_settings WHERE tenant_id = 'beta'"
-        )
-        .await,
+        c.db_count("SELECT COUNT(*) FROM tenant_settings WHERE tenant_id = 'beta'")
+            .await,
         0
     );
     // An agent scoped to acme cannot spend beta's account either.

@@ -10,18 +10,11 @@
 use std::sync::Arc;
 
 use tonic::Code;
-use tonic_types::StatusExt;
-use warden_gateway::{AuditSink, AuditUnavailable};
-use warden_integration_tests::{Cluster, Options, enabled_tenant, logs_request};
+use warden_integration_tests::{
+    BrokenAudit, Cluster, Options, enabled_tenant, logs_request, reason,
+};
 use warden_proto::common::v1 as pb;
 use warden_proto::gateway::v1 as gw;
-use warden_proto::storage::v1::AuditReceipt;
-
-fn reason(s: &tonic::Status) -> String {
-    s.get_details_error_info()
-        .map(|i| i.reason)
-        .unwrap_or_default()
-}
 
 #[tokio::test]
 async fn opt_in_walk_unknown_enable_complete_disable() {
@@ -280,16 +273,6 @@ async fn bad_input_gets_a_clear_status_and_the_server_keeps_serving() {
     assert_eq!(ok.provider, "local");
     assert_eq!(c.local.calls(), 1);
     c.stop().await;
-}
-
-/// An audit sink that refuses every append.
-struct BrokenAudit;
-
-#[async_trait::async_trait]
-impl AuditSink for BrokenAudit {
-    async fn append(&self, _: pb::AuditRecord) -> Result<AuditReceipt, AuditUnavailable> {
-        Err(AuditUnavailable)
-    }
 }
 
 #[tokio::test]

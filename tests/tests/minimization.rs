@@ -13,8 +13,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use tonic::Code;
-use tonic_types::StatusExt;
-use warden_integration_tests::{Cluster, enabled_tenant, logs_request};
+use warden_integration_tests::{Cluster, enabled_tenant, logs_request, reason};
 use warden_proto::common::v1 as pb;
 use warden_proto::gateway::v1 as gw;
 use warden_proto::storage::v1 as st;
@@ -25,12 +24,6 @@ async fn bounded<T>(f: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(60), f)
         .await
         .expect("test did not finish within 60 s")
-}
-
-fn reason(s: &tonic::Status) -> String {
-    s.get_details_error_info()
-        .map(|i| i.reason)
-        .unwrap_or_default()
 }
 
 /// Everything the provider received, as one string (requests are plain data).

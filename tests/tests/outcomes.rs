@@ -20,9 +20,8 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tonic::Code;
-use tonic_types::StatusExt;
 use warden_gateway::{AuditSink, AuditUnavailable, StorageAudit};
-use warden_integration_tests::{Cluster, Options, enabled_tenant, logs_request};
+use warden_integration_tests::{Cluster, Options, enabled_tenant, logs_request, reason};
 use warden_proto::common::v1 as pb;
 use warden_proto::gateway::v1 as gw;
 use warden_proto::storage::v1::AuditReceipt;
@@ -39,31 +38,12 @@ async fn bounded<T>(f: impl Future<Output = T>) -> T {
         .expect("test exceeded its time bound (a hang)")
 }
 
-async fn audit_records(c: &Cluster, tenant_id: &str) -> Vec<pb::AuditRecord> {
-    c.audit("compliance")
-        .query_audit_records(gw::QueryAuditRecordsRequest {
-            tenant_id: tenant_id.into(),
-            page_size: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .records
-}
-
 fn of_kind(records: &[pb::AuditRecord], kind: pb::AuditKind) -> Vec<pb::AuditRecord> {
     records
         .iter()
         .filter(|r| r.kind == kind as i32)
         .cloned()
         .collect()
-}
-
-fn reason(s: &tonic::Status) -> String {
-    s.get_details_error_info()
-        .map(|i| i.reason)
-        .unwrap_or_default()
 }
 
 /// Waits (bounded) until `check` holds over the tenant's records, and returns them.
@@ -74,7 +54,7 @@ async fn records_until(
     check: impl Fn(&[pb::AuditRecord]) -> bool,
 ) -> Vec<pb::AuditRecord> {
     for _ in 0..400 {
-        let records = audit_records(c, tenant_id).await;
+        let records = c.audit_records(tenant_id).await;
         if check(&records) {
             return records;
         }
@@ -391,7 +371,7 @@ async fn crash_leaves_no_intent_pending(database_url: Option<String>) {
             1,
             "the lost outcome left one intent open"
         );
-        let before = audit_records(&c, "acme").await;
+        let before = c.audit_records("acme").await;
         assert!(!before.iter().any(|r| r.intent_id == lost.audit_record_id));
 
         // Storage stops and starts again (same database and key).

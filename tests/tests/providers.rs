@@ -18,7 +18,7 @@ use futures::StreamExt;
 use tonic::Code;
 use tonic_types::StatusExt;
 use warden_integration_tests::mocks::{self, Mocks, Tuning};
-use warden_integration_tests::{Cluster, Options, logs_request};
+use warden_integration_tests::{Cluster, Options, logs_request, reason};
 use warden_proto::common::v1 as pb;
 use warden_proto::gateway::v1 as gw;
 use warden_testkit::Recorded;
@@ -72,12 +72,6 @@ fn weather_tool() -> gw::ToolDefinition {
     }
 }
 
-fn reason(s: &tonic::Status) -> String {
-    s.get_details_error_info()
-        .map(|i| i.reason)
-        .unwrap_or_default()
-}
-
 /// The model id a mock was asked for.
 fn model_sent(r: &Recorded) -> String {
     if let Some(rest) = r.path.strip_prefix("/model/") {
@@ -106,25 +100,12 @@ fn expected_model(provider: &str) -> &'static str {
     }
 }
 
-/// Every audit record of a tenant.
-async fn audit_records(c: &Cluster, tenant_id: &str) -> Vec<pb::AuditRecord> {
-    c.audit("compliance")
-        .query_audit_records(gw::QueryAuditRecordsRequest {
-            tenant_id: tenant_id.into(),
-            page_size: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .records
-}
-
 /// The outcome record linked to `intent_id`, waiting (bounded) for a stream's relay task
 /// to write it.
 async fn outcome_of(c: &Cluster, tenant_id: &str, intent_id: &str) -> pb::AuditRecord {
     for _ in 0..200 {
-        let found = audit_records(c, tenant_id)
+        let found = c
+            .audit_records(tenant_id)
             .await
             .into_iter()
             .find(|r| r.kind == pb::AuditKind::Outcome as i32 && r.intent_id == intent_id);
@@ -139,7 +120,8 @@ async fn outcome_of(c: &Cluster, tenant_id: &str, intent_id: &str) -> pb::AuditR
 /// The only outcome record of a tenant (for calls that failed before an intent id reached us).
 async fn only_outcome(c: &Cluster, tenant_id: &str) -> pb::AuditRecord {
     for _ in 0..200 {
-        let mut outcomes: Vec<_> = audit_records(c, tenant_id)
+        let mut outcomes: Vec<_> = c
+            .audit_records(tenant_id)
             .await
             .into_iter()
             .filter(|r| r.kind == pb::AuditKind::Outcome as i32)
@@ -341,7 +323,7 @@ async fn walk(provider: &str, greeting: &str) {
     assert_eq!(m.total_calls(), 4);
     assert_no_secrets(
         "the audit log",
-        &format!("{:?}", audit_records(&c, "acme").await),
+        &format!("{:?}", c.audit_records("acme").await),
     );
     c.stop().await;
 }
@@ -460,7 +442,7 @@ async fn customer_bedrock_is_signed_with_the_assumed_role_never_the_platform() {
         assert_eq!(m.anthropic.calls() + m.openai.calls(), 0);
         assert_no_secrets(
             "the audit log",
-            &format!("{:?}", audit_records(&c, "acme").await),
+            &format!("{:?}", c.audit_records("acme").await),
         );
         c.stop().await;
     })
@@ -500,7 +482,7 @@ async fn customer_bedrock_with_static_keys_stored_through_admin() {
         assert_eq!(m.sts.calls(), 0, "static keys need no STS");
         assert_no_secrets(
             "the audit log",
-            &format!("{:?}", audit_records(&c, "acme").await),
+            &format!("{:?}", c.audit_records("acme").await),
         );
         c.stop().await;
     })
@@ -727,7 +709,7 @@ async fn a_tenant_over_its_request_rate_is_refused_before_anything_leaves() {
             "the over-limit call reached the provider"
         );
         // The refusal is audited as a denial, with no intent: nothing was about to leave.
-        let records = audit_records(&c, "acme").await;
+        let records = c.audit_records("acme").await;
         let of_kind = |k: pb::AuditKind| {
             records
                 .iter()
