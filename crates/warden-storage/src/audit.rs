@@ -275,7 +275,7 @@ async fn commit(
     let tenants: std::collections::BTreeSet<&str> =
         batch.iter().map(|p| p.record.tenant_id.as_str()).collect();
     for t in tenants {
-        keys.seal(&audit_scope(t), &[]).await.map_err(seal_error)?;
+        keys.prepare(&audit_scope(t)).await.map_err(seal_error)?;
     }
     let mut tx = db.pool.begin().await?;
     let mut next = head_in(&mut tx, db, head).await?;

@@ -140,6 +140,13 @@ impl Keyring {
         warden_keys::seal(&key, tenant_id, plain).map_err(sealing_failed)
     }
 
+    /// Makes sure the owner's current data key exists and is open, so sealing for it
+    /// afterwards touches no database (creating a key is a write of its own, and SQLite
+    /// has one writer: call this before a transaction that seals).
+    pub(crate) async fn prepare(&self, owner: &str) -> Result<(), Status> {
+        self.current_key(owner).await.map(|_| ())
+    }
+
     /// Opens a value sealed for `tenant_id` (empty stays empty).
     pub(crate) async fn open_value(
         &self,

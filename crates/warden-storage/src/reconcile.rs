@@ -132,7 +132,7 @@ pub(crate) async fn close_pending(
             .fetch_all(&db.pool)
             .await?;
     for t in &tenants {
-        keys.seal(&crate::audit::audit_scope(t), &[])
+        keys.prepare(&crate::audit::audit_scope(t))
             .await
             .map_err(|s| {
                 DbError::Corrupt(format!("no data key for tenant {t}: {}", s.message()))

@@ -58,7 +58,7 @@ impl Storage {
         let tenant_id = settings.tenant_id.clone();
         // Make sure the tenant's data key exists before the transaction (creating it
         // writes too, and SQLite has one writer); sealing inside then uses it.
-        self.seal(&tenant_id, &[]).await?;
+        self.inner.keys.prepare(&tenant_id).await?;
         let db = &self.inner.db.pool;
         let mut tx = db.begin().await.map_err(DbError::from)?;
         let current: Option<i64> =
