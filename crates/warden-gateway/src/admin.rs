@@ -159,6 +159,27 @@ impl gw::admin_server::Admin for Gateway {
     }
 }
 
+/// The audit record of an admin action by `caller` on `tenant_id`.
+fn admin_record(
+    caller: &warden_tls::Caller,
+    tenant_id: &str,
+    action: &str,
+    decision: AuditDecision,
+    message: String,
+    outcome: &str,
+) -> AuditRecord {
+    AuditRecord {
+        kind: AuditKind::Admin as i32,
+        tenant_id: tenant_id.to_owned(),
+        caller: caller.subject(),
+        decision: decision as i32,
+        reason: action.to_owned(),
+        reason_message: message,
+        outcome: outcome.to_owned(),
+        ..Default::default()
+    }
+}
+
 /// Most distinct reviewers a tenant can require for one proposal.
 const MAX_REQUIRED_REVIEWERS: u32 = 5;
 
@@ -172,16 +193,14 @@ impl Gateway {
         action: &str,
         message: String,
     ) -> Result<(), Status> {
-        let record = AuditRecord {
-            kind: AuditKind::Admin as i32,
-            tenant_id: tenant_id.to_owned(),
-            caller: caller.subject(),
-            decision: AuditDecision::Allowed as i32,
-            reason: action.to_owned(),
-            reason_message: message,
-            outcome: "requested".into(),
-            ..Default::default()
-        };
+        let record = admin_record(
+            caller,
+            tenant_id,
+            action,
+            AuditDecision::Allowed,
+            message,
+            "requested",
+        );
         self.inner
             .audit
             .append(record)
@@ -199,16 +218,14 @@ impl Gateway {
         action: &str,
         status: &Status,
     ) {
-        let record = AuditRecord {
-            kind: AuditKind::Admin as i32,
-            tenant_id: tenant_id.to_owned(),
-            caller: caller.subject(),
-            decision: AuditDecision::Denied as i32,
-            reason: action.to_owned(),
-            reason_message: format!("not committed: {:?}", status.code()),
-            outcome: "failed".into(),
-            ..Default::default()
-        };
+        let record = admin_record(
+            caller,
+            tenant_id,
+            action,
+            AuditDecision::Denied,
+            format!("not committed: {:?}", status.code()),
+            "failed",
+        );
         if self.inner.audit.append(record).await.is_err() {
             tracing::error!(tenant = %tenant_id, action, "the failure of an admin action could not be audited");
         }
