@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "warden/gateway/v1/gateway.proto",
         "warden/storage/v1/storage.proto",
         "warden/agent/v1/agent.proto",
+        "warden/telemetry/v1/telemetry.proto",
     ];
     println!("cargo:rerun-if-changed={}", root.display());
     let fds = protox::compile(files, [&root])?;

@@ -4,6 +4,7 @@
 //! (others get it by watch).
 
 use tonic::{Code, Request, Response, Status};
+use warden_proto::common::v1::source_credentials::Credentials;
 use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord, TenantSettings};
 use warden_proto::gateway::v1 as gw;
 use warden_proto::storage::v1 as st;
@@ -156,6 +157,50 @@ impl gw::admin_server::Admin for Gateway {
         Ok(Response::new(gw::PutCustomerCredentialsResponse {
             credentials_id: resp.credentials_id,
         }))
+    }
+
+    async fn put_source_credentials(
+        &self,
+        req: Request<gw::PutSourceCredentialsRequest>,
+    ) -> Result<Response<gw::PutSourceCredentialsResponse>, Status> {
+        let auth = authorize(&req, "warden.gateway.v1.Admin/PutSourceCredentials")?;
+        let r = req.into_inner();
+        let caller = for_tenant(&auth, &r.tenant_id)?;
+        // Only the kind of credential is recorded, never its value.
+        let kind = match r.credentials.as_ref().and_then(|c| c.credentials.as_ref()) {
+            Some(Credentials::BearerToken(_)) => "bearer token",
+            Some(Credentials::Basic(_)) => "basic auth",
+            Some(Credentials::GithubApp(_)) => "GitHub App key",
+            None => {
+                return Err(Status::invalid_argument(
+                    "credentials need one of bearer_token, basic or github_app",
+                ));
+            }
+        };
+        self.audit_admin(
+            &caller,
+            &r.tenant_id,
+            "SOURCE_CREDENTIALS_UPLOAD",
+            format!("source credentials uploaded ({kind})"),
+        )
+        .await?;
+        let mut client = self.inner.tenant_store.clone();
+        match client
+            .put_source_credentials(st::PutSourceCredentialsRequest {
+                tenant_id: r.tenant_id.clone(),
+                credentials: r.credentials,
+            })
+            .await
+        {
+            Ok(resp) => Ok(Response::new(gw::PutSourceCredentialsResponse {
+                credentials_id: resp.into_inner().credentials_id,
+            })),
+            Err(s) => {
+                self.audit_admin_failed(&caller, &r.tenant_id, "SOURCE_CREDENTIALS_UPLOAD", &s)
+                    .await;
+                Err(s)
+            }
+        }
     }
 }
 

@@ -29,5 +29,11 @@ pub mod agent {
     }
 }
 
+pub mod telemetry {
+    pub mod v1 {
+        tonic::include_proto!("warden.telemetry.v1");
+    }
+}
+
 /// The encoded descriptor set of every Warden proto, for `tonic-reflection`.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("warden_descriptor");

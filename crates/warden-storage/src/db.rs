@@ -121,6 +121,12 @@ const SCHEMA: &[&str] = &[
         tenant_id TEXT NOT NULL,
         sealed TEXT NOT NULL,
         created_ms BIGINT NOT NULL)",
+    // Prometheus and GitHub credentials (SourceCredentials, sealed).
+    "CREATE TABLE IF NOT EXISTS source_credentials (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        sealed TEXT NOT NULL,
+        created_ms BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS audit_log (
         sequence BIGINT PRIMARY KEY,
         id TEXT NOT NULL UNIQUE,

@@ -25,6 +25,7 @@ const SEALED: &[(&str, &str)] = &[
     ("tenant_settings_history", "settings"),
     ("tenant_external_ids", "external_id"),
     ("customer_credentials", "sealed"),
+    ("source_credentials", "sealed"),
     ("runs", "trigger_sealed"),
     ("runs", "status_reason"),
     ("findings", "sealed"),

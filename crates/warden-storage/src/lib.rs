@@ -9,13 +9,16 @@
 //! gateway's "audit before egress" holds across crashes.
 
 mod audit;
+mod cluster;
 mod db;
 mod keyring;
 mod keys_admin;
 mod reconcile;
 mod runs;
 mod seal;
+mod signals;
 mod telemetry;
+mod telemetry_query;
 mod tenants;
 mod util;
 mod watch;

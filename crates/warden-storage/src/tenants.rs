@@ -9,12 +9,13 @@ use aes_gcm::aead::rand_core::RngCore;
 use prost::Message;
 use sqlx::Row;
 use tonic::{Request, Response, Status};
-use warden_proto::common::v1::TenantSettings;
 use warden_proto::common::v1::customer_bedrock::Credentials;
+use warden_proto::common::v1::{SourceCredentials, TenantSettings};
 use warden_proto::storage::v1::tenant_store_server::TenantStore;
 use warden_proto::storage::v1::{
-    CustomerCredentials, GetCustomerCredentialsRequest, GetTenantSettingsRequest,
-    PutCustomerCredentialsRequest, PutCustomerCredentialsResponse, PutTenantSettingsRequest,
+    CustomerCredentials, GetCustomerCredentialsRequest, GetSourceCredentialsRequest,
+    GetTenantSettingsRequest, PutCustomerCredentialsRequest, PutCustomerCredentialsResponse,
+    PutSourceCredentialsRequest, PutSourceCredentialsResponse, PutTenantSettingsRequest,
     TenantSettingsChange, WatchTenantSettingsRequest,
 };
 use warden_tls::authorize;
@@ -350,6 +351,95 @@ impl TenantStore for Storage {
         let creds = CustomerCredentials::decode(plain.as_slice())
             .map_err(|_| Status::data_loss("stored credentials are corrupt"))?;
         Ok(Response::new(creds))
+    }
+
+    async fn put_source_credentials(
+        &self,
+        req: Request<PutSourceCredentialsRequest>,
+    ) -> Result<Response<PutSourceCredentialsResponse>, Status> {
+        let auth = authorize(&req, "warden.storage.v1.TenantStore/PutSourceCredentials")?;
+        let r = req.into_inner();
+        check_tenant(&r.tenant_id)?;
+        auth.for_tenant(&r.tenant_id)?;
+        let creds = r
+            .credentials
+            .ok_or_else(|| Status::invalid_argument("credentials are required"))?;
+        check_source_credentials(&creds)?;
+        let sealed = self.seal(&r.tenant_id, &creds.encode_to_vec()).await?;
+        let id = new_id();
+        sqlx::query("INSERT INTO source_credentials (id, tenant_id, sealed, created_ms) VALUES ($1, $2, $3, $4)")
+            .bind(&id)
+            .bind(&r.tenant_id)
+            .bind(&sealed)
+            .bind(now_ms())
+            .execute(&self.inner.db.pool)
+            .await
+            .map_err(DbError::from)?;
+        Ok(Response::new(PutSourceCredentialsResponse {
+            credentials_id: id,
+        }))
+    }
+
+    async fn get_source_credentials(
+        &self,
+        req: Request<GetSourceCredentialsRequest>,
+    ) -> Result<Response<SourceCredentials>, Status> {
+        let auth = authorize(&req, "warden.storage.v1.TenantStore/GetSourceCredentials")?;
+        let r = req.into_inner();
+        check_tenant(&r.tenant_id)?;
+        auth.for_tenant(&r.tenant_id)?;
+        let row =
+            sqlx::query("SELECT sealed FROM source_credentials WHERE id = $1 AND tenant_id = $2")
+                .bind(&r.credentials_id)
+                .bind(&r.tenant_id)
+                .fetch_optional(&self.inner.db.pool)
+                .await
+                .map_err(DbError::from)?
+                .ok_or_else(|| {
+                    Status::not_found(format!(
+                        "tenant {} has no source credentials with that id",
+                        r.tenant_id
+                    ))
+                })?;
+        let sealed: String = row.try_get(0).map_err(DbError::from)?;
+        let plain = self.unseal(&r.tenant_id, &sealed).await?;
+        let creds = SourceCredentials::decode(plain.as_slice())
+            .map_err(|_| Status::data_loss("stored source credentials are corrupt"))?;
+        Ok(Response::new(creds))
+    }
+}
+
+/// Source credentials must be complete and bounded; their values are never echoed.
+fn check_source_credentials(c: &SourceCredentials) -> Result<(), Status> {
+    use warden_proto::common::v1::source_credentials::Credentials;
+    match &c.credentials {
+        None => Err(Status::invalid_argument(
+            "credentials need one of bearer_token, basic or github_app",
+        )),
+        Some(Credentials::BearerToken(t)) if t.is_empty() => {
+            Err(Status::invalid_argument("bearer_token is empty"))
+        }
+        Some(Credentials::BearerToken(t)) => check_len("bearer_token", t, 4096),
+        Some(Credentials::Basic(b)) if b.username.is_empty() => {
+            Err(Status::invalid_argument("basic.username is empty"))
+        }
+        Some(Credentials::Basic(b)) => {
+            check_len("basic.username", &b.username, 1024)?;
+            check_len("basic.password", &b.password, 4096)
+        }
+        Some(Credentials::GithubApp(a)) => {
+            if a.app_id == 0 || a.installation_id == 0 {
+                return Err(Status::invalid_argument(
+                    "github_app needs app_id and installation_id",
+                ));
+            }
+            if !a.private_key_pem.contains("PRIVATE KEY-----") {
+                return Err(Status::invalid_argument(
+                    "github_app.private_key_pem is not a PEM private key",
+                ));
+            }
+            check_len("github_app.private_key_pem", &a.private_key_pem, 16 * 1024)
+        }
     }
 }
 

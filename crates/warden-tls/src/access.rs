@@ -62,6 +62,11 @@ pub const MATRIX: &[Rule] = &[
         Named,
     ),
     row(
+        "warden.gateway.v1.Admin/PutSourceCredentials",
+        &[Admin],
+        Named,
+    ),
+    row(
         "warden.gateway.v1.Audit/QueryAuditRecords",
         &[Compliance],
         Named,
@@ -132,6 +137,16 @@ pub const MATRIX: &[Rule] = &[
     row(
         "warden.storage.v1.TenantStore/GetCustomerCredentials",
         &[Gateway],
+        Named,
+    ),
+    row(
+        "warden.storage.v1.TenantStore/PutSourceCredentials",
+        &[Gateway],
+        Named,
+    ),
+    row(
+        "warden.storage.v1.TenantStore/GetSourceCredentials",
+        &[AgentService],
         Named,
     ),
     row(

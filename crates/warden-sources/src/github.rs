@@ -1,0 +1,1 @@
+//! GitHub REST: files at a ref, code search, commits and comparisons.

@@ -1,0 +1,1 @@
+//! A Prometheus-compatible HTTP API queried with PromQL.
