@@ -10,6 +10,7 @@
 
 mod audit;
 mod cluster;
+pub mod ingest_auth;
 mod db;
 mod keyring;
 mod keys_admin;
