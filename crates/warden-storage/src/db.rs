@@ -162,6 +162,13 @@ const SCHEMA: &[&str] = &[
         sealed TEXT NOT NULL,
         created_ms BIGINT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS findings_run ON findings (tenant_id, run_id)",
+    "CREATE TABLE IF NOT EXISTS run_tool_calls (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        sealed TEXT NOT NULL,
+        created_ms BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS run_tool_calls_run ON run_tool_calls (tenant_id, run_id, created_ms)",
     "CREATE TABLE IF NOT EXISTS proposals (
         id TEXT PRIMARY KEY,
         tenant_id TEXT NOT NULL,

@@ -29,6 +29,7 @@ const SEALED: &[(&str, &str)] = &[
     ("runs", "trigger_sealed"),
     ("runs", "status_reason"),
     ("findings", "sealed"),
+    ("run_tool_calls", "sealed"),
     ("proposals", "sealed"),
     ("proposals", "review_sealed"),
     ("telemetry", "body"),

@@ -9,7 +9,8 @@ use warden_proto::storage::v1::run_store_server::RunStore;
 use warden_proto::storage::v1::{
     AddFindingRequest, CreateProposalRequest, CreateRunRequest, CreateRunResponse, Finding,
     GetRunRequest, ListProposalsRequest, ListProposalsResponse, Proposal, ProposalStatus,
-    ReviewProposalRequest, Run, RunStatus, UpdateRunRequest,
+    RecordToolCallRequest, ReviewProposalRequest, Run, RunStatus, ToolCallRecord,
+    UpdateRunRequest,
 };
 use warden_tls::authorize;
 
@@ -60,6 +61,7 @@ impl Storage {
             steps: row.try_get::<i64, _>(7).map_err(g)? as u32,
             trigger_json: String::from_utf8_lossy(&trigger).into_owned(),
             findings: Vec::new(),
+            tool_calls: Vec::new(),
         };
         let rows = sqlx::query("SELECT id, sealed, created_ms FROM findings WHERE tenant_id = $1 AND run_id = $2 ORDER BY created_ms, id")
             .bind(tenant_id)
@@ -76,6 +78,21 @@ impl Storage {
             f.id = r.try_get(0).map_err(g)?;
             f.created_at = Some(ts(r.try_get(2).map_err(g)?));
             run.findings.push(f);
+        }
+        let rows = sqlx::query("SELECT sealed FROM run_tool_calls WHERE tenant_id = $1 AND run_id = $2 ORDER BY created_ms, id")
+            .bind(tenant_id)
+            .bind(run_id)
+            .fetch_all(&self.inner.db.pool)
+            .await
+            .map_err(DbError::from)?;
+        for r in rows {
+            let plain = self
+                .unseal(tenant_id, &r.try_get::<String, _>(0).map_err(g)?)
+                .await?;
+            run.tool_calls.push(
+                ToolCallRecord::decode(plain.as_slice())
+                    .map_err(|_| Status::data_loss("a stored tool call record is corrupt"))?,
+            );
         }
         Ok(run)
     }
@@ -295,6 +312,35 @@ impl RunStore for Storage {
             .await
             .map_err(DbError::from)?;
         Ok(Response::new(finding))
+    }
+
+    async fn record_tool_call(
+        &self,
+        req: Request<RecordToolCallRequest>,
+    ) -> Result<Response<ToolCallRecord>, Status> {
+        authorize(&req, "warden.storage.v1.RunStore/RecordToolCall")?.platform()?;
+        let r = req.into_inner();
+        check_tenant(&r.tenant_id)?;
+        let mut call = r
+            .call
+            .ok_or_else(|| Status::invalid_argument("call is required"))?;
+        check_len("tool", &call.tool, 128)?;
+        check_len("reason", &call.reason, 4096)?;
+        check_len("arguments_json", &call.arguments_json, 64 * 1024)?;
+        self.load_run(&r.tenant_id, &r.run_id).await?;
+        let now = now_ms();
+        call.time = Some(ts(now));
+        let sealed = self.seal(&r.tenant_id, &call.encode_to_vec()).await?;
+        sqlx::query("INSERT INTO run_tool_calls (id, tenant_id, run_id, sealed, created_ms) VALUES ($1, $2, $3, $4, $5)")
+            .bind(new_id())
+            .bind(&r.tenant_id)
+            .bind(&r.run_id)
+            .bind(&sealed)
+            .bind(now)
+            .execute(&self.inner.db.pool)
+            .await
+            .map_err(DbError::from)?;
+        Ok(Response::new(call))
     }
 
     async fn create_proposal(

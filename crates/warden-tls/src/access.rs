@@ -177,6 +177,11 @@ pub const MATRIX: &[Rule] = &[
         Platform,
     ),
     row(
+        "warden.storage.v1.RunStore/RecordToolCall",
+        &[AgentService],
+        Platform,
+    ),
+    row(
         "warden.storage.v1.RunStore/CreateProposal",
         &[AgentService],
         Platform,
