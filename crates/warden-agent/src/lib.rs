@@ -1,8 +1,10 @@
 //! The agent service: triggers start runs; a run is a bounded loop of model calls
 //! through the gateway (never a provider) with the platform's tools only.
 //!
-//! Tools read telemetry from storage for the run's own tenant, and every tool result
-//! enters the conversation tagged with its data type, so the gateway gates and
+//! Tools read telemetry from storage (or the tenant's Prometheus and GitHub) for the
+//! run's own tenant and incident window; only the tools the tenant's settings allow at
+//! that moment are offered or run, each call is recorded with the run, and every tool
+//! result enters the conversation tagged with its data type, so the gateway gates and
 //! minimizes it like any other part. A `propose_change` tool records a proposal in
 //! PENDING_REVIEW; nothing is ever applied, and only a human reviewer scoped to the
 //! tenant can decide one: this service authenticates the reviewer from their certificate
@@ -10,7 +12,7 @@
 //! audits each decision durably before committing it, and counts distinct approvals.
 
 mod run;
-mod tools;
+pub mod tools;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +26,7 @@ use warden_proto::common::v1::Purpose;
 use warden_proto::gateway::v1::gateway_client::GatewayClient;
 use warden_proto::storage::v1 as st;
 use warden_proto::storage::v1::run_store_client::RunStoreClient;
-use warden_proto::storage::v1::telemetry_client::TelemetryClient;
+use warden_proto::telemetry::v1::telemetry_query_client::TelemetryQueryClient;
 use warden_proto::storage::v1::tenant_store_client::TenantStoreClient;
 use warden_rpc::ServiceHost;
 use warden_tls::authorize;
@@ -34,6 +36,12 @@ use warden_tls::authorize;
 pub struct RunLimits {
     pub max_steps: u32,
     pub max_wall_time: Duration,
+    /// How far before the trigger's time tool queries look by default.
+    pub lookback: Duration,
+    /// Most bytes one tool result may take.
+    pub max_tool_result_bytes: usize,
+    /// The model's context, in tokens: one tool result takes at most an eighth of it.
+    pub model_context_tokens: usize,
 }
 
 impl Default for RunLimits {
@@ -41,7 +49,19 @@ impl Default for RunLimits {
         RunLimits {
             max_steps: 8,
             max_wall_time: Duration::from_secs(300),
+            lookback: Duration::from_secs(3600),
+            max_tool_result_bytes: 16 * 1024,
+            model_context_tokens: 128_000,
         }
+    }
+}
+
+impl RunLimits {
+    /// The byte cap of one tool result: the configured maximum, and never more than an
+    /// eighth of the model's context (at about four bytes per token).
+    pub fn tool_result_bytes(&self) -> usize {
+        self.max_tool_result_bytes
+            .min(self.model_context_tokens.saturating_mul(4) / 8)
     }
 }
 
@@ -54,7 +74,7 @@ struct Inner {
     gateway: GatewayClient<Channel>,
     runs: RunStoreClient<Channel>,
     tenants: TenantStoreClient<Channel>,
-    telemetry: TelemetryClient<Channel>,
+    telemetry: TelemetryQueryClient<Channel>,
     limits: RunLimits,
 }
 
@@ -66,7 +86,7 @@ impl Agent {
                 gateway: GatewayClient::new(gateway),
                 runs: RunStoreClient::new(storage.clone()),
                 tenants: TenantStoreClient::new(storage.clone()),
-                telemetry: TelemetryClient::new(storage),
+                telemetry: TelemetryQueryClient::new(storage),
                 limits,
             }),
         }

@@ -10,7 +10,8 @@ use warden_proto::common::v1::{DataType, Purpose};
 use warden_proto::gateway::v1 as gw;
 use warden_proto::storage::v1 as st;
 
-use crate::{Agent, tools};
+use crate::Agent;
+use crate::tools::{self, RunScope, window};
 
 const SYSTEM_PROMPT: &str = "You are Warden's investigation agent for an observability platform. \
 Investigate the trigger using only the tools provided. Cite the telemetry you used. \
@@ -33,6 +34,14 @@ impl Agent {
     ) {
         let started = Instant::now();
         let limits = self.inner.limits;
+        let now_ms = window::millis(std::time::SystemTime::now());
+        // The trigger's time (when it fired), or when it reached us.
+        let trigger_ms = trigger
+            .occurred_at
+            .as_ref()
+            .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+            .filter(|ms| *ms > 0 && *ms <= now_ms)
+            .unwrap_or(now_ms);
         let mut messages = vec![
             gw::Message {
                 role: gw::Role::System as i32,
@@ -43,8 +52,13 @@ impl Agent {
                 parts: vec![text_part(
                     DataType::Instruction,
                     format!(
-                        "Trigger: {}\nService: {}\n{}",
-                        trigger.title, trigger.service, trigger.description
+                        "Trigger: {}\nService: {}\nFired at: {}\n{}\nTool queries cover {} to {} unless you pass since/until.",
+                        trigger.title,
+                        trigger.service,
+                        window::rfc3339(trigger_ms),
+                        trigger.description,
+                        window::rfc3339(window::incident(trigger_ms, limits.lookback, now_ms).since_ms),
+                        window::rfc3339(window::incident(trigger_ms, limits.lookback, now_ms).until_ms),
                     ),
                 )],
             },
@@ -67,12 +81,37 @@ impl Agent {
                 );
             }
             steps += 1;
+            // The tools the tenant allows now: a change of settings mid-run shows at the next step.
+            let offered = match self.tenant_settings(&tenant_id).await {
+                Ok(s) if !s.enabled => {
+                    break (
+                        st::RunStatus::Cancelled,
+                        format!("stopped at step {steps}: AI features were disabled for the tenant"),
+                        None,
+                    );
+                }
+                Ok(s) => tools::catalog::offered(&tools::access_of(&s)),
+                Err(reason) => {
+                    break (
+                        st::RunStatus::Failed,
+                        format!("stopped at step {steps}: {reason}"),
+                        None,
+                    );
+                }
+            };
             let req = gw::CompleteRequest {
                 tenant_id: tenant_id.clone(),
                 purpose: purpose as i32,
                 agent_run_id: run_id.clone(),
                 messages: messages.clone(),
-                tools: tools::definitions(),
+                tools: offered
+                    .iter()
+                    .map(|t| gw::ToolDefinition {
+                        name: t.name.to_owned(),
+                        description: t.description.to_owned(),
+                        input_schema_json: t.schema.to_string(),
+                    })
+                    .collect(),
                 max_output_tokens: 1024,
                 ..Default::default()
             };
@@ -108,15 +147,20 @@ impl Agent {
                     data_type: DataType::Instruction as i32,
                     content: Some(gw::content_part::Content::ToolCall(call.clone())),
                 });
-                let out = tools::run(
-                    &self.inner.telemetry,
-                    &self.inner.runs,
-                    &tenant_id,
-                    &run_id,
-                    &call.name,
-                    &call.arguments_json,
-                )
-                .await;
+                let scope = RunScope {
+                    tenant_id: &tenant_id,
+                    run_id: &run_id,
+                    step: steps,
+                    trigger_ms,
+                    incident: window::incident(
+                        trigger_ms,
+                        limits.lookback,
+                        window::millis(std::time::SystemTime::now()),
+                    ),
+                };
+                let out = self
+                    .run_tool(&scope, &call.name, &call.arguments_json)
+                    .await;
                 evidence.push(serde_json::json!({"step": steps, "tool": call.name, "arguments": call.arguments_json, "error": out.is_error}));
                 results.push(gw::ContentPart {
                     data_type: out.data_type as i32,
