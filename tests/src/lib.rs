@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod mocks;
+pub mod model;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -408,6 +409,28 @@ impl Cluster {
             .unwrap()
             .into_inner()
             .records
+    }
+}
+
+impl Cluster {
+    /// Waits (up to 10 s) until a run is no longer RUNNING, and returns it.
+    pub async fn wait_run(&self, tenant: &str, run_id: &str) -> warden_proto::storage::v1::Run {
+        let mut agent = self.agent("agent");
+        for _ in 0..500 {
+            let run = agent
+                .get_run(warden_proto::agent::v1::GetRunRequest {
+                    tenant_id: tenant.into(),
+                    run_id: run_id.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            if run.status != warden_proto::storage::v1::RunStatus::Running as i32 {
+                return run;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("run {run_id} did not finish within 10 s");
     }
 }
 

@@ -57,8 +57,12 @@ impl Agent {
                         trigger.service,
                         window::rfc3339(trigger_ms),
                         trigger.description,
-                        window::rfc3339(window::incident(trigger_ms, limits.lookback, now_ms).since_ms),
-                        window::rfc3339(window::incident(trigger_ms, limits.lookback, now_ms).until_ms),
+                        window::rfc3339(
+                            window::incident(trigger_ms, limits.lookback, now_ms).since_ms
+                        ),
+                        window::rfc3339(
+                            window::incident(trigger_ms, limits.lookback, now_ms).until_ms
+                        ),
                     ),
                 )],
             },
@@ -86,7 +90,9 @@ impl Agent {
                 Ok(s) if !s.enabled => {
                     break (
                         st::RunStatus::Cancelled,
-                        format!("stopped at step {steps}: AI features were disabled for the tenant"),
+                        format!(
+                            "stopped at step {steps}: AI features were disabled for the tenant"
+                        ),
                         None,
                     );
                 }

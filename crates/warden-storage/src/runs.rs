@@ -9,8 +9,7 @@ use warden_proto::storage::v1::run_store_server::RunStore;
 use warden_proto::storage::v1::{
     AddFindingRequest, CreateProposalRequest, CreateRunRequest, CreateRunResponse, Finding,
     GetRunRequest, ListProposalsRequest, ListProposalsResponse, Proposal, ProposalStatus,
-    RecordToolCallRequest, ReviewProposalRequest, Run, RunStatus, ToolCallRecord,
-    UpdateRunRequest,
+    RecordToolCallRequest, ReviewProposalRequest, Run, RunStatus, ToolCallRecord, UpdateRunRequest,
 };
 use warden_tls::authorize;
 

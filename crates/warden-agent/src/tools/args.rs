@@ -37,20 +37,22 @@ impl Args<'_> {
 
     /// A minimum severity name as OTLP's SeverityNumber (0: any).
     pub fn severity(&self, key: &str) -> Result<i32, String> {
-        Ok(match self.str(key)?.map(str::to_ascii_lowercase).as_deref() {
-            None => 0,
-            Some("trace") => 1,
-            Some("debug") => 5,
-            Some("info") => 9,
-            Some("warn" | "warning") => 13,
-            Some("error") => 17,
-            Some("fatal") => 21,
-            Some(other) => {
-                return Err(format!(
-                    "{key} {other:?} is not one of trace, debug, info, warn, error, fatal"
-                ));
-            }
-        })
+        Ok(
+            match self.str(key)?.map(str::to_ascii_lowercase).as_deref() {
+                None => 0,
+                Some("trace") => 1,
+                Some("debug") => 5,
+                Some("info") => 9,
+                Some("warn" | "warning") => 13,
+                Some("error") => 17,
+                Some("fatal") => 21,
+                Some(other) => {
+                    return Err(format!(
+                        "{key} {other:?} is not one of trace, debug, info, warn, error, fatal"
+                    ));
+                }
+            },
+        )
     }
 
     /// An object of string values.

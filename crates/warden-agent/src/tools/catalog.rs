@@ -59,23 +59,31 @@ fn specs(metrics: MetricsSource) -> Vec<ToolSpec> {
             name: "query_logs",
             data_type: DataType::Logs,
             description: "Log records of the tenant, newest first, in a time window (default: the incident window). Filter by service, minimum severity, text and resource attributes.",
-            schema: object(window_props(), json!({
-                "service": {"type": "string", "description": "service.name; omit for all services"},
-                "min_severity": {"type": "string", "enum": SEVERITIES},
-                "contains": {"type": "string", "description": "case-insensitive text the body must contain"},
-                "resource": {"type": "object", "additionalProperties": {"type": "string"}, "description": "exact resource attribute matches, e.g. {\"k8s.namespace.name\": \"shop\"}"},
-                "limit": limit(200)
-            }), &[]),
+            schema: object(
+                window_props(),
+                json!({
+                    "service": {"type": "string", "description": "service.name; omit for all services"},
+                    "min_severity": {"type": "string", "enum": SEVERITIES},
+                    "contains": {"type": "string", "description": "case-insensitive text the body must contain"},
+                    "resource": {"type": "object", "additionalProperties": {"type": "string"}, "description": "exact resource attribute matches, e.g. {\"k8s.namespace.name\": \"shop\"}"},
+                    "limit": limit(200)
+                }),
+                &[],
+            ),
         },
         ToolSpec {
             name: "log_patterns",
             data_type: DataType::Logs,
             description: "Log records grouped into templates with counts, compared with the equally long window just before: new and grown patterns first. The quickest way to see what changed.",
-            schema: object(window_props(), json!({
-                "service": {"type": "string"},
-                "min_severity": {"type": "string", "enum": SEVERITIES},
-                "limit": limit(100)
-            }), &[]),
+            schema: object(
+                window_props(),
+                json!({
+                    "service": {"type": "string"},
+                    "min_severity": {"type": "string", "enum": SEVERITIES},
+                    "limit": limit(100)
+                }),
+                &[],
+            ),
         },
     ];
     match metrics {

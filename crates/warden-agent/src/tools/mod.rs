@@ -132,7 +132,10 @@ pub(crate) fn access_of(s: &pb::TenantSettings) -> ToolAccess {
 
 impl Agent {
     /// The tenant's settings as they are now; any failure to read them refuses (fail closed).
-    pub(crate) async fn tenant_settings(&self, tenant_id: &str) -> Result<pb::TenantSettings, String> {
+    pub(crate) async fn tenant_settings(
+        &self,
+        tenant_id: &str,
+    ) -> Result<pb::TenantSettings, String> {
         let mut c = self.inner.tenants.clone();
         match c
             .get_tenant_settings(st::GetTenantSettingsRequest {
@@ -164,7 +167,9 @@ impl Agent {
             arguments_json: arguments_json.chars().take(16 * 1024).collect(),
             ..Default::default()
         };
-        let outcome = self.decide_and_run(scope, name, arguments_json, &mut record).await;
+        let outcome = self
+            .decide_and_run(scope, name, arguments_json, &mut record)
+            .await;
         let (text, data_type, is_error) = match outcome {
             Ok((found, data_type)) => {
                 record.allowed = true;
@@ -259,9 +264,7 @@ impl Agent {
             warden_policy::DataType::Instruction => {
                 propose::run(&self.inner.runs, scope.tenant_id, scope.run_id, &a).await
             }
-            warden_policy::DataType::SourceCode => {
-                sources::code(self, &settings, name, &a).await
-            }
+            warden_policy::DataType::SourceCode => sources::code(self, &settings, name, &a).await,
             warden_policy::DataType::Metrics if access.metrics == MetricsSource::Prometheus => {
                 sources::prometheus(self, &settings, name, &a, w).await
             }

@@ -27,7 +27,12 @@ pub(crate) async fn run(
             body: a.required("body")?.to_owned(),
         })
         .await
-        .map_err(|s| ToolError(format!("the proposal could not be recorded: {}", s.message())))?
+        .map_err(|s| {
+            ToolError(format!(
+                "the proposal could not be recorded: {}",
+                s.message()
+            ))
+        })?
         .into_inner();
     Ok(Found {
         text: format!(

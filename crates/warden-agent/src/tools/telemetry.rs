@@ -158,7 +158,11 @@ pub(crate) async fn run(
                 .into_inner();
             rows = r.series.len();
             let agg = tm::Aggregation::try_from(r.aggregation)
-                .map(|a| a.as_str_name().trim_start_matches("AGGREGATION_").to_lowercase())
+                .map(|a| {
+                    a.as_str_name()
+                        .trim_start_matches("AGGREGATION_")
+                        .to_lowercase()
+                })
                 .unwrap_or_default();
             let _ = writeln!(
                 text,
@@ -345,7 +349,11 @@ pub(crate) async fn run(
                     s.content
                 );
                 if !s.diff_from_previous.is_empty() {
-                    let _ = writeln!(text, "diff from the previous snapshot:\n{}", s.diff_from_previous);
+                    let _ = writeln!(
+                        text,
+                        "diff from the previous snapshot:\n{}",
+                        s.diff_from_previous
+                    );
                 }
             }
             truncated(&mut text, r.truncated);
@@ -375,9 +383,13 @@ fn matchers(a: &Args<'_>) -> Result<Vec<tm::LabelMatcher>, String> {
                 o => return Err(format!("matcher op {o:?} is not one of =, !=, =~, !~")),
             };
             Ok(tm::LabelMatcher {
-                label: field("label").ok_or("each matcher needs a label")?.to_owned(),
+                label: field("label")
+                    .ok_or("each matcher needs a label")?
+                    .to_owned(),
                 op: op as i32,
-                value: field("value").ok_or("each matcher needs a value")?.to_owned(),
+                value: field("value")
+                    .ok_or("each matcher needs a value")?
+                    .to_owned(),
             })
         })
         .collect()

@@ -20,7 +20,9 @@ pub fn incident(trigger_ms: i64, lookback: Duration, now_ms: i64) -> Window {
     let lookback_ms = lookback.as_millis() as i64;
     let since_ms = trigger_ms - lookback_ms;
     // After the trigger, as long again as a quarter of the lookback, but never past now.
-    let until_ms = (trigger_ms + lookback_ms / 4).min(now_ms).max(trigger_ms + 1000);
+    let until_ms = (trigger_ms + lookback_ms / 4)
+        .min(now_ms)
+        .max(trigger_ms + 1000);
     Window { since_ms, until_ms }
 }
 
@@ -119,8 +121,20 @@ mod tests {
     #[test]
     fn bad_windows_are_explained() {
         let w = incident(T, Duration::from_secs(3600), T);
-        assert!(resolve(w, T, Some("yesterday"), None).unwrap_err().contains("RFC 3339"));
-        assert!(resolve(w, T, Some("+5m"), Some("-5m")).unwrap_err().contains("after"));
-        assert!(resolve(w, T, Some("-40days"), None).unwrap_err().contains("31 days"));
+        assert!(
+            resolve(w, T, Some("yesterday"), None)
+                .unwrap_err()
+                .contains("RFC 3339")
+        );
+        assert!(
+            resolve(w, T, Some("+5m"), Some("-5m"))
+                .unwrap_err()
+                .contains("after")
+        );
+        assert!(
+            resolve(w, T, Some("-40days"), None)
+                .unwrap_err()
+                .contains("31 days")
+        );
     }
 }

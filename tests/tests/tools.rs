@@ -1,0 +1,178 @@
+//! The agent's tools as a model meets them: only the tools the tenant allows at that
+//! moment are offered or run, a refusal is an explanation (never a failed run), every call
+//! is scoped to the incident window and recorded with the run.
+//!
+//! The model is scripted (`warden_integration_tests::model`); everything else is real:
+//! agent, gateway and storage over mTLS.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use warden_integration_tests::model::{ScriptedModel, Step};
+use warden_integration_tests::{Cluster, Options, enabled_tenant};
+use warden_proto::agent::v1 as ag;
+use warden_proto::common::v1 as pb;
+use warden_proto::storage::v1 as st;
+
+async fn cluster(model: &std::sync::Arc<ScriptedModel>) -> Cluster {
+    Cluster::start_with(Options {
+        provider: Some(model.clone()),
+        ..Default::default()
+    })
+    .await
+}
+
+fn trigger(tenant: &str, fingerprint: &str, occurred_ms: i64) -> ag::SubmitTriggerRequest {
+    ag::SubmitTriggerRequest {
+        tenant_id: tenant.into(),
+        purpose: pb::Purpose::Alert as i32,
+        fingerprint: fingerprint.into(),
+        title: "checkout error rate above 5%".into(),
+        service: "checkout".into(),
+        occurred_at: Some(prost_types::Timestamp {
+            seconds: occurred_ms / 1000,
+            nanos: 0,
+        }),
+        ..Default::default()
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+async fn submit(c: &Cluster, t: ag::SubmitTriggerRequest) -> st::Run {
+    let tenant = t.tenant_id.clone();
+    let run = c
+        .agent("agent")
+        .submit_trigger(t)
+        .await
+        .unwrap()
+        .into_inner()
+        .run
+        .unwrap();
+    c.wait_run(&tenant, &run.id).await
+}
+
+#[tokio::test]
+async fn a_logs_only_tenant_is_offered_no_metrics_tool_and_a_call_to_one_is_refused_not_fatal() {
+    let model = ScriptedModel::new([
+        Step::Tool("query_metrics", json!({"name": "http_requests_total"})),
+        Step::Answer("checked what I could"),
+    ]);
+    let c = cluster(&model).await;
+    c.set_tenant(enabled_tenant("acme")).await;
+    let run = submit(&c, trigger("acme", "fp-logs-only", now_ms())).await;
+
+    let seen = model.seen();
+    assert_eq!(
+        seen[0].offered,
+        ["query_logs", "log_patterns", "propose_change"],
+        "a logs-only tenant is offered the log tools (and proposals) only"
+    );
+    let (text, is_error) = seen[1].last_result.clone().unwrap();
+    assert!(is_error, "{text}");
+    assert!(
+        text.contains("refused by the tenant's policy") && text.contains("metrics"),
+        "{text}"
+    );
+    assert_eq!(
+        run.status,
+        st::RunStatus::Succeeded as i32,
+        "a refused tool call is an explanation to the model, not a failed run: {}",
+        run.status_reason
+    );
+    assert_eq!(run.tool_calls.len(), 1);
+    let call = &run.tool_calls[0];
+    assert_eq!(call.tool, "query_metrics");
+    assert!(!call.allowed);
+    assert!(call.reason.contains("metrics"), "{}", call.reason);
+    assert_eq!(call.rows, 0);
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn the_tools_follow_the_settings_of_the_moment_in_a_running_investigation() {
+    let model = ScriptedModel::new([Step::Tool("log_patterns", json!({}))]);
+    model.then_held(Step::Tool("log_patterns", json!({"service": "checkout"})));
+    model.then(Step::Answer("done"));
+    let c = cluster(&model).await;
+    let mut s = enabled_tenant("acme");
+    s.allowed_data_types.push(pb::DataType::Metrics as i32);
+    c.set_tenant(s.clone()).await;
+    let run = c
+        .agent("agent")
+        .submit_trigger(trigger("acme", "fp-moment", now_ms()))
+        .await
+        .unwrap()
+        .into_inner()
+        .run
+        .unwrap();
+    model.reached().await;
+    // Logs are withdrawn while the model is thinking about its second call.
+    s.allowed_data_types = vec![pb::DataType::Metrics as i32];
+    c.set_tenant(s).await;
+    model.release();
+    let run = c.wait_run("acme", &run.id).await;
+
+    let seen = model.seen();
+    assert!(seen[0].offered.contains(&"log_patterns".to_owned()));
+    assert!(seen[0].offered.contains(&"query_metrics".to_owned()));
+    let (text, is_error) = seen[2].last_result.clone().unwrap();
+    assert!(is_error && text.contains("refused"), "{text}");
+    assert!(
+        !seen[2]
+            .offered
+            .iter()
+            .any(|t| t.starts_with("query_logs") || t == "log_patterns"),
+        "after logs are withdrawn no log tool is offered: {:?}",
+        seen[2].offered
+    );
+    assert_eq!(
+        run.status,
+        st::RunStatus::Succeeded as i32,
+        "{}",
+        run.status_reason
+    );
+    let calls = &run.tool_calls;
+    assert_eq!(calls.len(), 2);
+    assert!(calls[0].allowed, "{:?}", calls[0]);
+    assert!(
+        !calls[1].allowed && calls[1].reason.contains("logs"),
+        "{:?}",
+        calls[1]
+    );
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn queries_cover_the_incident_window_unless_the_model_asks_otherwise() {
+    let model = ScriptedModel::new([
+        Step::Tool("query_logs", json!({"service": "checkout"})),
+        Step::Tool("query_logs", json!({"since": "-15m", "until": "+5m"})),
+        Step::Tool("query_logs", json!({"since": "last tuesday"})),
+        Step::Answer("done"),
+    ]);
+    let c = cluster(&model).await;
+    c.set_tenant(enabled_tenant("acme")).await;
+    // The alert fired two hours ago.
+    let fired = (now_ms() / 1000 - 7200) * 1000;
+    let run = submit(&c, trigger("acme", "fp-window", fired)).await;
+    let calls = &run.tool_calls;
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    let ms = |t: &Option<prost_types::Timestamp>| t.as_ref().unwrap().seconds * 1000;
+    let hour = 3_600_000;
+    // Default: an hour (the lookback) before the trigger to a quarter of that after.
+    assert_eq!(ms(&calls[0].since), fired - hour);
+    assert_eq!(ms(&calls[0].until), fired + hour / 4);
+    assert_eq!(ms(&calls[1].since), fired - 15 * 60_000);
+    assert_eq!(ms(&calls[1].until), fired + 5 * 60_000);
+    assert!(calls[2].reason.contains("RFC 3339"), "{:?}", calls[2]);
+    let (text, is_error) = model.seen()[3].last_result.clone().unwrap();
+    assert!(is_error && text.contains("since"), "{text}");
+    assert_eq!(run.status, st::RunStatus::Succeeded as i32);
+    c.stop().await;
+}
