@@ -51,6 +51,8 @@ pub struct Options {
     /// The stream idle timeout of the gateway's providers (without a routing config):
     /// how long a stream may go without an event, upstream or at the reader.
     pub stream_idle: Option<Duration>,
+    /// The agent's run limits (default: `RunLimits::default()`).
+    pub run_limits: Option<warden_agent::RunLimits>,
 }
 
 /// A routing config file for the gateway, and what loading it needs besides the file.
@@ -74,6 +76,7 @@ impl Default for Options {
             providers: None,
             provider: None,
             stream_idle: None,
+            run_limits: None,
         }
     }
 }
@@ -214,6 +217,7 @@ impl Cluster {
                 al,
                 sec("agent-service"),
                 limits,
+                opts.run_limits.unwrap_or_default(),
                 &gateway_addr.to_string(),
                 &storage_addr.to_string(),
                 rx,

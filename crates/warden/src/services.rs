@@ -342,6 +342,7 @@ pub fn start_agent(
     listener: TcpListener,
     security: Security,
     limits: Limits,
+    run_limits: warden_agent::RunLimits,
     gateway_addr: &str,
     storage_addr: &str,
     shutdown: watch::Receiver<bool>,
@@ -358,7 +359,7 @@ pub fn start_agent(
         warden_tls::Role::Storage,
         Duration::from_secs(3),
     )?;
-    let agent = warden_agent::Agent::new(gateway, storage, warden_agent::RunLimits::default());
+    let agent = warden_agent::Agent::new(gateway, storage, run_limits);
     let host = ServiceHost {
         component: "agent",
         security,

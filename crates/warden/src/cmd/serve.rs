@@ -51,6 +51,11 @@ struct ServeConfig {
     storage: Option<String>,
     /// agent: the gateway's address.
     gateway: Option<String>,
+    /// agent: how far before a trigger's time tool queries look by default (default 3600).
+    lookback_secs: Option<u64>,
+    /// agent: the most bytes one tool result may take (default 16384; never more than an
+    /// eighth of the model's context).
+    tool_result_max_bytes: Option<usize>,
     /// gateway: the routing config (config/providers.toml). Without it, only the offline `local` provider.
     providers: Option<PathBuf>,
 }
@@ -136,14 +141,34 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
             services::start_gateway(listener, security.clone(), limits, gateway, shutdown_rx)?
         }
-        Service::Agent => services::start_agent(
-            listener,
-            security,
-            limits,
-            &need(&cfg.gateway, "gateway")?,
-            &need(&cfg.storage, "storage")?,
-            shutdown_rx,
-        )?,
+        Service::Agent => {
+            let mut run_limits = warden_agent::RunLimits::default();
+            if let Some(s) = cfg.lookback_secs {
+                anyhow::ensure!(
+                    (60..=31 * 24 * 3600).contains(&s),
+                    "{}: lookback_secs must be between 60 and 2678400",
+                    args.config.display()
+                );
+                run_limits.lookback = Duration::from_secs(s);
+            }
+            if let Some(b) = cfg.tool_result_max_bytes {
+                anyhow::ensure!(
+                    (1024..=1024 * 1024).contains(&b),
+                    "{}: tool_result_max_bytes must be between 1024 and 1048576",
+                    args.config.display()
+                );
+                run_limits.max_tool_result_bytes = b;
+            }
+            services::start_agent(
+                listener,
+                security,
+                limits,
+                run_limits,
+                &need(&cfg.gateway, "gateway")?,
+                &need(&cfg.storage, "storage")?,
+                shutdown_rx,
+            )?
+        }
     };
     tracing::info!(service = ?args.service, %addr, "serving");
     signal.await;

@@ -97,6 +97,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         agent_l,
         security("agent-service"),
         limits,
+        warden_agent::RunLimits::default(),
         &gateway_addr.to_string(),
         &storage_addr.to_string(),
         shutdown_rx,
