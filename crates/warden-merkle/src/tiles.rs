@@ -106,7 +106,7 @@ impl TileId {
                     width: TILE_WIDTH as u16,
                 });
             }
-            if count % TILE_WIDTH > 0 {
+            if !count.is_multiple_of(TILE_WIDTH) {
                 out.push(TileId {
                     level,
                     index: count / TILE_WIDTH,
@@ -281,7 +281,7 @@ impl Reader<'_> {
     /// MTH(D[start:end]) for any range the RFC recursion asks for.
     fn hash(&mut self, start: u64, end: u64) -> Result<Hash, TileError> {
         let n = end - start;
-        if n.is_power_of_two() && start % n == 0 {
+        if n.is_power_of_two() && start.is_multiple_of(n) {
             return self.full(start / n, n.trailing_zeros());
         }
         let k = split(n);

@@ -136,7 +136,7 @@ fn sum_golang_org_checkpoint_and_its_three_cosignatures_verify() {
     // A base64 key holding '+' must still parse: only the first two '+' separate fields.
     let log = vkey(SUMDB_VKEY);
     assert_eq!(log.to_string(), SUMDB_VKEY);
-    note::open(SUMDB_NOTE.as_bytes(), &[log.clone()]).unwrap();
+    note::open(SUMDB_NOTE.as_bytes(), std::slice::from_ref(&log)).unwrap();
 
     let mut msg = SUMDB_NOTE.to_owned();
     let mut known = vec![log];
