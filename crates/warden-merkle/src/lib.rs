@@ -3,8 +3,24 @@
 //! `n` leaves split at the largest power of two below `n`. Pure functions: the root of a
 //! list of leaf hashes, inclusion and consistency proofs, and their verifiers (§2.1.3,
 //! §2.1.4), checked against the transparency-dev test vectors.
+//!
+//! Around that core, the C2SP formats that make the log checkable with other people's
+//! tools, each in its own module: [`note`] (signed notes, Ed25519), [`checkpoint`]
+//! (signed tree heads and a signer that refuses forks), [`tiles`] (the tlog-tiles layout:
+//! paths, tile contents, entry bundles, roots and proofs from tiles) and [`tlog_proof`]
+//! (offline inclusion proofs). All pure: bytes in, bytes out, no I/O, no clock.
 
 use sha2::{Digest, Sha256};
+
+pub mod checkpoint;
+pub mod note;
+pub mod tiles;
+pub mod tlog_proof;
+
+pub use checkpoint::{Checkpoint, CheckpointError, Checkpointer};
+pub use note::{KeyError, NoteError, SignerKey, VerifierKey};
+pub use tiles::{TileError, TileId};
+pub use tlog_proof::{TlogProof, TlogProofError};
 
 /// A SHA-256 hash.
 pub type Hash = [u8; 32];
@@ -48,7 +64,7 @@ pub fn empty_root() -> Hash {
 }
 
 /// The largest power of two strictly below `n` (n >= 2).
-fn split(n: usize) -> usize {
+pub(crate) fn split(n: u64) -> u64 {
     let mut k = 1;
     while k << 1 < n {
         k <<= 1;
@@ -62,10 +78,15 @@ pub fn root(leaves: &[Hash]) -> Hash {
         0 => empty_root(),
         1 => leaves[0],
         n => {
-            let k = split(n);
+            let k = split(n as u64) as usize;
             node_hash(&root(&leaves[..k]), &root(&leaves[k..]))
         }
     }
+}
+
+/// The hash of a leaf range `[start, end)` from leaves held in memory.
+fn in_memory(leaves: &[Hash]) -> impl FnMut(u64, u64) -> Result<Hash, std::convert::Infallible> {
+    |start, end| Ok(root(&leaves[start as usize..end as usize]))
 }
 
 /// The inclusion proof of leaf `index` in the tree over `leaves` (RFC 9162 §2.1.3.1).
@@ -77,23 +98,38 @@ pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Result<Vec<Hash>, Proof
         });
     }
     let mut proof = Vec::new();
-    path(leaves, index, &mut proof);
+    let Ok(()) = path(
+        &mut in_memory(leaves),
+        0,
+        leaves.len() as u64,
+        index as u64,
+        &mut proof,
+    );
     Ok(proof)
 }
 
-fn path(leaves: &[Hash], m: usize, out: &mut Vec<Hash>) {
-    let n = leaves.len();
+/// RFC 9162's PATH(m, D[lo:hi]), asking `hash` for the subtree hashes it needs, so that
+/// proofs come out the same from leaves in memory and from tiles.
+pub(crate) fn path<E>(
+    hash: &mut impl FnMut(u64, u64) -> Result<Hash, E>,
+    lo: u64,
+    hi: u64,
+    m: u64,
+    out: &mut Vec<Hash>,
+) -> Result<(), E> {
+    let n = hi - lo;
     if n <= 1 {
-        return;
+        return Ok(());
     }
     let k = split(n);
     if m < k {
-        path(&leaves[..k], m, out);
-        out.push(root(&leaves[k..]));
+        path(hash, lo, lo + k, m, out)?;
+        out.push(hash(lo + k, hi)?);
     } else {
-        path(&leaves[k..], m - k, out);
-        out.push(root(&leaves[..k]));
+        path(hash, lo + k, hi, m - k, out)?;
+        out.push(hash(lo, lo + k)?);
     }
+    Ok(())
 }
 
 /// The consistency proof between the first `size1` leaves and all of `leaves`
@@ -107,27 +143,37 @@ pub fn consistency_proof(leaves: &[Hash], size1: usize) -> Result<Vec<Hash>, Pro
     }
     let mut proof = Vec::new();
     if size1 > 0 && size1 < leaves.len() {
-        subproof(leaves, size1, true, &mut proof);
+        let n = leaves.len() as u64;
+        let Ok(()) = subproof(&mut in_memory(leaves), 0, n, size1 as u64, true, &mut proof);
     }
     Ok(proof)
 }
 
-fn subproof(leaves: &[Hash], m: usize, complete: bool, out: &mut Vec<Hash>) {
-    let n = leaves.len();
+/// RFC 9162's SUBPROOF(m, D[lo:hi], b), over the same `hash` source as [`path`].
+pub(crate) fn subproof<E>(
+    hash: &mut impl FnMut(u64, u64) -> Result<Hash, E>,
+    lo: u64,
+    hi: u64,
+    m: u64,
+    complete: bool,
+    out: &mut Vec<Hash>,
+) -> Result<(), E> {
+    let n = hi - lo;
     if m == n {
         if !complete {
-            out.push(root(leaves));
+            out.push(hash(lo, hi)?);
         }
-        return;
+        return Ok(());
     }
     let k = split(n);
     if m <= k {
-        subproof(&leaves[..k], m, complete, out);
-        out.push(root(&leaves[k..]));
+        subproof(hash, lo, lo + k, m, complete, out)?;
+        out.push(hash(lo + k, hi)?);
     } else {
-        subproof(&leaves[k..], m - k, false, out);
-        out.push(root(&leaves[..k]));
+        subproof(hash, lo + k, hi, m - k, false, out)?;
+        out.push(hash(lo, lo + k)?);
     }
+    Ok(())
 }
 
 /// Verifies that `leaf` is entry `index` of the tree of `size` whose root is `root`
