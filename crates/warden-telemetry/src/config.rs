@@ -141,11 +141,8 @@ impl Redactor {
                     self.redact_json(child, all);
                 }
             }
-            Value::String(s) if all => {
-                if !is_placeholder(s) {
-                    *s = marker(s);
-                }
-            }
+            Value::String(s) if all && !is_placeholder(s) => *s = marker(s),
+            Value::String(_) if all => {}
             Value::Number(n) if all => *v = Value::String(marker(&n.to_string())),
             Value::String(s) => *s = self.redact_text(s),
             _ => {}

@@ -158,7 +158,8 @@ fn merged_profiles_add_up_per_function() {
 
 #[test]
 fn broken_references_are_named() {
-    let cases: Vec<(fn(&mut Profile), &str)> = vec![
+    type Break = fn(&mut Profile);
+    let cases: Vec<(Break, &str)> = vec![
         (
             |p| p.function[2].name = 99,
             "function[2].name = 99 is outside the string table (14 strings)",
