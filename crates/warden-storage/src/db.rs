@@ -194,4 +194,49 @@ const SCHEMA: &[&str] = &[
         service TEXT NOT NULL,
         body TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS telemetry_tenant_type_time ON telemetry (tenant_id, data_type, time_ms)",
+    // Profiles as per-function aggregates, one row per profile and sample type (the raw
+    // pprof is not kept); `summary` is the sealed JSON of unit, total and functions.
+    "CREATE TABLE IF NOT EXISTS profiles (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        service TEXT NOT NULL,
+        time_ms BIGINT NOT NULL,
+        sample_type TEXT NOT NULL,
+        is_default BIGINT NOT NULL,
+        summary TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS profiles_tenant_time ON profiles (tenant_id, service, time_ms)",
+    // Kubernetes objects as reported (a bounded history per object; the newest is its
+    // state); `json` sealed.
+    "CREATE TABLE IF NOT EXISTS cluster_objects (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        cluster TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        name TEXT NOT NULL,
+        observed_ms BIGINT NOT NULL,
+        json TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS cluster_objects_key ON cluster_objects (tenant_id, kind, namespace, name, observed_ms)",
+    // One row per Event object (a repeated report updates it); `event` sealed.
+    "CREATE TABLE IF NOT EXISTS cluster_events (
+        tenant_id TEXT NOT NULL,
+        cluster TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        name TEXT NOT NULL,
+        time_ms BIGINT NOT NULL,
+        event TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, cluster, namespace, name))",
+    "CREATE INDEX IF NOT EXISTS cluster_events_time ON cluster_events (tenant_id, time_ms)",
+    // Configuration snapshots, secrets already replaced by digests; content and diff sealed.
+    "CREATE TABLE IF NOT EXISTS config_snapshots (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        cluster TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        name TEXT NOT NULL,
+        observed_ms BIGINT NOT NULL,
+        content TEXT NOT NULL,
+        diff TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS config_snapshots_key ON config_snapshots (tenant_id, kind, namespace, name, observed_ms)",
 ];

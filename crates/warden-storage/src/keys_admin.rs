@@ -33,6 +33,11 @@ const SEALED: &[(&str, &str)] = &[
     ("proposals", "sealed"),
     ("proposals", "review_sealed"),
     ("telemetry", "body"),
+    ("profiles", "summary"),
+    ("cluster_objects", "json"),
+    ("cluster_events", "event"),
+    ("config_snapshots", "content"),
+    ("config_snapshots", "diff"),
 ];
 
 /// Values re-encrypted per round trip to the database.

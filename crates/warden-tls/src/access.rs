@@ -213,6 +213,21 @@ pub const MATRIX: &[Rule] = &[
         &[AgentService],
         Platform,
     ),
+    row(
+        "warden.telemetry.v1.TelemetryQuery/TopFunctions",
+        &[AgentService],
+        Named,
+    ),
+    row(
+        "warden.telemetry.v1.TelemetryQuery/QueryCluster",
+        &[AgentService],
+        Named,
+    ),
+    row(
+        "warden.telemetry.v1.TelemetryQuery/QueryConfig",
+        &[AgentService],
+        Named,
+    ),
 ];
 
 /// The row for `rpc`, if any.
