@@ -370,20 +370,23 @@ fn seconds(ms: i64) -> String {
     format!("{sign}{}.{:03}", ms / 1000, ms % 1000)
 }
 
-/// The rustls error under `e`, if the failure was the TLS handshake. rustls errors are
-/// wrapped in `io::Error`s, whose `source()` skips the error they wrap.
+/// The rustls error under `e`, if the failure was the TLS handshake. rustls errors come
+/// wrapped in (nested) `io::Error`s, whose `source()` skips the error they wrap.
 fn tls_failure(e: &reqwest::Error) -> Option<String> {
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = next {
-        if let Some(t) = err.downcast_ref::<rustls::Error>() {
-            return Some(t.to_string());
-        }
-        if let Some(t) = err
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(t.to_string());
+        let mut layer = err;
+        loop {
+            if let Some(t) = layer.downcast_ref::<rustls::Error>() {
+                return Some(t.to_string());
+            }
+            match layer
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                Some(inner) => layer = inner,
+                None => break,
+            }
         }
         next = err.source();
     }

@@ -84,6 +84,8 @@ pub(crate) enum Data {
 
 /// `[<seconds, float>, "<value>"]`
 type RawPoint = (f64, String);
+/// A series' labels and its raw points.
+type Labelled = (BTreeMap<String, String>, Vec<RawPoint>);
 
 #[derive(Deserialize)]
 pub(crate) struct RawSeries {
@@ -144,7 +146,7 @@ pub(crate) fn into_result(
     max_series: usize,
     max_points: usize,
 ) -> Result<QueryResult, String> {
-    let (kind, raw): (ResultKind, Vec<(BTreeMap<String, String>, Vec<RawPoint>)>) = match data {
+    let (kind, raw): (ResultKind, Vec<Labelled>) = match data {
         Data::Matrix(s) => (
             ResultKind::Matrix,
             s.into_iter().map(|s| (s.metric, s.values)).collect(),
@@ -191,7 +193,6 @@ fn point((t, v): RawPoint) -> Result<(i64, f64), String> {
     let value = v
         .parse::<f64>()
         .map_err(|_| format!("value {:?} is not a number", truncate(&v, 40)))?;
-    #[allow(clippy::cast_possible_truncation)]
     Ok(((t * 1000.0).round() as i64, value))
 }
 

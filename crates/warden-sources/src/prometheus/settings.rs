@@ -79,12 +79,12 @@ pub(crate) fn parse_url(raw: &str) -> Result<Url, String> {
             "prometheus.url must be https:// (http:// only to a loopback address such as 127.0.0.1)".into(),
         );
     }
-    if let Some(ip) = ip {
-        if ip.is_unspecified() || is_link_local(ip) || ip.is_multicast() {
-            return Err(format!(
-                "prometheus.url points at {ip}, which is not a server address (unspecified, link-local or multicast)"
-            ));
-        }
+    if let Some(ip) = ip
+        && (ip.is_unspecified() || is_link_local(ip) || ip.is_multicast())
+    {
+        return Err(format!(
+            "prometheus.url points at {ip}, which is not a server address (unspecified, link-local or multicast)"
+        ));
     }
     Ok(url)
 }

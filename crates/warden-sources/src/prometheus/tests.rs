@@ -147,7 +147,7 @@ fn the_step_bounds_the_points() {
         (17, 60_017, 7),
     ] {
         let step = step_ms(start, end, max).unwrap();
-        assert!(step >= 1000 && step % 1000 == 0, "{step}");
+        assert!(step >= 1000 && step.is_multiple_of(1000), "{step}");
         let n = points(start, end, step);
         assert!(
             n <= max as u64 && n <= MAX_POINTS_PER_SERIES as u64,
