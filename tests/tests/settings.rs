@@ -542,3 +542,71 @@ async fn a_key_pasted_into_api_key_env_is_not_in_the_reload_diagnostic() {
     })
     .await;
 }
+
+/// A Prometheus source is checked when an admin sets it: a bad URL or CA is refused with the
+/// field named (never echoing a password put in the URL), and nothing is stored or audited.
+#[tokio::test]
+async fn a_bad_prometheus_source_is_refused_when_set_and_changes_nothing() {
+    bounded(async {
+        let c = Cluster::start().await;
+        let saved = c.set_tenant(enabled_tenant("acme")).await;
+        let audited = c.audit_records("acme").await.len();
+        let with = |url: &str, ca_pem: &str| {
+            let mut s = enabled_tenant("acme");
+            s.prometheus = Some(pb::PrometheusSource {
+                url: url.into(),
+                ca_pem: ca_pem.into(),
+                credentials_id: String::new(),
+            });
+            s
+        };
+        for (settings, why) in [
+            (
+                with("http://prometheus.example:9090", ""),
+                "prometheus.url must be https://",
+            ),
+            (
+                with("https://alice:hunter2@prometheus.example", ""),
+                "prometheus.url must not contain a user or password",
+            ),
+            (
+                with("https://prometheus.example", "not a certificate"),
+                "prometheus.ca_pem holds no certificate",
+            ),
+        ] {
+            let err = c
+                .admin("admin")
+                .set_tenant_settings(gw::SetTenantSettingsRequest {
+                    settings: Some(settings),
+                    expected_version: 0,
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+            assert!(err.message().starts_with(why), "{}", err.message());
+            assert!(!err.message().contains("hunter2"), "{}", err.message());
+        }
+        let now = c
+            .admin("admin")
+            .get_tenant_settings(gw::GetTenantSettingsRequest {
+                tenant_id: "acme".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(now.version, saved.version);
+        assert!(now.prometheus.is_none());
+        assert_eq!(c.audit_records("acme").await.len(), audited);
+
+        // A good one is kept.
+        let kept = c
+            .set_tenant(with("https://prometheus.example:9090", ""))
+            .await;
+        assert_eq!(
+            kept.prometheus.unwrap().url,
+            "https://prometheus.example:9090"
+        );
+        c.stop().await;
+    })
+    .await;
+}

@@ -72,6 +72,11 @@ impl gw::admin_server::Admin for Gateway {
             .map_err(|e| {
                 Status::invalid_argument(format!("redaction_rules do not compile: {e}"))
             })?;
+        // A Prometheus source is checked now (https, no credentials in the URL, a CA that
+        // parses), not when an investigation first queries it.
+        if let Some(p) = &settings.prometheus {
+            warden_sources::prometheus::check_source(p).map_err(Status::invalid_argument)?;
+        }
         let providers = self.providers();
         for p in &settings.allowed_providers {
             if !providers.contains(p) {

@@ -1,1 +1,0 @@
-//! A Prometheus-compatible HTTP API queried with PromQL.
