@@ -5,6 +5,13 @@
 //! The model is scripted (`warden_integration_tests::model`); everything else is real:
 //! agent, gateway and storage over mTLS.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
@@ -174,5 +181,89 @@ async fn queries_cover_the_incident_window_unless_the_model_asks_otherwise() {
     let (text, is_error) = model.seen()[3].last_result.clone().unwrap();
     assert!(is_error && text.contains("since"), "{text}");
     assert_eq!(run.status, st::RunStatus::Succeeded as i32);
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn the_metrics_tool_asks_the_tenants_real_prometheus_with_promql() {
+    use warden_testkit::prometheus::{Prometheus, serve_target};
+    let mut prom = Prometheus::scraping(serve_target());
+    let source = pb::PrometheusSource {
+        url: prom.url(),
+        ..Default::default()
+    };
+    let client = warden_sources::prometheus::PrometheusClient::new(
+        &source,
+        None,
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap();
+    prom.wait_for("two scrapes", async || {
+        let r = client
+            .query_instant(
+                "count_over_time(warden_test_temperature_celsius[1m])",
+                now_ms(),
+            )
+            .await?;
+        Ok::<_, warden_sources::prometheus::SourceError>(
+            r.series
+                .first()
+                .and_then(|s| s.points.first())
+                .filter(|(_, v)| *v >= 12.0)
+                .map(|_| ()),
+        )
+    })
+    .await;
+
+    let model = ScriptedModel::new([
+        Step::Tool(
+            "query_metrics",
+            json!({"promql": "rate(warden_test_requests_total{method=\"GET\"}[10s])", "since": "-1m", "max_points": 10}),
+        ),
+        Step::Answer("GET traffic is steady"),
+    ]);
+    let c = cluster(&model).await;
+    let mut s = enabled_tenant("acme");
+    s.allowed_data_types = vec![pb::DataType::Metrics as i32];
+    s.prometheus = Some(source);
+    c.set_tenant(s).await;
+    let run = submit(&c, trigger("acme", "fp-prom", now_ms())).await;
+
+    let seen = model.seen();
+    assert!(
+        seen[0].offered.contains(&"query_metrics".to_owned()),
+        "{:?}",
+        seen[0].offered
+    );
+    let (text, is_error) = seen[1].last_result.clone().unwrap();
+    assert!(!is_error, "{text}");
+    assert!(
+        text.contains("method=\"GET\"") && text.contains("job=\"shop\""),
+        "{text}"
+    );
+    // The counter grows by 10 per 1 s scrape: the rate is about 10/s, never 0.
+    let rate: f64 = text
+        .split_whitespace()
+        .rev()
+        .find_map(|w| w.rsplit_once('=').and_then(|(_, v)| v.parse().ok()))
+        .unwrap_or_else(|| panic!("no value in {text}"));
+    assert!(rate > 1.0, "{text}");
+    assert_eq!(
+        run.status,
+        st::RunStatus::Succeeded as i32,
+        "{}",
+        run.status_reason
+    );
+    let call = &run.tool_calls[0];
+    assert!(call.allowed && call.rows == 1, "{call:?}");
+    assert_eq!(call.data_type, pb::DataType::Metrics as i32);
+    // The result went to the model as METRICS, through the gateway's gating and audit.
+    let records = c.audit_records("acme").await;
+    assert!(
+        records
+            .iter()
+            .any(|r| r.data_types.contains(&(pb::DataType::Metrics as i32))),
+        "no audited model call carried metrics"
+    );
     c.stop().await;
 }

@@ -22,6 +22,7 @@ pub mod bedrock;
 pub mod eventstream;
 pub mod kms;
 pub mod openai;
+pub mod prometheus;
 pub mod sigv4;
 pub mod sts;
 
