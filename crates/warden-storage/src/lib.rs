@@ -10,8 +10,8 @@
 
 mod audit;
 mod cluster;
-pub mod ingest_auth;
 mod db;
+pub mod ingest_auth;
 mod keyring;
 mod keys_admin;
 mod reconcile;
