@@ -178,3 +178,97 @@ pub(super) fn from_reqwest(e: reqwest::Error, what: &str, timeout: Duration) -> 
         detail,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    use super::*;
+
+    fn map(status: u16, headers: &[(&'static str, &str)], body: &str) -> SourceError {
+        let mut h = HeaderMap::new();
+        for (k, v) in headers {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        from_status(
+            status,
+            &h,
+            body.as_bytes(),
+            "acme/api:src/x",
+            "check the token",
+            &["ghp_secret123"],
+            UNIX_EPOCH + Duration::from_secs(1_000),
+        )
+    }
+
+    #[test]
+    fn github_statuses_map_to_reasons() {
+        assert_eq!(
+            map(401, &[], r#"{"message":"Bad credentials"}"#).to_string(),
+            "GitHub refused the credentials (401): check the token"
+        );
+        assert_eq!(
+            map(
+                403,
+                &[
+                    ("x-ratelimit-remaining", "0"),
+                    ("x-ratelimit-reset", "1772366400")
+                ],
+                "{}"
+            ),
+            SourceError::RateLimited {
+                reset_at: Some(1_772_366_400)
+            }
+        );
+        assert_eq!(
+            map(
+                403,
+                &[
+                    ("x-ratelimit-remaining", "0"),
+                    ("x-ratelimit-reset", "1772366400")
+                ],
+                "{}"
+            )
+            .to_string(),
+            "GitHub's rate limit is exhausted; it resets at 2026-03-01T12:00:00Z"
+        );
+        assert_eq!(
+            map(429, &[("retry-after", "30")], "{}"),
+            SourceError::RateLimited {
+                reset_at: Some(1_030)
+            }
+        );
+        assert_eq!(
+            map(
+                403,
+                &[("x-ratelimit-remaining", "4999")],
+                r#"{"message":"Resource not accessible by integration"}"#
+            )
+            .to_string(),
+            "GitHub denied access to acme/api:src/x (403): Resource not accessible by integration"
+        );
+        assert_eq!(
+            map(404, &[], "{}").to_string(),
+            "acme/api:src/x not found on GitHub"
+        );
+        assert!(matches!(
+            map(422, &[], r#"{"message":"No commit found for SHA: x"}"#),
+            SourceError::NotFound { .. }
+        ));
+        assert_eq!(
+            map(502, &[], "<html>bad gateway</html>").to_string(),
+            "GitHub answered 502 for acme/api:src/x: no message"
+        );
+    }
+
+    #[test]
+    fn messages_are_scrubbed_and_bounded() {
+        let e = map(500, &[], r#"{"message":"token ghp_secret123 was\nbad"}"#).to_string();
+        assert_eq!(
+            e,
+            "GitHub answered 500 for acme/api:src/x: token [redacted] was bad"
+        );
+        let long = format!(r#"{{"message":"{}"}}"#, "x".repeat(1000));
+        assert!(map(500, &[], &long).to_string().len() < 400);
+    }
+}
