@@ -395,3 +395,6 @@ impl MockApi for GitHubMock {
         Bytes::from_static(b"{\"message\":\"Server Error\"}")
     }
 }
+
+#[cfg(test)]
+mod tests;
