@@ -72,6 +72,11 @@ impl gw::admin_server::Admin for Gateway {
             .map_err(|e| {
                 Status::invalid_argument(format!("redaction_rules do not compile: {e}"))
             })?;
+        // A GitHub source that could never work (a repository that is not owner/name,
+        // plain http to a remote host) is refused here, naming every problem.
+        if let Some(github) = &settings.github {
+            warden_sources::github::check_source(github).map_err(Status::invalid_argument)?;
+        }
         let providers = self.providers();
         for p in &settings.allowed_providers {
             if !providers.contains(p) {
