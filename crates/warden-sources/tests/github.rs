@@ -385,7 +385,9 @@ async fn concurrent_calls_mint_one_token() {
         gh.read_file("acme/api", "src/main.rs", None),
         gh.commit("acme/api", "v1"),
     );
-    (a.unwrap(), b.unwrap(), c.unwrap());
+    a.unwrap();
+    b.unwrap();
+    c.unwrap();
     assert_eq!(env.mock.minted_tokens(), 1);
 }
 
