@@ -276,6 +276,63 @@ async fn bad_input_gets_a_clear_status_and_the_server_keeps_serving() {
 }
 
 #[tokio::test]
+async fn a_github_source_that_cannot_work_is_refused_naming_every_problem() {
+    let c = Cluster::start().await;
+    let repo = |service: &str, repository: &str| pb::ServiceRepository {
+        service: service.into(),
+        repository: repository.into(),
+        default_ref: String::new(),
+    };
+    let mut acme = enabled_tenant("acme");
+    acme.github_integration = true;
+    acme.github = Some(pb::GitHubSource {
+        api_url: "http://github.example.com".into(),
+        credentials_id: "cred-1".into(),
+        repositories: vec![repo("api", "acme"), repo("web", "acme/web")],
+    });
+    let err = c
+        .admin("admin")
+        .set_tenant_settings(gw::SetTenantSettingsRequest {
+            settings: Some(acme.clone()),
+            expected_version: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message()
+            .starts_with("github: api_url \"http://github.example.com\" is plain http")
+            && err
+                .message()
+                .contains("repositories[0].repository \"acme\""),
+        "{}",
+        err.message()
+    );
+    assert_eq!(
+        c.db_count("SELECT COUNT(*) FROM tenant_settings").await,
+        0,
+        "nothing was saved"
+    );
+
+    acme.github = Some(pb::GitHubSource {
+        api_url: String::new(),
+        credentials_id: "cred-1".into(),
+        repositories: vec![repo("api", "acme/api")],
+    });
+    let saved = c
+        .admin("admin")
+        .set_tenant_settings(gw::SetTenantSettingsRequest {
+            settings: Some(acme),
+            expected_version: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(saved.github.unwrap().repositories[0].repository, "acme/api");
+    c.stop().await;
+}
+
+#[tokio::test]
 async fn audit_outage_blocks_egress() {
     let c = Cluster::start_with(Options {
         audit_sink: Some(Arc::new(BrokenAudit)),

@@ -77,6 +77,11 @@ impl gw::admin_server::Admin for Gateway {
         if let Some(p) = &settings.prometheus {
             warden_sources::prometheus::check_source(p).map_err(Status::invalid_argument)?;
         }
+        // A GitHub source that could never work (a repository that is not owner/name,
+        // plain http to a remote host) is refused here, naming every problem.
+        if let Some(github) = &settings.github {
+            warden_sources::github::check_source(github).map_err(Status::invalid_argument)?;
+        }
         let providers = self.providers();
         for p in &settings.allowed_providers {
             if !providers.contains(p) {

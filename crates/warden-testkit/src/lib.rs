@@ -13,6 +13,9 @@
 //! byte, a stall mid-stream, a malformed event, a mid-stream provider error, a reset
 //! connection. Every request is recorded ([`Recorded`]).
 //!
+//! [`github`] mocks the GitHub REST API (contents, code search, commits, compare, and the
+//! App installation-token exchange), checking every request's credentials.
+//!
 //! Built on hyper 1 directly (not axum): faults such as "reset the connection" or "stall
 //! after three frames" need control below the routing layer, and hyper is the
 //! well-maintained base that reqwest and the AWS SDK themselves use.
@@ -20,6 +23,7 @@
 pub mod anthropic;
 pub mod bedrock;
 pub mod eventstream;
+pub mod github;
 pub mod kms;
 pub mod openai;
 pub mod prometheus;
@@ -48,6 +52,8 @@ pub enum KitError {
     Tls(#[from] rustls::Error),
     #[error("could not bind a loopback port: {0}")]
     Io(#[from] std::io::Error),
+    #[error("test key generation failed: {0}")]
+    Key(String),
 }
 
 /// A throwaway CA and a server certificate for `localhost` and `127.0.0.1`.
