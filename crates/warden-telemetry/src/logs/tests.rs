@@ -1,5 +1,3 @@
-#![expect(clippy::unwrap_used, reason = "tests")]
-
 use super::*;
 
 fn row(time_ms: i64, service: &str, severity: i32, body: &str) -> LogRow {

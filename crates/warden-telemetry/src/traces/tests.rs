@@ -1,5 +1,3 @@
-#![expect(clippy::unwrap_used, reason = "tests")]
-
 use super::*;
 
 fn span(id: &str, parent: &str, start_ms: i64, duration_us: u64) -> SpanRow {
