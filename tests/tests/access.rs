@@ -274,6 +274,22 @@ fn body(rpc: &str) -> Vec<u8> {
             ..Default::default()
         }
         .encode_to_vec(),
+        // Credentials left out: refused on their merits after the access check.
+        "Admin/PutSourceCredentials" => gw::PutSourceCredentialsRequest {
+            tenant_id: t(),
+            credentials: None,
+        }
+        .encode_to_vec(),
+        "TenantStore/PutSourceCredentials" => st::PutSourceCredentialsRequest {
+            tenant_id: t(),
+            credentials: None,
+        }
+        .encode_to_vec(),
+        "TenantStore/GetSourceCredentials" => st::GetSourceCredentialsRequest {
+            tenant_id: t(),
+            credentials_id: "none".into(),
+        }
+        .encode_to_vec(),
         "TelemetryQuery/QueryLogs" => tm::QueryLogsRequest {
             tenant_id: t(),
             window: telemetry_window(),
