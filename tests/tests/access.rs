@@ -19,6 +19,7 @@ use warden_proto::agent::v1 as ag;
 use warden_proto::common::v1 as pb;
 use warden_proto::gateway::v1 as gw;
 use warden_proto::storage::v1 as st;
+use warden_proto::telemetry::v1 as tm;
 use warden_tls::Role;
 use warden_tls::access::{MATRIX, Rule, TenantCheck};
 
@@ -273,9 +274,94 @@ fn body(rpc: &str) -> Vec<u8> {
             ..Default::default()
         }
         .encode_to_vec(),
+        // Credentials left out: refused on their merits after the access check.
+        "Admin/PutSourceCredentials" => gw::PutSourceCredentialsRequest {
+            tenant_id: t(),
+            credentials: None,
+        }
+        .encode_to_vec(),
+        "TenantStore/PutSourceCredentials" => st::PutSourceCredentialsRequest {
+            tenant_id: t(),
+            credentials: None,
+        }
+        .encode_to_vec(),
+        "TenantStore/GetSourceCredentials" => st::GetSourceCredentialsRequest {
+            tenant_id: t(),
+            credentials_id: "none".into(),
+        }
+        .encode_to_vec(),
+        "TelemetryQuery/QueryLogs" => tm::QueryLogsRequest {
+            tenant_id: t(),
+            window: telemetry_window(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "TelemetryQuery/LogPatterns" => tm::LogPatternsRequest {
+            tenant_id: t(),
+            window: telemetry_window(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "TelemetryQuery/ListMetrics" => tm::ListMetricsRequest {
+            tenant_id: t(),
+            window: telemetry_window(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "TelemetryQuery/QueryMetrics" => tm::QueryMetricsRequest {
+            tenant_id: t(),
+            window: telemetry_window(),
+            name: "http_requests_total".into(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "TelemetryQuery/GetTrace" => tm::GetTraceRequest {
+            tenant_id: t(),
+            trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+        }
+        .encode_to_vec(),
+        "TelemetryQuery/FindTraces" => tm::FindTracesRequest {
+            tenant_id: t(),
+            window: telemetry_window(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "TelemetryQuery/TopFunctions" => tm::TopFunctionsRequest {
+            tenant_id: t(),
+            window: telemetry_window(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "TelemetryQuery/QueryCluster" => tm::QueryClusterRequest {
+            tenant_id: t(),
+            window: telemetry_window(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "TelemetryQuery/QueryConfig" => tm::QueryConfigRequest {
+            tenant_id: t(),
+            window: telemetry_window(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
         // Verify, checkpoints, proofs, watch: the empty request.
         _ => Vec::new(),
     }
+}
+
+/// The last hour before a fixed instant: a window every telemetry query accepts.
+fn telemetry_window() -> Option<tm::Window> {
+    let until = 1_760_054_400;
+    Some(tm::Window {
+        since: Some(prost_types::Timestamp {
+            seconds: until - 3600,
+            nanos: 0,
+        }),
+        until: Some(prost_types::Timestamp {
+            seconds: until,
+            nanos: 0,
+        }),
+    })
 }
 
 /// The server-streaming RPCs, from the published descriptors.
@@ -311,6 +397,8 @@ async fn call(c: &Cluster, rule: &Rule, who: &Who) -> Result<(), tonic::Status> 
         Some("gateway") => c.gateway_addr,
         Some("agent") => c.agent_addr,
         Some("storage") => c.storage_addr,
+        // Telemetry queries are served by storage.
+        Some("telemetry") if rule.rpc.contains(".TelemetryQuery/") => c.storage_addr,
         other => panic!("no service for {other:?}"),
     };
     let mut grpc = tonic::client::Grpc::new(c.channel(&who.file, addr));
@@ -341,6 +429,10 @@ async fn snapshot(c: &Cluster) -> Vec<(String, String)> {
         "proposals",
         "proposal_approvals",
         "telemetry",
+        "log_records",
+        "metric_series",
+        "metric_points",
+        "spans",
     ] {
         let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
             .fetch_one(&pool)

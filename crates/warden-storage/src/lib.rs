@@ -36,9 +36,10 @@ use warden_proto::storage::v1::audit_log_server::AuditLogServer;
 use warden_proto::storage::v1::run_store_server::RunStoreServer;
 use warden_proto::storage::v1::telemetry_server::TelemetryServer;
 use warden_proto::storage::v1::tenant_store_server::TenantStoreServer;
+use warden_proto::telemetry::v1::telemetry_query_server::TelemetryQueryServer;
 use warden_rpc::ServiceHost;
 
-/// The storage service's state, shared by its four gRPC services.
+/// The storage service's state, shared by its gRPC services.
 #[derive(Clone)]
 pub struct Storage {
     inner: Arc<Inner>,
@@ -223,17 +224,22 @@ impl Storage {
             ))
             .add_service(tonic::service::interceptor::InterceptedService::new(
                 TelemetryServer::new(self.clone()).max_decoding_message_size(max),
+                id.clone(),
+            ))
+            .add_service(tonic::service::interceptor::InterceptedService::new(
+                TelemetryQueryServer::new(self.clone()).max_decoding_message_size(max),
                 id,
             ));
         routes
     }
 
     /// Names for gRPC health checking.
-    pub const SERVICES: [&'static str; 5] = [
+    pub const SERVICES: [&'static str; 6] = [
         "warden.storage.v1.Keys",
         "warden.storage.v1.TenantStore",
         "warden.storage.v1.AuditLog",
         "warden.storage.v1.RunStore",
         "warden.storage.v1.Telemetry",
+        "warden.telemetry.v1.TelemetryQuery",
     ];
 }
