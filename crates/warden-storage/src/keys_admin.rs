@@ -31,7 +31,7 @@ const SEALED: &[(&str, &str)] = &[
     ("findings", "sealed"),
     ("proposals", "sealed"),
     ("proposals", "review_sealed"),
-    ("telemetry", "body"),
+    ("ingest_tokens", "description"),
 ];
 
 /// Values re-encrypted per round trip to the database.

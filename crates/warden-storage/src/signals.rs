@@ -48,3 +48,32 @@ impl Storage {
         todo()
     }
 }
+
+// TEMPORARY (t-ingest): stand-ins with the agreed signatures until the t-signals branch,
+// which owns the signal tables, is merged; they store nothing.
+impl Storage {
+    pub async fn store_logs(
+        &self,
+        _tenant_id: &str,
+        _rows: &[warden_telemetry::model::LogRow],
+    ) -> Result<(), Status> {
+        Ok(())
+    }
+    pub async fn store_metrics(
+        &self,
+        _tenant_id: &str,
+        _points: &[warden_telemetry::model::MetricPoint],
+    ) -> Result<(), Status> {
+        Ok(())
+    }
+    pub async fn store_spans(
+        &self,
+        _tenant_id: &str,
+        _spans: &[warden_telemetry::model::SpanRow],
+    ) -> Result<(), Status> {
+        Ok(())
+    }
+    pub async fn prune_signals(&self, _tenant_id: &str, _before_ms: i64) -> Result<u64, Status> {
+        Ok(0)
+    }
+}
