@@ -24,7 +24,7 @@ use warden_proto::common::v1::Purpose;
 use warden_proto::gateway::v1::gateway_client::GatewayClient;
 use warden_proto::storage::v1 as st;
 use warden_proto::storage::v1::run_store_client::RunStoreClient;
-use warden_proto::storage::v1::telemetry_client::TelemetryClient;
+use warden_proto::telemetry::v1::telemetry_query_client::TelemetryQueryClient;
 use warden_proto::storage::v1::tenant_store_client::TenantStoreClient;
 use warden_rpc::ServiceHost;
 use warden_tls::authorize;
@@ -54,7 +54,7 @@ struct Inner {
     gateway: GatewayClient<Channel>,
     runs: RunStoreClient<Channel>,
     tenants: TenantStoreClient<Channel>,
-    telemetry: TelemetryClient<Channel>,
+    telemetry: TelemetryQueryClient<Channel>,
     limits: RunLimits,
 }
 
@@ -66,7 +66,7 @@ impl Agent {
                 gateway: GatewayClient::new(gateway),
                 runs: RunStoreClient::new(storage.clone()),
                 tenants: TenantStoreClient::new(storage.clone()),
-                telemetry: TelemetryClient::new(storage),
+                telemetry: TelemetryQueryClient::new(storage),
                 limits,
             }),
         }

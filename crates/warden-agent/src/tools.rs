@@ -7,7 +7,8 @@ use warden_proto::common::v1::DataType;
 use warden_proto::gateway::v1::ToolDefinition;
 use warden_proto::storage::v1 as st;
 use warden_proto::storage::v1::run_store_client::RunStoreClient;
-use warden_proto::storage::v1::telemetry_client::TelemetryClient;
+use warden_proto::telemetry::v1 as tm;
+use warden_proto::telemetry::v1::telemetry_query_client::TelemetryQueryClient;
 
 /// The tool definitions offered to the model.
 pub(crate) fn definitions() -> Vec<ToolDefinition> {
@@ -66,7 +67,7 @@ impl ToolOutput {
 
 /// Runs one tool call. Bad arguments become an error message to the model, never a crash.
 pub(crate) async fn run(
-    telemetry: &TelemetryClient<Channel>,
+    telemetry: &TelemetryQueryClient<Channel>,
     runs: &RunStoreClient<Channel>,
     tenant_id: &str,
     run_id: &str,
@@ -96,10 +97,13 @@ pub(crate) async fn run(
         .and_then(Value::as_u64)
         .unwrap_or(50)
         .clamp(1, 200) as u32;
+    // Minimal bridge to warden.telemetry.v1 (the tool set is being rewritten): logs only.
+    if data_type != DataType::Logs {
+        return ToolOutput::error(format!("tool {name} is not available yet"));
+    }
     let mut client = telemetry.clone();
-    let q = st::TelemetryQuery {
+    let q = tm::QueryLogsRequest {
         tenant_id: tenant_id.to_owned(),
-        data_type: data_type as i32,
         service: if service == "*" {
             String::new()
         } else {
@@ -109,7 +113,7 @@ pub(crate) async fn run(
         limit,
         ..Default::default()
     };
-    match client.query(q).await {
+    match client.query_logs(q).await {
         Ok(resp) => {
             let resp = resp.into_inner();
             let mut text = resp
