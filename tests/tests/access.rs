@@ -319,8 +319,15 @@ fn methods() -> Vec<(String, bool)> {
     }
     // The OTLP collector services storage's ingest listener serves, as the OpenTelemetry
     // protocol names them (from the published `opentelemetry-proto` definitions).
-    for signal in ["logs.v1.LogsService", "metrics.v1.MetricsService", "trace.v1.TraceService"] {
-        out.push((format!("opentelemetry.proto.collector.{signal}/Export"), false));
+    for signal in [
+        "logs.v1.LogsService",
+        "metrics.v1.MetricsService",
+        "trace.v1.TraceService",
+    ] {
+        out.push((
+            format!("opentelemetry.proto.collector.{signal}/Export"),
+            false,
+        ));
     }
     out
 }

@@ -351,22 +351,20 @@ async fn ingest(c: &Cluster, tenant: &str, n: usize) {
 /// The tenant's log bodies, as the agent service reads them.
 async fn logs(c: &Cluster, tenant: &str) -> Result<Vec<String>, tonic::Status> {
     use warden_proto::telemetry::v1 as tm;
-    Ok(
-        tm::telemetry_query_client::TelemetryQueryClient::new(
-            c.channel("agent-service", c.storage_addr),
-        )
-        .query_logs(tm::QueryLogsRequest {
-            tenant_id: tenant.into(),
-            limit: 1000,
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .records
-        .into_iter()
-        .map(|r| r.body)
-        .collect(),
+    Ok(tm::telemetry_query_client::TelemetryQueryClient::new(
+        c.channel("agent-service", c.storage_addr),
     )
+    .query_logs(tm::QueryLogsRequest {
+        tenant_id: tenant.into(),
+        limit: 1000,
+        ..Default::default()
+    })
+    .await?
+    .into_inner()
+    .records
+    .into_iter()
+    .map(|r| r.body)
+    .collect())
 }
 
 async fn audit_reasons(c: &Cluster, tenant: &str) -> Vec<String> {

@@ -8,10 +8,10 @@
 
 use std::time::Duration;
 
+use opentelemetry::KeyValue;
 use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::{Tracer as _, TracerProvider as _};
-use opentelemetry::KeyValue;
 use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use prost::Message;
@@ -72,7 +72,10 @@ fn bearer(token: &str) -> tonic::metadata::MetadataMap {
 
 /// Sends one log record, a counter, a histogram and a span through the Rust SDK's OTLP/gRPC
 /// exporters over `channel`, with a resource that claims tenant beta.
-async fn send_with_rust_sdk(channel: tonic::transport::Channel, metadata: tonic::metadata::MetadataMap) {
+async fn send_with_rust_sdk(
+    channel: tonic::transport::Channel,
+    metadata: tonic::metadata::MetadataMap,
+) {
     let resource = opentelemetry_sdk::Resource::builder()
         .with_service_name("checkout")
         .with_attributes([
@@ -152,7 +155,11 @@ async fn the_rust_sdk_sends_all_three_signals_with_an_ingest_certificate_and_the
     assert_eq!(logs, 1);
     assert!(points >= 2, "a counter and a histogram point: {points}");
     assert_eq!(spans, 1);
-    assert_eq!(stored(&c, "beta").await, (0, 0, 0), "the payload's tenant.id is an attribute");
+    assert_eq!(
+        stored(&c, "beta").await,
+        (0, 0, 0),
+        "the payload's tenant.id is an attribute"
+    );
     c.stop().await;
 }
 
@@ -230,7 +237,10 @@ async fn the_python_sdk_sends_over_otlp_http_with_a_token() {
     cmd.args(["-c", PY_SENDER, SERVICE_NAME])
         .arg(c.otlp_http_addr.port().to_string())
         .arg(c.pki.ca_cert_path())
-        .arg(&token.token);
+        .arg(&token.token)
+        // requests lets these override the CA the exporter is given.
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE");
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .unwrap()
@@ -264,18 +274,34 @@ async fn invalid_items_are_rejected_one_by_one_and_the_rest_stored() {
     c.issue(Role::Ingest, "otel-acme", &["acme"]);
     let mut req = otlp_logs("checkout", &[], &["good one", "bad id", "good two"]);
     req.resource_logs[0].scope_logs[0].log_records[1].trace_id = vec![1, 2, 3];
-    let r = c.otlp_logs_client("otel-acme").export(req).await.unwrap().into_inner();
+    let r = c
+        .otlp_logs_client("otel-acme")
+        .export(req)
+        .await
+        .unwrap()
+        .into_inner();
     let partial = r.partial_success.unwrap();
     assert_eq!(partial.rejected_log_records, 1);
-    assert!(partial.error_message.contains("trace_id must be 16 bytes"), "{partial:?}");
+    assert!(
+        partial.error_message.contains("trace_id must be 16 bytes"),
+        "{partial:?}"
+    );
     assert_eq!(count(&c, "log_records", "acme").await, 2);
 
     // Nothing usable at all: INVALID_ARGUMENT naming why, nothing stored.
     let mut req = otlp_logs("checkout", &[], &["no time"]);
     req.resource_logs[0].scope_logs[0].log_records[0].time_unix_nano = 0;
-    let err = c.otlp_logs_client("otel-acme").export(req).await.unwrap_err();
+    let err = c
+        .otlp_logs_client("otel-acme")
+        .export(req)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("no log record could be stored"), "{}", err.message());
+    assert!(
+        err.message().contains("no log record could be stored"),
+        "{}",
+        err.message()
+    );
     assert_eq!(count(&c, "log_records", "acme").await, 2);
     c.stop().await;
 }
@@ -347,18 +373,31 @@ async fn otlp_http_speaks_protobuf_and_json_and_names_malformed_bodies() {
             .send()
     };
     // Malformed protobuf: 400, a google.rpc.Status in protobuf saying what is wrong.
-    let res = post("application/x-protobuf", vec![0xff, 0xff, 0xff, 0x07]).await.unwrap();
+    let res = post("application/x-protobuf", vec![0xff, 0xff, 0xff, 0x07])
+        .await
+        .unwrap();
     assert_eq!(res.status(), 400);
     assert_eq!(res.headers()["content-type"], "application/x-protobuf");
     let status = tonic_types::Status::decode(res.bytes().await.unwrap()).unwrap();
-    assert!(status.message.contains("not a valid OTLP protobuf"), "{status:?}");
+    assert!(
+        status.message.contains("not a valid OTLP protobuf"),
+        "{status:?}"
+    );
     // Malformed JSON: 400, the Status in JSON.
-    let res = post("application/json", b"{\"resourceLogs\": [".to_vec()).await.unwrap();
+    let res = post("application/json", b"{\"resourceLogs\": [".to_vec())
+        .await
+        .unwrap();
     assert_eq!(res.status(), 400);
     assert_eq!(res.headers()["content-type"], "application/json");
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["code"], 3);
-    assert!(body["message"].as_str().unwrap().contains("not a valid OTLP JSON"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a valid OTLP JSON"),
+        "{body}"
+    );
     assert_eq!(count(&c, "log_records", "acme").await, 0);
     // An unknown content type: 415.
     let res = post("text/plain", b"hello".to_vec()).await.unwrap();
@@ -378,7 +417,9 @@ async fn otlp_http_speaks_protobuf_and_json_and_names_malformed_bodies() {
             {"timeUnixNano": now.to_string(), "body": {"stringValue": "bad"}, "traceId": "abc1"}
         ]}]
     }]});
-    let res = post("application/json", serde_json::to_vec(&json).unwrap()).await.unwrap();
+    let res = post("application/json", serde_json::to_vec(&json).unwrap())
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "application/json");
     let body: serde_json::Value = res.json().await.unwrap();
@@ -407,14 +448,21 @@ async fn who_may_send_tenant_from_the_identity_revocation_at_once_no_other_roles
     c.issue(Role::Ingest, "otel-acme", &["acme"]);
     // The payload claims tenant beta: stored under acme, the identity's tenant.
     let claim = otlp_logs("checkout", &[("tenant.id", "beta")], &["from acme"]);
-    c.otlp_logs_client("otel-acme").export(claim.clone()).await.unwrap();
+    c.otlp_logs_client("otel-acme")
+        .export(claim.clone())
+        .await
+        .unwrap();
     assert_eq!(count(&c, "log_records", "acme").await, 1);
     assert_eq!(count(&c, "log_records", "beta").await, 0);
 
     // A certificate of another role (agent, even scoped to acme) is refused by name.
     c.issue(Role::Agent, "agent-acme", &["acme"]);
     for who in ["agent", "agent-acme", "admin"] {
-        let err = c.otlp_logs_client(who).export(claim.clone()).await.unwrap_err();
+        let err = c
+            .otlp_logs_client(who)
+            .export(claim.clone())
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), Code::PermissionDenied, "{who}: {err:?}");
         assert_eq!(reason(&err), "ROLE_NOT_ALLOWED");
     }
@@ -429,7 +477,10 @@ async fn who_may_send_tenant_from_the_identity_revocation_at_once_no_other_roles
     let token = create_token(&c, "acme").await;
     let mut req = tonic::Request::new(claim.clone());
     *req.metadata_mut() = bearer(&token.token);
-    LogsServiceClient::new(tls_only(&c)).export(req).await.unwrap();
+    LogsServiceClient::new(tls_only(&c))
+        .export(req)
+        .await
+        .unwrap();
     assert_eq!(count(&c, "log_records", "acme").await, 2);
     tm::ingest_tokens_client::IngestTokensClient::new(c.channel("admin", c.storage_addr))
         .revoke_ingest_token(tm::RevokeIngestTokenRequest {
@@ -440,9 +491,16 @@ async fn who_may_send_tenant_from_the_identity_revocation_at_once_no_other_roles
         .unwrap();
     let mut req = tonic::Request::new(claim.clone());
     *req.metadata_mut() = bearer(&token.token);
-    let err = LogsServiceClient::new(tls_only(&c)).export(req).await.unwrap_err();
+    let err = LogsServiceClient::new(tls_only(&c))
+        .export(req)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
-    assert!(err.message().contains("unknown or revoked"), "{}", err.message());
+    assert!(
+        err.message().contains("unknown or revoked"),
+        "{}",
+        err.message()
+    );
     assert!(!err.message().contains(&token.token));
     let res = https(&c)
         .post(url(&c, "/v1/logs"))
@@ -457,13 +515,14 @@ async fn who_may_send_tenant_from_the_identity_revocation_at_once_no_other_roles
 
     // A tenant admin of beta cannot mint tokens for acme.
     c.issue(Role::Admin, "admin-beta", &["beta"]);
-    let err = tm::ingest_tokens_client::IngestTokensClient::new(c.channel("admin-beta", c.storage_addr))
-        .create_ingest_token(tm::CreateIngestTokenRequest {
-            tenant_id: "acme".into(),
-            description: String::new(),
-        })
-        .await
-        .unwrap_err();
+    let err =
+        tm::ingest_tokens_client::IngestTokensClient::new(c.channel("admin-beta", c.storage_addr))
+            .create_ingest_token(tm::CreateIngestTokenRequest {
+                tenant_id: "acme".into(),
+                description: String::new(),
+            })
+            .await
+            .unwrap_err();
     assert_eq!(reason(&err), "TENANT_OUT_OF_SCOPE");
     c.stop().await;
 }
@@ -472,14 +531,19 @@ async fn who_may_send_tenant_from_the_identity_revocation_at_once_no_other_roles
 async fn only_the_hash_of_a_token_is_stored() {
     let c = Cluster::start().await;
     let token = create_token(&c, "acme").await;
-    assert!(token.token.starts_with(warden_storage::ingest::TOKEN_PREFIX));
-    let list = tm::ingest_tokens_client::IngestTokensClient::new(c.channel("admin", c.storage_addr))
-        .list_ingest_tokens(tm::ListIngestTokensRequest {
-            tenant_id: "acme".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    assert!(
+        token
+            .token
+            .starts_with(warden_storage::ingest::TOKEN_PREFIX)
+    );
+    let list =
+        tm::ingest_tokens_client::IngestTokensClient::new(c.channel("admin", c.storage_addr))
+            .list_ingest_tokens(tm::ListIngestTokensRequest {
+                tenant_id: "acme".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
     assert_eq!(list.tokens.len(), 1);
     assert_eq!(list.tokens[0].created_by, "admin/admin");
     assert_eq!(list.tokens[0].description, "otel collector");
@@ -495,7 +559,10 @@ async fn only_the_hash_of_a_token_is_stored() {
             memchr::memmem::find(&bytes, secret.as_bytes()).is_none(),
             "the token is in {path}{suffix}"
         );
-        assert!(memchr::memmem::find(&bytes, b"otel collector").is_none(), "description sealed");
+        assert!(
+            memchr::memmem::find(&bytes, b"otel collector").is_none(),
+            "description sealed"
+        );
     }
 }
 
@@ -512,8 +579,9 @@ async fn under_pressure_senders_are_told_to_retry_later() {
     .await;
     c.issue(Role::Ingest, "otel-acme", &["acme"]);
     let token = create_token(&c, "acme").await;
-    // One request holds the only slot: its body never finishes.
+    // One request holds the only slot: its body starts and never finishes.
     let (hold, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    hold.send(Ok(vec![0x0a])).await.unwrap();
     let stuck = {
         let client = https(&c);
         let url = url(&c, "/v1/logs");
@@ -523,7 +591,9 @@ async fn under_pressure_senders_are_told_to_retry_later() {
                 .post(url)
                 .bearer_auth(token)
                 .header("content-type", "application/x-protobuf")
-                .body(reqwest::Body::wrap_stream(tokio_stream::wrappers::ReceiverStream::new(rx)))
+                .body(reqwest::Body::wrap_stream(
+                    tokio_stream::wrappers::ReceiverStream::new(rx),
+                ))
                 .send()
                 .await
         })
@@ -593,10 +663,7 @@ async fn telemetry_past_a_tenants_retention_is_pruned() {
         .as_millis() as i64;
     // Eight days on: acme (the default week) is pruned, beta (30 days) kept.
     let pruned = storage.prune_telemetry(now + 8 * day).await.unwrap();
-    assert_eq!(
-        pruned,
-        vec![("acme".to_owned(), 2), ("beta".to_owned(), 0)]
-    );
+    assert_eq!(pruned, vec![("acme".to_owned(), 2), ("beta".to_owned(), 0)]);
     assert_eq!(count(&c, "log_records", "acme").await, 0);
     assert_eq!(count(&c, "log_records", "beta").await, 1);
     let pruned = storage.prune_telemetry(now + 31 * day).await.unwrap();

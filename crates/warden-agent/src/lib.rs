@@ -24,8 +24,8 @@ use warden_proto::common::v1::Purpose;
 use warden_proto::gateway::v1::gateway_client::GatewayClient;
 use warden_proto::storage::v1 as st;
 use warden_proto::storage::v1::run_store_client::RunStoreClient;
-use warden_proto::telemetry::v1::telemetry_query_client::TelemetryQueryClient;
 use warden_proto::storage::v1::tenant_store_client::TenantStoreClient;
+use warden_proto::telemetry::v1::telemetry_query_client::TelemetryQueryClient;
 use warden_rpc::ServiceHost;
 use warden_tls::authorize;
 

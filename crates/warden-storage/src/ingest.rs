@@ -103,7 +103,7 @@ impl Storage {
             self.store_logs(tenant, &d.rows).await?;
         }
         Ok(ExportLogsServiceResponse {
-            partial_success: (d.rejected > 0).then(|| ExportLogsPartialSuccess {
+            partial_success: (d.rejected > 0).then_some(ExportLogsPartialSuccess {
                 rejected_log_records: d.rejected as i64,
                 error_message: message,
             }),
@@ -128,7 +128,7 @@ impl Storage {
             self.store_metrics(tenant, &d.rows).await?;
         }
         Ok(ExportMetricsServiceResponse {
-            partial_success: (d.rejected > 0).then(|| ExportMetricsPartialSuccess {
+            partial_success: (d.rejected > 0).then_some(ExportMetricsPartialSuccess {
                 rejected_data_points: d.rejected as i64,
                 error_message: message,
             }),
@@ -153,7 +153,7 @@ impl Storage {
             self.store_spans(tenant, &d.rows).await?;
         }
         Ok(ExportTraceServiceResponse {
-            partial_success: (d.rejected > 0).then(|| ExportTracePartialSuccess {
+            partial_success: (d.rejected > 0).then_some(ExportTracePartialSuccess {
                 rejected_spans: d.rejected as i64,
                 error_message: message,
             }),

@@ -515,7 +515,10 @@ mod tests {
             TENANT_OUT_OF_SCOPE
         );
         let agent = caller(Role::Agent, &["acme"]);
-        assert_eq!(decide(export, &agent, None).unwrap_err().reason, ROLE_NOT_ALLOWED);
+        assert_eq!(
+            decide(export, &agent, None).unwrap_err().reason,
+            ROLE_NOT_ALLOWED
+        );
         // A hand-made identity without exactly one tenant never passes.
         for tenants in [&[][..], &["acme", "beta"][..]] {
             let d = decide(export, &caller(Role::Ingest, tenants), None).unwrap_err();

@@ -299,7 +299,10 @@ mod tests {
         assert!(c.scope.covers("acme") && c.scope.covers("beta") && !c.scope.covers("gamma"));
         let i = Caller::from_uris(["spiffe://warden/ingest/otel", "spiffe://warden/tenant/acme"])
             .unwrap();
-        assert_eq!((i.role, i.scope.tenants()), (Role::Ingest, &["acme".to_owned()][..]));
+        assert_eq!(
+            (i.role, i.scope.tenants()),
+            (Role::Ingest, &["acme".to_owned()][..])
+        );
         let p = Caller::from_uris(["spiffe://warden/admin/root"]).unwrap();
         assert!(p.scope.is_platform() && p.scope.covers("anything"));
     }

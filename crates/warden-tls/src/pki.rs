@@ -33,9 +33,7 @@ pub enum PkiError {
     BadTenant(String),
     #[error("a {0} service identity cannot be scoped to tenants")]
     ScopedService(Role),
-    #[error(
-        "an ingest identity sends one tenant's telemetry: give exactly one --tenant (got {0})"
-    )]
+    #[error("an ingest identity sends one tenant's telemetry: give exactly one --tenant (got {0})")]
     IngestScope(usize),
     #[error("{0} already exists; pass --force to replace this identity")]
     Exists(PathBuf),

@@ -171,7 +171,13 @@ fn warden_keys_rotates_and_shreds_while_warden_up_runs() {
     let (ok, text) = warden(
         "ingest-token",
         &[
-            &["create", "--tenant", "acme", "--description", "collector eu"][..],
+            &[
+                "create",
+                "--tenant",
+                "acme",
+                "--description",
+                "collector eu",
+            ][..],
             &common,
         ]
         .concat(),
@@ -189,12 +195,24 @@ fn warden_keys_rotates_and_shreds_while_warden_up_runs() {
         )
     };
     let (ok, text) = list(&common);
-    assert!(ok && text.contains(&token_id) && text.contains("active"), "{text}");
-    assert!(text.contains("collector eu") && !text.contains("wdn_ingest_"), "{text}");
+    assert!(
+        ok && text.contains(&token_id) && text.contains("active"),
+        "{text}"
+    );
+    assert!(
+        text.contains("collector eu") && !text.contains("wdn_ingest_"),
+        "{text}"
+    );
     let (ok, text) = warden(
         "ingest-token",
         &[
-            &["revoke", "--tenant", "acme", "--token-id", token_id.as_str()][..],
+            &[
+                "revoke",
+                "--tenant",
+                "acme",
+                "--token-id",
+                token_id.as_str(),
+            ][..],
             &common,
         ]
         .concat(),

@@ -351,7 +351,11 @@ fn span_row(
                 0 => SpanStatus::Unset,
                 1 => SpanStatus::Ok,
                 2 => SpanStatus::Error,
-                c => return Err(format!("span status code {c} is not an OTLP status (0 to 2)")),
+                c => {
+                    return Err(format!(
+                        "span status code {c} is not an OTLP status (0 to 2)"
+                    ));
+                }
             },
             bounded("status message", &st.message, lim.max_value_bytes)?,
         ),
@@ -389,7 +393,10 @@ fn service_of(resource: &Attributes) -> String {
     resource
         .get("service.name")
         .filter(|s| !s.is_empty())
-        .map_or_else(|| "unknown_service".to_owned(), |s| s.chars().take(256).collect())
+        .map_or_else(
+            || "unknown_service".to_owned(),
+            |s| s.chars().take(256).collect(),
+        )
 }
 
 /// A point's labels: its resource's attributes, then its own (which win on a clash).
@@ -410,7 +417,9 @@ fn attributes(what: &str, kvs: &[KeyValue], lim: &ItemLimits) -> Result<Attribut
     let mut out = Attributes::new();
     for kv in kvs {
         if kv.key.is_empty() || kv.key.len() > 256 {
-            return Err(format!("{what} has an attribute key that is empty or over 256 bytes"));
+            return Err(format!(
+                "{what} has an attribute key that is empty or over 256 bytes"
+            ));
         }
         let v = kv.value.as_ref().map(text).unwrap_or_default();
         if v.len() > lim.max_value_bytes {

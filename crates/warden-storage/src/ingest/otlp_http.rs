@@ -64,10 +64,7 @@ pub(super) fn service(gate: Arc<Gate>, opts: IngestOptions) -> axum::Router {
 
 async fn logs(State(h): State<Arc<Http>>, req: Request) -> Response {
     handle::<ExportLogsServiceRequest, _, _, _>(&h, req, LOGS, |h, tenant, r| async move {
-        h.gate
-            .storage
-            .export_logs(&tenant, &r, &h.opts.items)
-            .await
+        h.gate.storage.export_logs(&tenant, &r, &h.opts.items).await
     })
     .await
 }
@@ -125,9 +122,8 @@ where
         Err((code, s)) => return refuse(encoding, code, s),
     };
     let decoded: Result<Req, String> = match encoding {
-        Encoding::Protobuf => Req::decode(bytes).map_err(|e| {
-            format!("the body is not a valid OTLP protobuf export request: {e}")
-        }),
+        Encoding::Protobuf => Req::decode(bytes)
+            .map_err(|e| format!("the body is not a valid OTLP protobuf export request: {e}")),
         Encoding::Json => serde_json::from_slice(&bytes)
             .map_err(|e| format!("the body is not a valid OTLP JSON export request: {e}")),
     };
@@ -201,7 +197,9 @@ async fn read_body(
         .collect()
         .await
         .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 too_big()
             } else {
                 (

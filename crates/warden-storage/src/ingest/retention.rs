@@ -78,9 +78,7 @@ impl Storage {
                 .tenant_settings(&tenant)
                 .await?
                 .map_or(0, |s| s.telemetry_retention_days);
-            let pruned = self
-                .prune_signals(&tenant, cutoff_ms(days, now_ms))
-                .await?;
+            let pruned = self.prune_signals(&tenant, cutoff_ms(days, now_ms)).await?;
             out.push((tenant, pruned));
         }
         Ok(out)
@@ -102,10 +100,16 @@ pub(crate) fn spawn(storage: Weak<crate::Inner>, every: Duration) {
                 Ok(done) => {
                     let rows: u64 = done.iter().map(|(_, n)| n).sum();
                     if rows > 0 {
-                        tracing::info!(tenants = done.len(), rows, "pruned telemetry past retention");
+                        tracing::info!(
+                            tenants = done.len(),
+                            rows,
+                            "pruned telemetry past retention"
+                        );
                     }
                 }
-                Err(e) => tracing::warn!(error = %e.message(), "telemetry pruning failed; retrying next round"),
+                Err(e) => {
+                    tracing::warn!(error = %e.message(), "telemetry pruning failed; retrying next round")
+                }
             }
         }
     });

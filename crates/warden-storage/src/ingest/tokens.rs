@@ -118,7 +118,10 @@ impl IngestTokens for Storage {
         .execute(&self.inner.db.pool)
         .await
         .map_err(DbError::from)?;
-        Ok(Response::new(tm::CreateIngestTokenResponse { token_id, token }))
+        Ok(Response::new(tm::CreateIngestTokenResponse {
+            token_id,
+            token,
+        }))
     }
 
     async fn list_ingest_tokens(

@@ -67,7 +67,10 @@ fn record(body: &str) -> LogRecord {
 
 #[test]
 fn a_log_record_keeps_its_resource_severity_and_lowercase_ids() {
-    let d = logs(&logs_req(vec![record("payment timeout")]), &ItemLimits::default());
+    let d = logs(
+        &logs_req(vec![record("payment timeout")]),
+        &ItemLimits::default(),
+    );
     assert_eq!(d.rejected, 0);
     let r = &d.rows[0];
     assert_eq!(r.time_ms, 1_767_225_600_000);
@@ -132,7 +135,10 @@ fn non_string_values_are_printed() {
     let v = |value| AnyValue { value: Some(value) };
     assert_eq!(text(&v(any_value::Value::IntValue(-3))), "-3");
     assert_eq!(text(&v(any_value::Value::BoolValue(true))), "true");
-    assert_eq!(text(&v(any_value::Value::BytesValue(vec![0xde, 0xad]))), "dead");
+    assert_eq!(
+        text(&v(any_value::Value::BytesValue(vec![0xde, 0xad]))),
+        "dead"
+    );
     let arr = v(any_value::Value::ArrayValue(ArrayValue {
         values: vec![s("a").unwrap(), v(any_value::Value::DoubleValue(1.5))],
     }));
@@ -225,7 +231,10 @@ fn gauges_sums_and_histograms_become_points_with_resource_labels() {
         ]
     );
     let q = &d.rows[0];
-    assert_eq!((q.value, q.time_ms, q.unit.as_str()), (3.0, 1_767_225_600_000, "s"));
+    assert_eq!(
+        (q.value, q.time_ms, q.unit.as_str()),
+        (3.0, 1_767_225_600_000, "s")
+    );
     assert_eq!(q.labels["service.name"], "checkout");
     assert_eq!(q.labels["route"], "/pay");
     assert_eq!(q.labels["k8s.namespace.name"], "point-wins");
@@ -281,7 +290,10 @@ fn summaries_exponential_histograms_and_bad_points_are_rejected_and_counted() {
     let msg = d.message("data points");
     assert!(msg.contains("data point without time"), "{msg}");
     assert!(msg.contains("summaries are not supported"), "{msg}");
-    assert!(msg.contains("exponential histograms are not supported"), "{msg}");
+    assert!(
+        msg.contains("exponential histograms are not supported"),
+        "{msg}"
+    );
 }
 
 fn spans_req(spans: Vec<Span>) -> ExportTraceServiceRequest {
@@ -319,16 +331,16 @@ fn spans_keep_ids_kind_status_and_duration() {
     let mut child = span(3, 0);
     child.parent_span_id = vec![0xA0; 8];
     child.span_id = vec![0xB1; 8];
-    let d = spans(
-        &spans_req(vec![span(2, 2), child]),
-        &ItemLimits::default(),
-    );
+    let d = spans(&spans_req(vec![span(2, 2), child]), &ItemLimits::default());
     assert_eq!(d.rejected, 0, "{:?}", d.reasons);
     let root = &d.rows[0];
     assert_eq!(root.trace_id, "0f".repeat(16));
     assert_eq!(root.span_id, "a0".repeat(8));
     assert_eq!(root.parent_span_id, "");
-    assert_eq!((root.kind.as_str(), root.status), ("server", SpanStatus::Error));
+    assert_eq!(
+        (root.kind.as_str(), root.status),
+        ("server", SpanStatus::Error)
+    );
     assert_eq!((root.start_ms, root.duration_us), (1_767_225_600_000, 2500));
     assert_eq!(root.service, "checkout");
     assert_eq!(d.rows[1].parent_span_id, "a0".repeat(8));
@@ -375,5 +387,8 @@ fn a_resource_over_the_attribute_limit_rejects_all_its_items() {
         },
     );
     assert_eq!((d.rows.len(), d.rejected), (0, 2));
-    assert!(d.message("log records").contains("resource has 10 attributes"));
+    assert!(
+        d.message("log records")
+            .contains("resource has 10 attributes")
+    );
 }
