@@ -287,10 +287,78 @@ fn body(rpc: &str) -> Vec<u8> {
         }
         .encode_to_vec(),
         "LogsService/Export" => otlp_logs("checkout", &[], &["matrix line"]).encode_to_vec(),
-        // Metrics and traces exports, the Ingest RPCs: the empty request.
+        "TelemetryQuery/QueryLogs" => tm::QueryLogsRequest {
+            tenant_id: t(),
+            window: telemetry_window(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "TelemetryQuery/LogPatterns" => tm::LogPatternsRequest {
+            tenant_id: t(),
+            window: telemetry_window(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "TelemetryQuery/ListMetrics" => tm::ListMetricsRequest {
+            tenant_id: t(),
+            window: telemetry_window(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "TelemetryQuery/QueryMetrics" => tm::QueryMetricsRequest {
+            tenant_id: t(),
+            window: telemetry_window(),
+            name: "http_requests_total".into(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "TelemetryQuery/GetTrace" => tm::GetTraceRequest {
+            tenant_id: t(),
+            trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+        }
+        .encode_to_vec(),
+        "TelemetryQuery/FindTraces" => tm::FindTracesRequest {
+            tenant_id: t(),
+            window: telemetry_window(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "TelemetryQuery/TopFunctions" => tm::TopFunctionsRequest {
+            tenant_id: t(),
+            window: telemetry_window(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "TelemetryQuery/QueryCluster" => tm::QueryClusterRequest {
+            tenant_id: t(),
+            window: telemetry_window(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "TelemetryQuery/QueryConfig" => tm::QueryConfigRequest {
+            tenant_id: t(),
+            window: telemetry_window(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
         // Verify, checkpoints, proofs, watch: the empty request.
         _ => Vec::new(),
     }
+}
+
+/// The last hour before a fixed instant: a window every telemetry query accepts.
+fn telemetry_window() -> Option<tm::Window> {
+    let until = 1_760_054_400;
+    Some(tm::Window {
+        since: Some(prost_types::Timestamp {
+            seconds: until - 3600,
+            nanos: 0,
+        }),
+        until: Some(prost_types::Timestamp {
+            seconds: until,
+            nanos: 0,
+        }),
+    })
 }
 
 /// The server-streaming RPCs, from the published descriptors.
@@ -343,6 +411,7 @@ async fn call(c: &Cluster, rule: &Rule, who: &Who) -> Result<(), tonic::Status> 
         Some("telemetry") if rule.rpc.starts_with("warden.telemetry.v1.Ingest/") => {
             c.otlp_grpc_addr
         }
+        // Telemetry queries and ingest tokens are served by storage.
         Some("telemetry") => c.storage_addr,
         other => panic!("no service for {other:?}"),
     };
@@ -375,6 +444,7 @@ async fn snapshot(c: &Cluster) -> Vec<(String, String)> {
         "proposal_approvals",
         "ingest_tokens",
         "log_records",
+        "metric_series",
         "metric_points",
         "spans",
     ] {

@@ -198,4 +198,48 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS ingest_tenants (
         tenant_id TEXT PRIMARY KEY,
         first_ms BIGINT NOT NULL)",
+    // Logs, metrics and traces (`signals/`): the clear columns are what queries filter
+    // on; `sealed`, `meta`, `labels` and `histogram` are sealed under the tenant's data key.
+    "CREATE TABLE IF NOT EXISTS log_records (
+        tenant_id TEXT NOT NULL,
+        time_ms BIGINT NOT NULL,
+        service TEXT NOT NULL,
+        severity BIGINT NOT NULL,
+        sealed TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS log_records_tenant_time ON log_records (tenant_id, time_ms)",
+    "CREATE INDEX IF NOT EXISTS log_records_tenant_service_time ON log_records (tenant_id, service, time_ms)",
+    // One row per series: id = SHA-256(tenant, name, labels), so writers agree without a lookup.
+    "CREATE TABLE IF NOT EXISTS metric_series (
+        tenant_id TEXT NOT NULL,
+        series_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        service TEXT NOT NULL,
+        meta TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        first_ms BIGINT NOT NULL,
+        last_ms BIGINT NOT NULL,
+        PRIMARY KEY (tenant_id, series_id))",
+    "CREATE INDEX IF NOT EXISTS metric_series_tenant_name ON metric_series (tenant_id, name)",
+    "CREATE TABLE IF NOT EXISTS metric_points (
+        tenant_id TEXT NOT NULL,
+        series_id TEXT NOT NULL,
+        time_ms BIGINT NOT NULL,
+        value DOUBLE PRECISION NOT NULL,
+        histogram TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS metric_points_series_time ON metric_points (tenant_id, series_id, time_ms)",
+    "CREATE INDEX IF NOT EXISTS metric_points_tenant_time ON metric_points (tenant_id, time_ms)",
+    "CREATE TABLE IF NOT EXISTS spans (
+        tenant_id TEXT NOT NULL,
+        trace_id TEXT NOT NULL,
+        span_id TEXT NOT NULL,
+        parent_span_id TEXT NOT NULL,
+        service TEXT NOT NULL,
+        start_ms BIGINT NOT NULL,
+        duration_us BIGINT NOT NULL,
+        error BIGINT NOT NULL,
+        sealed TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS spans_tenant_trace ON spans (tenant_id, trace_id)",
+    "CREATE INDEX IF NOT EXISTS spans_tenant_time ON spans (tenant_id, start_ms)",
+    "CREATE INDEX IF NOT EXISTS spans_tenant_service_time ON spans (tenant_id, service, start_ms)",
 ];

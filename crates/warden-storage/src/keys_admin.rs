@@ -32,6 +32,11 @@ const SEALED: &[(&str, &str)] = &[
     ("proposals", "sealed"),
     ("proposals", "review_sealed"),
     ("ingest_tokens", "description"),
+    ("log_records", "sealed"),
+    ("metric_series", "meta"),
+    ("metric_series", "labels"),
+    ("metric_points", "histogram"),
+    ("spans", "sealed"),
 ];
 
 /// Values re-encrypted per round trip to the database.
@@ -256,10 +261,16 @@ impl Keys for Storage {
                 .keys
                 .destroy_keys(&crate::audit::audit_scope(&tenant), None)
                 .await?;
+        // Signals go too: unreadable once the keys are gone, and their clear columns
+        // (services, metric names, times) are the tenant's as well.
         for table in [
             "tenant_settings",
             "tenant_settings_history",
             "tenant_external_ids",
+            "log_records",
+            "metric_series",
+            "metric_points",
+            "spans",
         ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE tenant_id = $1"))
                 .bind(&tenant)

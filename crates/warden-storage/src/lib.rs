@@ -38,6 +38,7 @@ use warden_proto::storage::v1::audit_log_server::AuditLogServer;
 use warden_proto::storage::v1::run_store_server::RunStoreServer;
 use warden_proto::storage::v1::tenant_store_server::TenantStoreServer;
 use warden_proto::telemetry::v1::ingest_tokens_server::IngestTokensServer;
+use warden_proto::telemetry::v1::telemetry_query_server::TelemetryQueryServer;
 use warden_rpc::ServiceHost;
 
 /// The storage service's state, shared by its gRPC services and its ingest listener.
@@ -232,17 +233,22 @@ impl Storage {
             ))
             .add_service(tonic::service::interceptor::InterceptedService::new(
                 IngestTokensServer::new(self.clone()).max_decoding_message_size(max),
+                id.clone(),
+            ))
+            .add_service(tonic::service::interceptor::InterceptedService::new(
+                TelemetryQueryServer::new(self.clone()).max_decoding_message_size(max),
                 id,
             ));
         routes
     }
 
     /// Names for gRPC health checking.
-    pub const SERVICES: [&'static str; 5] = [
+    pub const SERVICES: [&'static str; 6] = [
         "warden.storage.v1.Keys",
         "warden.storage.v1.TenantStore",
         "warden.storage.v1.AuditLog",
         "warden.storage.v1.RunStore",
         "warden.telemetry.v1.IngestTokens",
+        "warden.telemetry.v1.TelemetryQuery",
     ];
 }

@@ -239,6 +239,52 @@ pub const MATRIX: &[Rule] = &[
         &[Ingest],
         Own,
     ),
+    // telemetry queries (served by storage): raw telemetry, for the agent service only
+    row(
+        "warden.telemetry.v1.TelemetryQuery/QueryLogs",
+        &[AgentService],
+        Named,
+    ),
+    row(
+        "warden.telemetry.v1.TelemetryQuery/LogPatterns",
+        &[AgentService],
+        Named,
+    ),
+    row(
+        "warden.telemetry.v1.TelemetryQuery/ListMetrics",
+        &[AgentService],
+        Named,
+    ),
+    row(
+        "warden.telemetry.v1.TelemetryQuery/QueryMetrics",
+        &[AgentService],
+        Named,
+    ),
+    row(
+        "warden.telemetry.v1.TelemetryQuery/GetTrace",
+        &[AgentService],
+        Named,
+    ),
+    row(
+        "warden.telemetry.v1.TelemetryQuery/FindTraces",
+        &[AgentService],
+        Named,
+    ),
+    row(
+        "warden.telemetry.v1.TelemetryQuery/TopFunctions",
+        &[AgentService],
+        Named,
+    ),
+    row(
+        "warden.telemetry.v1.TelemetryQuery/QueryCluster",
+        &[AgentService],
+        Named,
+    ),
+    row(
+        "warden.telemetry.v1.TelemetryQuery/QueryConfig",
+        &[AgentService],
+        Named,
+    ),
 ];
 
 /// The row for `rpc`, if any.
