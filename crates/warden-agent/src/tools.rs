@@ -102,8 +102,16 @@ pub(crate) async fn run(
         return ToolOutput::error(format!("tool {name} is not available yet"));
     }
     let mut client = telemetry.clone();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let at = |seconds| prost_types::Timestamp { seconds, nanos: 0 };
     let q = tm::QueryLogsRequest {
         tenant_id: tenant_id.to_owned(),
+        window: Some(tm::Window {
+            since: Some(at(now - 24 * 3600)),
+            until: Some(at(now + 60)),
+        }),
         service: if service == "*" {
             String::new()
         } else {
