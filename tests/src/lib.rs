@@ -53,6 +53,8 @@ pub struct Options {
     pub stream_idle: Option<Duration>,
     /// The agent's run limits (default: `RunLimits::default()`).
     pub run_limits: Option<warden_agent::RunLimits>,
+    /// The limits of storage's ingest listener (OTLP/gRPC and OTLP/HTTP).
+    pub ingest: warden_storage::IngestOptions,
 }
 
 /// A routing config file for the gateway, and what loading it needs besides the file.
@@ -77,6 +79,7 @@ impl Default for Options {
             provider: None,
             stream_idle: None,
             run_limits: None,
+            ingest: warden_storage::IngestOptions::default(),
         }
     }
 }
@@ -90,6 +93,9 @@ pub struct Cluster {
     /// The second storage replica (with [`Options::second_storage`]).
     pub storage2_addr: Option<SocketAddr>,
     pub agent_addr: SocketAddr,
+    /// Storage's ingest listener: OTLP/gRPC (and `warden.telemetry.v1.Ingest`), OTLP/HTTP.
+    pub otlp_grpc_addr: SocketAddr,
+    pub otlp_http_addr: SocketAddr,
     /// The provider behind the first gateway (and the second, if any), unless
     /// [`Options::providers`] gave a routing config.
     pub local: Arc<LocalProvider>,
@@ -133,12 +139,20 @@ impl Cluster {
             .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("data/warden.db").display()));
         std::fs::create_dir_all(dir.path().join("data")).unwrap();
         let mut tasks = Vec::new();
-        let storage_task = services::start_storage(
+        let (otlp_grpc, otlp_grpc_addr) = services::bind(any).await.unwrap();
+        let (otlp_http, otlp_http_addr) = services::bind(any).await.unwrap();
+        let storage_task = services::start_storage_with(
             sl,
             sec("storage"),
             limits,
             &db_url,
             &dir.path().join("keys/kek"),
+            warden_storage::ReconcileOptions::default(),
+            Some(services::IngestListeners {
+                grpc: otlp_grpc,
+                http: otlp_http,
+                options: opts.ingest,
+            }),
             storage_rx,
         )
         .await
@@ -232,6 +246,8 @@ impl Cluster {
             gateway2_addr,
             storage2_addr,
             agent_addr,
+            otlp_grpc_addr,
+            otlp_http_addr,
             local,
             gateway_service: gateway,
             gateway2_service,
@@ -259,7 +275,7 @@ impl Cluster {
 
     /// Which service listens at `addr`.
     pub fn service_at(&self, addr: SocketAddr) -> warden_tls::Role {
-        if addr == self.storage_addr {
+        if [self.storage_addr, self.otlp_grpc_addr, self.otlp_http_addr].contains(&addr) {
             warden_tls::Role::Storage
         } else if addr == self.agent_addr {
             warden_tls::Role::AgentService
@@ -498,4 +514,82 @@ pub async fn fresh_postgres_schema() -> Option<String> {
     pool.close().await;
     let sep = if base.contains('?') { '&' } else { '?' };
     Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+}
+
+/// An OTLP logs export: one resource (`service.name` = `service`, plus `resource`
+/// attributes), one record per body, at the current time, severity ERROR.
+pub fn otlp_logs(
+    service: &str,
+    resource: &[(&str, &str)],
+    bodies: &[&str],
+) -> opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    let text = |s: &str| {
+        Some(AnyValue {
+            value: Some(any_value::Value::StringValue(s.to_owned())),
+        })
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let mut attributes = vec![KeyValue {
+        key: "service.name".into(),
+        value: text(service),
+        ..Default::default()
+    }];
+    for (k, v) in resource {
+        attributes.push(KeyValue {
+            key: (*k).into(),
+            value: text(v),
+            ..Default::default()
+        });
+    }
+    opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
+                attributes,
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records: bodies
+                    .iter()
+                    .map(|b| LogRecord {
+                        time_unix_nano: now,
+                        severity_number: 17,
+                        severity_text: "ERROR".into(),
+                        body: text(b),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+impl Cluster {
+    /// An OTLP `LogsService` client on storage's ingest listener, presenting `identity`
+    /// (an ingest identity, e.g. from `c.issue(Role::Ingest, "otel-acme", &["acme"])`).
+    pub fn otlp_logs_client(
+        &self,
+        identity: &str,
+    ) -> opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient<
+        Channel,
+    > {
+        opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient::new(
+            self.channel(identity, self.otlp_grpc_addr),
+        )
+    }
+
+    /// Sends `bodies` as log records of `service` for the tenant of ingest identity
+    /// `identity`.
+    pub async fn ingest_logs(&self, identity: &str, service: &str, bodies: &[&str]) {
+        self.otlp_logs_client(identity)
+            .export(otlp_logs(service, &[], bodies))
+            .await
+            .unwrap();
+    }
 }

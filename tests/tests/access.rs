@@ -1,6 +1,7 @@
 //! The access matrix, end to end: every RPC of every service, called over mTLS by every
 //! kind of identity (the three services, platform-wide callers, callers scoped to the
-//! tenant named and callers scoped to another tenant), is allowed or refused exactly as
+//! tenant named and callers scoped to another tenant, ingest identities of one tenant),
+//! is allowed or refused exactly as
 //! the one table in `warden_tls::access` says, with `ErrorInfo` naming the rule.
 //! Refused calls read and write nothing.
 
@@ -14,7 +15,7 @@ use tonic::Code;
 use tonic::codec::{DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic_types::StatusExt;
-use warden_integration_tests::{Cluster, enabled_tenant, logs_request};
+use warden_integration_tests::{Cluster, enabled_tenant, logs_request, otlp_logs};
 use warden_proto::agent::v1 as ag;
 use warden_proto::common::v1 as pb;
 use warden_proto::gateway::v1 as gw;
@@ -106,6 +107,16 @@ fn identities(c: &Cluster) -> Vec<Who> {
             });
         }
     }
+    // Ingest identities always name exactly one tenant.
+    for t in [TENANT, OTHER] {
+        let file = format!("ingest-{t}");
+        c.issue(Role::Ingest, &file, &[t]);
+        all.push(Who {
+            file,
+            role: Role::Ingest,
+            tenants: vec![t],
+        });
+    }
     all
 }
 
@@ -119,6 +130,8 @@ fn expected_allowed(rule: &Rule, who: &Who) -> Result<(), &'static str> {
         TenantCheck::Named => Err("TENANT_OUT_OF_SCOPE"),
         TenantCheck::Platform if who.tenants.is_empty() => Ok(()),
         TenantCheck::Platform => Err("PLATFORM_SCOPE_REQUIRED"),
+        TenantCheck::Own if who.tenants.len() == 1 => Ok(()),
+        TenantCheck::Own => Err("SINGLE_TENANT_SCOPE_REQUIRED"),
     }
 }
 
@@ -260,18 +273,9 @@ fn body(rpc: &str) -> Vec<u8> {
             ..Default::default()
         }
         .encode_to_vec(),
-        "Telemetry/Ingest" => st::IngestRequest {
-            records: vec![st::TelemetryRecord {
-                tenant_id: t(),
-                data_type: pb::DataType::Logs as i32,
-                body: "matrix line".into(),
-                ..Default::default()
-            }],
-        }
-        .encode_to_vec(),
-        "Telemetry/Query" => st::TelemetryQuery {
+        "IngestTokens/CreateIngestToken" => tm::CreateIngestTokenRequest {
             tenant_id: t(),
-            ..Default::default()
+            description: "matrix".into(),
         }
         .encode_to_vec(),
         // Credentials left out: refused on their merits after the access check.
@@ -290,6 +294,15 @@ fn body(rpc: &str) -> Vec<u8> {
             credentials_id: "none".into(),
         }
         .encode_to_vec(),
+        "IngestTokens/ListIngestTokens" => {
+            tm::ListIngestTokensRequest { tenant_id: t() }.encode_to_vec()
+        }
+        "IngestTokens/RevokeIngestToken" => tm::RevokeIngestTokenRequest {
+            tenant_id: t(),
+            token_id: "none".into(),
+        }
+        .encode_to_vec(),
+        "LogsService/Export" => otlp_logs("checkout", &[], &["matrix line"]).encode_to_vec(),
         "TelemetryQuery/QueryLogs" => tm::QueryLogsRequest {
             tenant_id: t(),
             window: telemetry_window(),
@@ -388,6 +401,18 @@ fn methods() -> Vec<(String, bool)> {
             }
         }
     }
+    // The OTLP collector services storage's ingest listener serves, as the OpenTelemetry
+    // protocol names them (from the published `opentelemetry-proto` definitions).
+    for signal in [
+        "logs.v1.LogsService",
+        "metrics.v1.MetricsService",
+        "trace.v1.TraceService",
+    ] {
+        out.push((
+            format!("opentelemetry.proto.collector.{signal}/Export"),
+            false,
+        ));
+    }
     out
 }
 
@@ -397,8 +422,13 @@ async fn call(c: &Cluster, rule: &Rule, who: &Who) -> Result<(), tonic::Status> 
         Some("gateway") => c.gateway_addr,
         Some("agent") => c.agent_addr,
         Some("storage") => c.storage_addr,
-        // Telemetry queries are served by storage.
-        Some("telemetry") if rule.rpc.contains(".TelemetryQuery/") => c.storage_addr,
+        // Storage's ingest listener: the OTLP services and warden.telemetry.v1.Ingest.
+        Some("proto") => c.otlp_grpc_addr,
+        Some("telemetry") if rule.rpc.starts_with("warden.telemetry.v1.Ingest/") => {
+            c.otlp_grpc_addr
+        }
+        // Telemetry queries and ingest tokens are served by storage.
+        Some("telemetry") => c.storage_addr,
         other => panic!("no service for {other:?}"),
     };
     let mut grpc = tonic::client::Grpc::new(c.channel(&who.file, addr));
@@ -428,7 +458,7 @@ async fn snapshot(c: &Cluster) -> Vec<(String, String)> {
         "findings",
         "proposals",
         "proposal_approvals",
-        "telemetry",
+        "ingest_tokens",
         "log_records",
         "metric_series",
         "metric_points",
@@ -543,7 +573,7 @@ async fn identities_scoped_to_another_tenant_read_and_write_nothing() {
     c.set_tenant(enabled_tenant(TENANT)).await;
     let who = identities(&c);
     let others: Vec<&Who> = who.iter().filter(|w| w.tenants == [OTHER]).collect();
-    assert_eq!(others.len(), 4);
+    assert_eq!(others.len(), 5);
     let before = snapshot(&c).await;
     let mut named = 0;
     for rule in MATRIX.iter().filter(|r| r.tenant == TenantCheck::Named) {
@@ -553,7 +583,7 @@ async fn identities_scoped_to_another_tenant_read_and_write_nothing() {
             named += 1;
         }
     }
-    assert!(named >= 4 * 15, "{named}");
+    assert!(named >= 5 * 15, "{named}");
     assert_eq!(snapshot(&c).await, before);
     assert_eq!(c.local.calls(), 0, "nothing reached the provider");
     c.stop().await;

@@ -5,15 +5,18 @@
 //!   reflection, a tracing span and Prometheus metrics per request, and graceful
 //!   shutdown that lets in-flight requests finish within a deadline.
 //! - [`connect`]: an mTLS client channel to another Warden service.
+//! - [`https`]: listeners for senders that are not Warden services (the OTLP ingest
+//!   ports): TLS with optional, verified client certificates, HTTP/1.1 and HTTP/2.
 //!
 //! What an RPC *means* is not here: each service's handlers own that.
 
 mod host;
+pub mod https;
 mod limit;
 mod metrics_layer;
 
 pub use host::{HostError, ServiceHost, bind, connect, install_prometheus, shutdown_signal};
-pub use limit::LimitLayer;
+pub use limit::{LimitLayer, LimitService};
 pub use metrics_layer::MetricsLayer;
 pub use tonic_health::server::HealthReporter;
 

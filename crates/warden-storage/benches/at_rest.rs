@@ -1,6 +1,6 @@
-//! What sealing at rest costs: on the telemetry ingest path, one ingest of 100 log
-//! records through storage's real handler on SQLite (sealing each body under the
-//! tenant's data key, then one transaction) against sealing the same 100 bodies alone;
+//! What sealing at rest costs: on the telemetry ingest path, one OTLP export of 100 log
+//! records through storage's real ingest path on SQLite (decoding, sealing under the
+//! tenant's data key, storing) against sealing the same 100 bodies alone;
 //! on the audit append path, one durable append (sealed, chained, committed with
 //! `synchronous=FULL`) against sealing the same record alone. Both pairs in the same run.
 //! Figures and method: docs/BENCHMARKS.md, "Sealing at rest".
@@ -13,22 +13,48 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use warden_proto::common::v1::DataType;
-use warden_proto::storage::v1::telemetry_server::Telemetry;
-use warden_proto::storage::v1::{IngestRequest, TelemetryRecord};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::resource::v1::Resource;
 
 const LINE: &str = "2026-11-25T10:00:01Z checkout ERROR payment provider timeout after 30s order=81723 region=eu-central-1 attempt=2";
 
-fn records() -> Vec<TelemetryRecord> {
-    (0..100)
-        .map(|i| TelemetryRecord {
-            tenant_id: "acme".into(),
-            data_type: DataType::Logs as i32,
-            service: "checkout".into(),
-            body: format!("{LINE} seq={i}"),
-            time: None,
+fn bodies() -> Vec<String> {
+    (0..100).map(|i| format!("{LINE} seq={i}")).collect()
+}
+
+fn export() -> ExportLogsServiceRequest {
+    let text = |s: String| {
+        Some(AnyValue {
+            value: Some(any_value::Value::StringValue(s)),
         })
-        .collect()
+    };
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "service.name".into(),
+                    value: text("checkout".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records: bodies()
+                    .into_iter()
+                    .map(|b| LogRecord {
+                        time_unix_nano: 1_767_225_600_000_000_000,
+                        severity_number: 17,
+                        body: text(b),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -45,22 +71,17 @@ fn bench(c: &mut Criterion) {
             .await
             .unwrap()
     });
-    let caller = warden_tls::Caller {
-        role: warden_tls::Role::AgentService,
-        name: "agent-service".into(),
-        scope: warden_tls::Scope::Platform,
-        insecure_dev: false,
-    };
     let mut group = c.benchmark_group("at_rest");
-    group.bench_function("ingest_100_records_sealed", |b| {
+    let request = export();
+    let limits = warden_storage::ingest::ItemLimits::default();
+    group.bench_function("otlp_export_100_log_records_sealed", |b| {
         b.iter(|| {
-            let mut req = tonic::Request::new(IngestRequest { records: records() });
-            req.extensions_mut().insert(caller.clone());
-            rt.block_on(Telemetry::ingest(&storage, req)).unwrap();
+            rt.block_on(storage.export_logs("acme", &request, &limits))
+                .unwrap()
         })
     });
     let key = warden_keys::DataKey::new("dk-bench", warden_keys::Zeroizing::new([7u8; 32]));
-    let bodies: Vec<String> = records().into_iter().map(|r| r.body).collect();
+    let bodies = bodies();
     group.bench_function("seal_100_bodies_alone", |b| {
         b.iter(|| {
             for body in &bodies {

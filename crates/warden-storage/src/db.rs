@@ -187,13 +187,24 @@ const SCHEMA: &[&str] = &[
         reviewer TEXT NOT NULL,
         approved_ms BIGINT NOT NULL,
         PRIMARY KEY (tenant_id, proposal_id, reviewer))",
-    "CREATE TABLE IF NOT EXISTS telemetry (
+    // The records of the removed `warden.storage.v1.Telemetry` service: nothing reads them
+    // any more, and their sealed bodies would otherwise outlive every key rotation.
+    "DROP TABLE IF EXISTS telemetry",
+    // Per-tenant ingest tokens: only the SHA-256 of a token is kept; revocation sets
+    // `revoked_ms`, and every request looks its token up again, so it takes effect at once.
+    "CREATE TABLE IF NOT EXISTS ingest_tokens (
+        token_id TEXT PRIMARY KEY,
         tenant_id TEXT NOT NULL,
-        data_type BIGINT NOT NULL,
-        time_ms BIGINT NOT NULL,
-        service TEXT NOT NULL,
-        body TEXT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS telemetry_tenant_type_time ON telemetry (tenant_id, data_type, time_ms)",
+        token_sha256 TEXT NOT NULL UNIQUE,
+        description TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        revoked_ms BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS ingest_tokens_tenant ON ingest_tokens (tenant_id, created_ms)",
+    // Tenants that ever sent telemetry: the ones retention prunes.
+    "CREATE TABLE IF NOT EXISTS ingest_tenants (
+        tenant_id TEXT PRIMARY KEY,
+        first_ms BIGINT NOT NULL)",
     // Profiles as per-function aggregates, one row per profile and sample type (the raw
     // pprof is not kept); `summary` is the sealed JSON of unit, total and functions.
     "CREATE TABLE IF NOT EXISTS profiles (

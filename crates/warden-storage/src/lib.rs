@@ -2,7 +2,8 @@
 //!
 //! It holds tenant settings (and pushes every change to watching gateways), customer
 //! credentials and agent results sealed with AES-256-GCM, the hash-chained audit log,
-//! agent runs and proposals, and telemetry for the agents' tools. One [`Db`] runs on
+//! agent runs and proposals, and telemetry for the agents' tools, received on an ingest
+//! listener of its own (OTLP/gRPC and OTLP/HTTP, see [`ingest`]). One [`Db`] runs on
 //! SQLite (the embedded default) or PostgreSQL, chosen by URL.
 //!
 //! **Invariant:** an audit append returns only after its record is committed, so the
@@ -11,6 +12,7 @@
 mod audit;
 mod cluster;
 mod db;
+pub mod ingest;
 pub mod ingest_auth;
 mod keyring;
 mod keys_admin;
@@ -18,7 +20,6 @@ mod reconcile;
 mod runs;
 mod seal;
 mod signals;
-mod telemetry;
 mod telemetry_query;
 mod tenants;
 mod util;
@@ -27,6 +28,7 @@ mod watch;
 use std::sync::Arc;
 
 pub use db::{Db, DbError};
+pub use ingest::IngestOptions;
 pub use keyring::{KeyringError, key_file_provider};
 pub use reconcile::{RECONCILER, ReconcileOptions, Reconciled};
 pub use seal::{SealError, Sealer};
@@ -34,12 +36,12 @@ pub use warden_keys::{FileKeyProvider, KeyProvider, MemoryKeyProvider};
 
 use warden_proto::storage::v1::audit_log_server::AuditLogServer;
 use warden_proto::storage::v1::run_store_server::RunStoreServer;
-use warden_proto::storage::v1::telemetry_server::TelemetryServer;
 use warden_proto::storage::v1::tenant_store_server::TenantStoreServer;
+use warden_proto::telemetry::v1::ingest_tokens_server::IngestTokensServer;
 use warden_proto::telemetry::v1::telemetry_query_server::TelemetryQueryServer;
 use warden_rpc::ServiceHost;
 
-/// The storage service's state, shared by its gRPC services.
+/// The storage service's state, shared by its gRPC services and its ingest listener.
 #[derive(Clone)]
 pub struct Storage {
     inner: Arc<Inner>,
@@ -57,6 +59,8 @@ struct Inner {
     /// The NOTIFY channel commits signal on (PostgreSQL only).
     notify_channel: Option<String>,
     audit: audit::Committer,
+    /// Tenants this process has noted as telemetry senders (for retention).
+    ingest_noted: ingest::retention::Noted,
 }
 
 /// Tuning of [`Storage::open_with`].
@@ -68,6 +72,8 @@ pub struct StorageOptions {
     pub reconcile: ReconcileOptions,
     /// The master key of stores from before envelope encryption: values it sealed still open.
     pub legacy_master_key: Option<Sealer>,
+    /// How often telemetry past each tenant's retention is pruned.
+    pub retention_every: std::time::Duration,
 }
 
 impl Default for StorageOptions {
@@ -76,6 +82,7 @@ impl Default for StorageOptions {
             watch_capacity: 1024,
             reconcile: ReconcileOptions::default(),
             legacy_master_key: None,
+            retention_every: std::time::Duration::from_secs(3600),
         }
     }
 }
@@ -126,8 +133,10 @@ impl Storage {
                 listener: std::sync::OnceLock::new(),
                 notify_channel: channel.as_ref().map(|c| c.name.clone()),
                 audit,
+                ingest_noted: Default::default(),
             }),
         };
+        ingest::retention::spawn(Arc::downgrade(&storage.inner), opts.retention_every);
         if let Some(channel) = channel {
             let task = watch::spawn_listener(
                 Arc::downgrade(&storage.inner),
@@ -223,7 +232,7 @@ impl Storage {
                 id.clone(),
             ))
             .add_service(tonic::service::interceptor::InterceptedService::new(
-                TelemetryServer::new(self.clone()).max_decoding_message_size(max),
+                IngestTokensServer::new(self.clone()).max_decoding_message_size(max),
                 id.clone(),
             ))
             .add_service(tonic::service::interceptor::InterceptedService::new(
@@ -239,7 +248,7 @@ impl Storage {
         "warden.storage.v1.TenantStore",
         "warden.storage.v1.AuditLog",
         "warden.storage.v1.RunStore",
-        "warden.storage.v1.Telemetry",
+        "warden.telemetry.v1.IngestTokens",
         "warden.telemetry.v1.TelemetryQuery",
     ];
 }

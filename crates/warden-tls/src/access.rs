@@ -4,7 +4,9 @@
 //! A row names the roles that may call the RPC and how its tenant is checked:
 //! [`TenantCheck::Named`] RPCs act on the tenant named in the request, which a
 //! tenant-scoped identity must cover; [`TenantCheck::Platform`] RPCs act across tenants
-//! and need a platform-wide identity. [`decide`] is pure; [`authorize`] adapts it to
+//! and need a platform-wide identity; [`TenantCheck::Own`] RPCs act for the one tenant
+//! the caller's certificate is scoped to, which the request never names (telemetry
+//! ingest: a sender writes its own tenant's data, whatever its payload claims). [`decide`] is pure; [`authorize`] adapts it to
 //! tonic. ARCHITECTURE.md renders this table; `tests/tests/access.rs` calls every row
 //! with every identity kind over mTLS.
 
@@ -19,6 +21,9 @@ pub enum TenantCheck {
     Named,
     /// The RPC spans tenants: the caller must be platform-wide.
     Platform,
+    /// The RPC acts for the sender's own tenant: the caller must be scoped to exactly one
+    /// tenant, and that tenant is the one acted for.
+    Own,
 }
 
 /// One row of the matrix.
@@ -30,8 +35,8 @@ pub struct Rule {
     pub tenant: TenantCheck,
 }
 
-use Role::{Admin, Agent, AgentService, Compliance, Gateway, Reviewer};
-use TenantCheck::{Named, Platform};
+use Role::{Admin, Agent, AgentService, Compliance, Gateway, Ingest, Reviewer};
+use TenantCheck::{Named, Own, Platform};
 
 const fn row(rpc: &'static str, allowed: &'static [Role], tenant: TenantCheck) -> Rule {
     Rule {
@@ -203,15 +208,41 @@ pub const MATRIX: &[Rule] = &[
     ),
     row("warden.storage.v1.Keys/RotateTenantKey", &[Admin], Platform),
     row("warden.storage.v1.Keys/ShredTenant", &[Admin], Platform),
+    // storage: telemetry ingest tokens, managed by admins on storage's mTLS port
     row(
-        "warden.storage.v1.Telemetry/Ingest",
-        &[Agent, AgentService],
+        "warden.telemetry.v1.IngestTokens/CreateIngestToken",
+        &[Admin],
         Named,
     ),
     row(
-        "warden.storage.v1.Telemetry/Query",
-        &[AgentService],
-        Platform,
+        "warden.telemetry.v1.IngestTokens/ListIngestTokens",
+        &[Admin],
+        Named,
+    ),
+    row(
+        "warden.telemetry.v1.IngestTokens/RevokeIngestToken",
+        &[Admin],
+        Named,
+    ),
+    // storage's ingest listener: senders write their own tenant's telemetry (an ingest
+    // token stands for an ingest identity of its tenant)
+    row("warden.telemetry.v1.Ingest/IngestProfile", &[Ingest], Own),
+    row("warden.telemetry.v1.Ingest/IngestCluster", &[Ingest], Own),
+    row("warden.telemetry.v1.Ingest/IngestConfig", &[Ingest], Own),
+    row(
+        "opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        &[Ingest],
+        Own,
+    ),
+    row(
+        "opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        &[Ingest],
+        Own,
+    ),
+    row(
+        "opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        &[Ingest],
+        Own,
     ),
     // telemetry queries (served by storage): raw telemetry, for the agent service only
     row(
@@ -277,6 +308,7 @@ pub const ROLE_NOT_ALLOWED: &str = "ROLE_NOT_ALLOWED";
 pub const TENANT_OUT_OF_SCOPE: &str = "TENANT_OUT_OF_SCOPE";
 pub const PLATFORM_SCOPE_REQUIRED: &str = "PLATFORM_SCOPE_REQUIRED";
 pub const RPC_NOT_IN_MATRIX: &str = "RPC_NOT_IN_MATRIX";
+pub const SINGLE_TENANT_SCOPE_REQUIRED: &str = "SINGLE_TENANT_SCOPE_REQUIRED";
 
 /// The decision for `caller` calling `rule.rpc` on `tenant` (`None`: no tenant named).
 pub fn decide(rule: &Rule, caller: &Caller, tenant: Option<&str>) -> Result<(), Denial> {
@@ -301,6 +333,27 @@ pub fn decide(rule: &Rule, caller: &Caller, tenant: Option<&str>) -> Result<(), 
         });
     }
     match (rule.tenant, tenant) {
+        (TenantCheck::Own, _) => match caller.scope.tenants() {
+            [own] if tenant.is_none_or(|t| t == own) => Ok(()),
+            [_] => Err(Denial {
+                reason: TENANT_OUT_OF_SCOPE,
+                message: format!(
+                    "{} is scoped to {} and may not act for tenant {}",
+                    caller.subject(),
+                    caller.scope,
+                    tenant.unwrap_or_default()
+                ),
+            }),
+            _ => Err(Denial {
+                reason: SINGLE_TENANT_SCOPE_REQUIRED,
+                message: format!(
+                    "{} acts for the sender's own tenant and needs an identity scoped to exactly one tenant; {} is {}",
+                    rule.rpc,
+                    caller.subject(),
+                    caller.scope
+                ),
+            }),
+        },
         (TenantCheck::Named, Some(t)) if !caller.scope.covers(t) => Err(Denial {
             reason: TENANT_OUT_OF_SCOPE,
             message: format!(
@@ -366,6 +419,29 @@ impl Authorized {
         Ok(self.caller.clone())
     }
 
+    /// The one tenant the caller is scoped to, for [`TenantCheck::Own`] RPCs
+    /// (PERMISSION_DENIED unless the identity names exactly one tenant).
+    pub fn own_tenant(&self) -> Result<String, Status> {
+        decide(self.rule, &self.caller, None)
+            .map_err(|d| denied(d, self.rule.rpc, Some(&self.caller), None))?;
+        match self.caller.scope.tenants() {
+            [own] => Ok(own.clone()),
+            _ => Err(denied(
+                Denial {
+                    reason: SINGLE_TENANT_SCOPE_REQUIRED,
+                    message: format!(
+                        "{} acts for the sender's own tenant; {} names none",
+                        self.rule.rpc,
+                        self.caller.subject()
+                    ),
+                },
+                self.rule.rpc,
+                Some(&self.caller),
+                None,
+            )),
+        }
+    }
+
     /// The caller, without the tenant check (for tenant-named RPCs whose tenant has yet
     /// to be read from the request; the handler must still call [`Self::for_tenant`]).
     pub fn caller(&self) -> &Caller {
@@ -376,7 +452,12 @@ impl Authorized {
 /// The role check of `rpc` for the request's caller. Fails closed for an RPC that is not
 /// in the matrix.
 pub fn authorize<T>(req: &Request<T>, rpc: &'static str) -> Result<Authorized, Status> {
-    let caller = caller_of(req)?;
+    authorize_caller(caller_of(req)?, rpc)
+}
+
+/// [`authorize`] for a caller identified outside a tonic request (the ingest listener
+/// reads the certificate in a layer, before the gRPC or HTTP handler).
+pub fn authorize_caller(caller: Caller, rpc: &'static str) -> Result<Authorized, Status> {
     let Some(rule) = rule(rpc) else {
         return Err(denied(
             Denial {
@@ -413,6 +494,7 @@ pub fn markdown() -> String {
         let tenant = match rule.tenant {
             TenantCheck::Named => "named",
             TenantCheck::Platform => "platform",
+            TenantCheck::Own => "own",
         };
         out.push_str(&format!("| `{}` | {tenant} |", rule.rpc));
         for r in Role::ALL {
@@ -472,6 +554,32 @@ mod tests {
         let query = rule("warden.gateway.v1.Audit/QueryAuditRecords").unwrap();
         let d = decide(query, &caller(Role::Compliance, &["acme"]), None).unwrap_err();
         assert_eq!(d.reason, PLATFORM_SCOPE_REQUIRED);
+    }
+
+    #[test]
+    fn ingest_acts_for_its_own_tenant_only() {
+        let export = rule("opentelemetry.proto.collector.logs.v1.LogsService/Export").unwrap();
+        let sender = caller(Role::Ingest, &["acme"]);
+        assert!(decide(export, &sender, None).is_ok());
+        assert_eq!(
+            decide(export, &sender, Some("beta")).unwrap_err().reason,
+            TENANT_OUT_OF_SCOPE
+        );
+        let agent = caller(Role::Agent, &["acme"]);
+        assert_eq!(
+            decide(export, &agent, None).unwrap_err().reason,
+            ROLE_NOT_ALLOWED
+        );
+        // A hand-made identity without exactly one tenant never passes.
+        for tenants in [&[][..], &["acme", "beta"][..]] {
+            let d = decide(export, &caller(Role::Ingest, tenants), None).unwrap_err();
+            assert_eq!(d.reason, SINGLE_TENANT_SCOPE_REQUIRED);
+        }
+        let auth = Authorized {
+            rule: export,
+            caller: sender,
+        };
+        assert_eq!(auth.own_tenant().unwrap(), "acme");
     }
 
     #[test]

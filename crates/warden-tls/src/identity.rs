@@ -21,6 +21,9 @@ pub enum Role {
     Compliance,
     /// Caller: a human who approves or rejects proposals.
     Reviewer,
+    /// Caller: a telemetry sender (an OpenTelemetry collector or SDK) of exactly one
+    /// tenant; its data is stored under that tenant, whatever the payload says.
+    Ingest,
     /// Service: the storage service.
     Storage,
     /// Service: the gateway.
@@ -30,11 +33,12 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 8] = [
         Role::Agent,
         Role::Admin,
         Role::Compliance,
         Role::Reviewer,
+        Role::Ingest,
         Role::Storage,
         Role::Gateway,
         Role::AgentService,
@@ -46,6 +50,7 @@ impl Role {
             Role::Admin => "admin",
             Role::Compliance => "compliance",
             Role::Reviewer => "reviewer",
+            Role::Ingest => "ingest",
             Role::Storage => "storage",
             Role::Gateway => "gateway",
             Role::AgentService => "agent-service",
@@ -89,7 +94,7 @@ impl FromStr for Role {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
     #[error(
-        "unknown role {0:?}; valid roles: agent, admin, compliance, reviewer (callers), gateway, storage, agent-service (services)"
+        "unknown role {0:?}; valid roles: agent, admin, compliance, reviewer, ingest (callers), gateway, storage, agent-service (services)"
     )]
     UnknownRole(String),
     #[error("client certificate could not be parsed")]
@@ -104,6 +109,8 @@ pub enum IdentityError {
     BadUri(String),
     #[error("a {0} service identity cannot be scoped to tenants")]
     ScopedService(Role),
+    #[error("an ingest identity must be scoped to exactly one tenant; this one names {0}")]
+    IngestScope(usize),
 }
 
 /// Which tenants an identity may act for.
@@ -222,6 +229,9 @@ impl Caller {
         if role.is_service() && !tenants.is_empty() {
             return Err(IdentityError::ScopedService(role));
         }
+        if role == Role::Ingest && tenants.len() != 1 {
+            return Err(IdentityError::IngestScope(tenants.len()));
+        }
         Ok(Caller {
             role,
             name,
@@ -287,6 +297,12 @@ mod tests {
         .unwrap();
         assert_eq!(c.role, Role::Admin);
         assert!(c.scope.covers("acme") && c.scope.covers("beta") && !c.scope.covers("gamma"));
+        let i = Caller::from_uris(["spiffe://warden/ingest/otel", "spiffe://warden/tenant/acme"])
+            .unwrap();
+        assert_eq!(
+            (i.role, i.scope.tenants()),
+            (Role::Ingest, &["acme".to_owned()][..])
+        );
         let p = Caller::from_uris(["spiffe://warden/admin/root"]).unwrap();
         assert!(p.scope.is_platform() && p.scope.covers("anything"));
     }
@@ -303,6 +319,12 @@ mod tests {
             ],
             vec!["spiffe://warden/gateway/g", "spiffe://warden/tenant/acme"],
             vec!["spiffe://warden/tenant/acme"],
+            vec!["spiffe://warden/ingest/otel"],
+            vec![
+                "spiffe://warden/ingest/otel",
+                "spiffe://warden/tenant/acme",
+                "spiffe://warden/tenant/beta",
+            ],
             vec!["spiffe://warden/root/x"],
             vec!["https://example.com/"],
         ] {

@@ -15,6 +15,6 @@ pub mod access;
 mod identity;
 mod pki;
 
-pub use access::{Authorized, authorize};
+pub use access::{Authorized, authorize, authorize_caller};
 pub use identity::{Caller, IdentityError, Role, Scope, caller_of, identify, valid_tenant_id};
 pub use pki::{BUILT_IN, DevPki, IdentityPaths, PkiError, TlsFiles};

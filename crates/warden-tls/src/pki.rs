@@ -33,6 +33,8 @@ pub enum PkiError {
     BadTenant(String),
     #[error("a {0} service identity cannot be scoped to tenants")]
     ScopedService(Role),
+    #[error("an ingest identity sends one tenant's telemetry: give exactly one --tenant (got {0})")]
+    IngestScope(usize),
     #[error("{0} already exists; pass --force to replace this identity")]
     Exists(PathBuf),
 }
@@ -87,7 +89,8 @@ pub struct DevPki {
 const LAYOUT_MARKER: &str = "layout-v2";
 
 /// The identities `warden up` issues: the three services, and one platform-wide caller
-/// per caller role (file name = identity name).
+/// per caller role (file name = identity name). Ingest identities are always scoped to one
+/// tenant, so none is built in: `warden certs issue --role ingest --tenant T` makes one.
 pub const BUILT_IN: [(Role, &str); 7] = [
     (Role::Gateway, "gateway"),
     (Role::Storage, "storage"),
@@ -210,6 +213,9 @@ impl DevPki {
         }
         if role.is_service() && !tenants.is_empty() {
             return Err(PkiError::ScopedService(role));
+        }
+        if role == Role::Ingest && tenants.len() != 1 {
+            return Err(PkiError::IngestScope(tenants.len()));
         }
         let files = self.files(name);
         if !overwrite && (files.cert.exists() || files.key.exists()) {
@@ -354,6 +360,20 @@ mod tests {
             pki.issue(Role::Gateway, "gw2", &["acme".to_owned()], false),
             Err(PkiError::ScopedService(Role::Gateway))
         ));
+        assert!(matches!(
+            pki.issue(Role::Ingest, "otel", &[], false),
+            Err(PkiError::IngestScope(0))
+        ));
+        let two = ["acme".to_owned(), "beta".to_owned()];
+        assert!(matches!(
+            pki.issue(Role::Ingest, "otel", &two, false),
+            Err(PkiError::IngestScope(2))
+        ));
+        let files = pki
+            .issue(Role::Ingest, "otel", &["acme".to_owned()], false)
+            .unwrap();
+        let caller = Caller::from_der(&der_of(&files.cert)).unwrap();
+        assert_eq!(caller.subject(), "ingest/otel");
     }
 
     #[test]

@@ -31,6 +31,8 @@ enum Command {
     Config(cmd::config::Args),
     /// Rotate the keys at rest, or shred a tenant, while the services run.
     Keys(cmd::keys::Args),
+    /// Create, list and revoke a tenant's telemetry ingest tokens.
+    IngestToken(cmd::ingest_token::Args),
     /// Print what would be sent for one data type after redaction and budgets.
     Minimize(cmd::minimize::Args),
     /// Print text as the gateway would send it: secrets and personal data replaced by placeholders.
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::Certs(args) => cmd::certs::run(args).map(|()| ExitCode::SUCCESS),
         Command::Config(args) => cmd::config::run(args),
         Command::Keys(args) => cmd::keys::run(args).map(|()| ExitCode::SUCCESS),
+        Command::IngestToken(args) => cmd::ingest_token::run(args).map(|()| ExitCode::SUCCESS),
         Command::Minimize(args) => cmd::minimize::run(args),
         Command::Redact(args) => cmd::redact::run(args),
     };

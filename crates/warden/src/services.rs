@@ -40,13 +40,24 @@ pub async fn start_storage(
         database_url,
         key_file,
         warden_storage::ReconcileOptions::default(),
+        None,
         shutdown,
     )
     .await
 }
 
+/// The ingest listener's ports (OTLP/gRPC and OTLP/HTTP), bound, and its limits.
+#[derive(Debug)]
+pub struct IngestListeners {
+    pub grpc: TcpListener,
+    pub http: TcpListener,
+    pub options: warden_storage::IngestOptions,
+}
+
 /// [`start_storage`], closing audit intents left without an outcome for longer than
-/// `reconcile.reconcile_after` (before it serves, then periodically).
+/// `reconcile.reconcile_after` (before it serves, then periodically), and receiving
+/// telemetry on `ingest` when given (with storage's own certificate).
+#[allow(clippy::too_many_arguments)]
 pub async fn start_storage_with(
     listener: TcpListener,
     security: Security,
@@ -54,6 +65,7 @@ pub async fn start_storage_with(
     database_url: &str,
     key_file: &Path,
     reconcile: warden_storage::ReconcileOptions,
+    ingest: Option<IngestListeners>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Task> {
     let db = warden_storage::Db::connect(database_url)
@@ -88,6 +100,21 @@ pub async fn start_storage_with(
         limits,
     };
     let routes = storage.routes(&host);
+    // A certificate that cannot serve stops storage now, not at its first sender.
+    if ingest.is_some() {
+        warden_rpc::https::optional_client_auth(&host.security)
+            .context("the ingest listener cannot use storage's certificate")?;
+    }
+    let ingest = ingest.map(|l| {
+        let storage = storage.clone();
+        let security = host.security.clone();
+        let stop = shutdown_future(shutdown.clone());
+        tokio::spawn(async move {
+            storage
+                .serve_ingest(l.grpc, l.http, &security, l.options, stop)
+                .await
+        })
+    });
     Ok(tokio::spawn(async move {
         host.serve(
             listener,
@@ -96,6 +123,9 @@ pub async fn start_storage_with(
             shutdown_future(shutdown),
         )
         .await?;
+        if let Some(task) = ingest {
+            task.await??;
+        }
         Ok(())
     }))
 }

@@ -143,6 +143,8 @@ async fn walk() {
         (9465, free_port()),
         (9466, free_port()),
         (9467, free_port()),
+        (4317, free_port()),
+        (4318, free_port()),
     ];
     let _storage = serve(dir, "storage", &config(dir, "storage", &ports));
     wait_serving(dir, s, Role::Storage).await;

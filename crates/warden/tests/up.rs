@@ -27,6 +27,10 @@ fn start(dir: &std::path::Path, extra: &[&str]) -> (Child, Vec<String>) {
             "127.0.0.1:0",
             "--metrics",
             "127.0.0.1:0",
+            "--otlp-grpc",
+            "127.0.0.1:0",
+            "--otlp-http",
+            "127.0.0.1:0",
         ])
         .args(extra)
         .stdout(Stdio::piped())
@@ -130,8 +134,12 @@ fn insecure_dev_is_loud() {
 }
 
 fn keys(args: &[&str]) -> (bool, String) {
+    warden("keys", args)
+}
+
+fn warden(command: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_warden"))
-        .arg("keys")
+        .arg(command)
         .args(args)
         .output()
         .unwrap();
@@ -158,11 +166,63 @@ fn warden_keys_rotates_and_shreds_while_warden_up_runs() {
     let key_file = key_file.to_str().unwrap();
     let common = ["--storage", storage.as_str(), "--pki", pki];
 
-    // The tour's sample telemetry for acme is sealed under acme's data key.
+    // An ingest token's description is sealed under acme's data key; the token is
+    // printed once, listed without its secret, and revoked.
+    let (ok, text) = warden(
+        "ingest-token",
+        &[
+            &[
+                "create",
+                "--tenant",
+                "acme",
+                "--description",
+                "collector eu",
+            ][..],
+            &common,
+        ]
+        .concat(),
+    );
+    assert!(ok && text.contains("wdn_ingest_"), "{text}");
+    let token_id = text
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_default()
+        .to_owned();
+    let list = |common: &[&str]| {
+        warden(
+            "ingest-token",
+            &[&["list", "--tenant", "acme"][..], common].concat(),
+        )
+    };
+    let (ok, text) = list(&common);
+    assert!(
+        ok && text.contains(&token_id) && text.contains("active"),
+        "{text}"
+    );
+    assert!(
+        text.contains("collector eu") && !text.contains("wdn_ingest_"),
+        "{text}"
+    );
+    let (ok, text) = warden(
+        "ingest-token",
+        &[
+            &[
+                "revoke",
+                "--tenant",
+                "acme",
+                "--token-id",
+                token_id.as_str(),
+            ][..],
+            &common,
+        ]
+        .concat(),
+    );
+    assert!(ok, "{text}");
+    assert!(list(&common).1.contains("revoked"));
     let (ok, text) = keys(&[&["rotate", "--tenant", "acme"][..], &common].concat());
     assert!(ok, "{text}");
     assert!(
-        text.contains("tenant acme: 4 value(s) re-encrypted"),
+        text.contains("tenant acme: 1 value(s) re-encrypted"),
         "{text}"
     );
     let (ok, text) = keys(&[&["rotate", "--key-file", key_file][..], &common].concat());

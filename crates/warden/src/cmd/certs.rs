@@ -22,7 +22,8 @@ enum Action {
     Issue {
         #[arg(long, default_value = ".warden/pki")]
         dir: PathBuf,
-        /// Callers: agent, admin, compliance, reviewer. Services: gateway, storage, agent-service.
+        /// Callers: agent, admin, compliance, reviewer, ingest (exactly one --tenant).
+        /// Services: gateway, storage, agent-service.
         #[arg(long)]
         role: String,
         #[arg(long)]

@@ -2,6 +2,7 @@
 
 pub mod certs;
 pub mod config;
+pub mod ingest_token;
 pub mod keys;
 pub mod minimize;
 pub mod redact;

@@ -47,6 +47,8 @@ struct ServeConfig {
     /// storage: close audit intents left without an outcome for longer than this as
     /// `unknown` (default 3600; must exceed the longest call a gateway runs).
     audit_reconcile_after_secs: Option<u64>,
+    /// storage: receive telemetry (OTLP/gRPC and OTLP/HTTP) on ports of its own.
+    ingest: Option<IngestConfig>,
     /// gateway, agent: the storage service's address.
     storage: Option<String>,
     /// agent: the gateway's address.
@@ -58,6 +60,20 @@ struct ServeConfig {
     tool_result_max_bytes: Option<usize>,
     /// gateway: the routing config (config/providers.toml). Without it, only the offline `local` provider.
     providers: Option<PathBuf>,
+}
+
+/// storage's `[ingest]` table: the OTLP ports and their limits.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IngestConfig {
+    /// OTLP/gRPC (and warden.telemetry.v1.Ingest), conventionally port 4317.
+    grpc_listen: SocketAddr,
+    /// OTLP/HTTP, conventionally port 4318.
+    http_listen: SocketAddr,
+    /// Largest request after decompression (default 4 MiB).
+    max_request_bytes: Option<usize>,
+    /// Requests handled at once; more are told to retry (default 64).
+    max_in_flight: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +133,29 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             if let Some(s) = cfg.audit_reconcile_after_secs {
                 reconcile.reconcile_after = Duration::from_secs(s);
             }
+            let ingest = match &cfg.ingest {
+                Some(i) => {
+                    let mut options = warden_storage::IngestOptions {
+                        shutdown_deadline: limits.shutdown_deadline,
+                        ..Default::default()
+                    };
+                    if let Some(m) = i.max_request_bytes {
+                        options.max_request_bytes = m;
+                    }
+                    if let Some(m) = i.max_in_flight {
+                        options.max_in_flight = m;
+                    }
+                    let (grpc, grpc_addr) = services::bind(i.grpc_listen).await?;
+                    let (http, http_addr) = services::bind(i.http_listen).await?;
+                    tracing::info!(%grpc_addr, %http_addr, "receiving OTLP telemetry");
+                    Some(services::IngestListeners {
+                        grpc,
+                        http,
+                        options,
+                    })
+                }
+                None => None,
+            };
             services::start_storage_with(
                 listener,
                 security,
@@ -124,6 +163,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 &db,
                 &key,
                 reconcile,
+                ingest,
                 shutdown_rx,
             )
             .await?

@@ -28,6 +28,12 @@ pub struct Args {
     storage: SocketAddr,
     #[arg(long, default_value = "127.0.0.1:7445")]
     agent: SocketAddr,
+    /// Storage's OTLP/gRPC ingest port (telemetry in, like an OpenTelemetry collector).
+    #[arg(long, default_value = "127.0.0.1:4317")]
+    otlp_grpc: SocketAddr,
+    /// Storage's OTLP/HTTP ingest port.
+    #[arg(long, default_value = "127.0.0.1:4318")]
+    otlp_http: SocketAddr,
     /// Prometheus metrics endpoint (/metrics).
     #[arg(long, default_value = "127.0.0.1:9464")]
     metrics: SocketAddr,
@@ -69,14 +75,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let (storage_l, storage_addr) = services::bind(args.storage).await?;
     let (gateway_l, gateway_addr) = services::bind(args.gateway).await?;
     let (agent_l, agent_addr) = services::bind(args.agent).await?;
+    let (otlp_grpc, otlp_grpc_addr) = services::bind(args.otlp_grpc).await?;
+    let (otlp_http, otlp_http_addr) = services::bind(args.otlp_http).await?;
     let db_path = args.data_dir.join("warden.db");
     let db_url = format!("sqlite://{}", db_path.display());
-    let storage = services::start_storage(
+    let storage = services::start_storage_with(
         storage_l,
         security("storage"),
         limits,
         &db_url,
         &key_file(&args),
+        warden_storage::ReconcileOptions::default(),
+        Some(services::IngestListeners {
+            grpc: otlp_grpc,
+            http: otlp_http,
+            options: warden_storage::IngestOptions::default(),
+        }),
         storage_stop_rx,
     )
     .await?;
@@ -102,13 +116,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         &storage_addr.to_string(),
         shutdown_rx,
     )?;
-    seed_sample(
-        &args.data_dir,
-        &storage_addr.to_string(),
-        &security("agent"),
-    )
-    .await;
-    banner(&args, &pki_dir, gateway_addr, storage_addr, agent_addr)?;
+    banner(
+        &args,
+        &pki_dir,
+        gateway_addr,
+        storage_addr,
+        agent_addr,
+        (otlp_grpc_addr, otlp_http_addr),
+    )?;
 
     signal.await;
     let _ = shutdown_tx.send(true);
@@ -123,52 +138,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Loads a few sample log lines for tenant `acme` on first run, so the tour's agent
-/// run has telemetry to find.
-async fn seed_sample(data_dir: &std::path::Path, storage: &str, security: &Security) {
-    use warden_proto::common::v1::DataType;
-    use warden_proto::storage::v1::{
-        IngestRequest, TelemetryRecord, telemetry_client::TelemetryClient,
-    };
-    let marker = data_dir.join("sample-loaded");
-    if marker.exists() {
-        return;
-    }
-    let Ok(channel) = warden_rpc::connect(
-        storage,
-        security,
-        warden_tls::Role::Storage,
-        std::time::Duration::from_secs(3),
-    ) else {
-        return;
-    };
-    let lines = [
-        "2026-11-25T10:00:01Z checkout ERROR payment provider timeout after 30s order=81723 user=jane.doe@example.com",
-        "2026-11-25T10:00:02Z checkout WARN retrying payment call attempt=2 host=10.0.4.17",
-        "2026-11-25T10:00:05Z checkout ERROR payment provider timeout after 30s order=81724",
-        "2026-11-25T10:00:09Z checkout INFO db connection postgres://app:s3cr3t-pass@db.internal:5432/orders ok",
-    ];
-    let records = lines
-        .iter()
-        .map(|l| TelemetryRecord {
-            tenant_id: "acme".into(),
-            data_type: DataType::Logs as i32,
-            service: "checkout".into(),
-            body: (*l).to_owned(),
-            time: None,
-        })
-        .collect();
-    match TelemetryClient::new(channel)
-        .ingest(IngestRequest { records })
-        .await
-    {
-        Ok(_) => {
-            let _ = std::fs::write(&marker, b"");
-        }
-        Err(s) => tracing::warn!(code = ?s.code(), "could not load the sample telemetry"),
-    }
 }
 
 /// The key-encryption key file: `--key-file`, or `<data dir>-keys/kek` beside the data
@@ -191,6 +160,7 @@ fn banner(
     gateway: SocketAddr,
     storage: SocketAddr,
     agent: SocketAddr,
+    (otlp_grpc, otlp_http): (SocketAddr, SocketAddr),
 ) -> anyhow::Result<()> {
     // Services' certificates name their service, not the address: grpcurl checks that
     // name with -servername, as Warden's own clients do.
@@ -216,11 +186,15 @@ fn banner(
     )?;
     writeln!(out, "  storage  {scheme}://{storage}")?;
     writeln!(out, "  agent    {scheme}://{agent}")?;
+    writeln!(
+        out,
+        "  OTLP in  {scheme}://{otlp_grpc} (gRPC), {scheme}://{otlp_http} (HTTP /v1/logs, /v1/metrics, /v1/traces)"
+    )?;
     writeln!(out, "  metrics  http://{}/metrics", args.metrics)?;
     if !args.insecure_dev {
         writeln!(
             out,
-            "  certificates in {} (platform-wide callers: admin, agent, compliance, reviewer; `warden certs issue --role R --name N --tenant T` scopes one to tenants)",
+            "  certificates in {} (platform-wide callers: admin, agent, compliance, reviewer; `warden certs issue --role R --name N --tenant T` scopes one to tenants; telemetry senders: `--role ingest` with one --tenant, or `warden ingest-token create --tenant T`)",
             pki.display()
         )?;
     }
