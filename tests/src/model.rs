@@ -31,6 +31,8 @@ pub struct Seen {
     pub offered: Vec<String>,
     /// The latest tool result: (content, is_error), if the request ended with one.
     pub last_result: Option<(String, bool)>,
+    /// Every tool result in the conversation: (content, is_error).
+    pub results: Vec<(String, bool)>,
 }
 
 pub struct ScriptedModel {
@@ -91,9 +93,21 @@ impl ScriptedModel {
                 _ => None,
             })
         });
+        let results = req
+            .messages
+            .iter()
+            .flat_map(|m| &m.content)
+            .filter_map(|c| match c {
+                Content::ToolResult {
+                    content, is_error, ..
+                } => Some((content.clone(), *is_error)),
+                _ => None,
+            })
+            .collect();
         self.seen.lock().unwrap().push(Seen {
             offered: req.tools.iter().map(|t| t.name.clone()).collect(),
             last_result,
+            results,
         });
         let next = self.plan.lock().unwrap().pop_front();
         let step = match next {

@@ -130,6 +130,15 @@ async fn the_tools_follow_the_settings_of_the_moment_in_a_running_investigation(
     assert!(seen[0].offered.contains(&"query_metrics".to_owned()));
     let (text, is_error) = seen[2].last_result.clone().unwrap();
     assert!(is_error && text.contains("refused"), "{text}");
+    // The first call's logs were withheld from every request after the withdrawal.
+    assert!(
+        seen[2]
+            .results
+            .iter()
+            .all(|(t, _)| !t.contains("records in the window")),
+        "{:?}",
+        seen[2].results
+    );
     assert!(
         !seen[2]
             .offered

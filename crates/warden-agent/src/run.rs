@@ -96,7 +96,12 @@ impl Agent {
                         None,
                     );
                 }
-                Ok(s) => tools::catalog::offered(&tools::access_of(&s)),
+                Ok(s) => {
+                    let access = tools::access_of(&s);
+                    // What the tenant no longer allows is not sent again.
+                    tools::withhold_disallowed(&mut messages, &access);
+                    tools::catalog::offered(&access)
+                }
                 Err(reason) => {
                     break (
                         st::RunStatus::Failed,
