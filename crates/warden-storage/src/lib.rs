@@ -9,9 +9,13 @@
 //! gateway's "audit before egress" holds across crashes.
 
 mod audit;
+pub mod audit_entry;
+mod audit_proofs;
 mod db;
 mod keyring;
 mod keys_admin;
+pub mod log_key;
+mod merkle_log;
 mod reconcile;
 mod runs;
 mod seal;
@@ -24,6 +28,7 @@ use std::sync::Arc;
 
 pub use db::{Db, DbError};
 pub use keyring::{KeyringError, key_file_provider};
+pub use log_key::{KeyFileSigner, LogSigner, Publish, log_key_file};
 pub use reconcile::{RECONCILER, ReconcileOptions, Reconciled};
 pub use seal::{SealError, Sealer};
 pub use warden_keys::{FileKeyProvider, KeyProvider, MemoryKeyProvider};
@@ -52,6 +57,7 @@ struct Inner {
     /// The NOTIFY channel commits signal on (PostgreSQL only).
     notify_channel: Option<String>,
     audit: audit::Committer,
+    log: audit::LogCtx,
 }
 
 /// Tuning of [`Storage::open_with`].
@@ -63,6 +69,11 @@ pub struct StorageOptions {
     pub reconcile: ReconcileOptions,
     /// The master key of stores from before envelope encryption: values it sealed still open.
     pub legacy_master_key: Option<Sealer>,
+    /// Signs the audit log's checkpoints (one per commit). Without it the Merkle tree is
+    /// kept but no checkpoint is signed and proofs are refused; `warden serve` always sets it.
+    pub log_signer: Option<Arc<dyn LogSigner>>,
+    /// Where each new checkpoint is published.
+    pub publish: Publish,
 }
 
 impl Default for StorageOptions {
@@ -71,6 +82,8 @@ impl Default for StorageOptions {
             watch_capacity: 1024,
             reconcile: ReconcileOptions::default(),
             legacy_master_key: None,
+            log_signer: None,
+            publish: Publish::default(),
         }
     }
 }
@@ -100,8 +113,24 @@ impl Storage {
             keyring::Keyring::open(db.clone(), keys, opts.legacy_master_key.clone()).await?,
         );
         let head = audit::Head::load(&db).await?;
+        // The tree covers every record, and the log key signed the last checkpoint.
+        merkle_log::open(&db, opts.log_signer.as_deref(), head.next_sequence - 1).await?;
+        let log = audit::LogCtx {
+            signer: opts.log_signer.clone(),
+            publish: log_key::spawn_publisher(opts.publish.clone()),
+        };
+        if let (Some(tx), Some(signer)) = (&log.publish, &log.signer) {
+            let mut conn = db.pool.acquire().await.map_err(DbError::from)?;
+            if let Some((_, note)) = merkle_log::latest_checkpoint(&mut conn)
+                .await
+                .map_err(DbError::from)?
+            {
+                tracing::info!(origin = signer.origin(), "publishing audit checkpoints");
+                let _ = tx.send(note);
+            }
+        }
         let (changes, _) = tokio::sync::broadcast::channel(opts.watch_capacity.max(1));
-        let audit = audit::Committer::start(db.clone(), keys.clone(), head);
+        let audit = audit::Committer::start(db.clone(), keys.clone(), head, log.clone());
         reconcile::report(
             audit
                 .reconcile(reconcile::cutoff(opts.reconcile.reconcile_after))
@@ -121,6 +150,7 @@ impl Storage {
                 listener: std::sync::OnceLock::new(),
                 notify_channel: channel.as_ref().map(|c| c.name.clone()),
                 audit,
+                log,
             }),
         };
         if let Some(channel) = channel {

@@ -40,9 +40,35 @@ pub async fn start_storage(
         database_url,
         key_file,
         warden_storage::ReconcileOptions::default(),
+        AuditLogConfig::beside(key_file),
         shutdown,
     )
     .await
+}
+
+/// The audit log's checkpoints: who signs them and where they are published.
+#[derive(Debug, Clone)]
+pub struct AuditLogConfig {
+    /// The log signing key (C2SP signed-note private key), 0600, outside the data
+    /// directory; created on first run for an empty log only.
+    pub key_file: std::path::PathBuf,
+    /// The log's origin line, e.g. `warden.example/audit`.
+    pub origin: String,
+    pub publish: warden_storage::Publish,
+}
+
+/// The origin when none is configured.
+pub const DEFAULT_AUDIT_ORIGIN: &str = "warden.local/audit";
+
+impl AuditLogConfig {
+    /// `audit-log.key` beside the key-encryption key file, the default origin, no publishing.
+    pub fn beside(kek_file: &Path) -> AuditLogConfig {
+        AuditLogConfig {
+            key_file: kek_file.with_file_name("audit-log.key"),
+            origin: DEFAULT_AUDIT_ORIGIN.into(),
+            publish: warden_storage::Publish::default(),
+        }
+    }
 }
 
 /// [`start_storage`], closing audit intents left without an outcome for longer than
@@ -54,6 +80,7 @@ pub async fn start_storage_with(
     database_url: &str,
     key_file: &Path,
     reconcile: warden_storage::ReconcileOptions,
+    audit: AuditLogConfig,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Task> {
     let db = warden_storage::Db::connect(database_url)
@@ -65,6 +92,10 @@ pub async fn start_storage_with(
     let keys = warden_storage::key_file_provider(&db, key_file, data_dir.as_deref())
         .await
         .context("the key-encryption key cannot be used; storage will not start")?;
+    let signer =
+        warden_storage::log_key_file(&db, &audit.key_file, &audit.origin, data_dir.as_deref())
+            .await
+            .context("the audit log signing key cannot be used; storage will not start")?;
     // A store from before envelope encryption keeps its old master key beside the
     // database: values it sealed still open; everything new is sealed under data keys.
     let legacy = match data_dir.map(|d| d.join("master.key")) {
@@ -77,6 +108,8 @@ pub async fn start_storage_with(
         warden_storage::StorageOptions {
             reconcile,
             legacy_master_key: legacy,
+            log_signer: Some(Arc::new(signer)),
+            publish: audit.publish,
             ..Default::default()
         },
     )

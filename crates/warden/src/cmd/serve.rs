@@ -47,6 +47,15 @@ struct ServeConfig {
     /// storage: close audit intents left without an outcome for longer than this as
     /// `unknown` (default 3600; must exceed the longest call a gateway runs).
     audit_reconcile_after_secs: Option<u64>,
+    /// storage: the audit log's checkpoint signing key (default: `audit-log.key` beside
+    /// `key_file`; created on first run for an empty log only, 0600).
+    audit_log_key_file: Option<PathBuf>,
+    /// storage: the audit log's origin line in its checkpoints (default `warden.local/audit`).
+    audit_log_origin: Option<String>,
+    /// storage: replace this file atomically with each new signed checkpoint.
+    audit_checkpoint_file: Option<PathBuf>,
+    /// storage: POST each new signed checkpoint to this URL (a witness or the customer).
+    audit_checkpoint_url: Option<String>,
     /// gateway, agent: the storage service's address.
     storage: Option<String>,
     /// agent: the gateway's address.
@@ -112,6 +121,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             if let Some(s) = cfg.audit_reconcile_after_secs {
                 reconcile.reconcile_after = Duration::from_secs(s);
             }
+            let mut audit = services::AuditLogConfig::beside(&key);
+            if let Some(k) = &cfg.audit_log_key_file {
+                audit.key_file = k.clone();
+            }
+            if let Some(o) = &cfg.audit_log_origin {
+                audit.origin = o.clone();
+            }
+            audit.publish.file = cfg.audit_checkpoint_file.clone();
+            audit.publish.url = cfg.audit_checkpoint_url.clone();
             services::start_storage_with(
                 listener,
                 security,
@@ -119,6 +137,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 &db,
                 &key,
                 reconcile,
+                audit,
                 shutdown_rx,
             )
             .await?
