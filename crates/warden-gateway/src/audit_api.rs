@@ -165,8 +165,14 @@ impl Gateway {
 fn provable_line(r: &AuditRecord, p: &st::RecordProof) -> String {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
+    // The chain hash is left out: it is not in the record's encoding, and the leaf,
+    // which covers everything else, is its proof here.
+    let mut json = record_json(r);
+    if let Some(o) = json.as_object_mut() {
+        o.remove("hash");
+    }
     let mut line = serde_json::json!({
-        "record": record_json(r),
+        "record": json,
         "pb": b64.encode(&p.record),
         "entry": b64.encode(&p.entry),
         "proof": p.tlog_proof,

@@ -22,6 +22,7 @@ mod seal;
 mod telemetry;
 mod tenants;
 mod util;
+pub mod verify_log;
 mod watch;
 
 use std::sync::Arc;
@@ -31,7 +32,9 @@ pub use keyring::{KeyringError, key_file_provider};
 pub use log_key::{KeyFileSigner, LogSigner, Publish, log_key_file};
 pub use reconcile::{RECONCILER, ReconcileOptions, Reconciled};
 pub use seal::{SealError, Sealer};
+pub use verify_log::{LogReport, verify_log};
 pub use warden_keys::{FileKeyProvider, KeyProvider, MemoryKeyProvider};
+pub use warden_merkle;
 
 use warden_proto::storage::v1::audit_log_server::AuditLogServer;
 use warden_proto::storage::v1::run_store_server::RunStoreServer;
