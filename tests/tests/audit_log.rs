@@ -2,6 +2,13 @@
 //! provable exports that verify offline, and offline verification of the database that
 //! names the record behind every kind of tampering.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
+
 use std::path::PathBuf;
 
 use warden_integration_tests::*;

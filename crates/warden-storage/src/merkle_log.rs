@@ -381,7 +381,7 @@ mod tests {
             let mut count = size;
             let mut level = 0u8;
             while count > 0 {
-                if count % TILE_WIDTH != 0 {
+                if !count.is_multiple_of(TILE_WIDTH) {
                     let k = (level, count / TILE_WIDTH);
                     let mut h = stored[&k].clone();
                     h.truncate((count % TILE_WIDTH) as usize);

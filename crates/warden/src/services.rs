@@ -39,7 +39,6 @@ pub async fn start_storage(
         limits,
         database_url,
         key_file,
-        warden_storage::ReconcileOptions::default(),
         AuditLogConfig::beside(key_file),
         shutdown,
     )
@@ -55,6 +54,8 @@ pub struct AuditLogConfig {
     /// The log's origin line, e.g. `warden.example/audit`.
     pub origin: String,
     pub publish: warden_storage::Publish,
+    /// When audit intents left without an outcome are closed.
+    pub reconcile: warden_storage::ReconcileOptions,
 }
 
 /// The origin when none is configured.
@@ -67,19 +68,20 @@ impl AuditLogConfig {
             key_file: kek_file.with_file_name("audit-log.key"),
             origin: DEFAULT_AUDIT_ORIGIN.into(),
             publish: warden_storage::Publish::default(),
+            reconcile: warden_storage::ReconcileOptions::default(),
         }
     }
 }
 
-/// [`start_storage`], closing audit intents left without an outcome for longer than
-/// `reconcile.reconcile_after` (before it serves, then periodically).
+/// [`start_storage`] with the audit log's key, origin and publishing, closing audit
+/// intents left without an outcome for longer than `audit.reconcile.reconcile_after`
+/// (before it serves, then periodically).
 pub async fn start_storage_with(
     listener: TcpListener,
     security: Security,
     limits: Limits,
     database_url: &str,
     key_file: &Path,
-    reconcile: warden_storage::ReconcileOptions,
     audit: AuditLogConfig,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Task> {
@@ -106,7 +108,7 @@ pub async fn start_storage_with(
         db,
         Arc::new(keys),
         warden_storage::StorageOptions {
-            reconcile,
+            reconcile: audit.reconcile,
             legacy_master_key: legacy,
             log_signer: Some(Arc::new(signer)),
             publish: audit.publish,

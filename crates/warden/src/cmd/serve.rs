@@ -117,11 +117,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .key_file
                 .clone()
                 .context("`key_file` is required for storage")?;
-            let mut reconcile = warden_storage::ReconcileOptions::default();
-            if let Some(s) = cfg.audit_reconcile_after_secs {
-                reconcile.reconcile_after = Duration::from_secs(s);
-            }
             let mut audit = services::AuditLogConfig::beside(&key);
+            if let Some(s) = cfg.audit_reconcile_after_secs {
+                audit.reconcile.reconcile_after = Duration::from_secs(s);
+            }
             if let Some(k) = &cfg.audit_log_key_file {
                 audit.key_file = k.clone();
             }
@@ -130,17 +129,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
             audit.publish.file = cfg.audit_checkpoint_file.clone();
             audit.publish.url = cfg.audit_checkpoint_url.clone();
-            services::start_storage_with(
-                listener,
-                security,
-                limits,
-                &db,
-                &key,
-                reconcile,
-                audit,
-                shutdown_rx,
-            )
-            .await?
+            services::start_storage_with(listener, security, limits, &db, &key, audit, shutdown_rx)
+                .await?
         }
         Service::Gateway => {
             let (providers, _) = Providers::local_only();

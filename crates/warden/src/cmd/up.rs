@@ -81,7 +81,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         limits,
         &db_url,
         &key_file(&args),
-        warden_storage::ReconcileOptions::default(),
         audit,
         storage_stop_rx,
     )
