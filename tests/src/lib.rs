@@ -147,7 +147,7 @@ impl Cluster {
             limits,
             &db_url,
             &dir.path().join("keys/kek"),
-            warden_storage::ReconcileOptions::default(),
+            services::AuditLogConfig::beside(&dir.path().join("keys/kek")),
             Some(services::IngestListeners {
                 grpc: otlp_grpc,
                 http: otlp_http,

@@ -13,11 +13,13 @@
 use sha2::{Digest, Sha256};
 
 pub mod checkpoint;
+pub mod frontier;
 pub mod note;
 pub mod tiles;
 pub mod tlog_proof;
 
 pub use checkpoint::{Checkpoint, CheckpointError, Checkpointer};
+pub use frontier::Frontier;
 pub use note::{KeyError, NoteError, SignerKey, VerifierKey};
 pub use tiles::{TileError, TileId};
 pub use tlog_proof::{TlogProof, TlogProofError};

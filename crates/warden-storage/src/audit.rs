@@ -1,11 +1,13 @@
-//! The audit log: append-only records in a SHA-256 hash chain.
+//! The audit log: append-only records, each a leaf of one Merkle tree (RFC 9162, see
+//! `merkle_log.rs`) whose head is signed as a C2SP checkpoint in every commit, and each
+//! linked to the one before by a SHA-256 hash chain.
 //!
-//! Each record stores the hash of the one before it; its own hash covers that link and
-//! every field. Changing, deleting, reordering or inserting a record breaks the chain at
-//! that record, and [`Storage::verify_audit`] names it. Appends are serialized through
-//! one committer task that owns the head (group commit: every append that arrives
-//! during a commit joins the next transaction), and a record is acknowledged only after
-//! its commit.
+//! The tree is the proof: a checkpoint signed with a key the database does not hold pins
+//! every record before it. The chain names the exact record that was changed, deleted,
+//! reordered or inserted ([`Storage::verify_audit`]). Appends are serialized through one
+//! committer task that owns the head (group commit: every append that arrives during a
+//! commit joins the next transaction), and a record is acknowledged only after its
+//! commit, which holds its checkpoint.
 
 use std::sync::Arc;
 
@@ -15,6 +17,7 @@ use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status};
 use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
+use warden_proto::storage::v1 as st;
 use warden_proto::storage::v1::audit_log_server::AuditLog;
 use warden_proto::storage::v1::{
     AppendRequest, AuditReceipt, QueryRequest, QueryResponse, VerifyRequest, VerifyResponse,
@@ -22,6 +25,7 @@ use warden_proto::storage::v1::{
 use warden_tls::{Role, authorize};
 
 use crate::keyring::Keyring;
+use crate::log_key::LogSigner;
 use crate::reconcile::Reconciled;
 use crate::util::{check_len, check_tenant, ms_of, new_id, now_ms, ts};
 use crate::{Db, DbError, Storage};
@@ -34,7 +38,7 @@ const GENESIS: &str = "000000000000000000000000000000000000000000000000000000000
 /// The end of the chain: the next sequence number and the last hash.
 #[derive(Debug, Clone)]
 pub(crate) struct Head {
-    next_sequence: u64,
+    pub(crate) next_sequence: u64,
     last_hash: String,
 }
 
@@ -139,15 +143,54 @@ pub(crate) struct Committer {
     reconcile: mpsc::Sender<ReconcileJob>,
 }
 
+/// What signs and publishes the log's checkpoints (no signer: the tree is kept, unsigned).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LogCtx {
+    pub(crate) signer: Option<Arc<dyn LogSigner>>,
+    pub(crate) publish: Option<tokio::sync::watch::Sender<String>>,
+}
+
+impl LogCtx {
+    pub(crate) fn signer(&self) -> Option<&dyn LogSigner> {
+        self.signer.as_deref()
+    }
+
+    /// Hands a committed checkpoint to the publisher (the latest one wins).
+    pub(crate) fn published(&self, note: Option<String>) {
+        if let (Some(tx), Some(note)) = (&self.publish, note) {
+            let _ = tx.send(note);
+        }
+    }
+}
+
+/// Adds the records `start..next` inserted in `tx` to the Merkle tree and signs its new
+/// head, inside the same transaction: the checkpoint commits with its records or not at all.
+pub(crate) async fn extend_tree(
+    tx: &mut sqlx::AnyConnection,
+    log: &LogCtx,
+    start: &Head,
+    next: &Head,
+    now: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    crate::merkle_log::extend(
+        tx,
+        log.signer(),
+        start.next_sequence - 1,
+        next.next_sequence - 1,
+        now,
+    )
+    .await
+}
+
 fn unavailable() -> Status {
     Status::unavailable("the audit log could not be written; nothing was recorded")
 }
 
 impl Committer {
-    pub(crate) fn start(db: Db, keys: Arc<Keyring>, head: Head) -> Committer {
+    pub(crate) fn start(db: Db, keys: Arc<Keyring>, head: Head, log: LogCtx) -> Committer {
         let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
         let (reconcile, reconcile_rx) = mpsc::channel(4);
-        tokio::spawn(run_committer(db, keys, head, rx, reconcile_rx));
+        tokio::spawn(run_committer(db, keys, head, log, rx, reconcile_rx));
         Committer { queue, reconcile }
     }
 
@@ -186,6 +229,7 @@ async fn run_committer(
     db: Db,
     keys: Arc<Keyring>,
     mut head: Head,
+    log: LogCtx,
     mut rx: mpsc::Receiver<Pending>,
     mut reconcile_rx: mpsc::Receiver<ReconcileJob>,
 ) {
@@ -198,9 +242,10 @@ async fn run_committer(
                     break;
                 }
                 metrics::histogram!("warden_storage_audit_batch_records").record(batch.len() as f64);
-                match commit(&db, &keys, &head, &mut batch).await {
-                    Ok((next, receipts)) => {
+                match commit(&db, &keys, &log, &head, &mut batch).await {
+                    Ok((next, receipts, note)) => {
                         head = next;
+                        log.published(note);
                         for (p, receipt) in batch.drain(..).zip(receipts) {
                             let _ = p.done.send(Ok(receipt));
                         }
@@ -215,9 +260,10 @@ async fn run_committer(
                 }
             }
             Some(job) = reconcile_rx.recv() => {
-                match crate::reconcile::close_pending(&db, &keys, &head, job.before_ms).await {
-                    Ok((next, report)) => {
+                match crate::reconcile::close_pending(&db, &keys, &log, &head, job.before_ms).await {
+                    Ok((next, report, note)) => {
                         head = next;
+                        log.published(note);
                         let _ = job.done.send(Ok(report));
                     }
                     Err(e) => {
@@ -263,13 +309,15 @@ pub(crate) async fn head_in(
     }
 }
 
-/// Chains and inserts `batch` in one transaction; returns the new head and the receipts.
+/// Chains and inserts `batch` in one transaction with the checkpoint that covers it;
+/// returns the new head, the receipts and the checkpoint.
 async fn commit(
     db: &Db,
     keys: &Keyring,
+    log: &LogCtx,
     head: &Head,
     batch: &mut [Pending],
-) -> Result<(Head, Vec<AuditReceipt>), sqlx::Error> {
+) -> Result<(Head, Vec<AuditReceipt>, Option<String>), sqlx::Error> {
     // Every tenant's data key exists (and is open) before the transaction: making one is
     // a write of its own, and SQLite has one writer.
     let tenants: std::collections::BTreeSet<&str> =
@@ -278,14 +326,25 @@ async fn commit(
         keys.prepare(&audit_scope(t)).await.map_err(seal_error)?;
     }
     let mut tx = db.pool.begin().await?;
-    let mut next = head_in(&mut tx, db, head).await?;
+    let start = head_in(&mut tx, db, head).await?;
+    let mut next = start.clone();
     let mut receipts = Vec::with_capacity(batch.len());
     let now = now_ms();
     for p in batch.iter_mut() {
         receipts.push(insert(&mut tx, keys, &mut next, &mut p.record, now).await?);
     }
+    let note = extend_tree(&mut tx, log, &start, &next, now).await?;
     tx.commit().await?;
-    Ok((next, receipts))
+    Ok((next, receipts, note))
+}
+
+/// 32 random bytes: the salt that makes a record's commitment hiding.
+fn salt() -> Vec<u8> {
+    use aes_gcm::aead::OsRng;
+    use aes_gcm::aead::rand_core::RngCore;
+    let mut s = vec![0u8; 32];
+    OsRng.fill_bytes(&mut s);
+    s
 }
 
 /// Chains `record` onto `next` and inserts it; keeps the open-intent index in step (an
@@ -302,9 +361,12 @@ pub(crate) async fn insert(
     record.time = Some(ts(now));
     record.prev_hash = next.last_hash.clone();
     record.hash.clear();
+    record.salt = salt();
+    let plain = record.encode_to_vec();
+    let commitment = crate::audit_entry::commitment(&plain);
     // Sealed under the tenant's data key (open in memory: no database access here).
     let stored = keys
-        .seal(&audit_scope(&record.tenant_id), &record.encode_to_vec())
+        .seal(&audit_scope(&record.tenant_id), &plain)
         .await
         .map_err(seal_error)?;
     record.hash = sealed_hash(
@@ -316,7 +378,7 @@ pub(crate) async fn insert(
         &stored,
     );
     sqlx::query(
-        "INSERT INTO audit_log (sequence, id, tenant_id, time_ms, decision, record, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO audit_log (sequence, id, tenant_id, time_ms, decision, record, hash, commitment) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(record.sequence as i64)
     .bind(&record.id)
@@ -325,6 +387,7 @@ pub(crate) async fn insert(
     .bind(i64::from(record.decision))
     .bind(&stored)
     .bind(&record.hash)
+    .bind(&commitment)
     .execute(&mut *conn)
     .await?;
     if record.kind == AuditKind::Intent as i32 {
@@ -359,15 +422,30 @@ impl Storage {
     }
 
     pub async fn query_audit(&self, q: &QueryRequest) -> Result<Vec<AuditRecord>, Status> {
+        Ok(self
+            .query_rows(q, 0)
+            .await?
+            .into_iter()
+            .map(|r| r.record)
+            .collect())
+    }
+
+    /// The records `q` asks for (none after sequence `up_to` unless it is 0), each with
+    /// its encoding as sealed (None if its key was destroyed) and its leaf entry.
+    pub(crate) async fn query_rows(
+        &self,
+        q: &QueryRequest,
+        up_to: u64,
+    ) -> Result<Vec<QueriedRow>, Status> {
         check_tenant(&q.tenant_id)?;
         let limit = match q.limit {
             0 => 100,
             n => n.min(1000),
         };
         let rows = sqlx::query(
-            "SELECT record, hash, sequence, time_ms, decision FROM audit_log
+            "SELECT sequence, id, tenant_id, time_ms, decision, commitment, record, hash FROM audit_log
              WHERE tenant_id = $1 AND sequence > $2 AND ($3 = 0 OR time_ms >= $3) AND ($4 = 0 OR time_ms < $4)
-               AND ($5 = 0 OR decision = $5)
+               AND ($5 = 0 OR decision = $5) AND ($7 = 0 OR sequence <= $7)
              ORDER BY sequence LIMIT $6",
         )
         .bind(&q.tenant_id)
@@ -376,30 +454,44 @@ impl Storage {
         .bind(ms_of(q.until.as_ref()).unwrap_or(0))
         .bind(i64::from(q.decision))
         .bind(i64::from(limit))
+        .bind(up_to as i64)
         .fetch_all(&self.inner.db.pool)
         .await
         .map_err(DbError::from)?;
         let mut records = Vec::with_capacity(rows.len());
         for r in &rows {
-            let text: String = r.try_get(0).map_err(DbError::from)?;
-            let hash: String = r.try_get(1).map_err(DbError::from)?;
-            let record = match open_record(&self.inner.keys, &q.tenant_id, &text, &hash).await {
-                Ok(record) => record,
+            let entry = crate::merkle_log::entry_of(r).map_err(DbError::from)?;
+            let text: String = r.try_get(6).map_err(DbError::from)?;
+            let hash: String = r.try_get(7).map_err(DbError::from)?;
+            let opened = open_plain(&self.inner.keys, &q.tenant_id, &text)
+                .await
+                .and_then(|plain| Ok((decode_plain(&plain, &hash)?, plain)));
+            let (record, plain) = match opened {
+                Ok((record, plain)) => (record, Some(plain)),
                 // Crypto-shredded: what the clear columns say, and that the rest is gone.
-                Err(s) if s.code() == tonic::Code::DataLoss => AuditRecord {
-                    sequence: r.try_get::<i64, _>(2).map_err(DbError::from)? as u64,
-                    time: Some(ts(r.try_get(3).map_err(DbError::from)?)),
-                    decision: r.try_get::<i64, _>(4).map_err(DbError::from)? as i32,
-                    tenant_id: q.tenant_id.clone(),
-                    reason: "RECORD_SHREDDED".into(),
-                    reason_message:
-                        "sealed under a data key that was destroyed; its hash still verifies".into(),
-                    hash,
-                    ..Default::default()
-                },
+                Err(s) if s.code() == tonic::Code::DataLoss => (
+                    AuditRecord {
+                        id: entry.id.clone(),
+                        sequence: entry.sequence,
+                        time: Some(ts(entry.time_ms)),
+                        decision: entry.decision as i32,
+                        tenant_id: q.tenant_id.clone(),
+                        reason: "RECORD_SHREDDED".into(),
+                        reason_message:
+                            "sealed under a data key that was destroyed; its hash still verifies"
+                                .into(),
+                        hash,
+                        ..Default::default()
+                    },
+                    None,
+                ),
                 Err(s) => return Err(s),
             };
-            records.push(record);
+            records.push(QueriedRow {
+                record,
+                plain,
+                entry,
+            });
         }
         Ok(records)
     }
@@ -553,10 +645,11 @@ fn check_appended(record: &AuditRecord, service: Role) -> Result<(), Status> {
         && record.time.is_none()
         && record.prev_hash.is_empty()
         && record.hash.is_empty()
+        && record.salt.is_empty()
         && record.recorded_by.is_empty())
     {
         return Err(Status::invalid_argument(
-            "id, sequence, time, prev_hash, hash and recorded_by are set by storage",
+            "id, sequence, time, prev_hash, hash, salt and recorded_by are set by storage",
         ));
     }
     check_len("caller", &record.caller, 256)?;
@@ -580,6 +673,14 @@ fn check_appended(record: &AuditRecord, service: Role) -> Result<(), Status> {
     Ok(())
 }
 
+/// One record a query found.
+pub(crate) struct QueriedRow {
+    pub(crate) record: AuditRecord,
+    /// Its protobuf encoding as sealed (None: its data key was destroyed).
+    pub(crate) plain: Option<Vec<u8>>,
+    pub(crate) entry: crate::audit_entry::LeafEntry,
+}
+
 /// A stored record of `tenant_id`: opened under the tenant's data key (version 2) or
 /// decoded as written before sealing (version 1); `hash` is its stored hash.
 pub(crate) async fn open_record(
@@ -588,13 +689,21 @@ pub(crate) async fn open_record(
     text: &str,
     hash: &str,
 ) -> Result<AuditRecord, Status> {
-    let bytes = if text.starts_with("w2.") {
-        keys.open_value(&audit_scope(tenant_id), text).await?
+    decode_plain(&open_plain(keys, tenant_id, text).await?, hash)
+}
+
+/// The protobuf encoding of a stored record.
+async fn open_plain(keys: &Keyring, tenant_id: &str, text: &str) -> Result<Vec<u8>, Status> {
+    if text.starts_with("w2.") {
+        keys.open_value(&audit_scope(tenant_id), text).await
     } else {
-        hex::decode(text).map_err(|_| DbError::Corrupt("audit record".into()))?
-    };
-    let mut record = AuditRecord::decode(bytes.as_slice())
-        .map_err(|_| DbError::Corrupt("audit record".into()))?;
+        Ok(hex::decode(text).map_err(|_| DbError::Corrupt("audit record".into()))?)
+    }
+}
+
+fn decode_plain(bytes: &[u8], hash: &str) -> Result<AuditRecord, Status> {
+    let mut record =
+        AuditRecord::decode(bytes).map_err(|_| DbError::Corrupt("audit record".into()))?;
     record.hash = hash.to_owned();
     Ok(record)
 }
@@ -628,8 +737,54 @@ impl AuditLog for Storage {
 
     async fn query(&self, req: Request<QueryRequest>) -> Result<Response<QueryResponse>, Status> {
         authorize(&req, "warden.storage.v1.AuditLog/Query")?.platform()?;
-        let records = self.query_audit(req.get_ref()).await?;
-        Ok(Response::new(QueryResponse { records }))
+        let q = req.get_ref();
+        if q.with_proofs {
+            return Ok(Response::new(self.query_with_proofs(q).await?));
+        }
+        let records = self.query_audit(q).await?;
+        Ok(Response::new(QueryResponse {
+            records,
+            proofs: Vec::new(),
+        }))
+    }
+
+    async fn get_checkpoint(
+        &self,
+        req: Request<st::GetCheckpointRequest>,
+    ) -> Result<Response<st::Checkpoint>, Status> {
+        authorize(&req, "warden.storage.v1.AuditLog/GetCheckpoint")?.platform()?;
+        Ok(Response::new(
+            self.checkpoint(req.get_ref().tree_size).await?,
+        ))
+    }
+
+    async fn get_inclusion_proof(
+        &self,
+        req: Request<st::GetInclusionProofRequest>,
+    ) -> Result<Response<st::InclusionProof>, Status> {
+        authorize(&req, "warden.storage.v1.AuditLog/GetInclusionProof")?.platform()?;
+        Ok(Response::new(self.inclusion_proof(req.get_ref()).await?))
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        req: Request<st::GetConsistencyProofRequest>,
+    ) -> Result<Response<st::ConsistencyProof>, Status> {
+        authorize(&req, "warden.storage.v1.AuditLog/GetConsistencyProof")?.platform()?;
+        let r = req.get_ref();
+        Ok(Response::new(
+            self.consistency_proof(r.old_size, r.new_size).await?,
+        ))
+    }
+
+    type ExportTilesStream = crate::audit_proofs::TileStream;
+
+    async fn export_tiles(
+        &self,
+        req: Request<st::ExportTilesRequest>,
+    ) -> Result<Response<Self::ExportTilesStream>, Status> {
+        authorize(&req, "warden.storage.v1.AuditLog/ExportTiles")?.platform()?;
+        Ok(Response::new(self.export_tiles().await?))
     }
 
     async fn verify(

@@ -80,6 +80,24 @@ impl Db {
         for stmt in SCHEMA {
             sqlx::query(stmt).execute(&self.pool).await?;
         }
+        // Added with the Merkle log: the record's commitment (see `audit_entry.rs`).
+        // SQLite has no ADD COLUMN IF NOT EXISTS, and one process migrates it.
+        let add = match self.backend {
+            Backend::Postgres => Some(true),
+            Backend::Sqlite => sqlx::query("SELECT commitment FROM audit_log LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await
+                .is_err()
+                .then_some(false),
+        };
+        if let Some(if_not_exists) = add {
+            let guard = if if_not_exists { "IF NOT EXISTS " } else { "" };
+            sqlx::query(&format!(
+                "ALTER TABLE audit_log ADD COLUMN {guard}commitment TEXT NOT NULL DEFAULT ''"
+            ))
+            .execute(&self.pool)
+            .await?;
+        }
         Ok(())
     }
 }
@@ -136,6 +154,17 @@ const SCHEMA: &[&str] = &[
         record TEXT NOT NULL,
         hash TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS audit_log_tenant_time ON audit_log (tenant_id, time_ms)",
+    // The audit log's Merkle tree as C2SP tiles (hex hashes, each tile at its latest
+    // width), and the checkpoint signed in each commit (see `merkle_log.rs`).
+    "CREATE TABLE IF NOT EXISTS audit_tiles (
+        level BIGINT NOT NULL,
+        idx BIGINT NOT NULL,
+        hashes TEXT NOT NULL,
+        PRIMARY KEY (level, idx))",
+    "CREATE TABLE IF NOT EXISTS audit_checkpoints (
+        tree_size BIGINT PRIMARY KEY,
+        note TEXT NOT NULL,
+        time_ms BIGINT NOT NULL)",
     // Intents without an outcome yet, kept in the same transactions as the chain (an
     // intent adds its row, the outcome naming it removes it), for the reconciler.
     "CREATE TABLE IF NOT EXISTS audit_open_intents (

@@ -30,6 +30,8 @@ pub enum KeyringError {
         "the key provider cannot open the data keys wrapped under {kek} ({error}); start storage with the key file or KMS key that holds {kek}"
     )]
     WrongKey { kek: String, error: KeyError },
+    #[error("{0}")]
+    AuditLog(String),
 }
 
 /// Opens the key file at `path` for the database `db`: created on first use of an empty

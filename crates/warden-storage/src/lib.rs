@@ -10,12 +10,16 @@
 //! gateway's "audit before egress" holds across crashes.
 
 mod audit;
+pub mod audit_entry;
+mod audit_proofs;
 mod cluster;
 mod db;
 pub mod ingest;
 pub mod ingest_auth;
 mod keyring;
 mod keys_admin;
+pub mod log_key;
+mod merkle_log;
 mod reconcile;
 mod runs;
 mod seal;
@@ -23,6 +27,7 @@ mod signals;
 mod telemetry_query;
 mod tenants;
 mod util;
+pub mod verify_log;
 mod watch;
 
 use std::sync::Arc;
@@ -30,9 +35,12 @@ use std::sync::Arc;
 pub use db::{Db, DbError};
 pub use ingest::IngestOptions;
 pub use keyring::{KeyringError, key_file_provider};
+pub use log_key::{KeyFileSigner, LogSigner, Publish, log_key_file};
 pub use reconcile::{RECONCILER, ReconcileOptions, Reconciled};
 pub use seal::{SealError, Sealer};
+pub use verify_log::{LogReport, verify_log};
 pub use warden_keys::{FileKeyProvider, KeyProvider, MemoryKeyProvider};
+pub use warden_merkle;
 
 use warden_proto::storage::v1::audit_log_server::AuditLogServer;
 use warden_proto::storage::v1::run_store_server::RunStoreServer;
@@ -61,6 +69,7 @@ struct Inner {
     audit: audit::Committer,
     /// Tenants this process has noted as telemetry senders (for retention).
     ingest_noted: ingest::retention::Noted,
+    log: audit::LogCtx,
 }
 
 /// Tuning of [`Storage::open_with`].
@@ -74,6 +83,11 @@ pub struct StorageOptions {
     pub legacy_master_key: Option<Sealer>,
     /// How often telemetry past each tenant's retention is pruned.
     pub retention_every: std::time::Duration,
+    /// Signs the audit log's checkpoints (one per commit). Without it the Merkle tree is
+    /// kept but no checkpoint is signed and proofs are refused; `warden serve` always sets it.
+    pub log_signer: Option<Arc<dyn LogSigner>>,
+    /// Where each new checkpoint is published.
+    pub publish: Publish,
 }
 
 impl Default for StorageOptions {
@@ -83,6 +97,8 @@ impl Default for StorageOptions {
             reconcile: ReconcileOptions::default(),
             legacy_master_key: None,
             retention_every: std::time::Duration::from_secs(3600),
+            log_signer: None,
+            publish: Publish::default(),
         }
     }
 }
@@ -112,8 +128,24 @@ impl Storage {
             keyring::Keyring::open(db.clone(), keys, opts.legacy_master_key.clone()).await?,
         );
         let head = audit::Head::load(&db).await?;
+        // The tree covers every record, and the log key signed the last checkpoint.
+        merkle_log::open(&db, opts.log_signer.as_deref(), head.next_sequence - 1).await?;
+        let log = audit::LogCtx {
+            signer: opts.log_signer.clone(),
+            publish: log_key::spawn_publisher(opts.publish.clone()),
+        };
+        if let (Some(tx), Some(signer)) = (&log.publish, &log.signer) {
+            let mut conn = db.pool.acquire().await.map_err(DbError::from)?;
+            if let Some((_, note)) = merkle_log::latest_checkpoint(&mut conn)
+                .await
+                .map_err(DbError::from)?
+            {
+                tracing::info!(origin = signer.origin(), "publishing audit checkpoints");
+                let _ = tx.send(note);
+            }
+        }
         let (changes, _) = tokio::sync::broadcast::channel(opts.watch_capacity.max(1));
-        let audit = audit::Committer::start(db.clone(), keys.clone(), head);
+        let audit = audit::Committer::start(db.clone(), keys.clone(), head, log.clone());
         reconcile::report(
             audit
                 .reconcile(reconcile::cutoff(opts.reconcile.reconcile_after))
@@ -134,6 +166,7 @@ impl Storage {
                 notify_channel: channel.as_ref().map(|c| c.name.clone()),
                 audit,
                 ingest_noted: Default::default(),
+                log,
             }),
         };
         ingest::retention::spawn(Arc::downgrade(&storage.inner), opts.retention_every);

@@ -28,7 +28,9 @@ use sqlx::Row;
 use tokio::sync::mpsc;
 use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
 
-use crate::audit::{Head, ReconcileJob, head_in, insert, open_record, reconcile_via};
+use crate::audit::{
+    Head, LogCtx, ReconcileJob, extend_tree, head_in, insert, open_record, reconcile_via,
+};
 use crate::keyring::Keyring;
 use crate::util::now_ms;
 use crate::{Db, DbError};
@@ -122,9 +124,10 @@ pub(crate) fn report(r: Result<Reconciled, tonic::Status>) {
 pub(crate) async fn close_pending(
     db: &Db,
     keys: &Keyring,
+    log: &LogCtx,
     head: &Head,
     before_ms: i64,
-) -> Result<(Head, Reconciled), DbError> {
+) -> Result<(Head, Reconciled, Option<String>), DbError> {
     // Each tenant's data key is open before the transaction (see `audit::commit`).
     let tenants: Vec<String> =
         sqlx::query_scalar("SELECT DISTINCT tenant_id FROM audit_open_intents WHERE time_ms < $1")
@@ -139,7 +142,8 @@ pub(crate) async fn close_pending(
             })?;
     }
     let mut tx = db.pool.begin().await?;
-    let mut next = head_in(&mut tx, db, head).await?;
+    let start = head_in(&mut tx, db, head).await?;
+    let mut next = start.clone();
     let rows = sqlx::query(
         "SELECT o.intent_id, o.tenant_id, o.time_ms, a.record FROM audit_open_intents o
          LEFT JOIN audit_log a ON a.id = o.intent_id
@@ -211,6 +215,7 @@ pub(crate) async fn close_pending(
             reconcile_records += 1;
         }
     }
+    let note = extend_tree(&mut tx, log, &start, &next, now).await?;
     tx.commit().await?;
     Ok((
         next,
@@ -218,6 +223,7 @@ pub(crate) async fn close_pending(
             closed,
             reconcile_records,
         },
+        note,
     ))
 }
 

@@ -101,6 +101,11 @@ pub const MATRIX: &[Rule] = &[
         &[Compliance],
         Platform,
     ),
+    row(
+        "warden.gateway.v1.Audit/ExportAuditTiles",
+        &[Compliance],
+        Platform,
+    ),
     // agent service
     row(
         "warden.agent.v1.Agent/SubmitTrigger",
@@ -161,6 +166,26 @@ pub const MATRIX: &[Rule] = &[
     ),
     row("warden.storage.v1.AuditLog/Query", &[Gateway], Platform),
     row("warden.storage.v1.AuditLog/Verify", &[Gateway], Platform),
+    row(
+        "warden.storage.v1.AuditLog/GetCheckpoint",
+        &[Gateway],
+        Platform,
+    ),
+    row(
+        "warden.storage.v1.AuditLog/GetInclusionProof",
+        &[Gateway],
+        Platform,
+    ),
+    row(
+        "warden.storage.v1.AuditLog/GetConsistencyProof",
+        &[Gateway],
+        Platform,
+    ),
+    row(
+        "warden.storage.v1.AuditLog/ExportTiles",
+        &[Gateway],
+        Platform,
+    ),
     row(
         "warden.storage.v1.RunStore/CreateRun",
         &[AgentService],

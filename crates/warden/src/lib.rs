@@ -1,5 +1,6 @@
 //! The `warden` library half: how services are launched, shared by the binary's
 //! subcommands and by the integration tests, so both start exactly the same thing.
 
+pub mod audit_verify;
 pub mod demo;
 pub mod services;

@@ -25,6 +25,8 @@ enum Command {
     Up(cmd::up::Args),
     /// Run one service from a config file.
     Serve(cmd::serve::Args),
+    /// Export the audit log with proofs, and verify exports, tiles or a database offline.
+    Audit(cmd::audit::Args),
     /// Create the dev CA and issue certificates from it.
     Certs(cmd::certs::Args),
     /// Check the routing config.
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Up(args) => service(args, cmd::up::run),
         Command::Serve(args) => service(args, cmd::serve::run),
+        Command::Audit(args) => cmd::audit::run(args),
         Command::Certs(args) => cmd::certs::run(args).map(|()| ExitCode::SUCCESS),
         Command::Config(args) => cmd::config::run(args),
         Command::Keys(args) => cmd::keys::run(args).map(|()| ExitCode::SUCCESS),

@@ -39,7 +39,7 @@ pub async fn start_storage(
         limits,
         database_url,
         key_file,
-        warden_storage::ReconcileOptions::default(),
+        AuditLogConfig::beside(key_file),
         None,
         shutdown,
     )
@@ -54,9 +54,38 @@ pub struct IngestListeners {
     pub options: warden_storage::IngestOptions,
 }
 
-/// [`start_storage`], closing audit intents left without an outcome for longer than
-/// `reconcile.reconcile_after` (before it serves, then periodically), and receiving
-/// telemetry on `ingest` when given (with storage's own certificate).
+/// The audit log's checkpoints: who signs them and where they are published.
+#[derive(Debug, Clone)]
+pub struct AuditLogConfig {
+    /// The log signing key (C2SP signed-note private key), 0600, outside the data
+    /// directory; created on first run for an empty log only.
+    pub key_file: std::path::PathBuf,
+    /// The log's origin line, e.g. `warden.example/audit`.
+    pub origin: String,
+    pub publish: warden_storage::Publish,
+    /// When audit intents left without an outcome are closed.
+    pub reconcile: warden_storage::ReconcileOptions,
+}
+
+/// The origin when none is configured.
+pub const DEFAULT_AUDIT_ORIGIN: &str = "warden.local/audit";
+
+impl AuditLogConfig {
+    /// `audit-log.key` beside the key-encryption key file, the default origin, no publishing.
+    pub fn beside(kek_file: &Path) -> AuditLogConfig {
+        AuditLogConfig {
+            key_file: kek_file.with_file_name("audit-log.key"),
+            origin: DEFAULT_AUDIT_ORIGIN.into(),
+            publish: warden_storage::Publish::default(),
+            reconcile: warden_storage::ReconcileOptions::default(),
+        }
+    }
+}
+
+/// [`start_storage`] with the audit log's key, origin and publishing, closing audit
+/// intents left without an outcome for longer than `audit.reconcile.reconcile_after`
+/// (before it serves, then periodically), and receiving telemetry on `ingest` when
+/// given (with storage's own certificate).
 #[allow(clippy::too_many_arguments)]
 pub async fn start_storage_with(
     listener: TcpListener,
@@ -64,7 +93,7 @@ pub async fn start_storage_with(
     limits: Limits,
     database_url: &str,
     key_file: &Path,
-    reconcile: warden_storage::ReconcileOptions,
+    audit: AuditLogConfig,
     ingest: Option<IngestListeners>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Task> {
@@ -77,6 +106,10 @@ pub async fn start_storage_with(
     let keys = warden_storage::key_file_provider(&db, key_file, data_dir.as_deref())
         .await
         .context("the key-encryption key cannot be used; storage will not start")?;
+    let signer =
+        warden_storage::log_key_file(&db, &audit.key_file, &audit.origin, data_dir.as_deref())
+            .await
+            .context("the audit log signing key cannot be used; storage will not start")?;
     // A store from before envelope encryption keeps its old master key beside the
     // database: values it sealed still open; everything new is sealed under data keys.
     let legacy = match data_dir.map(|d| d.join("master.key")) {
@@ -87,8 +120,10 @@ pub async fn start_storage_with(
         db,
         Arc::new(keys),
         warden_storage::StorageOptions {
-            reconcile,
+            reconcile: audit.reconcile,
             legacy_master_key: legacy,
+            log_signer: Some(Arc::new(signer)),
+            publish: audit.publish,
             ..Default::default()
         },
     )

@@ -49,6 +49,15 @@ struct ServeConfig {
     audit_reconcile_after_secs: Option<u64>,
     /// storage: receive telemetry (OTLP/gRPC and OTLP/HTTP) on ports of its own.
     ingest: Option<IngestConfig>,
+    /// storage: the audit log's checkpoint signing key (default: `audit-log.key` beside
+    /// `key_file`; created on first run for an empty log only, 0600).
+    audit_log_key_file: Option<PathBuf>,
+    /// storage: the audit log's origin line in its checkpoints (default `warden.local/audit`).
+    audit_log_origin: Option<String>,
+    /// storage: replace this file atomically with each new signed checkpoint.
+    audit_checkpoint_file: Option<PathBuf>,
+    /// storage: POST each new signed checkpoint to this URL (a witness or the customer).
+    audit_checkpoint_url: Option<String>,
     /// gateway, agent: the storage service's address.
     storage: Option<String>,
     /// agent: the gateway's address.
@@ -129,9 +138,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .key_file
                 .clone()
                 .context("`key_file` is required for storage")?;
-            let mut reconcile = warden_storage::ReconcileOptions::default();
+            let mut audit = services::AuditLogConfig::beside(&key);
             if let Some(s) = cfg.audit_reconcile_after_secs {
-                reconcile.reconcile_after = Duration::from_secs(s);
+                audit.reconcile.reconcile_after = Duration::from_secs(s);
             }
             let ingest = match &cfg.ingest {
                 Some(i) => {
@@ -156,13 +165,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 }
                 None => None,
             };
+            if let Some(k) = &cfg.audit_log_key_file {
+                audit.key_file = k.clone();
+            }
+            if let Some(o) = &cfg.audit_log_origin {
+                audit.origin = o.clone();
+            }
+            audit.publish.file = cfg.audit_checkpoint_file.clone();
+            audit.publish.url = cfg.audit_checkpoint_url.clone();
             services::start_storage_with(
                 listener,
                 security,
                 limits,
                 &db,
                 &key,
-                reconcile,
+                audit,
                 ingest,
                 shutdown_rx,
             )

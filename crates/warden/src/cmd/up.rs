@@ -79,13 +79,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let (otlp_http, otlp_http_addr) = services::bind(args.otlp_http).await?;
     let db_path = args.data_dir.join("warden.db");
     let db_url = format!("sqlite://{}", db_path.display());
+    // Each signed audit checkpoint is also written to <data dir>/audit-checkpoint, for
+    // whoever keeps them; the signing key sits beside the key-encryption key.
+    let mut audit = services::AuditLogConfig::beside(&key_file(&args));
+    audit.publish.file = Some(args.data_dir.join("audit-checkpoint"));
     let storage = services::start_storage_with(
         storage_l,
         security("storage"),
         limits,
         &db_url,
         &key_file(&args),
-        warden_storage::ReconcileOptions::default(),
+        audit,
         Some(services::IngestListeners {
             grpc: otlp_grpc,
             http: otlp_http,

@@ -1,0 +1,409 @@
+//! The audit log's Merkle tree (RFC 9162) kept in the database as C2SP tiles, and its
+//! signed checkpoints.
+//!
+//! Each commit, inside its transaction and after its records are inserted: read the new
+//! rows back, hash their leaf entries ([`LeafEntry`]), append them to the right edge of
+//! the tiles (`audit_tiles`, one row per tile at its latest width: an older tree's
+//! partial tile is a prefix of it), read the tiles back to compute the root and the
+//! consistency proof from the last checkpoint, and have the [`LogSigner`] sign the new
+//! checkpoint, which refuses one that does not extend the last. The checkpoint row is
+//! committed with the records, so no acknowledgement goes out before its checkpoint is
+//! signed. Proofs are answered from a handful of tiles.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sqlx::Row;
+use warden_merkle::checkpoint::Checkpoint;
+use warden_merkle::tiles::{self, TILE_WIDTH, TileMap};
+use warden_merkle::{Hash, TileId, note, root};
+
+use crate::audit_entry::LeafEntry;
+use crate::log_key::LogSigner;
+use crate::{Db, DbError};
+
+/// Why the tree could not be extended or read.
+fn corrupt(what: impl Into<String>) -> sqlx::Error {
+    sqlx::Error::Protocol(format!("audit log tree: {}", what.into()))
+}
+
+/// The leaf entries of records `from..=to` (sequences), read from `conn`.
+pub(crate) async fn entries(
+    conn: &mut sqlx::AnyConnection,
+    from: u64,
+    to: u64,
+) -> Result<Vec<LeafEntry>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT sequence, id, tenant_id, time_ms, decision, commitment, record FROM audit_log
+         WHERE sequence >= $1 AND sequence <= $2 ORDER BY sequence",
+    )
+    .bind(from as i64)
+    .bind(to as i64)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (i, r) in rows.iter().enumerate() {
+        let e = entry_of(r)?;
+        if e.sequence != from + i as u64 {
+            return Err(corrupt(format!("record {} is missing", from + i as u64)));
+        }
+        out.push(e);
+    }
+    if out.len() as u64 != to + 1 - from {
+        return Err(corrupt(format!("records {from}..={to} are not all there")));
+    }
+    Ok(out)
+}
+
+/// The entry of a row `(sequence, id, tenant_id, time_ms, decision, commitment, record)`.
+pub(crate) fn entry_of(r: &sqlx::any::AnyRow) -> Result<LeafEntry, sqlx::Error> {
+    Ok(LeafEntry::of_row(
+        r.try_get::<i64, _>(0)? as u64,
+        &r.try_get::<String, _>(1)?,
+        &r.try_get::<String, _>(2)?,
+        r.try_get(3)?,
+        r.try_get(4)?,
+        &r.try_get::<String, _>(5)?,
+        &r.try_get::<String, _>(6)?,
+    ))
+}
+
+/// Appends `leaves` to the tree of `size` leaves whose right-edge tiles are `edge`
+/// (`(level, index)` to hashes; the partial rightmost tile of each level). Returns every
+/// tile that changed, with its whole content. Pure.
+pub(crate) fn append(
+    size: u64,
+    mut edge: BTreeMap<(u8, u64), Vec<Hash>>,
+    leaves: &[Hash],
+) -> BTreeMap<(u8, u64), Vec<Hash>> {
+    let mut changed = BTreeSet::new();
+    for (i, leaf) in leaves.iter().enumerate() {
+        let mut pos = size + i as u64; // position at the current level
+        let mut hash = *leaf;
+        let mut level = 0u8;
+        loop {
+            let key = (level, pos / TILE_WIDTH);
+            let tile = edge.entry(key).or_default();
+            tile.push(hash);
+            changed.insert(key);
+            if tile.len() as u64 != TILE_WIDTH {
+                break;
+            }
+            // A full tile's root is a hash of the level above.
+            hash = root(tile);
+            pos /= TILE_WIDTH;
+            level += 1;
+        }
+    }
+    changed
+        .into_iter()
+        .filter_map(|k| edge.remove(&k).map(|v| (k, v)))
+        .collect()
+}
+
+fn hashes_of(hex_text: &str) -> Result<Vec<Hash>, sqlx::Error> {
+    let bytes = hex::decode(hex_text).map_err(|_| corrupt("a tile is not hex"))?;
+    if bytes.len() % 32 != 0 {
+        return Err(corrupt("a tile is not whole hashes"));
+    }
+    Ok(bytes
+        .chunks_exact(32)
+        .map(|c| {
+            let mut h = [0u8; 32];
+            h.copy_from_slice(c);
+            h
+        })
+        .collect())
+}
+
+async fn read_tile(
+    conn: &mut sqlx::AnyConnection,
+    level: u8,
+    index: u64,
+) -> Result<Option<Vec<Hash>>, sqlx::Error> {
+    let row = sqlx::query("SELECT hashes FROM audit_tiles WHERE level = $1 AND idx = $2")
+        .bind(i64::from(level))
+        .bind(index as i64)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|r| hashes_of(&r.try_get::<String, _>(0)?))
+        .transpose()
+}
+
+/// The tiles `ids` (each cut to its width) from the database.
+pub(crate) async fn load_tiles(
+    conn: &mut sqlx::AnyConnection,
+    ids: impl IntoIterator<Item = TileId>,
+    into: &mut TileMap,
+) -> Result<(), sqlx::Error> {
+    for id in ids {
+        if into.contains_key(&id) {
+            continue;
+        }
+        let hashes = read_tile(conn, id.level, id.index)
+            .await?
+            .ok_or_else(|| corrupt(format!("{id} is missing")))?;
+        let width = usize::from(id.width);
+        if hashes.len() < width {
+            return Err(corrupt(format!("{id} holds only {} hashes", hashes.len())));
+        }
+        into.insert(id, hashes[..width].concat());
+    }
+    Ok(())
+}
+
+/// The right-edge tiles of the tree of `size` leaves.
+async fn edge(
+    conn: &mut sqlx::AnyConnection,
+    size: u64,
+) -> Result<BTreeMap<(u8, u64), Vec<Hash>>, sqlx::Error> {
+    let mut out = BTreeMap::new();
+    let mut count = size;
+    let mut level = 0u8;
+    while count > 0 {
+        let width = count % TILE_WIDTH;
+        if width != 0 {
+            let index = count / TILE_WIDTH;
+            let mut hashes = read_tile(conn, level, index)
+                .await?
+                .ok_or_else(|| corrupt(format!("tile {level}/{index} is missing")))?;
+            if (hashes.len() as u64) < width {
+                return Err(corrupt(format!("tile {level}/{index} is short")));
+            }
+            hashes.truncate(width as usize);
+            out.insert((level, index), hashes);
+        }
+        count /= TILE_WIDTH;
+        level += 1;
+    }
+    Ok(out)
+}
+
+/// How many leaves the stored tiles hold (from the level-0 tiles).
+pub(crate) async fn tiled_size(conn: &mut sqlx::AnyConnection) -> Result<u64, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT idx, hashes FROM audit_tiles WHERE level = 0 ORDER BY idx DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(match row {
+        Some(r) => {
+            r.try_get::<i64, _>(0)? as u64 * TILE_WIDTH
+                + hashes_of(&r.try_get::<String, _>(1)?)?.len() as u64
+        }
+        None => 0,
+    })
+}
+
+/// The latest signed checkpoint: `(size, note)`.
+pub(crate) async fn latest_checkpoint(
+    conn: &mut sqlx::AnyConnection,
+) -> Result<Option<(u64, String)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT tree_size, note FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| Ok((r.try_get::<i64, _>(0)? as u64, r.try_get(1)?)))
+        .transpose()
+}
+
+/// The checkpoint signed at `size`, with its time.
+pub(crate) async fn checkpoint_at(
+    conn: &mut sqlx::AnyConnection,
+    size: u64,
+) -> Result<Option<(String, i64)>, sqlx::Error> {
+    let row = sqlx::query("SELECT note, time_ms FROM audit_checkpoints WHERE tree_size = $1")
+        .bind(size as i64)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+}
+
+/// Adds records `size+1 ..= new_size` (already inserted in this transaction) to the tree
+/// and, with a signer, signs and stores the checkpoint of `new_size`. Returns the note.
+pub(crate) async fn extend(
+    conn: &mut sqlx::AnyConnection,
+    signer: Option<&dyn LogSigner>,
+    size: u64,
+    new_size: u64,
+    now_ms: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    if new_size > size {
+        // Read back what was written, not what was meant to be written.
+        let leaves: Vec<Hash> = entries(conn, size + 1, new_size)
+            .await?
+            .iter()
+            .map(LeafEntry::leaf_hash)
+            .collect();
+        let edge = edge(conn, size).await?;
+        for ((level, index), hashes) in append(size, edge, &leaves) {
+            sqlx::query(
+                "INSERT INTO audit_tiles (level, idx, hashes) VALUES ($1, $2, $3)
+                 ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes",
+            )
+            .bind(i64::from(level))
+            .bind(index as i64)
+            .bind(hex::encode(hashes.concat()))
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    let Some(signer) = signer else {
+        return Ok(None);
+    };
+    sign_head(conn, signer, new_size, now_ms).await.map(Some)
+}
+
+/// Signs the checkpoint of the tree of `size` (root from the stored tiles) if it is not
+/// signed yet, refusing one that does not extend the latest. Returns the note.
+pub(crate) async fn sign_head(
+    conn: &mut sqlx::AnyConnection,
+    signer: &dyn LogSigner,
+    size: u64,
+    now_ms: i64,
+) -> Result<String, sqlx::Error> {
+    let previous = latest_checkpoint(conn).await?;
+    if let Some((prev_size, note)) = &previous
+        && *prev_size == size
+    {
+        return Ok(note.clone());
+    }
+    let mut tiles = TileMap::new();
+    load_tiles(conn, tiles::tiles_for_root(size), &mut tiles).await?;
+    let root = tiles::root_from_tiles(size, &tiles).map_err(|e| corrupt(e.to_string()))?;
+    let proof = match &previous {
+        Some((prev_size, _)) if *prev_size > 0 && *prev_size < size => {
+            load_tiles(
+                conn,
+                tiles::tiles_for_consistency(*prev_size, size),
+                &mut tiles,
+            )
+            .await?;
+            tiles::consistency_proof_from_tiles(*prev_size, size, &tiles)
+                .map_err(|e| corrupt(e.to_string()))?
+        }
+        _ => Vec::new(),
+    };
+    let note = signer
+        .sign(
+            previous.as_ref().map(|(_, n)| n.as_bytes()),
+            size,
+            root,
+            &proof,
+        )
+        .map_err(|e| corrupt(format!("checkpoint refused: {e}")))?;
+    sqlx::query("INSERT INTO audit_checkpoints (tree_size, note, time_ms) VALUES ($1, $2, $3)")
+        .bind(size as i64)
+        .bind(&note)
+        .bind(now_ms)
+        .execute(&mut *conn)
+        .await?;
+    Ok(note)
+}
+
+/// Brings the tree up to `records` leaves (a log from before the tree) and checks the
+/// signer against the last checkpoint: it must have signed it, for this origin, and the
+/// tiles must give its root. Then signs the head if it is not signed yet.
+pub(crate) async fn open(
+    db: &Db,
+    signer: Option<&dyn LogSigner>,
+    records: u64,
+) -> Result<(), DbError> {
+    let mut tx = db.pool.begin().await?;
+    let tiled = tiled_size(&mut tx).await?;
+    if tiled > records {
+        return Err(DbError::Corrupt(format!(
+            "audit log: the tree holds {tiled} leaves but there are {records} records (records were deleted)"
+        )));
+    }
+    if tiled < records {
+        tracing::info!(
+            from = tiled,
+            to = records,
+            "adding audit records to the Merkle tree"
+        );
+        extend(&mut tx, None, tiled, records, crate::util::now_ms()).await?;
+    }
+    if let Some(signer) = signer {
+        if let Some((size, note)) = latest_checkpoint(&mut tx).await? {
+            let (c, _) = Checkpoint::open(
+                note.as_bytes(),
+                signer.origin(),
+                &signer.verifier(),
+                &[],
+            )
+            .map_err(|e| {
+                DbError::Corrupt(format!(
+                    "audit log: the last checkpoint (size {size}) does not verify with this log key and origin ({e}); start storage with the key that signed it"
+                ))
+            })?;
+            if size > records {
+                return Err(DbError::Corrupt(format!(
+                    "audit log: checkpoint {size} was signed but only {records} records are there (the tail was cut)"
+                )));
+            }
+            let mut tiles = TileMap::new();
+            load_tiles(&mut tx, tiles::tiles_for_root(size), &mut tiles).await?;
+            let root = tiles::root_from_tiles(size, &tiles)
+                .map_err(|e| DbError::Corrupt(format!("audit log: {e}")))?;
+            if root != c.root {
+                return Err(DbError::Corrupt(format!(
+                    "audit log: the records do not give the root checkpoint {size} signed (run `warden audit verify`)"
+                )));
+            }
+        }
+        sign_head(&mut tx, signer, records, crate::util::now_ms()).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Parses a stored note's checkpoint without checking its signature (it was checked
+/// when storage opened and when it was signed).
+pub(crate) fn parse_note(note_text: &str) -> Result<Checkpoint, sqlx::Error> {
+    let n = note::parse(note_text.as_bytes()).map_err(|e| corrupt(e.to_string()))?;
+    Checkpoint::parse(&n.text).map_err(|e| corrupt(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appending_in_batches_gives_the_tiles_of_the_whole_tree() {
+        let leaves: Vec<Hash> = (0u32..70_000)
+            .map(|i| warden_merkle::leaf_hash(&i.to_be_bytes()))
+            .collect();
+        let mut stored: BTreeMap<(u8, u64), Vec<Hash>> = BTreeMap::new();
+        let mut size = 0u64;
+        for batch in [1usize, 254, 1, 300, 65_536, 3_904] {
+            let mut e = BTreeMap::new();
+            let mut count = size;
+            let mut level = 0u8;
+            while count > 0 {
+                if !count.is_multiple_of(TILE_WIDTH) {
+                    let k = (level, count / TILE_WIDTH);
+                    let mut h = stored[&k].clone();
+                    h.truncate((count % TILE_WIDTH) as usize);
+                    e.insert(k, h);
+                }
+                count /= TILE_WIDTH;
+                level += 1;
+            }
+            let end = size as usize + batch;
+            stored.extend(append(size, e, &leaves[size as usize..end]));
+            size = end as u64;
+            let want = tiles::tiles(&leaves[..end]);
+            let mut got = TileMap::new();
+            for id in TileId::for_tree(size) {
+                let h = &stored[&(id.level, id.index)];
+                got.insert(id, h[..usize::from(id.width)].concat());
+            }
+            assert_eq!(got, want, "after {size} leaves");
+            assert_eq!(
+                tiles::root_from_tiles(size, &got).unwrap(),
+                warden_merkle::root(&leaves[..end])
+            );
+        }
+    }
+}
