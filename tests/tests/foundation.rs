@@ -289,6 +289,7 @@ async fn a_github_source_that_cannot_work_is_refused_naming_every_problem() {
         api_url: "http://github.example.com".into(),
         credentials_id: "cred-1".into(),
         repositories: vec![repo("api", "acme"), repo("web", "acme/web")],
+        ..Default::default()
     });
     let err = c
         .admin("admin")
@@ -318,6 +319,7 @@ async fn a_github_source_that_cannot_work_is_refused_naming_every_problem() {
         api_url: String::new(),
         credentials_id: "cred-1".into(),
         repositories: vec![repo("api", "acme/api")],
+        ..Default::default()
     });
     let saved = c
         .admin("admin")

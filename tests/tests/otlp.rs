@@ -599,7 +599,7 @@ async fn under_pressure_senders_are_told_to_retry_later() {
         })
     };
     let mut refused = None;
-    for _ in 0..200 {
+    for _ in 0..1500 {
         let res = https(&c)
             .post(url(&c, "/v1/logs"))
             .bearer_auth(&token.token)

@@ -276,3 +276,193 @@ async fn the_metrics_tool_asks_the_tenants_real_prometheus_with_promql() {
     );
     c.stop().await;
 }
+
+/// A GitHub mock with one repository (acme/api) at two refs, and the tenant's settings
+/// pointing at it with a token stored sealed through the Admin API.
+async fn github_tenant(
+    c: &Cluster,
+    integration: bool,
+) -> (
+    warden_testkit::github::GitHubMock,
+    warden_testkit::MockServer,
+    pb::TenantSettings,
+) {
+    use warden_testkit::github::{GitHubMock, MockChange, MockCommit, sha_for};
+    let ca = warden_testkit::TestCa::new().unwrap();
+    let v1 = MockCommit::new(1, None, "first", vec![]);
+    let v2 = MockCommit::new(
+        2,
+        Some(&sha_for(1)),
+        "shorten the payment timeout",
+        vec![MockChange::modified(
+            "src/payments.rs",
+            "@@ -1 +1 @@\n-const PAYMENT_TIMEOUT_S: u64 = 30;\n+const PAYMENT_TIMEOUT_S: u64 = 3;",
+        )],
+    );
+    let mock = GitHubMock::new()
+        .with_token("ghp_integrationtesttoken000000000000000")
+        .with_file(
+            "acme/api",
+            "main",
+            "src/payments.rs",
+            "const PAYMENT_TIMEOUT_S: u64 = 3;\nfn charge() {}\n",
+        )
+        .with_commit("acme/api", v1)
+        .with_commit("acme/api", v2)
+        .with_ref("acme/api", "v2.4.0", &sha_for(1))
+        .with_ref("acme/api", "v2.4.1", &sha_for(2));
+    let server = mock.start(&ca).await.unwrap();
+    let creds = c
+        .admin("admin")
+        .put_source_credentials(warden_proto::gateway::v1::PutSourceCredentialsRequest {
+            tenant_id: "acme".into(),
+            credentials: Some(pb::SourceCredentials {
+                credentials: Some(pb::source_credentials::Credentials::BearerToken(
+                    "ghp_integrationtesttoken000000000000000".into(),
+                )),
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut s = enabled_tenant("acme");
+    s.allowed_data_types.push(pb::DataType::SourceCode as i32);
+    s.github_integration = integration;
+    s.github = Some(pb::GitHubSource {
+        api_url: server.url(),
+        credentials_id: creds.credentials_id,
+        repositories: vec![pb::ServiceRepository {
+            service: "checkout".into(),
+            repository: "acme/api".into(),
+            default_ref: "main".into(),
+        }],
+        ca_pem: String::from_utf8(ca.ca_pem()).unwrap(),
+    });
+    c.set_tenant(s.clone()).await;
+    (mock, server, s)
+}
+
+#[tokio::test]
+async fn code_tools_read_the_mapped_repository_and_stop_the_moment_the_integration_is_off() {
+    let model = ScriptedModel::new([
+        Step::Tool(
+            "read_file",
+            json!({"repository": "checkout", "path": "src/payments.rs"}),
+        ),
+        Step::Tool(
+            "compare_refs",
+            json!({"repository": "checkout", "base": "v2.4.0", "head": "v2.4.1"}),
+        ),
+    ]);
+    model.then_held(Step::Tool(
+        "read_file",
+        json!({"repository": "checkout", "path": "src/payments.rs"}),
+    ));
+    model.then(Step::Answer("the timeout was shortened in 2.4.1"));
+    let c = cluster(&model).await;
+    let (github, _server, mut s) = github_tenant(&c, true).await;
+    let run = c
+        .agent("agent")
+        .submit_trigger(trigger("acme", "fp-code", now_ms()))
+        .await
+        .unwrap()
+        .into_inner()
+        .run
+        .unwrap();
+    model.reached().await;
+    let before_off = github.requests().len();
+    assert!(before_off >= 2, "the first two calls reached GitHub");
+    assert!(
+        github
+            .requests()
+            .iter()
+            .all(|r| r.auth == warden_testkit::github::Auth::Token),
+        "every request carried the tenant's token: {:?}",
+        github.requests()
+    );
+    s.github_integration = false;
+    c.set_tenant(s).await;
+    model.release();
+    let run = c.wait_run("acme", &run.id).await;
+
+    let seen = model.seen();
+    assert!(
+        seen[0].offered.contains(&"read_file".to_owned()),
+        "{:?}",
+        seen[0].offered
+    );
+    let (file, is_error) = seen[1].last_result.clone().unwrap();
+    assert!(
+        !is_error && file.contains("PAYMENT_TIMEOUT_S: u64 = 3"),
+        "{file}"
+    );
+    let (diff, is_error) = seen[2].last_result.clone().unwrap();
+    assert!(
+        !is_error && diff.contains("-const PAYMENT_TIMEOUT_S: u64 = 30;"),
+        "{diff}"
+    );
+    // Off: the held call is refused, nothing more reaches GitHub, no code tool is offered,
+    // and the code already read is withheld from every later request.
+    let (text, is_error) = seen[3].last_result.clone().unwrap();
+    assert!(is_error && text.contains("GitHub"), "{text}");
+    assert_eq!(
+        github.requests().len(),
+        before_off,
+        "nothing reached GitHub after the switch-off"
+    );
+    assert!(
+        !seen[3].offered.iter().any(|t| [
+            "read_file",
+            "search_code",
+            "show_commit",
+            "compare_refs"
+        ]
+        .contains(&t.as_str())),
+        "{:?}",
+        seen[3].offered
+    );
+    assert!(
+        seen[3]
+            .results
+            .iter()
+            .all(|(t, _)| !t.contains("PAYMENT_TIMEOUT_S")),
+        "{:?}",
+        seen[3].results
+    );
+    assert_eq!(
+        run.status,
+        st::RunStatus::Succeeded as i32,
+        "{}",
+        run.status_reason
+    );
+    assert!(
+        run.tool_calls[0].allowed && run.tool_calls[0].data_type == pb::DataType::SourceCode as i32
+    );
+    assert!(!run.tool_calls[2].allowed, "{:?}", run.tool_calls[2]);
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn with_the_integration_off_no_code_tool_is_offered_and_nothing_reaches_github() {
+    let model = ScriptedModel::new([
+        Step::Tool(
+            "search_code",
+            json!({"repository": "checkout", "query": "PAYMENT_TIMEOUT"}),
+        ),
+        Step::Answer("no code access"),
+    ]);
+    let c = cluster(&model).await;
+    let (github, _server, _) = github_tenant(&c, false).await;
+    let run = submit(&c, trigger("acme", "fp-code-off", now_ms())).await;
+    let seen = model.seen();
+    assert!(
+        !seen[0].offered.contains(&"search_code".to_owned()),
+        "{:?}",
+        seen[0].offered
+    );
+    let (text, is_error) = seen[1].last_result.clone().unwrap();
+    assert!(is_error && text.contains("GitHub integration"), "{text}");
+    assert!(github.requests().is_empty(), "{:?}", github.requests());
+    assert_eq!(run.status, st::RunStatus::Succeeded as i32);
+    c.stop().await;
+}

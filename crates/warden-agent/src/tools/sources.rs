@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use warden_proto::common::v1 as pb;
 use warden_proto::storage::v1 as st;
+use warden_sources::github::{Contents, FileChange, GitHubClient};
 use warden_sources::prometheus::PrometheusClient;
 
 use super::args::Args;
@@ -138,11 +139,157 @@ pub(crate) async fn prometheus(
     Ok(Found { text, rows })
 }
 
+/// The repository a code tool names: a mapped service, or a mapped owner/name.
+fn repository<'a>(client: &'a GitHubClient, a: &'a Args<'_>) -> Result<&'a str, ToolError> {
+    let named = a.required("repository")?;
+    match client.repository_for(named) {
+        Some(r) => Ok(r.repository.as_str()),
+        // The client refuses any repository the tenant did not map, without a request.
+        None => Ok(named),
+    }
+}
+
+fn changes(text: &mut String, files: &[FileChange], truncated: bool) {
+    for f in files {
+        let _ = writeln!(
+            text,
+            "--- {} ({}, +{} -{})",
+            f.filename, f.status, f.additions, f.deletions
+        );
+        if let Some(patch) = &f.patch {
+            text.push_str(patch);
+            text.push('\n');
+        }
+        if f.patch_truncated {
+            text.push_str("[patch cut]\n");
+        }
+    }
+    if truncated {
+        text.push_str("[more files changed than shown]\n");
+    }
+}
+
 pub(crate) async fn code(
-    _agent: &Agent,
-    _settings: &pb::TenantSettings,
+    agent: &Agent,
+    settings: &pb::TenantSettings,
     name: &str,
-    _a: &Args<'_>,
+    a: &Args<'_>,
 ) -> Result<Found, ToolError> {
-    Err(format!("{name}: the GitHub source is not wired yet").into())
+    let source = settings
+        .github
+        .as_ref()
+        .filter(|g| !g.credentials_id.is_empty())
+        .ok_or("the tenant has no GitHub installation connected")?;
+    let creds = agent
+        .source_credentials(&settings.tenant_id, &source.credentials_id)
+        .await?;
+    let client = if source.ca_pem.is_empty() {
+        GitHubClient::new(source, &creds, SOURCE_TIMEOUT)
+    } else {
+        GitHubClient::with_root_ca(source, &creds, SOURCE_TIMEOUT, source.ca_pem.as_bytes())
+    }
+    .map_err(|e| ToolError(e.to_string()))?;
+    drop(creds);
+    let gh = |e: warden_sources::github::SourceError| ToolError(e.to_string());
+    let repo = repository(&client, a)?;
+    let mut text = String::new();
+    let rows;
+    match name {
+        "read_file" => {
+            let path = a.required("path")?;
+            match client
+                .read_file(repo, path, a.str("ref")?)
+                .await
+                .map_err(gh)?
+            {
+                Contents::File(f) => {
+                    rows = 1;
+                    let _ = writeln!(
+                        text,
+                        "{}:{} at {} (blob {}, {} bytes):",
+                        f.repository,
+                        f.path,
+                        f.git_ref.as_deref().unwrap_or("the default branch"),
+                        f.sha,
+                        f.size
+                    );
+                    text.push_str(&f.text);
+                    if f.truncated {
+                        text.push_str("\n[file cut; read a narrower part with search_code]");
+                    }
+                }
+                Contents::Directory(d) => {
+                    rows = d.entries.len();
+                    let _ = writeln!(text, "{}:{} is a directory:", d.repository, d.path);
+                    for e in &d.entries {
+                        let _ = writeln!(text, "{:?} {} ({} bytes)", e.kind, e.path, e.size);
+                    }
+                }
+            }
+        }
+        "search_code" => {
+            let r = client
+                .search_code(
+                    repo,
+                    a.required("query")?,
+                    a.limit("limit", 10, 20)? as usize,
+                )
+                .await
+                .map_err(gh)?;
+            rows = r.matches.len();
+            let _ = writeln!(
+                text,
+                "{} matches in {} for {:?}:",
+                r.total_count, r.repository, r.query
+            );
+            for m in &r.matches {
+                let _ = writeln!(text, "{}:", m.path);
+                for f in &m.fragments {
+                    let _ = writeln!(text, "    {}", f.replace('\n', "\n    "));
+                }
+            }
+            if r.truncated || r.incomplete {
+                text.push_str("[more matches than shown; narrow the query]\n");
+            }
+        }
+        "show_commit" => {
+            let c = client.commit(repo, a.required("sha")?).await.map_err(gh)?;
+            rows = 1 + c.files.len();
+            let _ = writeln!(
+                text,
+                "commit {} by {} on {}\n{}",
+                c.summary.sha, c.summary.author, c.summary.date, c.summary.message
+            );
+            changes(&mut text, &c.files, c.files_truncated);
+        }
+        "compare_refs" => {
+            let c = client
+                .compare(repo, a.required("base")?, a.required("head")?)
+                .await
+                .map_err(gh)?;
+            rows = c.commits.len() + c.files.len();
+            let _ = writeln!(
+                text,
+                "{}...{}: {} ({} ahead, {} behind, {} commits)",
+                c.base, c.head, c.status, c.ahead_by, c.behind_by, c.total_commits
+            );
+            for s in &c.commits {
+                let first = s.message.lines().next().unwrap_or("");
+                let _ = writeln!(
+                    text,
+                    "{} {} {} {}",
+                    &s.sha[..s.sha.len().min(12)],
+                    s.date,
+                    s.author,
+                    first
+                );
+            }
+            if c.commits_truncated {
+                text.push_str("[more commits than shown]\n");
+            }
+            changes(&mut text, &c.files, c.files_truncated);
+        }
+        other => return Err(format!("{other} is not a code tool").into()),
+    }
+    Ok(Found { text, rows })
 }

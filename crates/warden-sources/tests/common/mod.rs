@@ -127,6 +127,7 @@ pub fn source(env: &Env) -> GitHubSource {
             repository: "acme/api".into(),
             default_ref: String::new(),
         }],
+        ..Default::default()
     }
 }
 

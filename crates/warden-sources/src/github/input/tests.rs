@@ -166,6 +166,7 @@ fn source(repos: &[(&str, &str, &str)]) -> GitHubSource {
                 default_ref: (*d).into(),
             })
             .collect(),
+        ..Default::default()
     }
 }
 
