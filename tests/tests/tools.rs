@@ -466,3 +466,122 @@ async fn with_the_integration_off_no_code_tool_is_offered_and_nothing_reaches_gi
     assert_eq!(run.status, st::RunStatus::Succeeded as i32);
     c.stop().await;
 }
+
+#[tokio::test]
+async fn an_investigation_reads_the_demo_incident_through_one_tool_per_data_type() {
+    let model = ScriptedModel::new([
+        Step::Tool(
+            "log_patterns",
+            json!({"service": "checkout", "min_severity": "warn"}),
+        ),
+        Step::Tool(
+            "query_metrics",
+            json!({"name": "http.server.request.count", "aggregation": "rate",
+                   "matchers": [{"label": "http.response.status_code", "op": "=", "value": "502"}]}),
+        ),
+        Step::Tool(
+            "find_traces",
+            json!({"service": "checkout", "order": "failed", "limit": 3}),
+        ),
+        Step::Tool("top_functions", json!({"service": "checkout"})),
+        Step::Tool("query_cluster", json!({"namespace": "shop"})),
+        Step::Tool(
+            "query_config",
+            json!({"namespace": "shop", "name": "checkout-config"}),
+        ),
+        Step::Answer("the 2.4.1 ConfigMap cut PAYMENT_TIMEOUT to 3s"),
+    ]);
+    let c = cluster(&model).await;
+    c.issue(warden_tls::Role::Ingest, "otel-acme", &["acme"]);
+    let now_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    warden::demo::seed(c.channel("otel-acme", c.otlp_grpc_addr), now_ns)
+        .await
+        .unwrap();
+    let mut s = enabled_tenant("acme");
+    s.allowed_data_types = [
+        pb::DataType::Logs,
+        pb::DataType::Metrics,
+        pb::DataType::Traces,
+        pb::DataType::Profiles,
+        pb::DataType::ClusterInfo,
+        pb::DataType::ConfigMetadata,
+    ]
+    .iter()
+    .map(|d| *d as i32)
+    .collect();
+    c.set_tenant(s).await;
+    let run = submit(&c, trigger("acme", "fp-demo", now_ms())).await;
+    assert_eq!(
+        run.status,
+        st::RunStatus::Succeeded as i32,
+        "{}",
+        run.status_reason
+    );
+
+    let seen = model.seen();
+    let result = |i: usize| {
+        let (text, is_error) = seen[i].last_result.clone().unwrap();
+        assert!(!is_error, "step {i}: {text}");
+        text
+    };
+    let patterns = result(1);
+    assert!(
+        patterns.contains("payment call failed for order"),
+        "{patterns}"
+    );
+    let metrics = result(2);
+    assert!(
+        metrics.contains("http.response.status_code=\"502\""),
+        "{metrics}"
+    );
+    assert!(metrics.contains("rate"), "{metrics}");
+    let traces = result(3);
+    assert!(
+        traces.contains("first_error=") && traces.contains("spans=2"),
+        "{traces}"
+    );
+    let profile = result(4);
+    assert!(
+        profile.contains("crypto/tls.(*Conn).Handshake"),
+        "{profile}"
+    );
+    let cluster_state = result(5);
+    assert!(
+        cluster_state.contains("BackOff") && cluster_state.contains("checkout:2.4.1"),
+        "{cluster_state}"
+    );
+    let config = result(6);
+    assert!(
+        config.contains("-PAYMENT_TIMEOUT: 30s") && config.contains("+PAYMENT_TIMEOUT: 3s"),
+        "{config}"
+    );
+    // The database password in the ConfigMap and in a log line never reaches the model.
+    for text in seen.iter().flat_map(|s| s.results.iter().map(|(t, _)| t)) {
+        assert!(!text.contains("s3cr3t-pass"), "{text}");
+    }
+    // Each call was recorded with the run, typed with its real data type.
+    let types: Vec<i32> = run.tool_calls.iter().map(|t| t.data_type).collect();
+    assert_eq!(
+        types,
+        [
+            pb::DataType::Logs,
+            pb::DataType::Metrics,
+            pb::DataType::Traces,
+            pb::DataType::Profiles,
+            pb::DataType::ClusterInfo,
+            pb::DataType::ConfigMetadata
+        ]
+        .map(|d| d as i32)
+    );
+    assert!(
+        run.tool_calls
+            .iter()
+            .all(|t| t.allowed && t.rows > 0 && t.bytes > 0),
+        "{:?}",
+        run.tool_calls
+    );
+    c.stop().await;
+}

@@ -334,3 +334,138 @@ pub fn config_snapshots() -> [(&'static str, String); 2] {
         ("after", "PAYMENT_TIMEOUT: 3s\nPAYMENT_RETRIES: \"1\"\nDB_PASSWORD: s3cr3t-pass\nFEATURE_NEW_CART: \"true\"\n".into()),
     ]
 }
+
+/// A CPU profile of checkout (pprof), as Go's runtime/pprof writes it: most time in the
+/// payment client's retry loop and in TLS handshakes it keeps redoing.
+pub fn cpu_profile(now_ns: u64) -> Vec<u8> {
+    use prost::Message;
+    use warden_telemetry::pprof::wire::{Function, Line, Location, Profile, Sample, ValueType};
+    let strings: Vec<String> = [
+        "",
+        "samples",
+        "count",
+        "cpu",
+        "nanoseconds",
+        "main.main",
+        "checkout.(*Server).Checkout",
+        "payments.(*Client).Charge",
+        "payments.(*Client).retry",
+        "crypto/tls.(*Conn).Handshake",
+        "encoding/json.Marshal",
+        "checkout/server.go",
+        "payments/client.go",
+        "crypto/tls/conn.go",
+        "encoding/json/encode.go",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let functions: Vec<Function> = [(5, 11), (6, 11), (7, 12), (8, 12), (9, 13), (10, 14)]
+        .iter()
+        .enumerate()
+        .map(|(i, (name, file))| Function {
+            id: i as u64 + 1,
+            name: *name,
+            system_name: *name,
+            filename: *file,
+            start_line: 10,
+        })
+        .collect();
+    let location = |id: u64| Location {
+        id,
+        line: vec![Line {
+            function_id: id,
+            line: 42,
+        }],
+        ..Default::default()
+    };
+    // Leaf first, as pprof orders a stack.
+    let sample = |stack: &[u64], n: i64| Sample {
+        location_id: stack.to_vec(),
+        value: vec![n, n * 10_000_000],
+        ..Default::default()
+    };
+    Profile {
+        sample_type: vec![
+            ValueType { r#type: 1, unit: 2 },
+            ValueType { r#type: 3, unit: 4 },
+        ],
+        sample: vec![
+            sample(&[5, 4, 3, 2, 1], 610),
+            sample(&[4, 3, 2, 1], 190),
+            sample(&[6, 2, 1], 80),
+            sample(&[2, 1], 40),
+        ],
+        location: (1..=6).map(location).collect(),
+        function: functions,
+        string_table: strings,
+        time_nanos: now_ns as i64,
+        duration_nanos: 10_000_000_000,
+        period_type: Some(ValueType { r#type: 3, unit: 4 }),
+        period: 10_000_000,
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+/// Sends the demo incident through storage's ingest listener on `channel` (an ingest
+/// identity's): OTLP logs, metrics and traces, the profile, the cluster state and the
+/// ConfigMap before and after the deployment. Returns how many items were accepted.
+pub async fn seed(channel: tonic::transport::Channel, now_ns: u64) -> Result<u64, tonic::Status> {
+    use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+    use warden_proto::telemetry::v1 as tm;
+    use warden_proto::telemetry::v1::ingest_client::IngestClient;
+    let ts = |ns: u64| {
+        Some(prost_types::Timestamp {
+            seconds: (ns / 1_000_000_000) as i64,
+            nanos: 0,
+        })
+    };
+    let mut sent = 0u64;
+    LogsServiceClient::new(channel.clone())
+        .export(logs(now_ns))
+        .await?;
+    MetricsServiceClient::new(channel.clone())
+        .export(metrics(now_ns))
+        .await?;
+    TraceServiceClient::new(channel.clone())
+        .export(traces(now_ns))
+        .await?;
+    let mut ingest = IngestClient::new(channel);
+    sent += ingest
+        .ingest_profile(tm::IngestProfileRequest {
+            service: "checkout".into(),
+            time: ts(now_ns - 5 * MINUTE_NS),
+            pprof: cpu_profile(now_ns - 5 * MINUTE_NS),
+        })
+        .await?
+        .into_inner()
+        .accepted;
+    for ((_, content), ago) in config_snapshots()
+        .into_iter()
+        .zip([30, DEPLOYED_MINUTES_AGO])
+    {
+        sent += ingest
+            .ingest_config(tm::IngestConfigRequest {
+                kind: "ConfigMap".into(),
+                namespace: "shop".into(),
+                name: "checkout-config".into(),
+                content,
+                time: ts(now_ns - ago * MINUTE_NS),
+            })
+            .await?
+            .into_inner()
+            .accepted;
+    }
+    sent += ingest
+        .ingest_cluster(tm::IngestClusterRequest {
+            cluster: "prod-eu-1".into(),
+            json: cluster_json(now_ns / 1_000_000_000),
+        })
+        .await?
+        .into_inner()
+        .accepted;
+    Ok(sent)
+}

@@ -302,6 +302,13 @@ impl Agent {
     }
 }
 
+enum Outcome {
+    /// The tenant's policy does not allow the call; nothing was read.
+    Refused(String),
+    /// Allowed, but it gave no result (bad arguments, source error, too large).
+    Failed(String, pb::DataType),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,11 +365,4 @@ mod tests {
             )
         );
     }
-}
-
-enum Outcome {
-    /// The tenant's policy does not allow the call; nothing was read.
-    Refused(String),
-    /// Allowed, but it gave no result (bad arguments, source error, too large).
-    Failed(String, pb::DataType),
 }

@@ -120,6 +120,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         &storage_addr.to_string(),
         shutdown_rx,
     )?;
+    if let Some(p) = &pki {
+        seed_demo(&args.data_dir, p, otlp_grpc_addr).await;
+    }
     banner(
         &args,
         &pki_dir,
@@ -142,6 +145,53 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Loads the demo incident for tenant `acme` on first run, through the ingest listener
+/// as the `demo-ingest` identity (scoped to acme), exactly as a collector would send it,
+/// so the tour's investigation reads real-looking telemetry.
+async fn seed_demo(data_dir: &std::path::Path, pki: &DevPki, otlp_grpc: SocketAddr) {
+    let marker = data_dir.join("demo-loaded");
+    if marker.exists() {
+        return;
+    }
+    let files = match pki.issue(
+        warden_tls::Role::Ingest,
+        "demo-ingest",
+        &["acme".to_owned()],
+        true,
+    ) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not issue the demo ingest identity");
+            return;
+        }
+    };
+    let channel = match warden_rpc::connect(
+        &otlp_grpc.to_string(),
+        &Security::Mtls(files),
+        warden_tls::Role::Storage,
+        std::time::Duration::from_secs(3),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not reach the ingest listener for the demo data");
+            return;
+        }
+    };
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or_default();
+    match warden::demo::seed(channel, now_ns).await {
+        Ok(_) => {
+            let _ = std::fs::write(&marker, b"");
+            tracing::info!("loaded the demo incident for tenant acme (checkout 2.4.1)");
+        }
+        Err(s) => {
+            tracing::warn!(code = ?s.code(), message = s.message(), "could not load the demo incident")
+        }
+    }
 }
 
 /// The key-encryption key file: `--key-file`, or `<data dir>-keys/kek` beside the data
