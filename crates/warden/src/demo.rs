@@ -130,6 +130,8 @@ pub fn metrics(now_ns: u64) -> ExportMetricsServiceRequest {
     let (mut ok, mut failed) = (Vec::new(), Vec::new());
     let (mut latency, mut restarts) = (Vec::new(), Vec::new());
     let (mut ok_total, mut failed_total, mut restart_total) = (0.0, 0.0, 0.0);
+    let mut buckets_total = vec![0u64; 7];
+    let mut latency_sum = 0.0;
     let bounds = vec![0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
     for m in 0..=40u64 {
         let t = start + m * MINUTE_NS;
@@ -156,13 +158,17 @@ pub fn metrics(now_ns: u64) -> ExportMetricsServiceRequest {
         } else {
             vec![120, 300, 140, 30, 8, 2, 0]
         };
+        for (total, n) in buckets_total.iter_mut().zip(&buckets) {
+            *total += n;
+        }
+        latency_sum += if bad { 1250.0 } else { 190.0 };
         latency.push(HistogramDataPoint {
             attributes: vec![kv("http.route", "/checkout")],
-            start_time_unix_nano: t - MINUTE_NS,
+            start_time_unix_nano: start,
             time_unix_nano: t,
-            count: buckets.iter().sum(),
-            sum: Some(if bad { 1250.0 } else { 190.0 }),
-            bucket_counts: buckets,
+            count: buckets_total.iter().sum(),
+            sum: Some(latency_sum),
+            bucket_counts: buckets_total.clone(),
             explicit_bounds: bounds.clone(),
             ..Default::default()
         });
@@ -193,7 +199,7 @@ pub fn metrics(now_ns: u64) -> ExportMetricsServiceRequest {
             description: "HTTP request latency".into(),
             data: Some(metric::Data::Histogram(Histogram {
                 data_points: latency,
-                aggregation_temporality: AggregationTemporality::Delta as i32,
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
             })),
             ..Default::default()
         },

@@ -212,6 +212,23 @@ fn metric_points(
                 out.push(number_point(base(MetricKind::Gauge), p, resource, lim));
             }
         }
+        // Queries read sums and histograms as cumulative series (rate across resets,
+        // per-step differences); delta points would be read wrong, so they are refused by
+        // name rather than stored.
+        Some(metric::Data::Sum(s)) if s.aggregation_temporality == DELTA => out.reject(
+            s.data_points.len() as u64,
+            format!(
+                "metric {:?}: delta temporality is not supported; configure the exporter for cumulative temporality",
+                m.name
+            ),
+        ),
+        Some(metric::Data::Histogram(h)) if h.aggregation_temporality == DELTA => out.reject(
+            h.data_points.len() as u64,
+            format!(
+                "metric {:?}: delta temporality is not supported; configure the exporter for cumulative temporality",
+                m.name
+            ),
+        ),
         Some(metric::Data::Sum(s)) => {
             let kind = if s.is_monotonic {
                 MetricKind::Counter
@@ -249,6 +266,9 @@ fn metric_points(
         None => out.reject(1, format!("metric {:?} has no data", m.name)),
     }
 }
+
+/// OTLP's AGGREGATION_TEMPORALITY_DELTA.
+const DELTA: i32 = opentelemetry_proto::tonic::metrics::v1::AggregationTemporality::Delta as i32;
 
 fn number_point(
     mut point: MetricPoint,

@@ -78,7 +78,9 @@ impl Storage {
                 .tenant_settings(&tenant)
                 .await?
                 .map_or(0, |s| s.telemetry_retention_days);
-            let pruned = self.prune_signals(&tenant, cutoff_ms(days, now_ms)).await?;
+            let cutoff = cutoff_ms(days, now_ms);
+            let pruned = self.prune_signals(&tenant, cutoff).await?
+                + self.prune_cluster(&tenant, cutoff).await?;
             out.push((tenant, pruned));
         }
         Ok(out)

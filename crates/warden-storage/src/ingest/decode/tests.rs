@@ -294,6 +294,25 @@ fn summaries_exponential_histograms_and_bad_points_are_rejected_and_counted() {
         msg.contains("exponential histograms are not supported"),
         "{msg}"
     );
+
+    // Queries read sums and histograms as cumulative: delta points are refused by name.
+    let delta = metrics(
+        &metrics_req(vec![metric(
+            "requests_delta",
+            metric::Data::Sum(Sum {
+                data_points: vec![number(3.0)],
+                aggregation_temporality: 1,
+                is_monotonic: true,
+            }),
+        )]),
+        &ItemLimits {
+            max_value_bytes: 1024,
+            max_attributes: 128,
+        },
+    );
+    assert!(delta.rows.is_empty());
+    let msg = delta.message("data points");
+    assert!(msg.contains("delta temporality is not supported"), "{msg}");
 }
 
 fn spans_req(spans: Vec<Span>) -> ExportTraceServiceRequest {
