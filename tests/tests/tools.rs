@@ -585,3 +585,57 @@ async fn an_investigation_reads_the_demo_incident_through_one_tool_per_data_type
     );
     c.stop().await;
 }
+
+#[tokio::test]
+async fn a_result_too_large_for_the_model_asks_it_to_narrow_the_query() {
+    let model = ScriptedModel::new([
+        Step::Tool("query_logs", json!({"service": "checkout", "limit": 200})),
+        Step::Tool("query_logs", json!({"service": "checkout", "limit": 3})),
+        Step::Answer("narrowed"),
+    ]);
+    let c = Cluster::start_with(Options {
+        provider: Some(model.clone()),
+        run_limits: Some(warden_agent::RunLimits {
+            max_tool_result_bytes: 2048,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await;
+    c.issue(warden_tls::Role::Ingest, "otel-acme", &["acme"]);
+    let lines: Vec<String> = (0..100)
+        .map(|i| format!("payment call failed for order {i}: context deadline exceeded after 3s"))
+        .collect();
+    let bodies: Vec<&str> = lines.iter().map(String::as_str).collect();
+    c.ingest_logs("otel-acme", "checkout", &bodies).await;
+    c.set_tenant(enabled_tenant("acme")).await;
+    let run = submit(&c, trigger("acme", "fp-large", now_ms())).await;
+
+    let seen = model.seen();
+    let (text, is_error) = seen[1].last_result.clone().unwrap();
+    assert!(
+        is_error && text.contains("narrow the query") && text.contains("2048"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("order 7"),
+        "no part of the oversized result reaches the model: {text}"
+    );
+    let (text, is_error) = seen[2].last_result.clone().unwrap();
+    assert!(!is_error, "{text}");
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains("payment call failed"))
+            .count(),
+        3,
+        "{text}"
+    );
+    assert!(
+        run.tool_calls[0].reason.contains("narrow"),
+        "{:?}",
+        run.tool_calls[0]
+    );
+    assert_eq!(run.tool_calls[1].rows, 3);
+    assert_eq!(run.status, st::RunStatus::Succeeded as i32);
+    c.stop().await;
+}
