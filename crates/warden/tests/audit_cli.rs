@@ -1,0 +1,241 @@
+//! `warden audit export` and `warden audit verify` as compliance runs them against a real
+//! `warden up`: a tenant's provable export and the whole log as tlog tiles verify
+//! offline with the log's key, hold one tenant only, and any edit is named.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn start(dir: &std::path::Path) -> (Child, Vec<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["up", "--data-dir"])
+        .arg(dir.join("data"))
+        .args([
+            "--gateway",
+            "127.0.0.1:0",
+            "--storage",
+            "127.0.0.1:0",
+            "--agent",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+            "--otlp-grpc",
+            "127.0.0.1:0",
+            "--otlp-http",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        let done = line.starts_with("Stop with Ctrl-C");
+        lines.push(line.trim_end().to_owned());
+        if done {
+            break;
+        }
+    }
+    (child, lines)
+}
+
+fn stop(mut child: Child) {
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "warden up exited with {status}: {err}");
+}
+
+fn warden(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn address(lines: &[String], service: &str) -> String {
+    lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix(&format!("{service}  https://")))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no {service} address in {lines:?}"))
+        .to_owned()
+}
+
+/// Every file under `dir`, depth first.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn an_export_and_the_tiles_verify_offline_hold_one_tenant_and_name_any_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, lines) = start(dir.path());
+    let storage = address(&lines, "storage");
+    let gateway = address(&lines, "gateway");
+    let pki = dir.path().join("data/pki");
+    let pki = pki.to_str().unwrap();
+    let log_key = dir.path().join("data-keys/audit-log.key");
+    let log_key = log_key.to_str().unwrap();
+
+    // Audited admin actions for two tenants.
+    for (tenant, description) in [
+        ("acme", "collector eu"),
+        ("acme", "collector us"),
+        ("beta", "beta collector"),
+    ] {
+        let (ok, text) = warden(&[
+            "ingest-token",
+            "create",
+            "--tenant",
+            tenant,
+            "--description",
+            description,
+            "--storage",
+            &storage,
+            "--pki",
+            pki,
+        ]);
+        assert!(ok, "{text}");
+    }
+
+    let export = dir.path().join("acme.export");
+    let export_s = export.to_str().unwrap();
+    let (ok, text) = warden(&[
+        "audit",
+        "export",
+        "--tenant",
+        "acme",
+        "--out",
+        export_s,
+        "--gateway",
+        &gateway,
+        "--pki",
+        pki,
+    ]);
+    assert!(ok, "{text}");
+    let exported = std::fs::read_to_string(&export).unwrap();
+    assert!(
+        exported.contains("acme") && !exported.contains("\"beta\""),
+        "{exported}"
+    );
+    let (ok, text) = warden(&["audit", "verify", export_s, "--key-file", log_key]);
+    assert!(ok, "a fresh export verifies offline: {text}");
+
+    // A record whose decision was flipped is named.
+    let lines: Vec<&str> = exported.lines().collect();
+    assert!(
+        lines.len() >= 3,
+        "a header and two acme records: {exported}"
+    );
+    let second: serde_json::Value = serde_json::from_str(lines[2]).unwrap();
+    let id = second["record"]["id"].as_str().unwrap().to_owned();
+    let flipped = lines[2].replacen("AUDIT_DECISION_ALLOWED", "AUDIT_DECISION_DENIED", 1);
+    assert_ne!(flipped, lines[2]);
+    let mut edited: Vec<&str> = lines.clone();
+    edited[2] = &flipped;
+    let tampered = dir.path().join("tampered.export");
+    std::fs::write(&tampered, edited.join("\n") + "\n").unwrap();
+    let (ok, text) = warden(&[
+        "audit",
+        "verify",
+        tampered.to_str().unwrap(),
+        "--key-file",
+        log_key,
+    ]);
+    assert!(!ok, "an edited export must not verify: {text}");
+    assert!(
+        text.contains(&id) || text.contains("line 3"),
+        "the edited record is named: {text}"
+    );
+    // So is a record moved to another tenant (the tenant is in every leaf).
+    let moved = exported.replacen("\"acme\"", "\"beta\"", 2);
+    assert_ne!(moved, exported);
+    let tampered = dir.path().join("moved.export");
+    std::fs::write(&tampered, &moved).unwrap();
+    let (ok, text) = warden(&[
+        "audit",
+        "verify",
+        tampered.to_str().unwrap(),
+        "--key-file",
+        log_key,
+    ]);
+    assert!(
+        !ok,
+        "a record moved to another tenant must not verify: {text}"
+    );
+
+    // The whole log as tiles, verified without a server.
+    let tiles = dir.path().join("tiles");
+    let (ok, text) = warden(&[
+        "audit",
+        "export",
+        "--tiles",
+        tiles.to_str().unwrap(),
+        "--gateway",
+        &gateway,
+        "--pki",
+        pki,
+    ]);
+    assert!(ok, "{text}");
+    let (ok, text) = warden(&[
+        "audit",
+        "verify",
+        "--tiles",
+        tiles.to_str().unwrap(),
+        "--key-file",
+        log_key,
+    ]);
+    assert!(ok, "{text}");
+    stop(child);
+
+    // The live database, with the server stopped.
+    let db = format!("sqlite://{}", dir.path().join("data/warden.db").display());
+    let (ok, text) = warden(&["audit", "verify", "--database", &db, "--key-file", log_key]);
+    assert!(ok, "{text}");
+    // Another key did not sign this log.
+    let other = dir.path().join("other.key");
+    let (ok, _) = warden(&[
+        "audit",
+        "verify",
+        export_s,
+        "--key-file",
+        other.to_str().unwrap(),
+    ]);
+    assert!(!ok, "verifying with a key that does not exist must fail");
+}
