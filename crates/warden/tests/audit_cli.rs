@@ -223,6 +223,23 @@ fn an_export_and_the_tiles_verify_offline_hold_one_tenant_and_name_any_edit() {
     ]);
     assert!(ok, "{text}");
     stop(child);
+    // A changed hash in a level-0 tile is caught.
+    let level0 = walk(&tiles.join("tile/0"));
+    let tile = level0
+        .first()
+        .unwrap_or_else(|| panic!("no level-0 tile under {}", tiles.display()));
+    let mut bytes = std::fs::read(tile).unwrap();
+    bytes[0] ^= 0x01;
+    std::fs::write(tile, bytes).unwrap();
+    let (ok, text) = warden(&[
+        "audit",
+        "verify",
+        "--tiles",
+        tiles.to_str().unwrap(),
+        "--key-file",
+        log_key,
+    ]);
+    assert!(!ok, "a changed tile must not verify: {text}");
 
     // The live database, with the server stopped.
     let db = format!("sqlite://{}", dir.path().join("data/warden.db").display());
