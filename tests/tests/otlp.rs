@@ -670,3 +670,44 @@ async fn telemetry_past_a_tenants_retention_is_pruned() {
     assert_eq!(pruned[1], ("beta".to_owned(), 1));
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_protobuf_over_otlp_grpc_is_invalid_argument_and_stores_nothing() {
+    let c = Cluster::start().await;
+    let token = create_token(&c, "acme").await;
+    let ca = std::fs::read(c.pki.ca_cert_path()).unwrap();
+    let grpc = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .resolve(SERVICE_NAME, c.otlp_grpc_addr)
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    // One gRPC frame (uncompressed, 4 bytes) that is not an ExportLogsServiceRequest.
+    let mut frame = vec![0u8, 0, 0, 0, 4];
+    frame.extend([0xff, 0xff, 0xff, 0x07]);
+    let res = grpc
+        .post(format!(
+            "https://{SERVICE_NAME}:{}/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+            c.otlp_grpc_addr.port()
+        ))
+        .bearer_auth(&token.token)
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(frame)
+        .send()
+        .await
+        .unwrap();
+    let status = res
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let message = res
+        .headers()
+        .get("grpc-message")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert_eq!(status.as_deref(), Some("3"), "INVALID_ARGUMENT: {message}");
+    assert!(message.contains("decode"), "{message}");
+    assert_eq!(c.db_count("SELECT COUNT(*) FROM log_records").await, 0);
+    c.stop().await;
+}

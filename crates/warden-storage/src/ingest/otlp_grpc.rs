@@ -122,13 +122,34 @@ pub(super) fn service(
     let router = routes
         .routes()
         .into_axum_router()
-        .layer(axum::middleware::from_fn_with_state(gate, admit));
+        .layer(axum::middleware::from_fn_with_state(gate, admit))
+        .layer(axum::middleware::from_fn(malformed_is_invalid_argument));
     tower::Layer::layer(
         &warden_rpc::LimitLayer {
             max_message_bytes: max,
         },
         router,
     )
+}
+
+/// tonic answers a request body that is not valid protobuf with INTERNAL ("failed to
+/// decode Protobuf message: ..."); for a sender that is its own mistake, so it becomes
+/// INVALID_ARGUMENT (not retryable, per the OTLP spec), with tonic's reason kept.
+async fn malformed_is_invalid_argument(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let internal = res
+        .headers()
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() == b"13");
+    let undecodable = res
+        .headers()
+        .get("grpc-message")
+        .is_some_and(|v| v.as_bytes().starts_with(b"failed%20to%20decode"));
+    if internal && undecodable {
+        res.headers_mut()
+            .insert("grpc-status", axum::http::HeaderValue::from_static("3"));
+    }
+    res
 }
 
 /// Admits the call (its slot is held until the answer is ready) and hands the handler
