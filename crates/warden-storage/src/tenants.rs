@@ -310,16 +310,9 @@ impl TenantStore for Storage {
             session_token: r.session_token,
         }
         .encode_to_vec();
-        let sealed = self.seal(&r.tenant_id, &plain).await?;
-        let id = new_id();
-        sqlx::query("INSERT INTO customer_credentials (id, tenant_id, sealed, created_ms) VALUES ($1, $2, $3, $4)")
-            .bind(&id)
-            .bind(&r.tenant_id)
-            .bind(&sealed)
-            .bind(now_ms())
-            .execute(&self.inner.db.pool)
-            .await
-            .map_err(DbError::from)?;
+        let id = self
+            .store_credentials(CredentialTable::Customer, &r.tenant_id, &plain)
+            .await?;
         Ok(Response::new(PutCustomerCredentialsResponse {
             credentials_id: id,
         }))
@@ -333,21 +326,9 @@ impl TenantStore for Storage {
         let r = req.into_inner();
         check_tenant(&r.tenant_id)?;
         auth.for_tenant(&r.tenant_id)?;
-        let row =
-            sqlx::query("SELECT sealed FROM customer_credentials WHERE id = $1 AND tenant_id = $2")
-                .bind(&r.credentials_id)
-                .bind(&r.tenant_id)
-                .fetch_optional(&self.inner.db.pool)
-                .await
-                .map_err(DbError::from)?
-                .ok_or_else(|| {
-                    Status::not_found(format!(
-                        "tenant {} has no credentials with that id",
-                        r.tenant_id
-                    ))
-                })?;
-        let sealed: String = row.try_get(0).map_err(DbError::from)?;
-        let plain = self.unseal(&r.tenant_id, &sealed).await?;
+        let plain = self
+            .load_credentials(CredentialTable::Customer, &r.tenant_id, &r.credentials_id)
+            .await?;
         let creds = CustomerCredentials::decode(plain.as_slice())
             .map_err(|_| Status::data_loss("stored credentials are corrupt"))?;
         Ok(Response::new(creds))
@@ -365,16 +346,13 @@ impl TenantStore for Storage {
             .credentials
             .ok_or_else(|| Status::invalid_argument("credentials are required"))?;
         check_source_credentials(&creds)?;
-        let sealed = self.seal(&r.tenant_id, &creds.encode_to_vec()).await?;
-        let id = new_id();
-        sqlx::query("INSERT INTO source_credentials (id, tenant_id, sealed, created_ms) VALUES ($1, $2, $3, $4)")
-            .bind(&id)
-            .bind(&r.tenant_id)
-            .bind(&sealed)
-            .bind(now_ms())
-            .execute(&self.inner.db.pool)
-            .await
-            .map_err(DbError::from)?;
+        let id = self
+            .store_credentials(
+                CredentialTable::Source,
+                &r.tenant_id,
+                &creds.encode_to_vec(),
+            )
+            .await?;
         Ok(Response::new(PutSourceCredentialsResponse {
             credentials_id: id,
         }))
@@ -388,24 +366,87 @@ impl TenantStore for Storage {
         let r = req.into_inner();
         check_tenant(&r.tenant_id)?;
         auth.for_tenant(&r.tenant_id)?;
-        let row =
-            sqlx::query("SELECT sealed FROM source_credentials WHERE id = $1 AND tenant_id = $2")
-                .bind(&r.credentials_id)
-                .bind(&r.tenant_id)
-                .fetch_optional(&self.inner.db.pool)
-                .await
-                .map_err(DbError::from)?
-                .ok_or_else(|| {
-                    Status::not_found(format!(
-                        "tenant {} has no source credentials with that id",
-                        r.tenant_id
-                    ))
-                })?;
-        let sealed: String = row.try_get(0).map_err(DbError::from)?;
-        let plain = self.unseal(&r.tenant_id, &sealed).await?;
+        let plain = self
+            .load_credentials(CredentialTable::Source, &r.tenant_id, &r.credentials_id)
+            .await?;
         let creds = SourceCredentials::decode(plain.as_slice())
             .map_err(|_| Status::data_loss("stored source credentials are corrupt"))?;
         Ok(Response::new(creds))
+    }
+}
+
+/// Where sealed credentials live: customer AWS keys, or a Prometheus/GitHub source's.
+#[derive(Clone, Copy)]
+enum CredentialTable {
+    Customer,
+    Source,
+}
+
+impl CredentialTable {
+    fn insert(self) -> &'static str {
+        match self {
+            CredentialTable::Customer => {
+                "INSERT INTO customer_credentials (id, tenant_id, sealed, created_ms) VALUES ($1, $2, $3, $4)"
+            }
+            CredentialTable::Source => {
+                "INSERT INTO source_credentials (id, tenant_id, sealed, created_ms) VALUES ($1, $2, $3, $4)"
+            }
+        }
+    }
+
+    fn select(self) -> &'static str {
+        match self {
+            CredentialTable::Customer => {
+                "SELECT sealed FROM customer_credentials WHERE id = $1 AND tenant_id = $2"
+            }
+            CredentialTable::Source => {
+                "SELECT sealed FROM source_credentials WHERE id = $1 AND tenant_id = $2"
+            }
+        }
+    }
+}
+
+impl Storage {
+    /// Seals `plain` under the tenant's data key and stores it; returns its new id.
+    async fn store_credentials(
+        &self,
+        table: CredentialTable,
+        tenant_id: &str,
+        plain: &[u8],
+    ) -> Result<String, Status> {
+        let sealed = self.seal(tenant_id, plain).await?;
+        let id = new_id();
+        sqlx::query(table.insert())
+            .bind(&id)
+            .bind(tenant_id)
+            .bind(&sealed)
+            .bind(now_ms())
+            .execute(&self.inner.db.pool)
+            .await
+            .map_err(DbError::from)?;
+        Ok(id)
+    }
+
+    /// The opened credentials `id` of the tenant; NOT_FOUND for another tenant's id.
+    async fn load_credentials(
+        &self,
+        table: CredentialTable,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Vec<u8>, Status> {
+        let row = sqlx::query(table.select())
+            .bind(id)
+            .bind(tenant_id)
+            .fetch_optional(&self.inner.db.pool)
+            .await
+            .map_err(DbError::from)?
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "tenant {tenant_id} has no credentials with that id"
+                ))
+            })?;
+        let sealed: String = row.try_get(0).map_err(DbError::from)?;
+        self.unseal(tenant_id, &sealed).await
     }
 }
 

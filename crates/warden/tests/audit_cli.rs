@@ -9,84 +9,9 @@
     reason = "test helpers fail loudly"
 )]
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-fn start(dir: &std::path::Path) -> (Child, Vec<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(["up", "--data-dir"])
-        .arg(dir.join("data"))
-        .args([
-            "--gateway",
-            "127.0.0.1:0",
-            "--storage",
-            "127.0.0.1:0",
-            "--agent",
-            "127.0.0.1:0",
-            "--metrics",
-            "127.0.0.1:0",
-            "--otlp-grpc",
-            "127.0.0.1:0",
-            "--otlp-http",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = Vec::new();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        let done = line.starts_with("Stop with Ctrl-C");
-        lines.push(line.trim_end().to_owned());
-        if done {
-            break;
-        }
-    }
-    (child, lines)
-}
-
-fn stop(mut child: Child) {
-    let pid = child.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let status = child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert!(status.success(), "warden up exited with {status}: {err}");
-}
-
-fn warden(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-fn address(lines: &[String], service: &str) -> String {
-    lines
-        .iter()
-        .find_map(|l| l.trim().strip_prefix(&format!("{service}  https://")))
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no {service} address in {lines:?}"))
-        .to_owned()
-}
+use common::{address, start, stop, warden};
 
 /// Every file under `dir`, depth first.
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -105,7 +30,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn an_export_and_the_tiles_verify_offline_hold_one_tenant_and_name_any_edit() {
     let dir = tempfile::tempdir().unwrap();
-    let (child, lines) = start(dir.path());
+    let (child, lines) = start(dir.path(), &[]);
     let storage = address(&lines, "storage");
     let gateway = address(&lines, "gateway");
     let pki = dir.path().join("data/pki");
@@ -222,7 +147,7 @@ fn an_export_and_the_tiles_verify_offline_hold_one_tenant_and_name_any_edit() {
         log_key,
     ]);
     assert!(ok, "{text}");
-    stop(child);
+    let _ = stop(child);
     // A changed hash in a level-0 tile is caught.
     let level0 = walk(&tiles.join("tile/0"));
     let tile = level0

@@ -8,72 +8,9 @@
     reason = "test helpers fail loudly"
 )]
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-/// Runs `warden up` with its data in `dir/data` (so its key file, beside the data
-/// directory, lands in `dir/data-keys`).
-fn start(dir: &std::path::Path, extra: &[&str]) -> (Child, Vec<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(["up", "--data-dir"])
-        .arg(dir.join("data"))
-        .args([
-            "--gateway",
-            "127.0.0.1:0",
-            "--storage",
-            "127.0.0.1:0",
-            "--agent",
-            "127.0.0.1:0",
-            "--metrics",
-            "127.0.0.1:0",
-            "--otlp-grpc",
-            "127.0.0.1:0",
-            "--otlp-http",
-            "127.0.0.1:0",
-        ])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = Vec::new();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        let done = line.starts_with("Stop with Ctrl-C");
-        lines.push(line.trim_end().to_owned());
-        if done {
-            break;
-        }
-    }
-    (child, lines)
-}
-
-fn stop(mut child: Child) -> String {
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert!(status.success(), "warden up exited with {status}: {err}");
-    err
-}
+use common::{start, stop};
 
 #[test]
 fn up_prints_addresses_and_grpcurl_then_stops_cleanly() {
@@ -138,17 +75,7 @@ fn keys(args: &[&str]) -> (bool, String) {
 }
 
 fn warden(command: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
-        .arg(command)
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    common::warden(&[&[command], args].concat())
 }
 
 #[test]
