@@ -139,3 +139,30 @@ fn io_errors_are_told_apart_by_their_codes() {
         assert_eq!(super::io_code(code), io, "{code}");
     }
 }
+
+/// PostgreSQL acknowledges a commit only once it is durable, even where the server or
+/// the role turned `synchronous_commit` off.
+#[tokio::test]
+async fn postgres_commits_are_synchronous_whatever_the_server_default() {
+    let base = std::env::var("WARDEN_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20synchronous_commit%3Doff");
+    let db = match Db::connect(&url).await {
+        Ok(db) => db,
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true and no PostgreSQL at {base}: {e}")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: no PostgreSQL at {base} ({e})");
+            return;
+        }
+    };
+    for _ in 0..3 {
+        let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(setting, "on");
+    }
+}
