@@ -40,6 +40,8 @@ const ORIGIN: &str = "warden.example/audit";
 /// Gateways appending at once.
 const APPENDERS: usize = 16;
 const TENANTS: [&str; 2] = ["acme", "globex"];
+/// The SQLite database of the syscall fault tests, relative to storage's directory.
+const SQLITE: &str = "sqlite://.warden/warden.db";
 
 /// Kills the child when the test ends, however it ends.
 struct Service(Child);
@@ -101,7 +103,11 @@ fn config(dir: &Path, database: &str, port: u16) -> PathBuf {
         (4317, free_port()),
         (4318, free_port()),
     ] {
-        text = text.replace(&format!("127.0.0.1:{from}"), &format!("127.0.0.1:{to}"));
+        // Quoted, so that a new port never matches the start of another one.
+        text = text.replace(
+            &format!("\"127.0.0.1:{from}\""),
+            &format!("\"127.0.0.1:{to}\""),
+        );
     }
     text = text.replace(
         "database = \"sqlite://.warden/warden.db\"",
@@ -124,10 +130,15 @@ fn serve(dir: &Path, config: &Path) -> Service {
         .arg(config)
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr_log(dir))
         .spawn()
         .unwrap();
     Service(child)
+}
+
+/// Storage's errors in `dir/storage.log` (of its latest start).
+fn stderr_log(dir: &Path) -> std::fs::File {
+    std::fs::File::create(dir.join("storage.log")).unwrap()
 }
 
 fn identity(dir: &Path, name: &str) -> Security {
@@ -150,8 +161,23 @@ fn gateway(dir: &Path, port: u16) -> AuditLogClient<tonic::transport::Channel> {
     AuditLogClient::new(ch)
 }
 
-/// Waits (bounded) until storage answers its health check over mTLS.
-async fn wait_serving(dir: &Path, port: u16, service: &mut Service) {
+/// Starts storage with `spawn(config)` on fresh ports and waits until it serves. A port
+/// that another process took while storage was down is the harness's problem, not
+/// storage's: storage is then started again on other ports.
+async fn start(dir: &Path, database: &str, spawn: impl Fn(&Path) -> Service) -> (Service, u16) {
+    for _ in 0..5 {
+        let port = free_port();
+        let mut service = spawn(&config(dir, database, port));
+        if wait_serving(dir, port, &mut service).await {
+            return (service, port);
+        }
+    }
+    panic!("storage found no free ports in five tries");
+}
+
+/// Waits (bounded) until storage answers its health check over mTLS; false if it
+/// could not listen because its port was taken.
+async fn wait_serving(dir: &Path, port: u16, service: &mut Service) -> bool {
     for _ in 0..1000 {
         let ch = warden_rpc::connect(
             &format!("127.0.0.1:{port}"),
@@ -166,10 +192,14 @@ async fn wait_serving(dir: &Path, port: u16, service: &mut Service) {
             .await
             .is_ok_and(|r| r.into_inner().status == 1);
         if ok {
-            return;
+            return true;
         }
         if let Some(status) = service.0.try_wait().unwrap() {
-            panic!("storage exited with {status} instead of starting after a crash");
+            let log = std::fs::read_to_string(dir.join("storage.log")).unwrap_or_default();
+            if log.contains("Address already in use") {
+                return false;
+            }
+            panic!("storage exited with {status} instead of starting after a crash:\n{log}");
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -223,21 +253,19 @@ fn open_checkpoint(note: &str, key: &VerifierKey) -> Checkpoint {
         .0
 }
 
-/// Certificates and a config for storage on `database` in `dir`: (config, port).
-fn setup(dir: &Path, database: &str) -> (PathBuf, u16) {
+/// The dev CA and the service certificates in `dir`.
+fn certs(dir: &Path) {
     let init = Command::new(env!("CARGO_BIN_EXE_warden"))
         .current_dir(dir)
         .args(["certs", "init"])
         .output()
         .unwrap();
     assert!(init.status.success(), "{init:?}");
-    let port = free_port();
-    (config(dir, database, port), port)
 }
 
 /// The crash loop on `database`, then the checks.
 async fn crash_and_check(database: &str, dir: &Path) {
-    let (cfg, port) = setup(dir, database);
+    certs(dir);
     let published_file = dir.join("witness/checkpoint");
 
     let acked: Acked = Arc::default();
@@ -245,13 +273,13 @@ async fn crash_and_check(database: &str, dir: &Path) {
     let started = Instant::now();
     let kills = kills();
     for round in 0..kills {
-        let mut service = serve(dir, &cfg);
         if round > 0 && random(10) == 0 {
+            let service = serve(dir, &dir.join("storage.toml"));
             tokio::time::sleep(Duration::from_micros(random(100_000))).await;
             service.kill9();
             continue;
         }
-        wait_serving(dir, port, &mut service).await;
+        let (service, port) = start(dir, database, |cfg| serve(dir, cfg)).await;
         let stop = Arc::new(AtomicBool::new(false));
         let log = gateway(dir, port);
         let tasks: Vec<_> = (0..APPENDERS)
@@ -279,8 +307,7 @@ async fn crash_and_check(database: &str, dir: &Path) {
     let crashed_for = started.elapsed();
 
     // Back up once more: every acknowledged record is there, at its sequence.
-    let mut service = serve(dir, &cfg);
-    wait_serving(dir, port, &mut service).await;
+    let (service, port) = start(dir, database, |cfg| serve(dir, cfg)).await;
     let mut log = gateway(dir, port);
     let mut found = BTreeMap::new();
     for tenant in TENANTS {
@@ -449,8 +476,15 @@ fn strace() -> Option<&'static str> {
 }
 
 /// Storage under strace: the calls in `syscalls` on `path` are traced to `out`, and the
-/// first of them on each thread gets `inject` (e.g. `error=EIO`) unless it is empty.
-fn serve_traced(dir: &Path, config: &Path, path: &Path, syscalls: &str, inject: &str) -> Service {
+/// `when`-th of them on each thread gets `inject` (e.g. `error=EIO`) unless it is empty.
+fn serve_traced(
+    dir: &Path,
+    config: &Path,
+    path: &Path,
+    syscalls: &str,
+    inject: &str,
+    when: usize,
+) -> Service {
     let mut cmd = Command::new(strace().unwrap());
     cmd.current_dir(dir)
         .args(["-f", "-qq", "-o"])
@@ -459,7 +493,7 @@ fn serve_traced(dir: &Path, config: &Path, path: &Path, syscalls: &str, inject: 
         .arg(path)
         .arg(format!("--trace={syscalls}"));
     if !inject.is_empty() {
-        cmd.arg(format!("--inject={syscalls}:{inject}:when=1"));
+        cmd.arg(format!("--inject={syscalls}:{inject}:when={when}"));
     }
     let child = cmd
         .arg("--")
@@ -468,7 +502,7 @@ fn serve_traced(dir: &Path, config: &Path, path: &Path, syscalls: &str, inject: 
         .arg(config)
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr_log(dir))
         .spawn()
         .unwrap();
     Service(child)
@@ -512,15 +546,14 @@ async fn verify_offline(dir: &Path) -> warden_storage::LogReport {
         .unwrap()
 }
 
-/// One append under the fault `inject` at the first of `syscalls` on the log's
+/// One append under the fault `inject` at the `when`-th of `syscalls` on the log's
 /// write-ahead log, then the checks.
-async fn fault_one_append(syscalls: &str, inject: &str) {
+async fn fault_one_append(syscalls: &str, inject: &str, when: usize) {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let (cfg, port) = setup(dir, "sqlite://.warden/warden.db");
+    certs(dir);
     // A log with acknowledged records (and its write-ahead log file) before the fault.
-    let mut service = serve(dir, &cfg);
-    wait_serving(dir, port, &mut service).await;
+    let (service, port) = start(dir, SQLITE, |cfg| serve(dir, cfg)).await;
     let mut log = gateway(dir, port);
     let mut acked = Vec::new();
     for i in 0..3 {
@@ -530,10 +563,12 @@ async fn fault_one_append(syscalls: &str, inject: &str) {
 
     let wal = dir.join(".warden/warden.db-wal");
     assert!(wal.exists(), "no write-ahead log at {}", wal.display());
-    let mut service = serve_traced(dir, &cfg, &wal, syscalls, inject);
-    wait_serving(dir, port, &mut service).await;
+    let (mut service, port) = start(dir, SQLITE, |cfg| {
+        serve_traced(dir, cfg, &wal, syscalls, inject, when)
+    })
+    .await;
     let mut log = gateway(dir, port);
-    let what = format!("{inject} at {syscalls}");
+    let what = format!("{inject} at call {when} of {syscalls}");
     // Never acknowledged: refused (EIO) or cut off with the process (KILL).
     let err = append_one(&mut log, "faulted").await.unwrap_err();
     let refused = append_one(&mut log, "refused").await.unwrap_err();
@@ -575,8 +610,7 @@ async fn fault_one_append(syscalls: &str, inject: &str) {
 
     // After a restart: the log verifies, holds every acknowledged record and none that
     // was refused (the faulted one may or may not have landed: its caller was told so).
-    let mut service = serve(dir, &cfg);
-    wait_serving(dir, port, &mut service).await;
+    let (service, port) = start(dir, SQLITE, |cfg| serve(dir, cfg)).await;
     let mut log = gateway(dir, port);
     append_one(&mut log, "restarted").await.unwrap();
     let found = callers(&mut log).await;
@@ -595,16 +629,48 @@ async fn fault_one_append(syscalls: &str, inject: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_eio_or_kill_at_the_write_or_fsync_of_an_append_leaves_a_refusing_writer_and_a_log_that_verifies()
+async fn an_eio_or_kill_at_each_write_and_fsync_of_an_append_leaves_a_refusing_writer_and_a_log_that_verifies()
  {
     if strace().is_none() {
         return;
     }
+    // At each write and each fsync that one append's commit makes.
     for syscalls in ["pwrite64,write", "fsync,fdatasync"] {
-        for inject in ["error=EIO", "signal=KILL"] {
-            fault_one_append(syscalls, inject).await;
+        let calls = calls_per_append(syscalls).await;
+        assert!(calls >= 1, "one append made no {syscalls} call on the log");
+        eprintln!("one append: {calls} calls of {syscalls} on the write-ahead log");
+        for when in 1..=calls {
+            for inject in ["error=EIO", "signal=KILL"] {
+                fault_one_append(syscalls, inject, when).await;
+            }
         }
     }
+}
+
+/// How many of `syscalls` one append makes on the write-ahead log.
+async fn calls_per_append(syscalls: &str) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    certs(dir);
+    let (service, port) = start(dir, SQLITE, |cfg| serve(dir, cfg)).await;
+    // The same log as `fault_one_append` faults: three records before.
+    let mut log = gateway(dir, port);
+    for i in 0..3 {
+        append_one(&mut log, &format!("acked-{i}")).await.unwrap();
+    }
+    service.kill9();
+    let wal = dir.join(".warden/warden.db-wal");
+    let (service, port) = start(dir, SQLITE, |cfg| {
+        serve_traced(dir, cfg, &wal, syscalls, "", 0)
+    })
+    .await;
+    append_one(&mut gateway(dir, port), "second").await.unwrap();
+    service.kill9();
+    let trace = std::fs::read_to_string(dir.join("strace.out")).unwrap();
+    trace
+        .lines()
+        .filter(|l| syscalls.split(',').any(|c| l.contains(&format!(" {c}("))))
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -614,15 +680,16 @@ async fn the_write_ahead_log_is_fsynced_at_least_once_per_commit() {
     }
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let (cfg, port) = setup(dir, "sqlite://.warden/warden.db");
-    let mut service = serve(dir, &cfg);
-    wait_serving(dir, port, &mut service).await;
+    certs(dir);
+    let (service, port) = start(dir, SQLITE, |cfg| serve(dir, cfg)).await;
     append_one(&mut gateway(dir, port), "first").await.unwrap();
     service.kill9();
 
     let wal = dir.join(".warden/warden.db-wal");
-    let mut service = serve_traced(dir, &cfg, &wal, "fsync,fdatasync", "");
-    wait_serving(dir, port, &mut service).await;
+    let (service, port) = start(dir, SQLITE, |cfg| {
+        serve_traced(dir, cfg, &wal, "fsync,fdatasync", "", 0)
+    })
+    .await;
     let mut log = gateway(dir, port);
     // One at a time: each append is a commit of its own.
     let commits = 20;
