@@ -7,7 +7,8 @@
 //! reordered or inserted ([`Storage::verify_audit`]). Appends are serialized through one
 //! committer task that owns the head (group commit: every append that arrives during a
 //! commit joins the next transaction), and a record is acknowledged only after its
-//! commit, which holds its checkpoint.
+//! commit, which holds its checkpoint. The first commit that fails stops the writer
+//! until restart (`durable.rs`).
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ use warden_proto::storage::v1::{
 };
 use warden_tls::{Role, authorize};
 
+use crate::durable::{self, CommitError};
 use crate::keyring::Keyring;
 use crate::log_key::LogSigner;
 use crate::reconcile::Reconciled;
@@ -234,12 +236,20 @@ async fn run_committer(
     mut reconcile_rx: mpsc::Receiver<ReconcileJob>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // Set by the first failed commit; from then on every append is refused (`durable.rs`).
+    let mut poisoned: Option<String> = None;
     loop {
         tokio::select! {
             biased;
             n = rx.recv_many(&mut batch, MAX_BATCH) => {
                 if n == 0 {
                     break;
+                }
+                if let Some(reason) = &poisoned {
+                    for p in batch.drain(..) {
+                        let _ = p.done.send(Err(durable::poisoned(reason)));
+                    }
+                    continue;
                 }
                 metrics::histogram!("warden_storage_audit_batch_records").record(batch.len() as f64);
                 match commit(&db, &keys, &log, &head, &mut batch).await {
@@ -250,26 +260,40 @@ async fn run_committer(
                             let _ = p.done.send(Ok(receipt));
                         }
                     }
-                    Err(e) => {
+                    Err(CommitError::RolledBack(e)) => {
                         tracing::error!(error = %e, records = batch.len(), "audit append failed");
                         for p in batch.drain(..) {
                             let _ = p.done.send(Err(unavailable()));
                         }
                         head = reload(&db, head).await;
                     }
+                    Err(CommitError::Durability(reason)) => {
+                        poison(&mut poisoned, reason, batch.len());
+                        for p in batch.drain(..) {
+                            let _ = p.done.send(Err(durable::outcome_unknown()));
+                        }
+                    }
                 }
             }
             Some(job) = reconcile_rx.recv() => {
+                if let Some(reason) = &poisoned {
+                    let _ = job.done.send(Err(durable::poisoned(reason)));
+                    continue;
+                }
                 match crate::reconcile::close_pending(&db, &keys, &log, &head, job.before_ms).await {
                     Ok((next, report, note)) => {
                         head = next;
                         log.published(note);
                         let _ = job.done.send(Ok(report));
                     }
-                    Err(e) => {
+                    Err(CommitError::RolledBack(e)) => {
                         tracing::error!(error = %e, "audit reconciliation failed");
                         let _ = job.done.send(Err(unavailable()));
                         head = reload(&db, head).await;
+                    }
+                    Err(CommitError::Durability(reason)) => {
+                        poison(&mut poisoned, reason, 0);
+                        let _ = job.done.send(Err(durable::outcome_unknown()));
                     }
                 }
             }
@@ -277,8 +301,19 @@ async fn run_committer(
     }
 }
 
-/// After a commit whose outcome is unknown (it may still have landed): start again from
-/// what the database holds, so the chain never forks.
+/// Stops the writer for good (until restart): see `durable.rs` for why it never retries.
+fn poison(poisoned: &mut Option<String>, reason: String, records: usize) {
+    tracing::error!(
+        error = %reason,
+        records,
+        "an audit commit failed; the audit log refuses every append until storage restarts and `warden audit verify --database` passes"
+    );
+    metrics::gauge!("warden_storage_audit_poisoned").set(1.0);
+    *poisoned = Some(reason);
+}
+
+/// After a commit that was rolled back: start again from what the database holds, so
+/// the chain never forks.
 async fn reload(db: &Db, head: Head) -> Head {
     match Head::load(db).await {
         Ok(h) => h,
@@ -317,7 +352,7 @@ async fn commit(
     log: &LogCtx,
     head: &Head,
     batch: &mut [Pending],
-) -> Result<(Head, Vec<AuditReceipt>, Option<String>), sqlx::Error> {
+) -> Result<(Head, Vec<AuditReceipt>, Option<String>), CommitError> {
     // Every tenant's data key exists (and is open) before the transaction: making one is
     // a write of its own, and SQLite has one writer.
     let tenants: std::collections::BTreeSet<&str> =
@@ -334,7 +369,7 @@ async fn commit(
         receipts.push(insert(&mut tx, keys, &mut next, &mut p.record, now).await?);
     }
     let note = extend_tree(&mut tx, log, &start, &next, now).await?;
-    tx.commit().await?;
+    durable::commit(tx).await?;
     Ok((next, receipts, note))
 }
 

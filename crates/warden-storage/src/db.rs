@@ -69,7 +69,14 @@ impl Db {
                 })
             })
         } else {
-            opts
+            opts.after_connect(|conn, _| {
+                Box::pin(async move {
+                    // An audit record is acknowledged only after its commit is durable,
+                    // whatever the server's or the role's default says.
+                    conn.execute("SET synchronous_commit = on").await?;
+                    Ok(())
+                })
+            })
         };
         let pool = opts.connect(&url).await?;
         Ok(Db { pool, backend, url })

@@ -14,6 +14,7 @@ pub mod audit_entry;
 mod audit_proofs;
 mod cluster;
 mod db;
+mod durable;
 pub mod ingest;
 pub mod ingest_auth;
 mod keyring;

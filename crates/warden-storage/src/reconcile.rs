@@ -31,6 +31,7 @@ use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
 use crate::audit::{
     Head, LogCtx, ReconcileJob, extend_tree, head_in, insert, open_record, reconcile_via,
 };
+use crate::durable::CommitError;
 use crate::keyring::Keyring;
 use crate::util::now_ms;
 use crate::{Db, DbError};
@@ -127,7 +128,7 @@ pub(crate) async fn close_pending(
     log: &LogCtx,
     head: &Head,
     before_ms: i64,
-) -> Result<(Head, Reconciled, Option<String>), DbError> {
+) -> Result<(Head, Reconciled, Option<String>), CommitError> {
     // Each tenant's data key is open before the transaction (see `audit::commit`).
     let tenants: Vec<String> =
         sqlx::query_scalar("SELECT DISTINCT tenant_id FROM audit_open_intents WHERE time_ms < $1")
@@ -216,7 +217,7 @@ pub(crate) async fn close_pending(
         }
     }
     let note = extend_tree(&mut tx, log, &start, &next, now).await?;
-    tx.commit().await?;
+    crate::durable::commit(tx).await?;
     Ok((
         next,
         Reconciled {

@@ -1,0 +1,168 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+//! A real failed COMMIT on a real SQLite database: a deferred foreign key that a trigger
+//! on `audit_log` violates lets every INSERT through and fails the transaction only at
+//! COMMIT, the way a failed fsync of the write-ahead log does.
+
+use tonic::Code;
+use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
+use warden_proto::storage::v1::QueryRequest;
+
+use crate::{Db, Storage};
+
+/// One key provider for every open, as one key file would be across restarts.
+fn keys() -> std::sync::Arc<crate::MemoryKeyProvider> {
+    static KEYS: std::sync::OnceLock<crate::MemoryKeyProvider> = std::sync::OnceLock::new();
+    std::sync::Arc::new(KEYS.get_or_init(crate::MemoryKeyProvider::new).clone())
+}
+
+async fn open(url: &str) -> Storage {
+    Storage::open(Db::connect(url).await.unwrap(), keys())
+        .await
+        .unwrap()
+}
+
+fn intent(caller: &str) -> AuditRecord {
+    AuditRecord {
+        kind: AuditKind::Intent as i32,
+        tenant_id: "acme".into(),
+        caller: caller.into(),
+        decision: AuditDecision::Allowed as i32,
+        ..Default::default()
+    }
+}
+
+async fn callers(s: &Storage) -> Vec<String> {
+    s.query_audit(&QueryRequest {
+        tenant_id: "acme".into(),
+        limit: 1000,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| r.caller)
+    .collect()
+}
+
+async fn exec(s: &Storage, sql: &str) {
+    sqlx::raw_sql(sql).execute(&s.inner.db.pool).await.unwrap();
+}
+
+/// Every COMMIT that inserted an audit record fails (at COMMIT, not before).
+const FAIL_COMMITS: &str = "
+    CREATE TABLE trap_target (id TEXT PRIMARY KEY);
+    CREATE TABLE trap (id TEXT REFERENCES trap_target (id) DEFERRABLE INITIALLY DEFERRED);
+    CREATE TRIGGER trap_commit AFTER INSERT ON audit_log BEGIN INSERT INTO trap VALUES ('missing'); END;";
+
+#[tokio::test]
+async fn a_failed_commit_poisons_the_writer_until_restart_and_is_never_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("a.db").display());
+    let s = open(&url).await;
+    s.append_audit(intent("before")).await.unwrap();
+
+    exec(&s, FAIL_COMMITS).await;
+    let err = s.append_audit(intent("lost")).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(
+        err.message()
+            .contains("whether this record was written is unknown"),
+        "{err:?}"
+    );
+
+    // The disk is fine again, but the writer does not trust it: every append and the
+    // reconciler are refused, with the reason, until restart.
+    exec(&s, "DROP TRIGGER trap_commit").await;
+    for _ in 0..3 {
+        let err = s.append_audit(intent("after")).await.unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+        assert!(
+            err.message()
+                .contains("accepts no records since a commit failed")
+                && err.message().contains("FOREIGN KEY")
+                && err.message().contains("warden audit verify --database"),
+            "{err:?}"
+        );
+    }
+    let err = s
+        .reconcile_audit(std::time::Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert_eq!(callers(&s).await, ["before"]);
+    drop(s);
+
+    // After a restart the log is read back from disk, verifies, and takes appends again.
+    let s = open(&url).await;
+    s.append_audit(intent("restarted")).await.unwrap();
+    assert_eq!(callers(&s).await, ["before", "restarted"]);
+    let v = s.verify_audit(0, 0).await.unwrap();
+    assert!(v.ok, "{v:?}");
+    assert_eq!(v.records_checked, 2);
+}
+
+#[tokio::test]
+async fn a_transaction_refused_before_commit_leaves_the_writer_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("a.db").display());
+    let s = open(&url).await;
+    exec(
+        &s,
+        "CREATE TRIGGER refuse BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+    )
+    .await;
+    let err = s.append_audit(intent("refused")).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(err.message().contains("nothing was recorded"), "{err:?}");
+    exec(&s, "DROP TRIGGER refuse").await;
+    s.append_audit(intent("next")).await.unwrap();
+    assert_eq!(callers(&s).await, ["next"]);
+    assert!(s.verify_audit(0, 0).await.unwrap().ok);
+}
+
+#[test]
+fn io_errors_are_told_apart_by_their_codes() {
+    // SQLite extended codes: SQLITE_IOERR_FSYNC (1034), SQLITE_IOERR_WRITE (778),
+    // SQLITE_CORRUPT (11); not SQLITE_CONSTRAINT_FOREIGNKEY (787) or SQLITE_BUSY (5).
+    for (code, io) in [
+        ("1034", true),
+        ("778", true),
+        ("11", true),
+        ("787", false),
+        ("5", false),
+        ("58030", true),
+        ("XX001", true),
+        ("23505", false),
+        ("40001", false),
+    ] {
+        assert_eq!(super::io_code(code), io, "{code}");
+    }
+}
+
+/// PostgreSQL acknowledges a commit only once it is durable, even where the server or
+/// the role turned `synchronous_commit` off.
+#[tokio::test]
+async fn postgres_commits_are_synchronous_whatever_the_server_default() {
+    let base = std::env::var("WARDEN_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20synchronous_commit%3Doff");
+    let db = match Db::connect(&url).await {
+        Ok(db) => db,
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true and no PostgreSQL at {base}: {e}")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: no PostgreSQL at {base} ({e})");
+            return;
+        }
+    };
+    for _ in 0..3 {
+        let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(setting, "on");
+    }
+}
