@@ -48,7 +48,11 @@ fn config(dir: &Path, name: &str, ports: &[(u16, u16)]) -> std::path::PathBuf {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../config/{name}.toml"));
     let mut text = std::fs::read_to_string(shipped).unwrap();
     for (from, to) in ports {
-        text = text.replace(&format!("127.0.0.1:{from}"), &format!("127.0.0.1:{to}"));
+        // Quoted, so moving 4317 never rewrites the head of an already-moved 43175.
+        text = text.replace(
+            &format!("\"127.0.0.1:{from}\""),
+            &format!("\"127.0.0.1:{to}\""),
+        );
     }
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, text).unwrap();
