@@ -3,14 +3,12 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use warden_merkle::VerifierKey;
 use warden_proto::gateway::v1 as gw;
 use warden_proto::gateway::v1::audit_client::AuditClient;
-use warden_rpc::Security;
-use warden_tls::{Role, TlsFiles};
+use warden_tls::Role;
 
 use warden::audit_verify;
 
@@ -109,17 +107,7 @@ fn timestamp(s: &str) -> anyhow::Result<prost_types::Timestamp> {
 }
 
 async fn export(a: ExportArgs) -> anyhow::Result<()> {
-    let files = TlsFiles {
-        ca: a.pki.join("ca.pem"),
-        cert: a.pki.join(format!("{}.pem", a.identity)),
-        key: a.pki.join(format!("{}-key.pem", a.identity)),
-    };
-    let channel = warden_rpc::connect(
-        &a.gateway,
-        &Security::Mtls(files),
-        Role::Gateway,
-        Duration::from_secs(5),
-    )?;
+    let channel = super::connect_as(&a.gateway, &a.pki, &a.identity, Role::Gateway)?;
     let mut client = AuditClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
     if let Some(dir) = &a.tiles {
         let mut stream = client

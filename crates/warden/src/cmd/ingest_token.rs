@@ -4,13 +4,11 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use warden_proto::telemetry::v1 as tm;
 use warden_proto::telemetry::v1::ingest_tokens_client::IngestTokensClient;
-use warden_rpc::Security;
-use warden_tls::{Role, TlsFiles};
+use warden_tls::Role;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -58,17 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn run_async(args: Args) -> anyhow::Result<()> {
-    let files = TlsFiles {
-        ca: args.pki.join("ca.pem"),
-        cert: args.pki.join(format!("{}.pem", args.identity)),
-        key: args.pki.join(format!("{}-key.pem", args.identity)),
-    };
-    let channel = warden_rpc::connect(
-        &args.storage,
-        &Security::Mtls(files),
-        Role::Storage,
-        Duration::from_secs(5),
-    )?;
+    let channel = super::connect_as(&args.storage, &args.pki, &args.identity, Role::Storage)?;
     let mut tokens = IngestTokensClient::new(channel);
     let mut out = std::io::stdout().lock();
     match args.action {

@@ -3,13 +3,11 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use warden_proto::storage::v1 as st;
 use warden_proto::storage::v1::keys_client::KeysClient;
-use warden_rpc::Security;
-use warden_tls::{Role, TlsFiles};
+use warden_tls::Role;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -55,17 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn run_async(args: Args) -> anyhow::Result<()> {
-    let files = TlsFiles {
-        ca: args.pki.join("ca.pem"),
-        cert: args.pki.join(format!("{}.pem", args.identity)),
-        key: args.pki.join(format!("{}-key.pem", args.identity)),
-    };
-    let channel = warden_rpc::connect(
-        &args.storage,
-        &Security::Mtls(files),
-        Role::Storage,
-        Duration::from_secs(5),
-    )?;
+    let channel = super::connect_as(&args.storage, &args.pki, &args.identity, Role::Storage)?;
     let mut keys = KeysClient::new(channel);
     let mut out = std::io::stdout().lock();
     match args.action {
