@@ -36,10 +36,7 @@ impl Agent {
         let limits = self.inner.limits;
         let now_ms = window::millis(std::time::SystemTime::now());
         // The trigger's time (when it fired), or when it reached us.
-        let trigger_ms = trigger
-            .occurred_at
-            .as_ref()
-            .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+        let trigger_ms = Some(window::ms_of(trigger.occurred_at.as_ref()))
             .filter(|ms| *ms > 0 && *ms <= now_ms)
             .unwrap_or(now_ms);
         let mut messages = vec![

@@ -13,7 +13,6 @@ mod sources;
 mod telemetry;
 pub mod window;
 
-use prost_types::Timestamp;
 use serde_json::Value;
 use tonic::Status;
 use warden_proto::common::v1 as pb;
@@ -66,13 +65,6 @@ pub(crate) struct RunScope<'a> {
     pub step: u32,
     pub trigger_ms: i64,
     pub incident: Window,
-}
-
-fn ts(ms: i64) -> Option<Timestamp> {
-    Some(Timestamp {
-        seconds: ms.div_euclid(1000),
-        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
-    })
 }
 
 fn policy_data_type(v: i32) -> Option<warden_policy::DataType> {
@@ -274,8 +266,8 @@ impl Agent {
                 a.str("until").map_err(fail)?,
             )
             .map_err(fail)?;
-            record.since = ts(w.since_ms);
-            record.until = ts(w.until_ms);
+            record.since = window::timestamp(w.since_ms);
+            record.until = window::timestamp(w.until_ms);
             w
         } else {
             scope.incident

@@ -10,26 +10,17 @@ use warden_proto::telemetry::v1 as tm;
 use warden_proto::telemetry::v1::telemetry_query_client::TelemetryQueryClient;
 
 use super::args::{Args, severity_name};
-use super::window::{Window, rfc3339};
+use super::window::{Window, ms_of, rfc3339, timestamp};
 use super::{Found, ToolError};
 
-fn ts(ms: i64) -> Option<Timestamp> {
-    Some(Timestamp {
-        seconds: ms.div_euclid(1000),
-        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
-    })
-}
-
 fn ms(t: &Option<Timestamp>) -> i64 {
-    t.as_ref()
-        .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
-        .unwrap_or(0)
+    ms_of(t.as_ref())
 }
 
 fn window(w: Window) -> Option<tm::Window> {
     Some(tm::Window {
-        since: ts(w.since_ms),
-        until: ts(w.until_ms),
+        since: timestamp(w.since_ms),
+        until: timestamp(w.until_ms),
     })
 }
 

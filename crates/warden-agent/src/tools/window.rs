@@ -74,6 +74,20 @@ fn point(s: &str, trigger_ms: i64) -> Result<i64, String> {
     Ok(millis(t))
 }
 
+/// A protobuf timestamp for a Unix millisecond time.
+pub fn timestamp(ms: i64) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    })
+}
+
+/// Unix milliseconds of a protobuf timestamp (0 when unset).
+pub fn ms_of(t: Option<&prost_types::Timestamp>) -> i64 {
+    t.map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+        .unwrap_or(0)
+}
+
 pub fn millis(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => d.as_millis() as i64,
