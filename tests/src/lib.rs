@@ -445,7 +445,8 @@ impl Cluster {
                 .await
                 .unwrap()
                 .into_inner();
-            if run.status != warden_proto::storage::v1::RunStatus::Running as i32 {
+            use warden_proto::storage::v1::RunStatus;
+            if run.status != RunStatus::Running as i32 && run.status != RunStatus::Queued as i32 {
                 return run;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -243,6 +243,59 @@ fn body(rpc: &str) -> Vec<u8> {
             ..Default::default()
         }
         .encode_to_vec(),
+        "Agent/ListRuns" => ag::ListRunsRequest {
+            tenant_id: t(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "Agent/CancelRun" => ag::CancelRunRequest {
+            tenant_id: t(),
+            run_id: "none".into(),
+            reason: "matrix".into(),
+        }
+        .encode_to_vec(),
+        "RunStore/ListRuns" => st::ListRunsRequest {
+            tenant_id: t(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "RunStore/CancelRun" => st::CancelRunRequest {
+            tenant_id: t(),
+            run_id: "none".into(),
+            reason: "matrix".into(),
+        }
+        .encode_to_vec(),
+        "RunStore/LeaseRun" => st::LeaseRunRequest {
+            worker: "matrix".into(),
+            lease_ms: 1000,
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "RunStore/RenewLease" => st::RenewLeaseRequest {
+            tenant_id: t(),
+            run_id: "none".into(),
+            worker: "matrix".into(),
+            lease_ms: 1000,
+        }
+        .encode_to_vec(),
+        "RunStore/CheckpointRun" => st::CheckpointRunRequest {
+            tenant_id: t(),
+            run_id: "none".into(),
+            worker: "matrix".into(),
+            step: 1,
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "RunStore/AttachRunEvent" => st::AttachRunEventRequest {
+            tenant_id: t(),
+            key: "none".into(),
+            event: Some(st::RunEvent {
+                kind: "resolved".into(),
+                detail_json: "{}".into(),
+                ..Default::default()
+            }),
+        }
+        .encode_to_vec(),
         "RunStore/GetRun" => st::GetRunRequest {
             tenant_id: t(),
             run_id: "none".into(),

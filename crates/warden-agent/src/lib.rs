@@ -11,8 +11,15 @@
 //! and forwards that identity to storage, which accepts reviews only from this service,
 //! audits each decision durably before committing it, and counts distinct approvals.
 
+pub mod brief;
+pub mod budget;
+pub mod compact;
+pub mod finding;
 mod run;
 pub mod tools;
+mod worker;
+
+pub use budget::Budget;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,27 +38,44 @@ use warden_proto::telemetry::v1::telemetry_query_client::TelemetryQueryClient;
 use warden_rpc::ServiceHost;
 use warden_tls::authorize;
 
-/// Bounds of one run.
+use crate::tools::window;
+
+/// Bounds of runs: each run's budget, and the queue that all replicas share.
 #[derive(Debug, Clone, Copy)]
 pub struct RunLimits {
-    pub max_steps: u32,
-    pub max_wall_time: Duration,
+    /// The platform's budget of one run (a tenant may lower it in its settings).
+    pub budget: Budget,
     /// How far before the trigger's time tool queries look by default.
     pub lookback: Duration,
     /// Most bytes one tool result may take.
     pub max_tool_result_bytes: usize,
-    /// The model's context, in tokens: one tool result takes at most an eighth of it.
-    pub model_context_tokens: usize,
+    /// Runs this replica executes at once.
+    pub workers: usize,
+    /// How long a worker's claim on a run lasts without renewal: a dead worker's run is
+    /// taken over after this.
+    pub lease: Duration,
+    /// Concurrent runs of one tenant across all replicas (a tenant may lower it).
+    pub max_running_per_tenant: u32,
+    /// Queued runs of one tenant; more are refused (a tenant may lower it).
+    pub max_queued_per_tenant: u32,
+    /// Runs one tenant may start per minute (a tenant may lower it).
+    pub max_started_per_minute: u32,
+    /// Workers that may die on one run before it is failed.
+    pub max_attempts: u32,
 }
 
 impl Default for RunLimits {
     fn default() -> Self {
         RunLimits {
-            max_steps: 8,
-            max_wall_time: Duration::from_secs(300),
+            budget: Budget::default(),
             lookback: Duration::from_secs(3600),
             max_tool_result_bytes: 16 * 1024,
-            model_context_tokens: 128_000,
+            workers: 4,
+            lease: Duration::from_secs(30),
+            max_running_per_tenant: 4,
+            max_queued_per_tenant: 100,
+            max_started_per_minute: 30,
+            max_attempts: 3,
         }
     }
 }
@@ -59,9 +83,9 @@ impl Default for RunLimits {
 impl RunLimits {
     /// The byte cap of one tool result: the configured maximum, and never more than an
     /// eighth of the model's context (at about four bytes per token).
-    pub fn tool_result_bytes(&self) -> usize {
+    pub fn tool_result_bytes(&self, budget: &Budget) -> usize {
         self.max_tool_result_bytes
-            .min(self.model_context_tokens.saturating_mul(4) / 8)
+            .min((budget.model_context_tokens as usize).saturating_mul(4) / 8)
     }
 }
 
@@ -76,6 +100,21 @@ struct Inner {
     tenants: TenantStoreClient<Channel>,
     telemetry: TelemetryQueryClient<Channel>,
     limits: RunLimits,
+    /// This replica's name, unique across replicas (its workers' lease owner prefix).
+    replica: String,
+    running: worker::Running,
+    /// Woken when this replica queues a run, so an idle worker takes it at once.
+    wake: tokio::sync::Notify,
+}
+
+/// A trigger to investigate, from any source (gRPC, webhooks, the anomaly detector).
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub tenant_id: String,
+    pub purpose: Purpose,
+    /// Exactly-once keys: nothing new starts when every key belongs to an earlier run.
+    pub keys: Vec<String>,
+    pub trigger: brief::Trigger,
 }
 
 impl Agent {
@@ -88,7 +127,95 @@ impl Agent {
                 tenants: TenantStoreClient::new(storage.clone()),
                 telemetry: TelemetryQueryClient::new(storage),
                 limits,
+                replica: format!(
+                    "{}-{}",
+                    std::env::var("HOSTNAME").unwrap_or_else(|_| "agent".into()),
+                    uuid::Uuid::new_v4().simple()
+                ),
+                running: worker::Running::default(),
+                wake: tokio::sync::Notify::new(),
             }),
+        }
+    }
+
+    /// Queues an investigation (or records it as SKIPPED when the tenant has not opted
+    /// in: no model is called), within the tenant's budget and queue limits.
+    pub async fn enqueue(&self, new: NewRun) -> Result<st::CreateRunResponse, Status> {
+        check_tenant(&new.tenant_id)?;
+        let settings = match self.tenant_settings(&new.tenant_id).await {
+            Ok(s) => Some(s),
+            Err(_) if !self.tenant_known(&new.tenant_id).await? => None,
+            Err(reason) => return Err(Status::unavailable(reason)),
+        };
+        let enabled = settings.as_ref().is_some_and(|s| s.enabled);
+        let limits = self.inner.limits;
+        let lower = |platform: u32, tenant: u32| {
+            if tenant == 0 {
+                platform
+            } else {
+                platform.min(tenant)
+            }
+        };
+        let (budget, max_queued, max_per_minute) = match &settings {
+            Some(s) => (
+                limits.budget.lowered_by(s.run_budget.as_ref()),
+                lower(limits.max_queued_per_tenant, s.max_queued_runs),
+                lower(limits.max_started_per_minute, s.max_runs_per_minute),
+            ),
+            None => (
+                limits.budget,
+                limits.max_queued_per_tenant,
+                limits.max_started_per_minute,
+            ),
+        };
+        let (status, reason) = if enabled {
+            (st::RunStatus::Queued, String::new())
+        } else {
+            (
+                st::RunStatus::Skipped,
+                format!(
+                    "AI features are not enabled for tenant {}; no model was called",
+                    new.tenant_id
+                ),
+            )
+        };
+        let mut runs = self.inner.runs.clone();
+        let created = runs
+            .create_run(st::CreateRunRequest {
+                tenant_id: new.tenant_id.clone(),
+                purpose: new.purpose as i32,
+                fingerprint: String::new(),
+                trigger_json: new.trigger.to_json(),
+                status: status as i32,
+                status_reason: reason,
+                keys: new.keys,
+                budget: Some(budget.to_proto()),
+                max_queued,
+                max_started_per_minute: max_per_minute,
+            })
+            .await?
+            .into_inner();
+        if enabled && !created.duplicate {
+            self.inner.wake.notify_one();
+        }
+        Ok(created)
+    }
+
+    /// Whether storage knows the tenant at all (an unknown tenant has not opted in).
+    async fn tenant_known(&self, tenant_id: &str) -> Result<bool, Status> {
+        let mut c = self.inner.tenants.clone();
+        match c
+            .get_tenant_settings(st::GetTenantSettingsRequest {
+                tenant_id: tenant_id.to_owned(),
+            })
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(s) if s.code() == Code::NotFound => Ok(false),
+            Err(s) => Err(Status::unavailable(format!(
+                "tenant settings could not be read: {}",
+                s.message()
+            ))),
         }
     }
 
@@ -102,24 +229,6 @@ impl Agent {
     }
 
     pub const SERVICES: [&'static str; 1] = ["warden.agent.v1.Agent"];
-
-    /// Whether the tenant has AI enabled right now (unknown tenant: no).
-    async fn tenant_enabled(&self, tenant_id: &str) -> Result<bool, Status> {
-        let mut c = self.inner.tenants.clone();
-        match c
-            .get_tenant_settings(st::GetTenantSettingsRequest {
-                tenant_id: tenant_id.to_owned(),
-            })
-            .await
-        {
-            Ok(s) => Ok(s.into_inner().enabled),
-            Err(s) if s.code() == Code::NotFound => Ok(false),
-            Err(s) => Err(Status::unavailable(format!(
-                "tenant settings could not be read: {}",
-                s.message()
-            ))),
-        }
-    }
 }
 
 fn check_tenant(tenant_id: &str) -> Result<(), Status> {
@@ -163,45 +272,33 @@ impl ag::agent_server::Agent for Agent {
                 "title (1 KiB), description (64 KiB) or fingerprint (512 B) is too long",
             ));
         }
-        let enabled = self.tenant_enabled(&t.tenant_id).await?;
-        let trigger_json = serde_json::json!({
-            "title": t.title, "description": t.description, "service": t.service, "labels": t.labels,
-            "occurred_at": t.occurred_at.as_ref().map(|ts| ts.seconds),
-        })
-        .to_string();
-        let (status, reason) = if enabled {
-            (st::RunStatus::Running, String::new())
-        } else {
-            (
-                st::RunStatus::Skipped,
-                format!(
-                    "AI features are not enabled for tenant {}; no model was called",
-                    t.tenant_id
-                ),
-            )
-        };
-        let mut runs = self.inner.runs.clone();
-        let created = runs
-            .create_run(st::CreateRunRequest {
-                tenant_id: t.tenant_id.clone(),
-                purpose: t.purpose,
-                fingerprint: t.fingerprint.clone(),
-                trigger_json,
-                status: status as i32,
-                status_reason: reason,
-            })
-            .await?
-            .into_inner();
-        let run = created
-            .run
-            .ok_or_else(|| Status::internal("storage returned no run"))?;
-        if enabled && !created.duplicate {
-            let agent = self.clone();
-            let (run_id, tenant) = (run.id.clone(), t.tenant_id.clone());
-            tokio::spawn(async move { agent.execute(tenant, run_id, purpose, t).await });
+        let labels: std::collections::BTreeMap<String, String> = t.labels.into_iter().collect();
+        if labels.len() > 256 || labels.iter().any(|(k, v)| k.len() > 256 || v.len() > 4096) {
+            return Err(Status::invalid_argument(
+                "labels: at most 256, keys up to 256 bytes and values up to 4 KiB",
+            ));
         }
+        let created = self
+            .enqueue(NewRun {
+                tenant_id: t.tenant_id,
+                purpose,
+                keys: if t.fingerprint.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![t.fingerprint]
+                },
+                trigger: brief::Trigger {
+                    title: t.title,
+                    description: t.description,
+                    service: t.service,
+                    labels,
+                    occurred_at_ms: window::ms_of(t.occurred_at.as_ref()),
+                    detail: serde_json::Value::Null,
+                },
+            })
+            .await?;
         Ok(Response::new(ag::SubmitTriggerResponse {
-            run: Some(run),
+            run: created.run,
             duplicate: created.duplicate,
         }))
     }
@@ -217,6 +314,54 @@ impl ag::agent_server::Agent for Agent {
             run_id: r.run_id,
         })
         .await
+    }
+
+    async fn list_runs(
+        &self,
+        req: Request<ag::ListRunsRequest>,
+    ) -> Result<Response<st::ListRunsResponse>, Status> {
+        let auth = authorize(&req, "warden.agent.v1.Agent/ListRuns")?;
+        let r = req.into_inner();
+        check_tenant(&r.tenant_id)?;
+        auth.for_tenant(&r.tenant_id)?;
+        let mut runs = self.inner.runs.clone();
+        runs.list_runs(st::ListRunsRequest {
+            tenant_id: r.tenant_id,
+            status: r.status,
+            limit: r.limit,
+            before: r.before,
+        })
+        .await
+    }
+
+    async fn cancel_run(
+        &self,
+        req: Request<ag::CancelRunRequest>,
+    ) -> Result<Response<st::Run>, Status> {
+        let auth = authorize(&req, "warden.agent.v1.Agent/CancelRun")?;
+        let r = req.into_inner();
+        check_tenant(&r.tenant_id)?;
+        let caller = auth.for_tenant(&r.tenant_id)?;
+        if r.reason.len() > 1024 {
+            return Err(Status::invalid_argument("reason may be at most 1 KiB"));
+        }
+        let reason = match r.reason.trim() {
+            "" => format!("cancelled by {}", caller.subject()),
+            why => format!("cancelled by {}: {why}", caller.subject()),
+        };
+        let mut runs = self.inner.runs.clone();
+        let run = runs
+            .cancel_run(st::CancelRunRequest {
+                tenant_id: r.tenant_id,
+                run_id: r.run_id.clone(),
+                reason: reason.clone(),
+            })
+            .await?;
+        // At once here; other replicas see it at their next lease renewal.
+        self.inner
+            .running
+            .halt(&r.run_id, worker::Halt::Cancelled(reason));
+        Ok(run)
     }
 
     async fn list_proposals(

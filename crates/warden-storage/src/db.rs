@@ -105,6 +105,63 @@ impl Db {
             .execute(&self.pool)
             .await?;
         }
+        // Added with the durable run queue (`run_queue.rs`).
+        for (table, column, decl) in [
+            ("runs", "lease_owner", "TEXT NOT NULL DEFAULT ''"),
+            ("runs", "lease_until_ms", "BIGINT NOT NULL DEFAULT 0"),
+            ("runs", "attempts", "BIGINT NOT NULL DEFAULT 0"),
+            ("runs", "state_sealed", "TEXT NOT NULL DEFAULT ''"),
+            ("runs", "usage_json", "TEXT NOT NULL DEFAULT '{}'"),
+            ("runs", "budget_json", "TEXT NOT NULL DEFAULT '{}'"),
+            ("run_tool_calls", "step", "BIGINT NOT NULL DEFAULT 0"),
+            ("run_tool_calls", "idx", "BIGINT NOT NULL DEFAULT 0"),
+        ] {
+            self.add_column(table, column, decl).await?;
+        }
+        // Dedupe moved from a unique fingerprint to `run_keys` (a fingerprint may now
+        // start a new run once its earlier one was skipped).
+        sqlx::query("DROP INDEX IF EXISTS runs_tenant_fingerprint")
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("CREATE INDEX IF NOT EXISTS runs_queue ON runs (status, created_ms)")
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "CREATE INDEX IF NOT EXISTS runs_tenant_created ON runs (tenant_id, created_ms)",
+        )
+        .execute(&self.pool)
+        .await?;
+        sqlx::query(
+            "INSERT INTO run_keys (tenant_id, key, run_id, created_ms)
+             SELECT tenant_id, fingerprint, id, created_ms FROM runs WHERE fingerprint <> '' AND status <> 4
+             ON CONFLICT DO NOTHING",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// `ALTER TABLE .. ADD COLUMN` once (SQLite has no `IF NOT EXISTS` for columns).
+    async fn add_column(&self, table: &str, column: &str, decl: &str) -> Result<(), DbError> {
+        let missing = match self.backend {
+            Backend::Postgres => true,
+            Backend::Sqlite => sqlx::query(&format!("SELECT {column} FROM {table} LIMIT 1"))
+                .fetch_optional(&self.pool)
+                .await
+                .is_err(),
+        };
+        if missing {
+            let guard = if self.backend == Backend::Postgres {
+                "IF NOT EXISTS "
+            } else {
+                ""
+            };
+            sqlx::query(&format!(
+                "ALTER TABLE {table} ADD COLUMN {guard}{column} {decl}"
+            ))
+            .execute(&self.pool)
+            .await?;
+        }
         Ok(())
     }
 }
@@ -190,7 +247,24 @@ const SCHEMA: &[&str] = &[
         updated_ms BIGINT NOT NULL,
         steps BIGINT NOT NULL,
         trigger_sealed TEXT NOT NULL)",
-    "CREATE UNIQUE INDEX IF NOT EXISTS runs_tenant_fingerprint ON runs (tenant_id, fingerprint) WHERE fingerprint <> ''",
+    // Exactly-once keys of triggers (alert fingerprint and start, delivery ids, ...): a
+    // key belongs to the first run that claimed it. Skipped runs claim none.
+    "CREATE TABLE IF NOT EXISTS run_keys (
+        tenant_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        PRIMARY KEY (tenant_id, key))",
+    "CREATE INDEX IF NOT EXISTS run_keys_run ON run_keys (tenant_id, run_id)",
+    // What happened to a run after it was created (resolved notifications, resumption,
+    // cancellation); `sealed` under the tenant's key.
+    "CREATE TABLE IF NOT EXISTS run_events (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        time_ms BIGINT NOT NULL,
+        sealed TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS run_events_run ON run_events (tenant_id, run_id, time_ms)",
     "CREATE TABLE IF NOT EXISTS findings (
         id TEXT PRIMARY KEY,
         tenant_id TEXT NOT NULL,

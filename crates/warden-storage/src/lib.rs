@@ -22,6 +22,7 @@ mod keys_admin;
 pub mod log_key;
 mod merkle_log;
 mod reconcile;
+mod run_queue;
 mod runs;
 mod seal;
 mod signals;

@@ -169,4 +169,4 @@ impl Storage {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

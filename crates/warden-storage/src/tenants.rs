@@ -115,6 +115,20 @@ impl Storage {
                 "settings of tenant {tenant_id} were changed concurrently; read them again and retry"
             )));
         }
+        if !settings.enabled {
+            // Opting out stops the tenant's investigations in the same transaction: no
+            // worker can record another step, and each sees the cancellation at once.
+            let reason = self
+                .seal(
+                    &tenant_id,
+                    format!("cancelled: AI features were disabled for tenant {tenant_id} by {changed_by} (settings version {version})").as_bytes(),
+                )
+                .await?;
+            let cancelled = Storage::cancel_tenant_runs(&mut tx, &tenant_id, &reason).await?;
+            if cancelled > 0 {
+                tracing::info!(tenant = %tenant_id, cancelled, "runs cancelled: the tenant opted out");
+            }
+        }
         if let Some(channel) = &self.inner.notify_channel {
             // Delivered to every replica's listener when (and only if) this commits.
             sqlx::query("SELECT pg_notify($1, $2)")

@@ -35,7 +35,7 @@ pub struct Rule {
     pub tenant: TenantCheck,
 }
 
-use Role::{Admin, Agent, AgentService, Compliance, Gateway, Ingest, Reviewer};
+use Role::{Admin, Agent, AgentService, Compliance, Gateway, Ingest, Reviewer, Viewer};
 use TenantCheck::{Named, Own, Platform};
 
 const fn row(rpc: &'static str, allowed: &'static [Role], tenant: TenantCheck) -> Rule {
@@ -114,9 +114,15 @@ pub const MATRIX: &[Rule] = &[
     ),
     row(
         "warden.agent.v1.Agent/GetRun",
-        &[Agent, Admin, Reviewer],
+        &[Agent, Admin, Reviewer, Viewer],
         Named,
     ),
+    row(
+        "warden.agent.v1.Agent/ListRuns",
+        &[Agent, Admin, Reviewer, Viewer],
+        Named,
+    ),
+    row("warden.agent.v1.Agent/CancelRun", &[Agent, Admin], Named),
     row(
         "warden.agent.v1.Agent/ListProposals",
         &[Reviewer, Admin],
@@ -208,6 +214,36 @@ pub const MATRIX: &[Rule] = &[
     ),
     row(
         "warden.storage.v1.RunStore/RecordToolCall",
+        &[AgentService],
+        Platform,
+    ),
+    row(
+        "warden.storage.v1.RunStore/LeaseRun",
+        &[AgentService],
+        Platform,
+    ),
+    row(
+        "warden.storage.v1.RunStore/RenewLease",
+        &[AgentService],
+        Platform,
+    ),
+    row(
+        "warden.storage.v1.RunStore/CheckpointRun",
+        &[AgentService],
+        Platform,
+    ),
+    row(
+        "warden.storage.v1.RunStore/CancelRun",
+        &[AgentService],
+        Platform,
+    ),
+    row(
+        "warden.storage.v1.RunStore/ListRuns",
+        &[AgentService],
+        Platform,
+    ),
+    row(
+        "warden.storage.v1.RunStore/AttachRunEvent",
         &[AgentService],
         Platform,
     ),

@@ -24,6 +24,9 @@ pub enum Role {
     /// Caller: a telemetry sender (an OpenTelemetry collector or SDK) of exactly one
     /// tenant; its data is stored under that tenant, whatever the payload says.
     Ingest,
+    /// Caller: a customer's read-only identity: lists its tenants' runs and reads their
+    /// findings; it can change nothing.
+    Viewer,
     /// Service: the storage service.
     Storage,
     /// Service: the gateway.
@@ -33,12 +36,13 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 8] = [
+    pub const ALL: [Role; 9] = [
         Role::Agent,
         Role::Admin,
         Role::Compliance,
         Role::Reviewer,
         Role::Ingest,
+        Role::Viewer,
         Role::Storage,
         Role::Gateway,
         Role::AgentService,
@@ -51,6 +55,7 @@ impl Role {
             Role::Compliance => "compliance",
             Role::Reviewer => "reviewer",
             Role::Ingest => "ingest",
+            Role::Viewer => "viewer",
             Role::Storage => "storage",
             Role::Gateway => "gateway",
             Role::AgentService => "agent-service",
@@ -94,7 +99,7 @@ impl FromStr for Role {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
     #[error(
-        "unknown role {0:?}; valid roles: agent, admin, compliance, reviewer, ingest (callers), gateway, storage, agent-service (services)"
+        "unknown role {0:?}; valid roles: agent, admin, compliance, reviewer, ingest, viewer (callers), gateway, storage, agent-service (services)"
     )]
     UnknownRole(String),
     #[error("client certificate could not be parsed")]

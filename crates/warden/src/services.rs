@@ -425,6 +425,7 @@ pub fn start_agent(
         Duration::from_secs(3),
     )?;
     let agent = warden_agent::Agent::new(gateway, storage, run_limits);
+    agent.spawn_workers(shutdown.clone());
     let host = ServiceHost {
         component: "agent",
         security,

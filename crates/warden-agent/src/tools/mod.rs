@@ -62,9 +62,20 @@ pub(crate) struct ToolOutput {
 pub(crate) struct RunScope<'a> {
     pub tenant_id: &'a str,
     pub run_id: &'a str,
+    /// The worker holding the run's lease (storage records calls only from it).
+    pub worker: &'a str,
+    /// The model step that asked (0: the purpose's first queries) and the call's place in it.
     pub step: u32,
+    pub index: u32,
     pub trigger_ms: i64,
     pub incident: Window,
+    /// Most bytes one result may take.
+    pub result_cap: usize,
+    /// Whether a result of this data type and size fits the run's byte budget.
+    pub bytes_left: &'a (dyn Fn(i32, u64) -> Result<(), String> + Sync),
+    /// Why the run's own limits refuse this call (a repeat, the tool budget), decided
+    /// after the tenant's policy, so a call the policy refuses says so.
+    pub refused_by_run: Option<String>,
 }
 
 fn policy_data_type(v: i32) -> Option<warden_policy::DataType> {
@@ -128,17 +139,27 @@ pub(crate) fn access_of(s: &pb::TenantSettings) -> ToolAccess {
 /// data type carries on without sending that data again.
 pub(crate) fn withhold_disallowed(messages: &mut [gw::Message], access: &ToolAccess) {
     for part in messages.iter_mut().flat_map(|m| m.parts.iter_mut()) {
-        let Some(gw::content_part::Content::ToolResult(result)) = &mut part.content else {
-            continue;
-        };
         let Some(dt) = policy_data_type(part.data_type) else {
             continue;
         };
-        if let Err(denied) = warden_policy::data_type_gate(&access.settings, dt) {
-            result.content = format!("[result withheld: {}]", denied.message);
-            result.is_error = true;
-            part.data_type = pb::DataType::Instruction as i32;
+        let Err(denied) = warden_policy::data_type_gate(&access.settings, dt) else {
+            continue;
+        };
+        let note = format!("[result withheld: {}]", denied.message);
+        match &mut part.content {
+            Some(gw::content_part::Content::ToolResult(result)) => {
+                result.content = note;
+                result.is_error = true;
+            }
+            // A first query's result, given with the trigger.
+            Some(gw::content_part::Content::Text(text))
+                if dt != warden_policy::DataType::Instruction =>
+            {
+                *text = note;
+            }
+            _ => continue,
         }
+        part.data_type = pb::DataType::Instruction as i32;
     }
 }
 
@@ -175,6 +196,7 @@ impl Agent {
     ) -> ToolOutput {
         let mut record = st::ToolCallRecord {
             step: scope.step,
+            index: scope.index,
             tool: name.to_owned(),
             arguments_json: arguments_json.chars().take(16 * 1024).collect(),
             ..Default::default()
@@ -182,6 +204,16 @@ impl Agent {
         let outcome = self
             .decide_and_run(scope, name, arguments_json, &mut record)
             .await;
+        self.answer_tool(scope, name, record, outcome).await
+    }
+
+    async fn answer_tool(
+        &self,
+        scope: &RunScope<'_>,
+        name: &str,
+        mut record: st::ToolCallRecord,
+        outcome: Result<(Found, pb::DataType), Outcome>,
+    ) -> ToolOutput {
         let (text, data_type, is_error) = match outcome {
             Ok((found, data_type)) => {
                 record.allowed = true;
@@ -204,6 +236,10 @@ impl Agent {
                     true,
                 )
             }
+            Err(Outcome::Budget(reason)) => {
+                record.reason = reason.clone();
+                (format!("{name}: {reason}"), pb::DataType::Instruction, true)
+            }
             Err(Outcome::Failed(reason, data_type)) => {
                 record.allowed = true;
                 record.reason = reason.clone();
@@ -218,6 +254,7 @@ impl Agent {
                 tenant_id: scope.tenant_id.to_owned(),
                 run_id: scope.run_id.to_owned(),
                 call: Some(record),
+                worker: scope.worker.to_owned(),
             })
             .await
         {
@@ -248,6 +285,9 @@ impl Agent {
             .map_err(Outcome::Refused)?;
         let access = access_of(&settings);
         let spec = catalog::decide(&access, name).map_err(Outcome::Refused)?;
+        if let Some(reason) = &scope.refused_by_run {
+            return Err(Outcome::Budget(reason.clone()));
+        }
         let data_type = proto_data_type(spec.data_type);
         record.data_type = data_type as i32;
         let fail = |e: String| Outcome::Failed(e, data_type);
@@ -283,13 +323,14 @@ impl Agent {
             _ => telemetry::run(&self.inner.telemetry, scope.tenant_id, name, &a, w).await,
         }
         .map_err(|e| fail(e.0))?;
-        let cap = self.inner.limits.tool_result_bytes();
+        let cap = scope.result_cap;
         if found.text.len() > cap {
             return Err(fail(format!(
                 "the result is {} bytes, more than the {cap} bytes one tool result may take; narrow the query (a shorter window, a service, a filter or a lower limit)",
                 found.text.len()
             )));
         }
+        (scope.bytes_left)(data_type as i32, found.text.len() as u64).map_err(fail)?;
         Ok((found, data_type))
     }
 }
@@ -297,6 +338,8 @@ impl Agent {
 enum Outcome {
     /// The tenant's policy does not allow the call; nothing was read.
     Refused(String),
+    /// Refused by the run's own limits (a repeated call, the tool budget); nothing was read.
+    Budget(String),
     /// Allowed, but it gave no result (bad arguments, source error, too large).
     Failed(String, pb::DataType),
 }

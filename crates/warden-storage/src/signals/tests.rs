@@ -18,13 +18,13 @@ use crate::{Db, MemoryKeyProvider, Storage};
 pub(super) const T0: i64 = 1_760_054_400_000;
 pub(super) const MIN: i64 = 60_000;
 
-pub(super) struct Store {
+pub(crate) struct Store {
     pub s: Storage,
     /// Keeps the SQLite directory alive for the test's length.
     pub dir: Option<tempfile::TempDir>,
 }
 
-pub(super) async fn sqlite() -> Store {
+pub(crate) async fn sqlite() -> Store {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
         .await
@@ -37,7 +37,7 @@ pub(super) async fn sqlite() -> Store {
 
 /// A store on a fresh schema of the test PostgreSQL server, or `None` (outside CI) when
 /// no server answers.
-pub(super) async fn postgres() -> Option<Store> {
+pub(crate) async fn postgres() -> Option<Store> {
     sqlx::any::install_default_drivers();
     let base = std::env::var("WARDEN_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
@@ -67,11 +67,11 @@ pub(super) async fn postgres() -> Option<Store> {
 }
 
 /// A request as the agent service sends it (the identity interceptor's work done).
-pub(super) fn agent<T>(msg: T) -> Request<T> {
+pub(crate) fn agent<T>(msg: T) -> Request<T> {
     as_caller(msg, Role::AgentService, Scope::Platform)
 }
 
-pub(super) fn as_caller<T>(msg: T, role: Role, scope: Scope) -> Request<T> {
+pub(crate) fn as_caller<T>(msg: T, role: Role, scope: Scope) -> Request<T> {
     let mut req = Request::new(msg);
     req.extensions_mut().insert(Caller {
         role,
