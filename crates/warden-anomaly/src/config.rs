@@ -40,8 +40,8 @@ impl Direction {
     }
 }
 
-/// Settings of one detector. `Default` suits a metric sampled every 15 s to 5 min with a daily
-/// rhythm and at least two days of history.
+/// Settings of one detector. `Default` suits a metric with a daily rhythm sampled every minute
+/// or faster with at least two days of history (six days when sampled every five minutes).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DetectorConfig {
@@ -61,7 +61,8 @@ pub struct DetectorConfig {
     /// outliers and short blips never fire.
     pub min_duration_ms: i64,
     /// A slot with fewer finite history points than this uses the whole history's median and
-    /// MAD instead (default 12: two days of 1-min samples fill a 10-min slot twice over).
+    /// MAD instead (default 12: a 10-minute slot gains 10 points a day at one sample a minute,
+    /// 2 at one every five minutes).
     pub min_history_points_per_slot: usize,
     /// Which side of the baseline counts (default both).
     pub direction: Direction,
