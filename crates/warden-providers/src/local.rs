@@ -7,8 +7,9 @@
 //! it skips tools whose schema requires arguments, and every `propose*` tool, since a
 //! stand-in has no grounds to propose a change. After [`MAX_LOCAL_TOOL_CALLS`] calls, or
 //! when no callable tool is left, it answers with a summary of which tools it consulted
-//! and how many bytes each returned. It is named as a stand-in in every answer and claims
-//! nothing about the data. It records every request so tests can assert what left the
+//! and how many bytes each returned, quoting the start of the first result (or of the
+//! latest input). It is named as a stand-in in every answer and claims nothing about the
+//! data. It records every request so tests can assert what left the
 //! gateway.
 
 use std::sync::Mutex;
@@ -53,8 +54,8 @@ enum LocalStep<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Consulted<'a> {
     name: &'a str,
-    /// Bytes of its result as received (after minimization); `None` if no result came.
-    result_bytes: Option<usize>,
+    /// Its result as received (after minimization); `None` if no result came.
+    result: Option<&'a str>,
     is_error: bool,
 }
 
@@ -96,15 +97,23 @@ fn consulted(req: &ChatRequest) -> Vec<Consulted<'_>> {
                     tool_use_id,
                     content,
                     is_error,
-                } if tool_use_id == id => Some((content.len(), *is_error)),
+                } if tool_use_id == id => Some((content.as_str(), *is_error)),
                 _ => None,
             });
             Consulted {
                 name,
-                result_bytes: result.map(|(bytes, _)| bytes),
+                result: result.map(|(content, _)| content),
                 is_error: result.is_some_and(|(_, e)| e),
             }
         })
+        .collect()
+}
+
+/// The first [`PREVIEW_CHARS`] characters of `text`, on one line.
+fn preview(text: &str) -> String {
+    text.chars()
+        .take(PREVIEW_CHARS)
+        .map(|c| if c == '\n' { ' ' } else { c })
         .collect()
 }
 
@@ -115,7 +124,7 @@ fn consulted_sentence(called: &[Consulted<'_>]) -> String {
     }
     called
         .iter()
-        .map(|c| match (c.result_bytes, c.is_error) {
+        .map(|c| match (c.result.map(str::len), c.is_error) {
             (None, _) => format!("{} (no result)", c.name),
             (Some(bytes), false) => format!("{} ({bytes} bytes)", c.name),
             (Some(bytes), true) => format!("{} ({bytes} bytes, an error)", c.name),
@@ -179,8 +188,17 @@ impl LocalProvider {
                 Content::ToolUse { .. } => None,
             })
             .unwrap_or("");
-        let preview: String = last_user.chars().take(PREVIEW_CHARS).collect();
         let called = consulted(req);
+        // Quote the first tool result that is data (the most direct one, e.g. log records),
+        // else the latest input.
+        let quoted = match called.iter().find(|c| !c.is_error && c.result.is_some()) {
+            Some(Consulted {
+                name,
+                result: Some(result),
+                ..
+            }) => format!("First result ({name}) begins: \"{}\"", preview(result)),
+            _ => format!("Last input begins: \"{}\"", preview(last_user)),
+        };
         let tools = if called.is_empty() && req.tools.is_empty() {
             String::new()
         } else {
@@ -190,11 +208,9 @@ impl LocalProvider {
             )
         };
         let text = format!(
-            "[offline local provider: no model was called]{tools} Received {} message(s), {} bytes after minimization. \
-             Last input begins: \"{}\"",
+            "[offline local provider: no model was called]{tools} Received {} message(s), {} bytes after minimization. {quoted}",
             req.messages.len(),
             req.content_bytes(),
-            preview.replace('\n', " ")
         );
         let output_tokens = text.split_whitespace().count() as u64;
         ChatResponse {
@@ -410,6 +426,13 @@ mod tests {
         ] {
             assert!(text.contains(part), "{part} missing from: {text}");
         }
+        assert!(
+            text.contains(&format!(
+                "First result (query_logs) begins: \"{}\"",
+                "x".repeat(160)
+            )),
+            "{text}"
+        );
         for never in ["get_trace", "propose_change", "query_cluster"] {
             assert!(!text.contains(never), "{never} in: {text}");
         }
