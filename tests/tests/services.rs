@@ -316,18 +316,27 @@ async fn triggers_for_disabled_tenants_are_skipped_and_enabled_ones_investigated
         "{}",
         run.status_reason
     );
-    assert_eq!(run.steps, 2, "one tool call, then the answer");
+    // The offline model calls each log tool once (a logs-only tenant is offered no other
+    // tool it may call: proposals are never made offline), then answers.
+    assert_eq!(run.steps, 3, "query_logs, log_patterns, then the answer");
     assert_eq!(run.findings.len(), 1);
-    // Every model call went through the gateway: the tool result arrived typed as logs.
-    let reqs = c.local.requests();
-    assert_eq!(reqs.len(), 2);
+    let summary = &run.findings[0].summary;
     assert!(
-        reqs[1]
+        summary.contains("query_logs (") && summary.contains("log_patterns ("),
+        "the finding names the tools consulted: {summary}"
+    );
+    // Every model call went through the gateway: each tool result arrived with the next call.
+    let reqs = c.local.requests();
+    assert_eq!(reqs.len(), 3);
+    let results = |i: usize| {
+        reqs[i]
             .messages
             .iter()
             .flat_map(|m| &m.content)
-            .any(|p| matches!(p, warden_providers::Content::ToolResult { .. }))
-    );
+            .filter(|p| matches!(p, warden_providers::Content::ToolResult { .. }))
+            .count()
+    };
+    assert_eq!((results(0), results(1), results(2)), (0, 1, 2));
     c.stop().await;
 }
 

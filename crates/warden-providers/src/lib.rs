@@ -32,7 +32,7 @@ pub use bedrock::{
     StaticKeys, StaticTenantAccounts, TenantAccounts,
 };
 pub use http::{BuildError, HttpSettings, Timeouts};
-pub use local::{LOCAL_MODEL, LocalProvider};
+pub use local::{LOCAL_MODEL, LocalProvider, MAX_LOCAL_TOOL_CALLS};
 pub use model::{
     ChatRequest, ChatResponse, Content, Message, MessageRole, StopReason, StreamEvent, ToolDef,
     Usage,

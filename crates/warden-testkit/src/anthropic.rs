@@ -72,7 +72,7 @@ fn answer(body: &Value, tool_input: Option<&str>) -> Answer {
 }
 
 /// `text` in pieces of about `n` bytes, cut on character boundaries.
-fn fragments(text: &str, n: usize) -> Vec<String> {
+pub(crate) fn fragments(text: &str, n: usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut piece = String::new();
     for c in text.chars() {
@@ -87,11 +87,11 @@ fn fragments(text: &str, n: usize) -> Vec<String> {
     out
 }
 
-fn sse(event: &str, data: &Value) -> Bytes {
+pub(crate) fn sse(event: &str, data: &Value) -> Bytes {
     Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
 }
 
-fn error_type(status: u16) -> &'static str {
+pub(crate) fn error_type(status: u16) -> &'static str {
     match status {
         400 => "invalid_request_error",
         401 => "authentication_error",
@@ -107,41 +107,174 @@ fn error_type(status: u16) -> &'static str {
     }
 }
 
+/// An error answer in Anthropic's shape: `{"type":"error","error":{"type","message"},"request_id"}`
+/// with the `error.type` that belongs to `status`.
+pub(crate) fn error_reply(status: u16, message: &str, retry_after: Option<&str>) -> Reply {
+    let v = json!({"type":"error","error":{"type":error_type(status),"message":message},"request_id":"req_011CMockErr"});
+    let mut headers = vec![
+        ("content-type".to_owned(), "application/json".to_owned()),
+        ("request-id".into(), "req_011CMockErr".into()),
+    ];
+    if let Some(ra) = retry_after {
+        headers.push(("retry-after".into(), ra.into()));
+    }
+    Reply::Whole {
+        status,
+        headers,
+        body: Bytes::from(v.to_string()),
+    }
+}
+
+/// Checks a request as the Messages API does: the route, the key (`x-api-key` or
+/// `Authorization: Bearer`; any key when `expected_key` is `None`), `anthropic-version`
+/// and the required body fields. `Ok` with the parsed body, or the error answer.
+pub(crate) fn accept(req: &Recorded, expected_key: Option<&str>) -> Result<Value, Reply> {
+    if req.method != "POST" || req.path != "/v1/messages" {
+        return Err(Reply::json(
+            404,
+            &json!({"type":"error","error":{"type":"not_found_error","message":"Not Found"}}),
+        ));
+    }
+    let key = req.header("x-api-key").or_else(|| {
+        req.header("authorization")
+            .and_then(|a| a.strip_prefix("Bearer "))
+    });
+    let key_ok = match (expected_key, key) {
+        (_, None) => false,
+        (Some(want), Some(got)) => want == got,
+        (None, Some(_)) => true,
+    };
+    if !key_ok || req.header("anthropic-version").is_none() {
+        return Err(error_reply(401, "invalid x-api-key", None));
+    }
+    let body = req.json();
+    for field in ["model", "max_tokens", "messages"] {
+        if body.get(field).is_none() {
+            return Err(error_reply(400, &format!("{field}: Field required"), None));
+        }
+    }
+    Ok(body)
+}
+
+/// Did the request ask for a stream?
+pub(crate) fn wants_stream(body: &Value) -> bool {
+    body.get("stream").and_then(Value::as_bool) == Some(true)
+}
+
+/// A whole (non-streaming) Message answer with a `request-id` header.
+pub(crate) fn message_reply(
+    model: &str,
+    content: Value,
+    stop: &str,
+    input_tokens: u64,
+    output_tokens: u64,
+) -> Reply {
+    let v = json!({
+        "model": model, "id": "msg_01Mock", "type": "message", "role": "assistant", "content": content,
+        "stop_reason": stop, "stop_sequence": null,
+        "usage": {"input_tokens": input_tokens, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+                  "output_tokens": output_tokens, "service_tier": "standard"}
+    });
+    Reply::Whole {
+        status: 200,
+        headers: vec![
+            ("content-type".to_owned(), "application/json".to_owned()),
+            ("request-id".into(), "req_011CMock".into()),
+        ],
+        body: Bytes::from(v.to_string()),
+    }
+}
+
+/// `message_start`: the Message with no content, `stop_reason: null` and initial usage.
+pub(crate) fn message_start(model: &str, input_tokens: u64) -> Bytes {
+    sse(
+        "message_start",
+        &json!({"type":"message_start","message":{"id":"msg_01Mock","type":"message","role":"assistant","model":model,
+            "stop_sequence":null,"usage":{"input_tokens":input_tokens,"output_tokens":1},"content":[],"stop_reason":null}}),
+    )
+}
+
+/// A text block `index`: start, one `text_delta` per piece, stop; `ping` after the start when asked.
+pub(crate) fn text_block(index: usize, text: &str, ping: bool) -> Vec<Bytes> {
+    let mut events = vec![sse(
+        "content_block_start",
+        &json!({"type":"content_block_start","index":index,"content_block":{"type":"text","text":""}}),
+    )];
+    if ping {
+        events.push(sse("ping", &json!({"type":"ping"})));
+    }
+    for piece in text.split_inclusive(' ') {
+        events.push(sse("content_block_delta", &json!({"type":"content_block_delta","index":index,"delta":{"type":"text_delta","text":piece}})));
+    }
+    events.push(sse(
+        "content_block_stop",
+        &json!({"type":"content_block_stop","index":index}),
+    ));
+    events
+}
+
+/// A tool_use block `index`: start with `"input":{}`, one `input_json_delta` per fragment, stop.
+pub(crate) fn tool_block(index: usize, id: &str, name: &str, fragments: &[String]) -> Vec<Bytes> {
+    let mut events = vec![sse(
+        "content_block_start",
+        &json!({"type":"content_block_start","index":index,"content_block":{"type":"tool_use","id":id,"name":name,"input":{}}}),
+    )];
+    for piece in fragments {
+        events.push(sse("content_block_delta", &json!({"type":"content_block_delta","index":index,"delta":{"type":"input_json_delta","partial_json":piece}})));
+    }
+    events.push(sse(
+        "content_block_stop",
+        &json!({"type":"content_block_stop","index":index}),
+    ));
+    events
+}
+
+/// The end of a stream: a `message_delta` with part of the output, one with all of it
+/// (usage counts are cumulative), then `message_stop`.
+pub(crate) fn message_end(
+    stop: &str,
+    input_tokens: u64,
+    partial_output: u64,
+    output_tokens: u64,
+) -> Vec<Bytes> {
+    vec![
+        sse(
+            "message_delta",
+            &json!({"type":"message_delta","delta":{"stop_reason":stop,"stop_sequence":null},"usage":{"input_tokens":input_tokens,"output_tokens":partial_output}}),
+        ),
+        sse(
+            "message_delta",
+            &json!({"type":"message_delta","delta":{"stop_reason":stop,"stop_sequence":null},"usage":{"output_tokens":output_tokens}}),
+        ),
+        sse("message_stop", &json!({"type":"message_stop"})),
+    ]
+}
+
+/// A streamed answer with the SSE headers and a `request-id`.
+pub(crate) fn stream_reply(events: Vec<Bytes>) -> Reply {
+    Reply::Stream {
+        headers: vec![
+            (
+                "content-type".to_owned(),
+                "text/event-stream; charset=utf-8".to_owned(),
+            ),
+            ("cache-control".into(), "no-cache".into()),
+            ("request-id".into(), "req_011CMock".into()),
+        ],
+        events,
+    }
+}
+
 impl MockApi for AnthropicMock {
     fn handle(&self, req: &mut Recorded) -> Reply {
-        if req.method != "POST" || req.path != "/v1/messages" {
-            return Reply::json(
-                404,
-                &json!({"type":"error","error":{"type":"not_found_error","message":"Not Found"}}),
-            );
-        }
-        let key = req.header("x-api-key").map(str::to_owned).or_else(|| {
-            req.header("authorization")
-                .and_then(|a| a.strip_prefix("Bearer "))
-                .map(str::to_owned)
-        });
-        let key_ok = match (&self.expected_key, &key) {
-            (_, None) => false,
-            (Some(want), Some(got)) => want == got,
-            (None, Some(_)) => true,
+        let body = match accept(req, self.expected_key.as_deref()) {
+            Ok(body) => body,
+            Err(refused) => return refused,
         };
-        if !key_ok || req.header("anthropic-version").is_none() {
-            return self.error(401, None);
-        }
-        let body = req.json();
-        for field in ["model", "max_tokens", "messages"] {
-            if body.get(field).is_none() {
-                return Reply::json(
-                    400,
-                    &json!({"type":"error","error":{"type":"invalid_request_error","message":format!("{field}: Field required")},"request_id":"req_mock"}),
-                );
-            }
-        }
         let model = body["model"].as_str().unwrap_or_default().to_owned();
         let input_tokens = (req.body.len() as u64).div_ceil(4);
         let ans = answer(&body, self.tool_input.as_deref());
-        let headers = vec![("request-id".to_owned(), "req_011CMock".to_owned())];
-        if body.get("stream").and_then(Value::as_bool) != Some(true) {
+        if !wants_stream(&body) {
             let (content, stop) = match &ans {
                 Answer::Text(t) => (json!([{"type":"text","text":t}]), "end_turn"),
                 Answer::Tool { id, name, input } => (
@@ -149,54 +282,17 @@ impl MockApi for AnthropicMock {
                     "tool_use",
                 ),
             };
-            let v = json!({
-                "model": model, "id": "msg_01Mock", "type": "message", "role": "assistant", "content": content,
-                "stop_reason": stop, "stop_sequence": null,
-                "usage": {"input_tokens": input_tokens, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
-                          "output_tokens": 12, "service_tier": "standard"}
-            });
-            let Reply::Whole {
-                status,
-                mut headers,
-                body,
-            } = Reply::json(200, &v)
-            else {
-                return Reply::json(500, &v);
-            };
-            headers.push(("request-id".into(), "req_011CMock".into()));
-            return Reply::Whole {
-                status,
-                headers,
-                body,
-            };
+            return message_reply(&model, content, stop, input_tokens, 12);
         }
-        let mut events = vec![sse(
-            "message_start",
-            &json!({"type":"message_start","message":{"id":"msg_01Mock","type":"message","role":"assistant","model":model,
-                "stop_sequence":null,"usage":{"input_tokens":input_tokens,"output_tokens":1},"content":[],"stop_reason":null}}),
-        )];
+        let mut events = vec![message_start(&model, input_tokens)];
         let stop = match &ans {
             Answer::Text(t) => {
-                events.push(sse("content_block_start", &json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})));
-                events.push(sse("ping", &json!({"type":"ping"})));
-                for piece in t.split_inclusive(' ') {
-                    events.push(sse("content_block_delta", &json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":piece}})));
-                }
-                events.push(sse(
-                    "content_block_stop",
-                    &json!({"type":"content_block_stop","index":0}),
-                ));
+                events.extend(text_block(0, t, true));
                 "end_turn"
             }
             Answer::Tool { id, name, .. } => {
-                events.push(sse("content_block_start", &json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})));
-                events.push(sse("content_block_delta", &json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Checking."}})));
-                events.push(sse(
-                    "content_block_stop",
-                    &json!({"type":"content_block_stop","index":0}),
-                ));
+                events.extend(text_block(0, "Checking.", false));
                 events.push(sse("ping", &json!({"type":"ping"})));
-                events.push(sse("content_block_start", &json!({"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":id,"name":name,"input":{}}})));
                 let pieces: Vec<String> = match &self.tool_input {
                     None => ["", "{\"city\":", " \"Paris\"}"]
                         .map(str::to_owned)
@@ -205,56 +301,21 @@ impl MockApi for AnthropicMock {
                         .chain(fragments(input, 4))
                         .collect(),
                 };
-                for piece in pieces {
-                    events.push(sse("content_block_delta", &json!({"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":piece}})));
-                }
-                events.push(sse(
-                    "content_block_stop",
-                    &json!({"type":"content_block_stop","index":1}),
-                ));
+                events.extend(tool_block(1, id, name, &pieces));
                 "tool_use"
             }
         };
-        events.push(sse(
-            "message_delta",
-            &json!({"type":"message_delta","delta":{"stop_reason":stop,"stop_sequence":null},"usage":{"input_tokens":input_tokens,"output_tokens":7}}),
-        ));
-        events.push(sse(
-            "message_delta",
-            &json!({"type":"message_delta","delta":{"stop_reason":stop,"stop_sequence":null},"usage":{"output_tokens":12}}),
-        ));
-        events.push(sse("message_stop", &json!({"type":"message_stop"})));
-        let mut h = vec![
-            (
-                "content-type".to_owned(),
-                "text/event-stream; charset=utf-8".to_owned(),
-            ),
-            ("cache-control".into(), "no-cache".into()),
-        ];
-        h.extend(headers);
-        Reply::Stream { headers: h, events }
+        events.extend(message_end(stop, input_tokens, 7, 12));
+        stream_reply(events)
     }
 
     fn error(&self, status: u16, retry_after: Option<&str>) -> Reply {
-        let ty = error_type(status);
         let message = if status == 529 {
             "Overloaded".to_owned()
         } else {
-            format!("mock {ty}")
+            format!("mock {}", error_type(status))
         };
-        let v = json!({"type":"error","error":{"type":ty,"message":message},"request_id":"req_011CMockErr"});
-        let mut headers = vec![
-            ("content-type".to_owned(), "application/json".to_owned()),
-            ("request-id".into(), "req_011CMockErr".into()),
-        ];
-        if let Some(ra) = retry_after {
-            headers.push(("retry-after".into(), ra.into()));
-        }
-        Reply::Whole {
-            status,
-            headers,
-            body: Bytes::from(v.to_string()),
-        }
+        error_reply(status, &message, retry_after)
     }
 
     fn malformed_event(&self) -> Bytes {

@@ -13,6 +13,9 @@
 //! byte, a stall mid-stream, a malformed event, a mid-stream provider error, a reset
 //! connection. Every request is recorded ([`Recorded`]).
 //!
+//! [`scripted`] is a model for integration tests on the Anthropic wire: it answers each
+//! conversation from a per-marker script of tool calls, answers, failures and held turns.
+//!
 //! [`github`] mocks the GitHub REST API (contents, code search, commits, compare, and the
 //! App installation-token exchange), checking every request's credentials.
 //!
@@ -27,6 +30,7 @@ pub mod github;
 pub mod kms;
 pub mod openai;
 pub mod prometheus;
+pub mod scripted;
 pub mod sigv4;
 pub mod sts;
 
@@ -42,6 +46,8 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use tokio::net::TcpListener;
+
+pub use scripted::{ScriptHandle, ScriptedAnthropic, ScriptedCall, ToolResult, Turn};
 
 /// Why the test kit could not start.
 #[derive(Debug, thiserror::Error)]
@@ -201,8 +207,10 @@ impl Recorded {
     }
 }
 
+/// An answer that is not ready yet.
+pub type DeferredReply = std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send>>;
+
 /// What a mock API answers, before faults are applied.
-#[derive(Debug)]
 pub enum Reply {
     Whole {
         status: u16,
@@ -214,6 +222,32 @@ pub enum Reply {
         headers: Vec<(String, String)>,
         events: Vec<Bytes>,
     },
+    /// An answer the server awaits before sending anything (a held scripted turn). The
+    /// request is recorded first; if the client goes away meanwhile, the future is dropped.
+    Deferred(DeferredReply),
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reply::Whole {
+                status,
+                headers,
+                body,
+            } => f
+                .debug_struct("Whole")
+                .field("status", status)
+                .field("headers", headers)
+                .field("body", body)
+                .finish(),
+            Reply::Stream { headers, events } => f
+                .debug_struct("Stream")
+                .field("headers", headers)
+                .field("events", events)
+                .finish(),
+            Reply::Deferred(_) => f.write_str("Deferred(..)"),
+        }
+    }
 }
 
 impl Reply {
@@ -443,13 +477,17 @@ async fn serve(
         Some(Fault::SlowFirstByte(d)) => tokio::time::sleep(d).await,
         _ => {}
     }
-    let (status, headers, events, whole) = match reply {
-        Reply::Whole {
-            status,
-            headers,
-            body,
-        } => (status, headers, vec![body], true),
-        Reply::Stream { headers, events } => (200, headers, events, false),
+    let mut reply = reply;
+    let (status, headers, events, whole) = loop {
+        match reply {
+            Reply::Whole {
+                status,
+                headers,
+                body,
+            } => break (status, headers, vec![body], true),
+            Reply::Stream { headers, events } => break (200, headers, events, false),
+            Reply::Deferred(later) => reply = later.await,
+        }
     };
     let mut builder = hyper::Response::builder().status(status);
     for (k, v) in &headers {

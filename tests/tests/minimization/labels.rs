@@ -480,7 +480,8 @@ async fn telemetry_relabelled_as_instructions_is_bounded_by_the_instruction_budg
 #[tokio::test]
 async fn a_pseudonymized_tool_name_is_restored_in_the_answer_but_a_secret_never() {
     bounded(async {
-        // The local provider calls the first tool offered, by the name it was shown.
+        // The local provider calls the first tool offered that needs no arguments, by the
+        // name it was shown.
         let c = Cluster::start().await;
         c.set_tenant(pseudonymizing("acme")).await;
         let with_tool = |name: &str| {
