@@ -1,6 +1,12 @@
-//! The platform's provider routing config (`config/providers.toml`): which providers
-//! exist, their endpoints, models per profile, timeouts, retry and breaker settings, and
-//! whether each is contractually bound not to train on submitted data.
+//! Warden's config files, each error explained at `file:line:col` with the offending line
+//! and a hint: the provider routing config (`config/providers.toml`), the service configs
+//! `warden serve` runs from ([`service`]: `config/agent.toml`, `gateway.toml`,
+//! `storage.toml`), and [`check`], which is `warden config check FILE` for every file in
+//! `config/` (redaction rules through `warden-minimize`'s own parser).
+//!
+//! The routing config says which providers exist, their endpoints, models per profile,
+//! timeouts, retry and breaker settings, and whether each is contractually bound not to
+//! train on submitted data.
 //!
 //! Loading has two phases. Serde reads `Raw*` types (`deny_unknown_fields`, `toml::Spanned`
 //! on every checked field, no `flatten`); [`validate`] then gathers *every* semantic
@@ -14,17 +20,25 @@
 //! **Invariant:** credentials never appear in this file: API keys are named by environment
 //! variable (`api_key_env`) and looked up by the caller when the registry is built.
 
+mod check;
 mod diagnostic;
 mod raw;
 mod registry;
+pub mod service;
 mod validate;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub use check::{ConfigKind, check, check_source, classify};
 pub use diagnostic::{Diagnostic, Source, render};
 pub use registry::{
     BuildEnv, RegistryError, bedrock_account, build_registry, catalogue, process_env_secret,
+};
+pub use service::{
+    AgentSettings, AnomalySection, BudgetSection, GatewaySettings, IngestSection, RunsSection,
+    ServiceConfig, ServiceKind, ServiceSettings, StorageSettings, TlsPaths, WebhooksSection,
+    parse_service, parse_service_as,
 };
 pub use validate::validate;
 use warden_providers::{BreakerPolicy, RetryPolicy, Timeouts};
@@ -116,47 +130,6 @@ pub fn load(path: &Path) -> Result<Config, Vec<Diagnostic>> {
         )]
     })?;
     parse(&file, &src)
-}
-
-/// `warden config check FILE`: `Ok` with a one-paragraph summary, or `Err` with every
-/// diagnostic rendered for a terminal (the caller prints it and exits non-zero).
-pub fn check(path: &Path) -> Result<String, String> {
-    match load(path) {
-        Ok(cfg) => {
-            let eligible: Vec<&str> = cfg
-                .providers
-                .iter()
-                .filter(|p| p.no_training)
-                .map(|p| p.name.as_str())
-                .collect();
-            let excluded: Vec<&str> = cfg
-                .providers
-                .iter()
-                .filter(|p| !p.no_training)
-                .map(|p| p.name.as_str())
-                .collect();
-            let mut out = format!(
-                "{}: ok: {} provider(s); profiles {} (default {})\n  may be eligible (no_training = true): {}\n",
-                path.display(),
-                cfg.providers.len(),
-                cfg.profiles.join(", "),
-                cfg.default_profile,
-                if eligible.is_empty() {
-                    "none".to_owned()
-                } else {
-                    eligible.join(", ")
-                },
-            );
-            if !excluded.is_empty() {
-                out.push_str(&format!(
-                    "  never eligible (no_training = false): {}\n",
-                    excluded.join(", ")
-                ));
-            }
-            Ok(out)
-        }
-        Err(diags) => Err(render(&diags)),
-    }
 }
 
 #[cfg(test)]

@@ -55,8 +55,10 @@ impl Engines {
                         Err(RuleError {
                             origin: ORIGIN.into(),
                             line: 0,
+                            col: 0,
                             rule: None,
                             message: "compiling the rules did not finish".into(),
+                            help: None,
                         })
                     })
             })

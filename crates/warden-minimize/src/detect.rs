@@ -17,7 +17,7 @@ use regex::bytes::Regex;
 
 use crate::check;
 use crate::linefilter::LineFilter;
-use crate::rules::{BUILTIN_RULES, Class, KeyRule, PatternRule, RuleError, RuleSet};
+use crate::rules::{BUILTIN_RULES, Class, KeyRule, PatternRule, RuleError, RuleSet, first_error};
 use crate::structure;
 
 /// The compiled rules. Build once, share everywhere: cloning is a reference-count bump and
@@ -146,7 +146,9 @@ impl Engine {
     fn build(sources: &[(&str, &str)], line_filter: bool) -> Result<Engine, RuleError> {
         let mut rules = RuleSet::default();
         for (origin, src) in sources.iter().rev() {
-            rules.add_in_front(origin, src)?;
+            rules
+                .add_in_front(origin, src)
+                .map_err(|errs| first_error(origin, errs))?;
         }
         let mut words: Vec<String> = Vec::new();
         let mut targets: Vec<Vec<Target>> = Vec::new();
@@ -213,8 +215,10 @@ impl Engine {
                 .map_err(|e| RuleError {
                     origin: "rules".into(),
                     line: 1,
+                    col: 0,
                     rule: None,
                     message: format!("keywords do not compile: {e}"),
+                    help: None,
                 })?;
             Some(ac)
         };

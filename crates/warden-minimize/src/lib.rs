@@ -10,7 +10,7 @@
 //!
 //! Steps: `rules` parses the TOML rule pack (`config/redaction-rules.toml`, shipped inside the
 //! binary as [`BUILTIN_RULES`]; tenants add their own on top; errors are [`RuleError`]s naming
-//! rule and line), [`Engine::find_spans`] finds sensitive spans (keyword prefilter, then
+//! rule, line and column; [`check_rules`] reports every one in a file), [`Engine::find_spans`] finds sensitive spans (keyword prefilter, then
 //! linear-time regexes, SIMD candidate scanners for IPs, cards and emails, and structural
 //! detectors for PEM blocks and Kubernetes Secrets), [`Placeholders`] names them (`[SECRET:aws_access_key_id:1]`,
 //! `[EMAIL:2]`), [`Engine::minimize`] gates and redacts one request, and
@@ -56,7 +56,7 @@ pub use detect::{Engine, Kind, Span};
 pub use minimize::{MinimizeError, Minimized, MinimizedPart, Part, Shape, Summary, TypeCounts};
 pub use pipeline::{MinimizedRequest, RequestPart, SentPart, minimize_request};
 pub use placeholder::{Placeholders, Pseudonyms};
-pub use rules::{BUILTIN_RULES, Class, RuleError};
+pub use rules::{BUILTIN_RULES, Class, RuleError, RulePackCounts, check_rules};
 
 #[cfg(test)]
 mod tests;

@@ -28,9 +28,72 @@ pub struct RuleError {
     pub origin: String,
     /// 1-based line of the offending rule or field.
     pub line: usize,
+    /// 1-based column (in characters) on `line` where the offending value starts; 0 when
+    /// the error has no position in a file.
+    pub col: usize,
     /// The rule id, when the error belongs to one rule.
     pub rule: Option<String>,
     pub message: String,
+    /// How to fix it, when there is more to say than the message.
+    pub help: Option<&'static str>,
+}
+
+/// Where a rule file's errors point: turns byte offsets into line and column.
+struct Locate<'a> {
+    origin: &'a str,
+    src: &'a str,
+}
+
+impl Locate<'_> {
+    fn error(
+        &self,
+        span: Range<usize>,
+        rule: Option<&str>,
+        message: String,
+        help: Option<&'static str>,
+    ) -> RuleError {
+        RuleError {
+            origin: self.origin.to_owned(),
+            line: line_of(self.src, span.start),
+            col: col_of(self.src, span.start),
+            rule: rule.map(str::to_owned),
+            message,
+            help,
+        }
+    }
+}
+
+const TOML_HELP: &str = "rule files hold [[pattern]], [[key]] and [[structure]] tables and one [values] table; the keys each takes are described at the top of config/redaction-rules.toml";
+const REGEX_HELP: &str = "rules use the Rust `regex` syntax: no look-around, no back-references; `\\b`, `\\w`, `\\d` and `(?i)` are ASCII-only";
+const KIND_HELP: &str = "a kind is the label placeholders show, e.g. \"aws_access_key_id\"; a kind keeps the class it was first declared with";
+const KEYWORDS_HELP: &str =
+    "keywords are case-insensitive literal words of 1-64 bytes that a matching line contains";
+const ID_HELP: &str =
+    "every rule needs an id of its own (a tenant's ids must differ from the shipped pack's too)";
+
+/// What one rule file holds once it loaded: the counts `warden config check` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RulePackCounts {
+    pub patterns: usize,
+    pub keys: usize,
+    pub structures: usize,
+    /// Distinct kinds the rules name.
+    pub kinds: usize,
+}
+
+/// Checks one rule file on its own (not on top of the shipped pack): every problem, in line
+/// order, or what the file holds. The file is also compiled into an [`crate::Engine`], so a
+/// file that passes here loads.
+pub fn check_rules(origin: &str, src: &str) -> Result<RulePackCounts, Vec<RuleError>> {
+    let mut rules = RuleSet::default();
+    rules.add(origin, src)?;
+    crate::Engine::from_sources(&[(origin, src)]).map_err(|e| vec![e])?;
+    Ok(RulePackCounts {
+        patterns: rules.patterns.len(),
+        keys: rules.keys.len(),
+        structures: rules.structures.len(),
+        kinds: rules.kinds.len(),
+    })
 }
 
 /// What a kind of finding is, which decides its placeholder and whether it may be restored.
@@ -217,7 +280,8 @@ impl RuleSet {
     /// Parses one rule file and puts its rules in front of those already loaded: among key
     /// rules the first whose key matches decides the kind, so later files take precedence.
     /// Loading the shipped pack first also makes a clashing id point at the tenant's line.
-    pub fn add_in_front(&mut self, origin: &str, src: &str) -> Result<(), RuleError> {
+    /// Every problem in the file is returned, in line order.
+    pub fn add_in_front(&mut self, origin: &str, src: &str) -> Result<(), Vec<RuleError>> {
         let (p, k, s) = (self.patterns.len(), self.keys.len(), self.structures.len());
         self.add(origin, src)?;
         self.patterns.rotate_left(p);
@@ -226,134 +290,190 @@ impl RuleSet {
         Ok(())
     }
 
-    /// Parses one rule file and adds its rules after those already loaded.
-    fn add(&mut self, origin: &str, src: &str) -> Result<(), RuleError> {
-        let at = |span: Range<usize>, rule: Option<&str>, message: String| RuleError {
-            origin: origin.to_owned(),
-            line: line_of(src, span.start),
-            rule: rule.map(str::to_owned),
-            message,
-        };
+    /// Parses one rule file and adds its rules after those already loaded. A TOML error
+    /// stops at the first; otherwise each rule is checked and every bad one reported.
+    fn add(&mut self, origin: &str, src: &str) -> Result<(), Vec<RuleError>> {
+        let at = Locate { origin, src };
         let raw: RawPack = toml::from_str(src).map_err(|e| {
-            at(
+            vec![at.error(
                 e.span().unwrap_or(0..0),
                 None,
                 e.message().trim_end_matches('\n').to_owned(),
-            )
+                Some(TOML_HELP),
+            )]
         })?;
         let mut seen: Vec<String> = self.all_ids();
-
+        let mut errs = Vec::new();
         if let Some(values) = raw.values
             && let Some(ignore) = values.ignore
         {
-            let re = compile(ignore.get_ref())
-                .map_err(|m| at(ignore.span(), None, format!("values.ignore: {m}")))?;
-            self.ignore_values.push(re);
+            match compile(ignore.get_ref()) {
+                Ok(re) => self.ignore_values.push(re),
+                Err(m) => errs.push(at.error(
+                    ignore.span(),
+                    None,
+                    format!("values.ignore: {m}"),
+                    Some(REGEX_HELP),
+                )),
+            }
         }
         for p in raw.pattern {
-            let span = p.span();
-            let p = p.into_inner();
-            let id = p.id.get_ref().clone();
-            let err = |span: Range<usize>, m: String| at(span, Some(&id), m);
-            check_id(&id, &mut seen).map_err(|m| err(p.id.span(), m))?;
-            let kind = self
-                .kind(p.kind.get_ref(), p.class)
-                .map_err(|m| err(p.kind.span(), m))?;
-            let regex = match &p.regex {
-                Some(r) => Some(compile(r.get_ref()).map_err(|m| err(r.span(), m))?),
-                None if p.scanner.is_some() => None,
-                None => {
-                    return Err(err(
-                        span,
-                        "a pattern rule needs a regex (or a scanner)".into(),
-                    ));
-                }
-            };
-            let value_group = regex
-                .as_ref()
-                .and_then(|r| r.capture_names().position(|n| n == Some("value")));
-            let ignore = match &p.ignore {
-                Some(s) => {
-                    Some(compile(s.get_ref()).map_err(|m| err(s.span(), format!("ignore: {m}")))?)
-                }
-                None => None,
-            };
-            check_keywords(&p.keywords).map_err(|m| err(span.clone(), m))?;
-            self.patterns.push(PatternRule {
-                id,
-                kind,
-                priority: p.priority,
-                keywords: p.keywords,
-                regex,
-                value_group,
-                check: p.check,
-                min_len: p.min_len,
-                min_entropy: p.min_entropy,
-                needs_digit: p.needs_digit,
-                ignore,
-                scanner: p.scanner,
-            });
+            if let Err(e) = self.add_pattern(&at, p, &mut seen) {
+                errs.push(e);
+            }
         }
         for k in raw.key {
-            let span = k.span();
-            let k = k.into_inner();
-            let id = k.id.get_ref().clone();
-            let err = |span: Range<usize>, m: String| at(span, Some(&id), m);
-            check_id(&id, &mut seen).map_err(|m| err(k.id.span(), m))?;
-            let kind = self
-                .kind(k.kind.get_ref(), k.class)
-                .map_err(|m| err(k.kind.span(), m))?;
-            let key = compile(k.key.get_ref()).map_err(|m| err(k.key.span(), m))?;
-            let ignore = match &k.ignore {
-                Some(s) => {
-                    Some(compile(s.get_ref()).map_err(|m| err(s.span(), format!("ignore: {m}")))?)
-                }
-                None => None,
-            };
-            if k.keywords.is_empty() {
-                return Err(err(
-                    span,
-                    "a key rule needs at least one keyword (a word every matching key contains)"
-                        .into(),
-                ));
+            if let Err(e) = self.add_key(&at, k, &mut seen) {
+                errs.push(e);
             }
-            check_keywords(&k.keywords).map_err(|m| err(span.clone(), m))?;
-            self.keys.push(KeyRule {
-                id,
-                kind,
-                priority: k.priority,
-                keywords: k.keywords,
-                key,
-                min_len: k.min_len,
-                min_entropy: k.min_entropy,
-                needs_digit: k.needs_digit,
-                ignore,
-            });
         }
         for s in raw.structure {
-            let span = s.span();
-            let s = s.into_inner();
-            let id = s.id.get_ref().clone();
-            let err = |span: Range<usize>, m: String| at(span, Some(&id), m);
-            check_id(&id, &mut seen).map_err(|m| err(s.id.span(), m))?;
-            let kind = self
-                .kind(s.kind.get_ref(), s.class)
-                .map_err(|m| err(s.kind.span(), m))?;
-            if s.keywords.is_empty() {
+            if let Err(e) = self.add_structure(&at, s, &mut seen) {
+                errs.push(e);
+            }
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            errs.sort_by_key(|e| (e.line, e.col));
+            Err(errs)
+        }
+    }
+
+    fn add_pattern(
+        &mut self,
+        at: &Locate<'_>,
+        p: Spanned<RawPattern>,
+        seen: &mut Vec<String>,
+    ) -> Result<(), RuleError> {
+        let span = p.span();
+        let p = p.into_inner();
+        let id = p.id.get_ref().clone();
+        let err = |span: Range<usize>, m: String, help: Option<&'static str>| {
+            at.error(span, Some(&id), m, help)
+        };
+        check_id(&id, seen).map_err(|(m, h)| err(p.id.span(), m, h))?;
+        let kind = self
+            .kind(p.kind.get_ref(), p.class)
+            .map_err(|m| err(p.kind.span(), m, Some(KIND_HELP)))?;
+        let regex = match &p.regex {
+            Some(r) => Some(compile(r.get_ref()).map_err(|m| err(r.span(), m, Some(REGEX_HELP)))?),
+            None if p.scanner.is_some() => None,
+            None => {
                 return Err(err(
                     span,
-                    "a structure rule needs at least one keyword".into(),
+                    "a pattern rule needs a regex (or a scanner)".into(),
+                    Some(
+                        "add regex = '''...''', or scanner = \"ipv4\" | \"ipv6\" | \"credit_card\" | \"email\"",
+                    ),
                 ));
             }
-            check_keywords(&s.keywords).map_err(|m| err(span.clone(), m))?;
-            self.structures.push(StructureRule {
-                id,
-                kind,
-                priority: s.priority,
-                keywords: s.keywords,
-                detector: s.detector,
-            });
+        };
+        let value_group = regex
+            .as_ref()
+            .and_then(|r| r.capture_names().position(|n| n == Some("value")));
+        let ignore = match &p.ignore {
+            Some(s) => Some(
+                compile(s.get_ref())
+                    .map_err(|m| err(s.span(), format!("ignore: {m}"), Some(REGEX_HELP)))?,
+            ),
+            None => None,
+        };
+        check_keywords(&p.keywords).map_err(|m| err(span.clone(), m, Some(KEYWORDS_HELP)))?;
+        self.patterns.push(PatternRule {
+            id,
+            kind,
+            priority: p.priority,
+            keywords: p.keywords,
+            regex,
+            value_group,
+            check: p.check,
+            min_len: p.min_len,
+            min_entropy: p.min_entropy,
+            needs_digit: p.needs_digit,
+            ignore,
+            scanner: p.scanner,
+        });
+        Ok(())
+    }
+
+    fn add_key(
+        &mut self,
+        at: &Locate<'_>,
+        k: Spanned<RawKey>,
+        seen: &mut Vec<String>,
+    ) -> Result<(), RuleError> {
+        let span = k.span();
+        let k = k.into_inner();
+        let id = k.id.get_ref().clone();
+        let err = |span: Range<usize>, m: String, help: Option<&'static str>| {
+            at.error(span, Some(&id), m, help)
+        };
+        check_id(&id, seen).map_err(|(m, h)| err(k.id.span(), m, h))?;
+        let kind = self
+            .kind(k.kind.get_ref(), k.class)
+            .map_err(|m| err(k.kind.span(), m, Some(KIND_HELP)))?;
+        let key = compile(k.key.get_ref()).map_err(|m| err(k.key.span(), m, Some(REGEX_HELP)))?;
+        let ignore = match &k.ignore {
+            Some(s) => Some(
+                compile(s.get_ref())
+                    .map_err(|m| err(s.span(), format!("ignore: {m}"), Some(REGEX_HELP)))?,
+            ),
+            None => None,
+        };
+        if k.keywords.is_empty() {
+            return Err(err(
+                span,
+                "a key rule needs at least one keyword (a word every matching key contains)".into(),
+                Some(KEYWORDS_HELP),
+            ));
         }
+        check_keywords(&k.keywords).map_err(|m| err(span.clone(), m, Some(KEYWORDS_HELP)))?;
+        self.keys.push(KeyRule {
+            id,
+            kind,
+            priority: k.priority,
+            keywords: k.keywords,
+            key,
+            min_len: k.min_len,
+            min_entropy: k.min_entropy,
+            needs_digit: k.needs_digit,
+            ignore,
+        });
+        Ok(())
+    }
+
+    fn add_structure(
+        &mut self,
+        at: &Locate<'_>,
+        s: Spanned<RawStructure>,
+        seen: &mut Vec<String>,
+    ) -> Result<(), RuleError> {
+        let span = s.span();
+        let s = s.into_inner();
+        let id = s.id.get_ref().clone();
+        let err = |span: Range<usize>, m: String, help: Option<&'static str>| {
+            at.error(span, Some(&id), m, help)
+        };
+        check_id(&id, seen).map_err(|(m, h)| err(s.id.span(), m, h))?;
+        let kind = self
+            .kind(s.kind.get_ref(), s.class)
+            .map_err(|m| err(s.kind.span(), m, Some(KIND_HELP)))?;
+        if s.keywords.is_empty() {
+            return Err(err(
+                span,
+                "a structure rule needs at least one keyword".into(),
+                Some(KEYWORDS_HELP),
+            ));
+        }
+        check_keywords(&s.keywords).map_err(|m| err(span.clone(), m, Some(KEYWORDS_HELP)))?;
+        self.structures.push(StructureRule {
+            id,
+            kind,
+            priority: s.priority,
+            keywords: s.keywords,
+            detector: s.detector,
+        });
         Ok(())
     }
 
@@ -405,12 +525,12 @@ impl fmt::Display for Class {
     }
 }
 
-fn check_id(id: &str, seen: &mut Vec<String>) -> Result<(), String> {
+fn check_id(id: &str, seen: &mut Vec<String>) -> Result<(), (String, Option<&'static str>)> {
     if id.is_empty() || id.len() > 64 {
-        return Err("rule id must be 1-64 characters".into());
+        return Err(("rule id must be 1-64 characters".into(), None));
     }
     if seen.iter().any(|s| s == id) {
-        return Err("duplicate rule id".into());
+        return Err(("duplicate rule id".into(), Some(ID_HELP)));
     }
     seen.push(id.to_owned());
     Ok(())
@@ -441,6 +561,19 @@ pub(crate) fn compile(pattern: &str) -> Result<Regex, String> {
         })
 }
 
+/// The error an [`crate::Engine`] constructor reports: the first in the file (the engine
+/// stops at one; `check_rules` shows them all).
+pub(crate) fn first_error(origin: &str, errs: Vec<RuleError>) -> RuleError {
+    errs.into_iter().next().unwrap_or_else(|| RuleError {
+        origin: origin.to_owned(),
+        line: 0,
+        col: 0,
+        rule: None,
+        message: "the rules did not load".into(),
+        help: None,
+    })
+}
+
 /// 1-based line number of a byte offset.
 pub(crate) fn line_of(src: &str, offset: usize) -> usize {
     let end = offset.min(src.len());
@@ -449,4 +582,12 @@ pub(crate) fn line_of(src: &str, offset: usize) -> usize {
         .filter(|&&b| b == b'\n')
         .count()
         + 1
+}
+
+/// 1-based column, in characters, of a byte offset on its line.
+pub(crate) fn col_of(src: &str, offset: usize) -> usize {
+    let end = offset.min(src.len());
+    let before = src.get(..end).unwrap_or_default();
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    before[line_start..].chars().count() + 1
 }

@@ -149,6 +149,7 @@ async fn walk() {
         (9467, free_port()),
         (4317, free_port()),
         (4318, free_port()),
+        (7446, free_port()),
     ];
     let _storage = serve(dir, "storage", &config(dir, "storage", &ports));
     wait_serving(dir, s, Role::Storage).await;

@@ -211,6 +211,61 @@ fn rule_errors_name_rule_and_line() {
 }
 
 #[test]
+fn check_rules_reports_every_bad_rule_at_its_line_and_column_in_line_order() {
+    let bad = "\
+[[key]]
+id = \"k\"
+kind = \"Bad Kind\"
+key = 'x'
+keywords = ['x']
+
+[[pattern]]
+id = \"broken\"
+kind = \"x\"
+regex = '''(unclosed'''
+
+[[pattern]]
+id = \"broken\"
+kind = \"x\"
+regex = 'y'
+";
+    let errs = crate::check_rules("acme.toml", bad).unwrap_err();
+    let got: Vec<(usize, usize, Option<&str>)> = errs
+        .iter()
+        .map(|e| (e.line, e.col, e.rule.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (3, 8, Some("k")),
+            (10, 9, Some("broken")),
+            (13, 6, Some("broken"))
+        ],
+        "{errs:?}"
+    );
+    assert!(errs[1].message.starts_with("invalid regex"), "{errs:?}");
+    assert!(errs[1].help.is_some_and(|h| h.contains("look-around")));
+    assert!(errs[2].message.contains("duplicate"), "{errs:?}");
+    // An engine stops at the first of them.
+    let err = Engine::with_tenant_rules_from("acme.toml", bad).unwrap_err();
+    assert_eq!((err.line, err.col), (3, 8), "{err}");
+}
+
+#[test]
+fn check_rules_counts_what_the_shipped_pack_holds() {
+    let counts = crate::check_rules("builtin", crate::BUILTIN_RULES).unwrap();
+    let ids = |section: &str| {
+        crate::BUILTIN_RULES
+            .matches(&format!("\n[[{section}]]\n"))
+            .count()
+    };
+    assert_eq!(counts.patterns, ids("pattern"));
+    assert_eq!(counts.keys, ids("key"));
+    assert_eq!(counts.structures, ids("structure"));
+    assert!(counts.kinds > 0 && counts.kinds <= counts.patterns + counts.keys + counts.structures);
+}
+
+#[test]
 fn engine_is_send_sync_and_cheap_to_clone() {
     fn assert_send_sync<T: Send + Sync + Clone>() {}
     assert_send_sync::<Engine>();

@@ -1,4 +1,6 @@
-//! `warden config check FILE`: validate a routing config and explain every error with its line.
+//! `warden config check FILE`: validate any config file in `config/` (provider routing,
+//! redaction rules, agent/gateway/storage service configs) and explain every error with its
+//! line; the kind of file is worked out by `warden_config::classify`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -12,7 +14,8 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Action {
-    /// Check a routing config (config/providers.toml) without loading it anywhere.
+    /// Check a config file without loading it anywhere: provider routing (providers.toml),
+    /// redaction rules, or an agent, gateway or storage service config.
     Check { file: PathBuf },
 }
 
