@@ -53,6 +53,8 @@ pub struct Options {
     pub stream_idle: Option<Duration>,
     /// The agent's run limits (default: `RunLimits::default()`).
     pub run_limits: Option<warden_agent::RunLimits>,
+    /// The agent's webhook listener options.
+    pub webhooks: warden_agent::webhooks::WebhookOptions,
     /// The limits of storage's ingest listener (OTLP/gRPC and OTLP/HTTP).
     pub ingest: warden_storage::IngestOptions,
 }
@@ -79,6 +81,7 @@ impl Default for Options {
             provider: None,
             stream_idle: None,
             run_limits: None,
+            webhooks: Default::default(),
             ingest: warden_storage::IngestOptions::default(),
         }
     }
@@ -93,6 +96,8 @@ pub struct Cluster {
     /// The second storage replica (with [`Options::second_storage`]).
     pub storage2_addr: Option<SocketAddr>,
     pub agent_addr: SocketAddr,
+    /// The agent service's HTTPS webhook listener.
+    pub webhooks_addr: SocketAddr,
     /// Storage's ingest listener: OTLP/gRPC (and `warden.telemetry.v1.Ingest`), OTLP/HTTP.
     pub otlp_grpc_addr: SocketAddr,
     pub otlp_http_addr: SocketAddr,
@@ -133,6 +138,7 @@ impl Cluster {
         let (sl, storage_addr) = services::bind(any).await.unwrap();
         let (gl, gateway_addr) = services::bind(any).await.unwrap();
         let (al, agent_addr) = services::bind(any).await.unwrap();
+        let (wl, webhooks_addr) = services::bind(any).await.unwrap();
         let db_url = opts
             .database_url
             .clone()
@@ -234,6 +240,10 @@ impl Cluster {
                 opts.run_limits.unwrap_or_default(),
                 &gateway_addr.to_string(),
                 &storage_addr.to_string(),
+                Some(services::WebhookListener {
+                    listener: wl,
+                    options: opts.webhooks.clone(),
+                }),
                 rx,
             )
             .unwrap(),
@@ -246,6 +256,7 @@ impl Cluster {
             gateway2_addr,
             storage2_addr,
             agent_addr,
+            webhooks_addr,
             otlp_grpc_addr,
             otlp_http_addr,
             local,

@@ -344,6 +344,7 @@ async fn github_tenant(
             default_ref: "main".into(),
         }],
         ca_pem: String::from_utf8(ca.ca_pem()).unwrap(),
+        ..Default::default()
     });
     c.set_tenant(s.clone()).await;
     (mock, server, s)

@@ -17,6 +17,7 @@ pub mod compact;
 pub mod finding;
 mod run;
 pub mod tools;
+pub mod webhooks;
 mod worker;
 
 pub use budget::Budget;
@@ -34,6 +35,7 @@ use warden_proto::gateway::v1::gateway_client::GatewayClient;
 use warden_proto::storage::v1 as st;
 use warden_proto::storage::v1::run_store_client::RunStoreClient;
 use warden_proto::storage::v1::tenant_store_client::TenantStoreClient;
+use warden_proto::telemetry::v1::ingest_tokens_client::IngestTokensClient;
 use warden_proto::telemetry::v1::telemetry_query_client::TelemetryQueryClient;
 use warden_rpc::ServiceHost;
 use warden_tls::authorize;
@@ -99,6 +101,7 @@ struct Inner {
     runs: RunStoreClient<Channel>,
     tenants: TenantStoreClient<Channel>,
     telemetry: TelemetryQueryClient<Channel>,
+    tokens: IngestTokensClient<Channel>,
     limits: RunLimits,
     /// This replica's name, unique across replicas (its workers' lease owner prefix).
     replica: String,
@@ -125,7 +128,8 @@ impl Agent {
                 gateway: GatewayClient::new(gateway),
                 runs: RunStoreClient::new(storage.clone()),
                 tenants: TenantStoreClient::new(storage.clone()),
-                telemetry: TelemetryQueryClient::new(storage),
+                telemetry: TelemetryQueryClient::new(storage.clone()),
+                tokens: IngestTokensClient::new(storage),
                 limits,
                 replica: format!(
                     "{}-{}",

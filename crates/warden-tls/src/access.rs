@@ -287,6 +287,14 @@ pub const MATRIX: &[Rule] = &[
     ),
     // storage's ingest listener: senders write their own tenant's telemetry (an ingest
     // token stands for an ingest identity of its tenant)
+    row(
+        "warden.telemetry.v1.IngestTokens/ResolveIngestToken",
+        &[AgentService],
+        Platform,
+    ),
+    // agent service: alert, deployment and cluster-event webhooks over HTTPS, for the
+    // sender's own tenant (an ingest certificate or token; GitHub signs with its secret)
+    row("warden.agent.v1.Webhooks/Deliver", &[Ingest], Own),
     row("warden.telemetry.v1.Ingest/IngestProfile", &[Ingest], Own),
     row("warden.telemetry.v1.Ingest/IngestCluster", &[Ingest], Own),
     row("warden.telemetry.v1.Ingest/IngestConfig", &[Ingest], Own),

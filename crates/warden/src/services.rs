@@ -403,6 +403,42 @@ pub fn start_gateway(
     }))
 }
 
+/// The agent's run limits from its config file (`[runs]`, `[budget]` and the top-level
+/// keys); what the file leaves out keeps its documented default.
+pub fn run_limits(agent: &warden_config::AgentSettings) -> warden_agent::RunLimits {
+    let mut l = warden_agent::RunLimits::default();
+    if let Some(s) = agent.lookback_secs {
+        l.lookback = Duration::from_secs(s);
+    }
+    if let Some(b) = agent.tool_result_max_bytes {
+        l.max_tool_result_bytes = b;
+    }
+    let runs = agent.runs.clone().unwrap_or_default();
+    l.workers = runs.workers_or_default() as usize;
+    l.lease = Duration::from_secs(runs.lease_secs_or_default());
+    l.max_queued_per_tenant = runs.max_queued_per_tenant_or_default();
+    l.max_running_per_tenant = runs.max_running_per_tenant_or_default();
+    l.max_started_per_minute = runs.max_started_per_minute_per_tenant_or_default();
+    let b = agent.budget.clone().unwrap_or_default();
+    l.budget = warden_agent::Budget {
+        max_steps: b.max_steps_or_default(),
+        max_wall: Duration::from_secs(b.max_wall_secs_or_default()),
+        max_tool_calls: b.max_tool_calls_or_default(),
+        max_input_tokens: b.max_input_tokens_or_default(),
+        max_output_tokens: b.max_output_tokens_or_default(),
+        max_bytes_per_data_type: b.max_bytes_per_data_type_or_default(),
+        model_context_tokens: b.model_context_tokens_or_default(),
+    };
+    l
+}
+
+/// The agent service's webhook listener and its limits.
+pub struct WebhookListener {
+    pub listener: TcpListener,
+    pub options: warden_agent::webhooks::WebhookOptions,
+}
+
+#[allow(clippy::too_many_arguments)]
 pub fn start_agent(
     listener: TcpListener,
     security: Security,
@@ -410,6 +446,7 @@ pub fn start_agent(
     run_limits: warden_agent::RunLimits,
     gateway_addr: &str,
     storage_addr: &str,
+    webhooks: Option<WebhookListener>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Task> {
     let gateway = warden_rpc::connect(
@@ -426,6 +463,20 @@ pub fn start_agent(
     )?;
     let agent = warden_agent::Agent::new(gateway, storage, run_limits);
     agent.spawn_workers(shutdown.clone());
+    let hooks = match webhooks {
+        Some(w) => {
+            let tls = warden_rpc::https::optional_client_auth(&security)?;
+            Some(warden_rpc::https::serve(
+                "agent-webhooks",
+                w.listener,
+                tls,
+                warden_agent::webhooks::router(agent.clone(), w.options),
+                shutdown_future(shutdown.clone()),
+                limits.shutdown_deadline,
+            ))
+        }
+        None => None,
+    };
     let host = ServiceHost {
         component: "agent",
         security,
@@ -433,13 +484,20 @@ pub fn start_agent(
     };
     let routes = agent.routes(&host);
     Ok(tokio::spawn(async move {
-        host.serve(
+        let grpc = host.serve(
             listener,
             routes,
             &warden_agent::Agent::SERVICES,
             shutdown_future(shutdown),
-        )
-        .await?;
+        );
+        match hooks {
+            Some(hooks) => {
+                tokio::try_join!(async { grpc.await.map_err(anyhow::Error::from) }, async {
+                    hooks.await.map_err(anyhow::Error::from)
+                })?;
+            }
+            None => grpc.await?,
+        }
         Ok(())
     }))
 }

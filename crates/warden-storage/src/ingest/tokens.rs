@@ -160,6 +160,15 @@ impl IngestTokens for Storage {
         Ok(Response::new(tm::ListIngestTokensResponse { tokens }))
     }
 
+    async fn resolve_ingest_token(
+        &self,
+        req: Request<tm::ResolveIngestTokenRequest>,
+    ) -> Result<Response<tm::ResolveIngestTokenResponse>, Status> {
+        authorize(&req, "warden.telemetry.v1.IngestTokens/ResolveIngestToken")?.platform()?;
+        let tenant_id = self.tenant_of_token(&req.get_ref().token).await?;
+        Ok(Response::new(tm::ResolveIngestTokenResponse { tenant_id }))
+    }
+
     async fn revoke_ingest_token(
         &self,
         req: Request<tm::RevokeIngestTokenRequest>,

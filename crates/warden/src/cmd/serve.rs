@@ -139,15 +139,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             services::start_gateway(listener, security.clone(), limits, gateway, shutdown_rx)?
         }
         ServiceSettings::Agent(agent) => {
-            // Ranges were checked by the parser. [runs], [budget], [webhooks] and [anomaly]
-            // are parsed and checked there too, and not used here yet.
-            let mut run_limits = warden_agent::RunLimits::default();
-            if let Some(s) = agent.lookback_secs {
-                run_limits.lookback = Duration::from_secs(s);
-            }
-            if let Some(b) = agent.tool_result_max_bytes {
-                run_limits.max_tool_result_bytes = b;
-            }
+            // Ranges were checked by the parser.
+            let run_limits = services::run_limits(&agent);
+            let webhooks = match &agent.webhooks {
+                Some(w) => {
+                    let (listener, addr) = services::bind(w.listen).await?;
+                    tracing::info!(%addr, "receiving webhooks");
+                    let reasons = w.cluster_event_reasons_or_default();
+                    Some(services::WebhookListener {
+                        listener,
+                        options: warden_agent::webhooks::WebhookOptions {
+                            max_body_bytes: w.max_body_bytes_or_default() as usize,
+                            cluster_events: warden_triggers::EventFilter {
+                                window_ms: w.cluster_event_window_secs_or_default() as i64 * 1000,
+                                reasons: Some(reasons.into_iter().collect()),
+                            },
+                        },
+                    })
+                }
+                None => None,
+            };
             services::start_agent(
                 listener,
                 security,
@@ -155,6 +166,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 run_limits,
                 &agent.gateway,
                 &agent.storage,
+                webhooks,
                 shutdown_rx,
             )?
         }

@@ -34,6 +34,9 @@ pub struct Args {
     /// Storage's OTLP/HTTP ingest port.
     #[arg(long, default_value = "127.0.0.1:4318")]
     otlp_http: SocketAddr,
+    /// The agent service's webhook listener (Alertmanager, Kubernetes events, GitHub, Argo CD).
+    #[arg(long, default_value = "127.0.0.1:7446")]
+    webhooks: SocketAddr,
     /// Prometheus metrics endpoint (/metrics).
     #[arg(long, default_value = "127.0.0.1:9464")]
     metrics: SocketAddr,
@@ -75,6 +78,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let (storage_l, storage_addr) = services::bind(args.storage).await?;
     let (gateway_l, gateway_addr) = services::bind(args.gateway).await?;
     let (agent_l, agent_addr) = services::bind(args.agent).await?;
+    let (webhooks_l, webhooks_addr) = services::bind(args.webhooks).await?;
     let (otlp_grpc, otlp_grpc_addr) = services::bind(args.otlp_grpc).await?;
     let (otlp_http, otlp_http_addr) = services::bind(args.otlp_http).await?;
     let db_path = args.data_dir.join("warden.db");
@@ -118,6 +122,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         warden_agent::RunLimits::default(),
         &gateway_addr.to_string(),
         &storage_addr.to_string(),
+        Some(services::WebhookListener {
+            listener: webhooks_l,
+            options: Default::default(),
+        }),
         shutdown_rx,
     )?;
     if let Some(p) = &pki {
@@ -128,7 +136,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         &pki_dir,
         gateway_addr,
         storage_addr,
-        agent_addr,
+        (agent_addr, webhooks_addr),
         (otlp_grpc_addr, otlp_http_addr),
     )?;
 
@@ -213,7 +221,7 @@ fn banner(
     pki: &std::path::Path,
     gateway: SocketAddr,
     storage: SocketAddr,
-    agent: SocketAddr,
+    (agent, webhooks): (SocketAddr, SocketAddr),
     (otlp_grpc, otlp_http): (SocketAddr, SocketAddr),
 ) -> anyhow::Result<()> {
     // Services' certificates name their service, not the address: grpcurl checks that
@@ -240,6 +248,10 @@ fn banner(
     )?;
     writeln!(out, "  storage  {scheme}://{storage}")?;
     writeln!(out, "  agent    {scheme}://{agent}")?;
+    writeln!(
+        out,
+        "  webhooks {scheme}://{webhooks}/webhooks/{{alertmanager,kubernetes,argocd,github/TENANT}}"
+    )?;
     writeln!(
         out,
         "  OTLP in  {scheme}://{otlp_grpc} (gRPC), {scheme}://{otlp_http} (HTTP /v1/logs, /v1/metrics, /v1/traces)"
