@@ -91,7 +91,15 @@ fn identities(c: &Cluster) -> Vec<Who> {
             tenants: vec![],
         },
     ];
-    for role in [Role::Agent, Role::Admin, Role::Compliance, Role::Reviewer] {
+    // A platform-wide viewer is not built in.
+    c.issue(Role::Viewer, "viewer", &[]);
+    for role in [
+        Role::Agent,
+        Role::Admin,
+        Role::Compliance,
+        Role::Reviewer,
+        Role::Viewer,
+    ] {
         all.push(Who {
             file: role.as_str().into(),
             role,
@@ -454,6 +462,8 @@ fn methods() -> Vec<(String, bool)> {
             }
         }
     }
+    // The agent service's webhooks (HTTPS routes, one matrix row).
+    out.push(("warden.agent.v1.Webhooks/Deliver".to_owned(), false));
     // The OTLP collector services storage's ingest listener serves, as the OpenTelemetry
     // protocol names them (from the published `opentelemetry-proto` definitions).
     for signal in [
@@ -469,8 +479,65 @@ fn methods() -> Vec<(String, bool)> {
     out
 }
 
+/// Posts an Alertmanager notification to the webhook listener as `who`, and reads the
+/// answer back as the gRPC status the same decision would have been.
+async fn deliver_webhook(c: &Cluster, rule: &Rule, who: &Who) -> Result<(), tonic::Status> {
+    let ca = std::fs::read(c.pki.ca_cert_path()).unwrap();
+    let dir = c.pki.dir();
+    let mut pem = std::fs::read(dir.join(format!("{}.pem", who.file))).unwrap();
+    pem.extend(std::fs::read(dir.join(format!("{}-key.pem", who.file))).unwrap());
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .identity(reqwest::Identity::from_pem(&pem).unwrap())
+        .resolve("agent.warden.internal", c.webhooks_addr)
+        .build()
+        .unwrap();
+    let body = serde_json::json!({"version": "4", "status": "firing", "receiver": "warden", "groupKey": "{}:{}",
+        "alerts": [{"status": "firing", "labels": {"alertname": "Matrix"}, "startsAt": "2026-12-05T10:00:00Z",
+                    "endsAt": "0001-01-01T00:00:00Z", "fingerprint": format!("matrix{}", who.file)}]});
+    let res = http
+        .post(format!(
+            "https://agent.warden.internal:{}/webhooks/alertmanager",
+            c.webhooks_addr.port()
+        ))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let status = res.status().as_u16();
+    let v: serde_json::Value = res.json().await.unwrap_or_default();
+    let code = match status {
+        200..=299 => return Ok(()),
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        _ => Code::Unknown,
+    };
+    let text = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        text("rpc"),
+        if code == Code::PermissionDenied {
+            rule.rpc
+        } else {
+            ""
+        }
+    );
+    Err(tonic::Status::with_error_details(
+        code,
+        text("error"),
+        tonic_types::ErrorDetails::with_error_info(
+            text("reason"),
+            "warden",
+            [("rpc".to_owned(), text("rpc"))],
+        ),
+    ))
+}
+
 /// Calls `rule.rpc` as `who` on the service that serves it.
 async fn call(c: &Cluster, rule: &Rule, who: &Who) -> Result<(), tonic::Status> {
+    if rule.rpc == "warden.agent.v1.Webhooks/Deliver" {
+        return deliver_webhook(c, rule, who).await;
+    }
     let addr = match rule.rpc.split('.').nth(1) {
         Some("gateway") => c.gateway_addr,
         Some("agent") => c.agent_addr,
@@ -626,7 +693,7 @@ async fn identities_scoped_to_another_tenant_read_and_write_nothing() {
     c.set_tenant(enabled_tenant(TENANT)).await;
     let who = identities(&c);
     let others: Vec<&Who> = who.iter().filter(|w| w.tenants == [OTHER]).collect();
-    assert_eq!(others.len(), 5);
+    assert_eq!(others.len(), 6);
     let before = snapshot(&c).await;
     let mut named = 0;
     for rule in MATRIX.iter().filter(|r| r.tenant == TenantCheck::Named) {
@@ -636,7 +703,7 @@ async fn identities_scoped_to_another_tenant_read_and_write_nothing() {
             named += 1;
         }
     }
-    assert!(named >= 5 * 15, "{named}");
+    assert!(named >= 6 * 15, "{named}");
     assert_eq!(snapshot(&c).await, before);
     assert_eq!(c.local.calls(), 0, "nothing reached the provider");
     c.stop().await;

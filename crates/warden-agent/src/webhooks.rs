@@ -67,12 +67,22 @@ fn json_response(status: StatusCode, v: &serde_json::Value) -> Response {
         .into_response()
 }
 
-/// A refusal: the status and the reason, as JSON.
-struct Refusal(StatusCode, String);
+/// A refusal: the status and the reason, as JSON (with the access matrix's reason code
+/// and rule when the matrix refused the sender).
+struct Refusal(StatusCode, String, Option<(String, String)>);
+
+fn refusal(status: StatusCode, message: impl Into<String>) -> Refusal {
+    Refusal(status, message.into(), None)
+}
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        let mut r = json_response(self.0, &json!({"error": self.1}));
+        let mut body = json!({"error": self.1});
+        if let Some((code, rule)) = self.2 {
+            body["reason"] = json!(code);
+            body["rpc"] = json!(rule);
+        }
+        let mut r = json_response(self.0, &body);
         if self.0 == StatusCode::SERVICE_UNAVAILABLE {
             r.headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
@@ -87,7 +97,7 @@ impl From<PayloadError> for Refusal {
             PayloadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::BAD_REQUEST,
         };
-        Refusal(status, e.to_string())
+        refusal(status, e.to_string())
     }
 }
 
@@ -101,7 +111,12 @@ impl From<Status> for Refusal {
             // Queue full, storage or settings unreachable: retry later.
             _ => StatusCode::SERVICE_UNAVAILABLE,
         };
-        Refusal(status, s.message().to_owned())
+        use tonic_types::StatusExt;
+        let reason = s.get_details_error_info().map(|i| {
+            let rule = i.metadata.get("rpc").cloned().unwrap_or_default();
+            (i.reason, rule)
+        });
+        Refusal(status, s.message().to_owned(), reason)
     }
 }
 
@@ -160,9 +175,9 @@ impl Hooks {
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| {
-                    Refusal(
+                    refusal(
                         StatusCode::UNAUTHORIZED,
-                        "Authorization must be `Bearer <ingest token>`".into(),
+                        "Authorization must be `Bearer <ingest token>`",
                     )
                 })?;
             let mut tokens = self.agent.inner.tokens.clone();
@@ -170,20 +185,24 @@ impl Hooks {
                 .resolve_ingest_token(tm::ResolveIngestTokenRequest {
                     token: token.to_owned(),
                 })
-                .await?;
+                .await
+                .map_err(|s| match s.code() {
+                    Code::NotFound => refusal(StatusCode::UNAUTHORIZED, s.message()),
+                    _ => Refusal::from(s),
+                })?;
             return Ok(r.into_inner().tenant_id);
         }
         let leaf = ext
             .get::<PeerCertificates>()
             .and_then(PeerCertificates::leaf)
             .ok_or_else(|| {
-                Refusal(
+                refusal(
                     StatusCode::UNAUTHORIZED,
-                    "a webhook needs an ingest certificate scoped to one tenant or `Authorization: Bearer <ingest token>`".into(),
+                    "a webhook needs an ingest certificate scoped to one tenant or `Authorization: Bearer <ingest token>`",
                 )
             })?;
         let caller = Caller::from_der(leaf.as_ref())
-            .map_err(|e| Refusal(StatusCode::UNAUTHORIZED, e.to_string()))?;
+            .map_err(|e| refusal(StatusCode::UNAUTHORIZED, e.to_string()))?;
         Ok(
             warden_tls::authorize_caller(caller, "warden.agent.v1.Webhooks/Deliver")?
                 .own_tenant()?,
@@ -196,13 +215,13 @@ impl Hooks {
         let limited = http_body_util::Limited::new(body, limit);
         match limited.collect().await {
             Ok(b) => Ok(b.to_bytes()),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Refusal(
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(refusal(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("the body is larger than the {limit} bytes this listener accepts"),
             )),
-            Err(_) => Err(Refusal(
+            Err(_) => Err(refusal(
                 StatusCode::BAD_REQUEST,
-                "the body could not be read".into(),
+                "the body could not be read",
             )),
         }
     }
@@ -335,20 +354,20 @@ async fn argocd(State(h): State<Arc<Hooks>>, req: Request) -> Response {
 async fn github(State(h): State<Arc<Hooks>>, Path(tenant): Path<String>, req: Request) -> Response {
     answer("github", async {
         if !warden_tls::valid_tenant_id(&tenant) {
-            return Err(Refusal(StatusCode::NOT_FOUND, "no such tenant".into()));
+            return Err(refusal(StatusCode::NOT_FOUND, "no such tenant"));
         }
         let (parts, body) = req.into_parts();
         let body = h.body(body).await?;
         let header_str = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
         let secret = h.github_secret(&tenant).await?;
         if !warden_triggers::github_signature_ok(&secret, &body, header_str(warden_triggers::SIGNATURE_HEADER)) {
-            return Err(Refusal(
+            return Err(refusal(
                 StatusCode::UNAUTHORIZED,
-                "X-Hub-Signature-256 is missing or does not match the body signed with this tenant's webhook secret".into(),
+                "X-Hub-Signature-256 is missing or does not match the body signed with this tenant's webhook secret",
             ));
         }
         let event = header_str(warden_triggers::EVENT_HEADER)
-            .ok_or_else(|| Refusal(StatusCode::BAD_REQUEST, "X-GitHub-Event is missing".into()))?;
+            .ok_or_else(|| refusal(StatusCode::BAD_REQUEST, "X-GitHub-Event is missing"))?;
         let delivery = header_str(warden_triggers::DELIVERY_HEADER).unwrap_or_default();
         let deployment = warden_triggers::github_deployment_status(event, delivery, &body)?;
         h.start(&tenant, deployment.iter().map(Trigger::from_deployment).collect()).await
@@ -360,9 +379,9 @@ impl Hooks {
     /// The tenant's GitHub webhook secret; a tenant without one accepts no deliveries.
     async fn github_secret(&self, tenant: &str) -> Result<Vec<u8>, Refusal> {
         let unknown = || {
-            Refusal(
+            refusal(
                 StatusCode::NOT_FOUND,
-                "this tenant has no GitHub webhook secret configured".into(),
+                "this tenant has no GitHub webhook secret configured",
             )
         };
         let settings = self

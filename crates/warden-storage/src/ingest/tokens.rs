@@ -165,7 +165,14 @@ impl IngestTokens for Storage {
         req: Request<tm::ResolveIngestTokenRequest>,
     ) -> Result<Response<tm::ResolveIngestTokenResponse>, Status> {
         authorize(&req, "warden.telemetry.v1.IngestTokens/ResolveIngestToken")?.platform()?;
-        let tenant_id = self.tenant_of_token(&req.get_ref().token).await?;
+        // The caller is authenticated; the token it asks about simply is not valid.
+        let tenant_id = self
+            .tenant_of_token(&req.get_ref().token)
+            .await
+            .map_err(|s| match s.code() {
+                tonic::Code::Unauthenticated => Status::not_found(s.message()),
+                _ => s,
+            })?;
         Ok(Response::new(tm::ResolveIngestTokenResponse { tenant_id }))
     }
 
