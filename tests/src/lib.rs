@@ -55,6 +55,8 @@ pub struct Options {
     pub run_limits: Option<warden_agent::RunLimits>,
     /// The agent's webhook listener options.
     pub webhooks: warden_agent::webhooks::WebhookOptions,
+    /// How the agent's anomaly detectors run.
+    pub anomaly: warden_agent::anomaly::AnomalyOptions,
     /// The limits of storage's ingest listener (OTLP/gRPC and OTLP/HTTP).
     pub ingest: warden_storage::IngestOptions,
 }
@@ -82,6 +84,7 @@ impl Default for Options {
             stream_idle: None,
             run_limits: None,
             webhooks: Default::default(),
+            anomaly: Default::default(),
             ingest: warden_storage::IngestOptions::default(),
         }
     }
@@ -240,10 +243,13 @@ impl Cluster {
                 opts.run_limits.unwrap_or_default(),
                 &gateway_addr.to_string(),
                 &storage_addr.to_string(),
-                Some(services::WebhookListener {
-                    listener: wl,
-                    options: opts.webhooks.clone(),
-                }),
+                services::AgentExtras {
+                    webhooks: Some(services::WebhookListener {
+                        listener: wl,
+                        options: opts.webhooks.clone(),
+                    }),
+                    anomaly: opts.anomaly,
+                },
                 rx,
             )
             .unwrap(),

@@ -11,6 +11,7 @@
 //! and forwards that identity to storage, which accepts reviews only from this service,
 //! audits each decision durably before committing it, and counts distinct approvals.
 
+pub mod anomaly;
 pub mod brief;
 pub mod budget;
 pub mod compact;

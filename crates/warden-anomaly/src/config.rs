@@ -127,9 +127,41 @@ pub enum ConfigError {
     FloorRelative(f64),
     #[error("mad_floor_absolute must be a finite number above zero, got {0}")]
     FloorAbsolute(f64),
+    #[error("direction {0:?} is not up, down or both")]
+    UnknownDirection(String),
+    #[error("min_duration_secs is {0}; at most a day (86400) is allowed")]
+    DurationTooLong(u32),
 }
 
 impl DetectorConfig {
+    /// The defaults with what a tenant sets: `sensitivity` (0: the default), how long a
+    /// deviation must last (0: the default) and the direction ("up", "down", "both" or
+    /// empty for both). Checked: a tenant's bad setting is refused when it is made.
+    pub fn tenant(
+        sensitivity: f64,
+        min_duration_secs: u32,
+        direction: &str,
+    ) -> Result<DetectorConfig, ConfigError> {
+        let mut cfg = DetectorConfig::default();
+        if sensitivity != 0.0 {
+            cfg.sensitivity = sensitivity;
+        }
+        if min_duration_secs > 86_400 {
+            return Err(ConfigError::DurationTooLong(min_duration_secs));
+        }
+        if min_duration_secs != 0 {
+            cfg.min_duration_ms = i64::from(min_duration_secs) * 1000;
+        }
+        cfg.direction = match direction {
+            "" | "both" => Direction::Both,
+            "up" => Direction::Up,
+            "down" => Direction::Down,
+            other => return Err(ConfigError::UnknownDirection(other.to_owned())),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
     /// Checks every field; the first problem found is returned.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.season_ms <= 0 {

@@ -12,6 +12,9 @@ use warden_tls::authorize;
 
 use crate::convert::settings_from_proto;
 use crate::engines::MAX_RULES_BYTES;
+
+/// Anomaly detectors one tenant may have.
+const MAX_ANOMALY_DETECTORS: usize = 20;
 use crate::{Gateway, for_tenant};
 
 #[tonic::async_trait]
@@ -81,6 +84,22 @@ impl gw::admin_server::Admin for Gateway {
         // plain http to a remote host) is refused here, naming every problem.
         if let Some(github) = &settings.github {
             warden_sources::github::check_source(github).map_err(Status::invalid_argument)?;
+        }
+        // Anomaly detectors are checked now, naming the metric and the problem.
+        if settings.anomaly_detectors.len() > MAX_ANOMALY_DETECTORS {
+            return Err(Status::invalid_argument(format!(
+                "{} anomaly detectors; at most {MAX_ANOMALY_DETECTORS} per tenant",
+                settings.anomaly_detectors.len()
+            )));
+        }
+        for d in &settings.anomaly_detectors {
+            if d.metric.trim().is_empty() || d.metric.len() > 256 || d.labels.len() > 16 {
+                return Err(Status::invalid_argument(
+                    "an anomaly detector needs a metric name (up to 256 bytes) and at most 16 labels",
+                ));
+            }
+            warden_anomaly::DetectorConfig::tenant(d.sensitivity, d.min_duration_secs, &d.direction)
+                .map_err(|e| Status::invalid_argument(format!("anomaly detector for {}: {e}", d.metric)))?;
         }
         let providers = self.providers();
         for p in &settings.allowed_providers {

@@ -16,7 +16,7 @@ use warden_proto::storage::v1::{
     CustomerCredentials, GetCustomerCredentialsRequest, GetSourceCredentialsRequest,
     GetTenantSettingsRequest, PutCustomerCredentialsRequest, PutCustomerCredentialsResponse,
     PutSourceCredentialsRequest, PutSourceCredentialsResponse, PutTenantSettingsRequest,
-    TenantSettingsChange, WatchTenantSettingsRequest,
+    TenantSettingsChange, WatchTenantSettingsRequest, ListEnabledTenantsRequest, ListEnabledTenantsResponse,
 };
 use warden_tls::authorize;
 
@@ -286,6 +286,31 @@ impl TenantStore for Storage {
             .put_tenant_settings(settings, req.expected_version, &req.changed_by)
             .await?;
         Ok(Response::new(saved))
+    }
+
+    async fn list_enabled_tenants(
+        &self,
+        req: Request<ListEnabledTenantsRequest>,
+    ) -> Result<Response<ListEnabledTenantsResponse>, Status> {
+        authorize(&req, "warden.storage.v1.TenantStore/ListEnabledTenants")?.platform()?;
+        let r = req.into_inner();
+        let limit = if r.limit == 0 { 100 } else { r.limit.min(1000) };
+        let rows = sqlx::query(
+            "SELECT tenant_id FROM tenant_settings WHERE enabled = 1 AND tenant_id > $1 ORDER BY tenant_id LIMIT $2",
+        )
+        .bind(&r.after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.inner.db.pool)
+        .await
+        .map_err(DbError::from)?;
+        let mut tenants = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: String = row.try_get(0).map_err(DbError::from)?;
+            if let Some(s) = self.tenant_settings(&id).await? {
+                tenants.push(s);
+            }
+        }
+        Ok(Response::new(ListEnabledTenantsResponse { tenants }))
     }
 
     type WatchTenantSettingsStream = ChangeStream;

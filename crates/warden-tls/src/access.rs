@@ -136,6 +136,11 @@ pub const MATRIX: &[Rule] = &[
         Named,
     ),
     row(
+        "warden.storage.v1.TenantStore/ListEnabledTenants",
+        &[AgentService],
+        Platform,
+    ),
+    row(
         "warden.storage.v1.TenantStore/PutTenantSettings",
         &[Gateway],
         Named,

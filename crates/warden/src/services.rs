@@ -438,6 +438,14 @@ pub struct WebhookListener {
     pub options: warden_agent::webhooks::WebhookOptions,
 }
 
+/// What the agent service runs besides its gRPC port and its workers.
+#[derive(Default)]
+pub struct AgentExtras {
+    /// The webhook listener (none: webhooks are not received).
+    pub webhooks: Option<WebhookListener>,
+    pub anomaly: warden_agent::anomaly::AnomalyOptions,
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn start_agent(
     listener: TcpListener,
@@ -446,7 +454,7 @@ pub fn start_agent(
     run_limits: warden_agent::RunLimits,
     gateway_addr: &str,
     storage_addr: &str,
-    webhooks: Option<WebhookListener>,
+    extras: AgentExtras,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Task> {
     let gateway = warden_rpc::connect(
@@ -463,7 +471,8 @@ pub fn start_agent(
     )?;
     let agent = warden_agent::Agent::new(gateway, storage, run_limits);
     agent.spawn_workers(shutdown.clone());
-    let hooks = match webhooks {
+    agent.spawn_detectors(extras.anomaly, shutdown.clone());
+    let hooks = match extras.webhooks {
         Some(w) => {
             let tls = warden_rpc::https::optional_client_auth(&security)?;
             Some(warden_rpc::https::serve(

@@ -166,7 +166,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 run_limits,
                 &agent.gateway,
                 &agent.storage,
-                webhooks,
+                services::AgentExtras {
+                    webhooks,
+                    anomaly: warden_agent::anomaly::AnomalyOptions {
+                        interval: Duration::from_secs(
+                            agent.anomaly.clone().unwrap_or_default().interval_secs_or_default(),
+                        ),
+                        ..Default::default()
+                    },
+                },
                 shutdown_rx,
             )?
         }

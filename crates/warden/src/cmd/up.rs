@@ -122,10 +122,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         warden_agent::RunLimits::default(),
         &gateway_addr.to_string(),
         &storage_addr.to_string(),
-        Some(services::WebhookListener {
-            listener: webhooks_l,
-            options: Default::default(),
-        }),
+        services::AgentExtras {
+            webhooks: Some(services::WebhookListener {
+                listener: webhooks_l,
+                options: Default::default(),
+            }),
+            anomaly: Default::default(),
+        },
         shutdown_rx,
     )?;
     if let Some(p) = &pki {
