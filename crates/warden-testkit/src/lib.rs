@@ -19,10 +19,14 @@
 //! [`github`] mocks the GitHub REST API (contents, code search, commits, compare, and the
 //! App installation-token exchange), checking every request's credentials.
 //!
+//! [`prometheus`] and [`alertmanager`] run the real Debian servers (installed by
+//! `scripts/test-deps`) on loopback, for tests against the genuine article.
+//!
 //! Built on hyper 1 directly (not axum): faults such as "reset the connection" or "stall
 //! after three frames" need control below the routing layer, and hyper is the
 //! well-maintained base that reqwest and the AWS SDK themselves use.
 
+pub mod alertmanager;
 pub mod anthropic;
 pub mod bedrock;
 pub mod eventstream;
