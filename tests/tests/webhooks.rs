@@ -433,3 +433,107 @@ async fn alerts_fire_once_per_start_are_skipped_while_ai_is_off_and_resolved_is_
     );
     c.stop().await;
 }
+
+/// Runs of the tenant, polled until there are `n` (or 15 s pass).
+async fn wait_runs(c: &Cluster, tenant: &str, n: usize) -> Vec<st::Run> {
+    for _ in 0..150 {
+        let r = runs(c, tenant).await;
+        if r.len() >= n {
+            return r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    runs(c, tenant).await
+}
+
+#[tokio::test]
+async fn a_real_alertmanager_starts_one_investigation_per_group_and_none_for_repeats() {
+    use warden_testkit::alertmanager::{Alertmanager, Receiver, Timing};
+    let c = Cluster::start().await;
+    c.set_tenant(enabled_tenant("acme")).await;
+    c.issue(Role::Ingest, "alertmanager-acme", &["acme"]);
+    let dir = c.pki.dir();
+    let am = Alertmanager::start(
+        &Receiver {
+            server_name: Some(AGENT_NAME.into()),
+            url: format!(
+                "https://127.0.0.1:{}/webhooks/alertmanager",
+                c.webhooks_addr.port()
+            ),
+            ca_pem_path: c.pki.ca_cert_path(),
+            bearer_token: None,
+            client_cert: Some((
+                dir.join("alertmanager-acme.pem"),
+                dir.join("alertmanager-acme-key.pem"),
+            )),
+        },
+        Timing::fast(),
+    );
+    let alert = |name: &str, instance: &str| {
+        json!({"labels": {"alertname": name, "service": "checkout", "instance": instance, "severity": "page"},
+               "annotations": {"summary": format!("{name} on {instance}")},
+               "generatorURL": "http://prometheus:9090/graph"})
+    };
+    am.post_alerts(&[
+        alert("HighErrorRate", "checkout-1"),
+        alert("HighErrorRate", "checkout-2"),
+        alert("DiskFull", "checkout-1"),
+    ])
+    .await;
+    let listed = wait_runs(&c, "acme", 2).await;
+    assert_eq!(listed.len(), 2, "one investigation per group: {}", am.log());
+    let group = listed
+        .iter()
+        .find(|r| r.trigger_json.contains("HighErrorRate"))
+        .expect("the HighErrorRate group's run");
+    assert_eq!(
+        group.keys.len(),
+        2,
+        "both alerts of the group in one run: {:?}",
+        group.keys
+    );
+    // Alertmanager repeats an unchanged group after repeat_interval: nothing new starts.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while am.log().matches("Notify success").count() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no repeat notification: {}",
+            am.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        runs(&c, "acme").await.len(),
+        2,
+        "a repeat notification started an investigation"
+    );
+    // Resolving an alert attaches the resolved notification to its run.
+    am.resolve(&[
+        ("alertname", "DiskFull"),
+        ("service", "checkout"),
+        ("instance", "checkout-1"),
+        ("severity", "page"),
+    ])
+    .await;
+    let disk = listed
+        .iter()
+        .find(|r| r.trigger_json.contains("DiskFull"))
+        .unwrap()
+        .id
+        .clone();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let run = c.wait_run("acme", &disk).await;
+        if run.events.iter().any(|e| e.kind == "resolved") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "resolved never attached: {}",
+            am.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(runs(&c, "acme").await.len(), 2);
+    c.stop().await;
+}

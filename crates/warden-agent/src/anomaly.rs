@@ -86,7 +86,9 @@ impl Agent {
                 match agent.detect_pass(&opts, &mut baselines).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(runs = n, "anomaly detectors queued investigations"),
-                    Err(s) => tracing::warn!(code = ?s.code(), "anomaly detection pass failed: {}", s.message()),
+                    Err(s) => {
+                        tracing::warn!(code = ?s.code(), "anomaly detection pass failed: {}", s.message())
+                    }
                 }
             }
         });
@@ -116,7 +118,9 @@ impl Agent {
                 for d in &settings.anomaly_detectors {
                     match config_of(d) {
                         Ok(cfg) => fired += self.detect(settings, d, &cfg, opts, baselines).await,
-                        Err(e) => tracing::warn!(tenant = %settings.tenant_id, metric = %d.metric, "anomaly detector skipped: {e}"),
+                        Err(e) => {
+                            tracing::warn!(tenant = %settings.tenant_id, metric = %d.metric, "anomaly detector skipped: {e}")
+                        }
                     }
                 }
             }
@@ -259,7 +263,9 @@ impl Agent {
                 {
                     Ok(r) if !r.duplicate => fired += 1,
                     Ok(_) => {}
-                    Err(s) => tracing::warn!(tenant = %tenant, code = ?s.code(), "anomaly run not queued: {}", s.message()),
+                    Err(s) => {
+                        tracing::warn!(tenant = %tenant, code = ?s.code(), "anomaly run not queued: {}", s.message())
+                    }
                 }
             }
         }
@@ -282,8 +288,15 @@ mod tests {
             ..Default::default()
         };
         let cfg = config_of(&d).unwrap();
-        assert_eq!((cfg.sensitivity, cfg.min_duration_ms, cfg.direction), (4.0, 120_000, Direction::Up));
-        assert!(config_of(&pb::AnomalyDetector::default()).unwrap_err().contains("metric"));
+        assert_eq!(
+            (cfg.sensitivity, cfg.min_duration_ms, cfg.direction),
+            (4.0, 120_000, Direction::Up)
+        );
+        assert!(
+            config_of(&pb::AnomalyDetector::default())
+                .unwrap_err()
+                .contains("metric")
+        );
         let sideways = pb::AnomalyDetector {
             direction: "sideways".into(),
             ..d.clone()

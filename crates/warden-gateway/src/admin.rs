@@ -98,8 +98,14 @@ impl gw::admin_server::Admin for Gateway {
                     "an anomaly detector needs a metric name (up to 256 bytes) and at most 16 labels",
                 ));
             }
-            warden_anomaly::DetectorConfig::tenant(d.sensitivity, d.min_duration_secs, &d.direction)
-                .map_err(|e| Status::invalid_argument(format!("anomaly detector for {}: {e}", d.metric)))?;
+            warden_anomaly::DetectorConfig::tenant(
+                d.sensitivity,
+                d.min_duration_secs,
+                &d.direction,
+            )
+            .map_err(|e| {
+                Status::invalid_argument(format!("anomaly detector for {}: {e}", d.metric))
+            })?;
         }
         let providers = self.providers();
         for p in &settings.allowed_providers {

@@ -14,9 +14,10 @@ use warden_proto::common::v1::{SourceCredentials, TenantSettings};
 use warden_proto::storage::v1::tenant_store_server::TenantStore;
 use warden_proto::storage::v1::{
     CustomerCredentials, GetCustomerCredentialsRequest, GetSourceCredentialsRequest,
-    GetTenantSettingsRequest, PutCustomerCredentialsRequest, PutCustomerCredentialsResponse,
-    PutSourceCredentialsRequest, PutSourceCredentialsResponse, PutTenantSettingsRequest,
-    TenantSettingsChange, WatchTenantSettingsRequest, ListEnabledTenantsRequest, ListEnabledTenantsResponse,
+    GetTenantSettingsRequest, ListEnabledTenantsRequest, ListEnabledTenantsResponse,
+    PutCustomerCredentialsRequest, PutCustomerCredentialsResponse, PutSourceCredentialsRequest,
+    PutSourceCredentialsResponse, PutTenantSettingsRequest, TenantSettingsChange,
+    WatchTenantSettingsRequest,
 };
 use warden_tls::authorize;
 

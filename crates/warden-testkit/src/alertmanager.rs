@@ -38,6 +38,9 @@ pub struct Receiver {
     pub bearer_token: Option<String>,
     /// Client certificate and key (PEM files) Alertmanager presents, for mTLS.
     pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// The name the receiver's certificate must carry, when it is not the URL's host
+    /// (`tls_config.server_name`).
+    pub server_name: Option<String>,
 }
 
 /// The route's timers and the global `resolve_timeout` (how long an alert posted without
@@ -98,6 +101,9 @@ pub fn config_yaml(receiver: &Receiver, timing: Timing) -> String {
         "          tls_config:\n            ca_file: {}\n",
         yaml_str(&receiver.ca_pem_path.display().to_string())
     ));
+    if let Some(name) = &receiver.server_name {
+        http_config.push_str(&format!("            server_name: {}\n", yaml_str(name)));
+    }
     if let Some((cert, key)) = &receiver.client_cert {
         http_config.push_str(&format!(
             "            cert_file: {}\n            key_file: {}\n",
@@ -309,6 +315,7 @@ mod tests {
 
     fn receiver(token: Option<&str>, client_cert: bool) -> Receiver {
         Receiver {
+            server_name: None,
             url: "https://127.0.0.1:4443/webhooks/alertmanager".to_owned(),
             ca_pem_path: PathBuf::from("/tmp/a dir/ca.pem"),
             bearer_token: token.map(str::to_owned),

@@ -155,6 +155,7 @@ async fn groups_notify_once_then_resolve_and_repeat_over_https_with_a_bearer_tok
     let pem = TempDir::new("bearer");
     let token = "am-fixture-token-7f3c";
     let receiver = Receiver {
+        server_name: None,
         url: format!("{}/webhooks/alertmanager", server.url()),
         ca_pem_path: pem.write("ca.pem", ca.ca_pem()),
         bearer_token: Some(token.to_owned()),

@@ -170,7 +170,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     webhooks,
                     anomaly: warden_agent::anomaly::AnomalyOptions {
                         interval: Duration::from_secs(
-                            agent.anomaly.clone().unwrap_or_default().interval_secs_or_default(),
+                            agent
+                                .anomaly
+                                .clone()
+                                .unwrap_or_default()
+                                .interval_secs_or_default(),
                         ),
                         ..Default::default()
                     },
