@@ -268,7 +268,8 @@ impl Agent {
             let mut gateway = self.inner.gateway.clone();
             let resp = match gateway.complete(req).await {
                 Ok(r) => r.into_inner(),
-                Err(s) if s.code() == Code::FailedPrecondition => {
+                // The tenant opted out between our check and the gateway's: a cancellation.
+                Err(s) if opted_out(&s) => {
                     return End {
                         status: st::RunStatus::Cancelled,
                         reason: format!("stopped at step {step}: {}", s.message()),
@@ -489,6 +490,14 @@ impl Agent {
             }
         }
     }
+}
+
+/// Whether the gateway refused because the tenant has AI off (or is gone).
+fn opted_out(s: &tonic::Status) -> bool {
+    use tonic_types::StatusExt;
+    s.code() == Code::FailedPrecondition
+        && s.get_details_error_info()
+            .is_some_and(|i| matches!(i.reason.as_str(), "OPT_IN_REQUIRED" | "TENANT_UNKNOWN"))
 }
 
 fn usage_of(spent: &Spent) -> st::RunUsage {
