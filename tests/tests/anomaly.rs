@@ -2,6 +2,13 @@
 //! settings, and the agent's detector pass queueing one ANOMALY investigation with its
 //! evidence — and never reading, let alone firing for, a tenant that has not opted in.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
+
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;

@@ -3,6 +3,13 @@
 //! every budget ending a run with its reason, cancellation and opt-out mid-step with a
 //! model call in flight, structured findings, and the tenant's view of its runs.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

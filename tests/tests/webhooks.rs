@@ -3,6 +3,13 @@
 //! authenticated per tenant by an ingest certificate, an ingest token or GitHub's
 //! signature; bad payloads and credentials refused with a reason, creating nothing.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
+
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use warden_integration_tests::{Cluster, enabled_tenant};

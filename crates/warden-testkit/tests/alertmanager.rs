@@ -433,6 +433,7 @@ async fn presents_the_client_certificate_to_a_receiver_that_requires_mtls() {
 
     let pem = TempDir::new("mtls");
     let receiver = Receiver {
+        server_name: None,
         url,
         ca_pem_path: pem.write("ca.pem", ca_cert.pem()),
         bearer_token: None,

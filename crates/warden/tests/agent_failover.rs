@@ -3,6 +3,13 @@
 //! model call, and the other takes the run over when the lease expires, resumes it after
 //! the last recorded step, and finishes it. No recorded step runs twice.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
