@@ -16,10 +16,13 @@
 mod header;
 mod preprocess;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
+use header::ids_after_time_held;
 pub use header::{HeaderModel, json_message};
+use preprocess::{HeaderCut, cut_header, strip_header_with};
 pub use preprocess::{WILDCARD, floor_char_boundary, mask_token, strip_header};
 
 /// Knobs of the miner. [`MinerConfig::default`] is the one general configuration.
@@ -86,19 +89,26 @@ pub fn mine<'a>(lines: impl IntoIterator<Item = &'a str>) -> Mined {
 /// Mines every line with `config`.
 pub fn mine_with<'a>(config: MinerConfig, lines: impl IntoIterator<Item = &'a str>) -> Mined {
     let mut miner = TemplateMiner::new(config);
-    // Each line's own header goes first; then the header the file's lines share is learned
-    // and removed (see `header`).
-    let stripped: Vec<(usize, std::borrow::Cow<'a, str>)> = lines
+    // A JSON line is its message field.
+    let bodies: Vec<Cow<'a, str>> = lines
         .into_iter()
-        .map(|line| match json_message(line) {
-            Some(msg) => {
-                let rest = strip_header(&msg);
-                let fields = header_fields(&msg, rest);
-                (fields, std::borrow::Cow::Owned(rest.to_owned()))
+        .map(|line| json_message(line).unwrap_or(Cow::Borrowed(line)))
+        .collect();
+    // Each line's own header goes first, its guesses kept only where the file confirms them;
+    // then the header the file's lines share is learned and removed (see `header`).
+    let cuts: Vec<HeaderCut> = bodies.iter().map(|b| cut_header(b)).collect();
+    let held = ids_after_time_held(cuts.iter().map(|c| c.found.then_some(c.ids_after_time)));
+    let stripped: Vec<(usize, Cow<'a, str>)> = bodies
+        .into_iter()
+        .zip(cuts)
+        .map(|(body, cut)| match body {
+            Cow::Borrowed(line) => {
+                let rest = message_of(line, cut, held);
+                (header_fields(line, rest), Cow::Borrowed(rest))
             }
-            None => {
-                let rest = strip_header(line);
-                (header_fields(line, rest), std::borrow::Cow::Borrowed(rest))
+            Cow::Owned(msg) => {
+                let rest = message_of(&msg, cut, held);
+                (header_fields(&msg, rest), Cow::Owned(rest.to_owned()))
             }
         })
         .collect();
@@ -124,9 +134,7 @@ pub fn mine_with<'a>(config: MinerConfig, lines: impl IntoIterator<Item = &'a st
 /// per-line header has fewer fields than the longest header a real share of the file's lines
 /// has (at least `1/sqrt(n)` of them) learn a model of their own, which strips at most the
 /// missing number of fields from each of them.
-fn align_short_headers(
-    stripped: Vec<(usize, std::borrow::Cow<'_, str>)>,
-) -> Vec<std::borrow::Cow<'_, str>> {
+fn align_short_headers(stripped: Vec<(usize, Cow<'_, str>)>) -> Vec<Cow<'_, str>> {
     let n = stripped.len();
     let mut share: HashMap<usize, usize> = HashMap::new();
     for (fields, _) in &stripped {
@@ -155,15 +163,21 @@ fn align_short_headers(
                 return m;
             }
             match m {
-                std::borrow::Cow::Borrowed(b) => {
-                    std::borrow::Cow::Borrowed(model.strip_at_most(b, longest - f))
-                }
-                std::borrow::Cow::Owned(o) => {
-                    std::borrow::Cow::Owned(model.strip_at_most(&o, longest - f).to_owned())
-                }
+                Cow::Borrowed(b) => Cow::Borrowed(model.strip_at_most(b, longest - f)),
+                Cow::Owned(o) => Cow::Owned(model.strip_at_most(&o, longest - f).to_owned()),
             }
         })
         .collect()
+}
+
+/// `line`'s message after its own header (`cut`), with at most `held` id-like fields after
+/// the timestamp taken as header; cut again only when the line took more.
+fn message_of(line: &str, cut: HeaderCut, held: usize) -> &str {
+    if cut.ids_after_time <= held {
+        &line[cut.message_at..]
+    } else {
+        strip_header_with(line, held)
+    }
 }
 
 /// Number of whitespace-separated fields `line` loses when it is cut down to its suffix `rest`.

@@ -10,7 +10,9 @@
 //! a real message column misses by chance shrinks with the sample; a handful of odd lines may
 //! still be continuation lines); a name column also needs its closing field.
 //!
-//! Also: a JSON line's message is the value of its message field (`msg`, `message`, `log`, ...).
+//! Also: a JSON line's message is the value of its message field (`msg`, `message`, `log`, ...),
+//! and the per-line guess that an id-like field after a timestamp is a host holds only as far
+//! as the file confirms it ([`ids_after_time_held`]), by the same `1/sqrt(n)` rule.
 //!
 //! Invariant: learning is one pass over at most [`MAX_COLUMNS`] fields per line; applying is
 //! per line and never swallows a whole line.
@@ -145,6 +147,43 @@ impl HeaderModel {
         }
         &message[rest_at..]
     }
+}
+
+/// How many of the id-like fields that lines show right after their timestamp (`[time] web-01
+/// msg`, BGL's node) the file confirms as header: the `j`-th is header when it is on all but
+/// `1/sqrt(n)` of the `n` lines that have a header at all, as any header column must be.
+/// `lines` holds, per line, how many such fields its own header took (`None`: no header).
+///
+/// Why: one line cannot tell a host column from a message that opens with an id (`[time]
+/// 10.0.0.7 "GET /x HTTP/1.1" status: 200`). Taking it from the lines that have one and not
+/// from the others drops a message token from some events only, which shifts the words the
+/// template tree routes on; a real header column is on (nearly) every line.
+/// Files too short to judge ([`MIN_LINES`]) keep the per-line rule.
+pub(crate) fn ids_after_time_held(lines: impl IntoIterator<Item = Option<usize>>) -> usize {
+    // Lines with a header, by the number of id-like fields taken after the time.
+    let mut by_ids: Vec<usize> = Vec::new();
+    for ids in lines.into_iter().flatten() {
+        if by_ids.len() <= ids {
+            by_ids.resize(ids + 1, 0);
+        }
+        by_ids[ids] += 1;
+    }
+    let n: usize = by_ids.iter().sum();
+    if n < MIN_LINES {
+        return usize::MAX;
+    }
+    let least = (1.0 - 1.0 / (n as f64).sqrt()) * n as f64;
+    // Lines with at least `j` such fields, for `j` = 1, 2, ...
+    let mut at_least = n;
+    let mut held = 0;
+    for count in &by_ids {
+        at_least -= count;
+        if (at_least as f64) < least {
+            break;
+        }
+        held += 1;
+    }
+    held
 }
 
 /// The most common column at field `k` among `alive` lines, with the share of lines it holds

@@ -25,13 +25,50 @@ const MAX_HEADER_TOKENS: usize = 16;
 
 /// The message part of a raw line: the line with a recognised header removed.
 pub fn strip_header(line: &str) -> &str {
-    let line = strip_syslog_priority(line);
-    let toks: Vec<(usize, &str)> = split_ws(line).take(MAX_HEADER_TOKENS + 8).collect();
-    let start = header_len(line, &toks);
-    match toks.get(start) {
-        Some((off, _)) => &line[*off..],
-        None if start == 0 => line,
-        None => "",
+    &line[cut_header(line).message_at..]
+}
+
+/// Where [`strip_header`] cuts a line, and how much of that cut was a guess.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HeaderCut {
+    /// Byte offset at which the message starts.
+    pub message_at: usize,
+    /// A header was found (leading whitespace alone is none).
+    pub found: bool,
+    /// Id-like fields after a timestamp (a node, a host) taken as header: a guess from one
+    /// line, which `header::ids_after_time_held` checks against the file.
+    pub ids_after_time: usize,
+}
+
+/// [`strip_header`]'s cut of `line`.
+pub(crate) fn cut_header(line: &str) -> HeaderCut {
+    cut_at_most(line, usize::MAX)
+}
+
+/// [`strip_header`], taking at most `ids_after_time` id-like fields after a timestamp as
+/// header.
+///
+/// That rule is a guess from one line: `[time] web-01 msg` and `[time] 10.0.0.7 "GET /x"`
+/// look alike, and only the file tells a host column from a message that opens with an
+/// address.
+pub(crate) fn strip_header_with(line: &str, ids_after_time: usize) -> &str {
+    &line[cut_at_most(line, ids_after_time).message_at..]
+}
+
+fn cut_at_most(line: &str, ids_after_time: usize) -> HeaderCut {
+    let body = strip_syslog_priority(line);
+    let skipped = line.len() - body.len();
+    let toks: Vec<(usize, &str)> = split_ws(body).take(MAX_HEADER_TOKENS + 8).collect();
+    let (start, ids) = header_len(body, &toks, ids_after_time);
+    let message_at = match toks.get(start) {
+        Some((off, _)) => skipped + off,
+        None if start == 0 => skipped,
+        None => line.len(),
+    };
+    HeaderCut {
+        message_at,
+        found: start > 0 || skipped > 0,
+        ids_after_time: ids,
     }
 }
 
@@ -121,13 +158,15 @@ fn split_ws(s: &str) -> impl Iterator<Item = (usize, &str)> {
         .map(move |t| (t.as_ptr() as usize - s.as_ptr() as usize, t))
 }
 
-/// Number of leading tokens that form the header.
-fn header_len(line: &str, toks: &[(usize, &str)]) -> usize {
+/// Number of leading tokens that form the header, and how many of them are id-like fields
+/// taken after a timestamp (at most `ids_after_time`).
+fn header_len(line: &str, toks: &[(usize, &str)], ids_after_time: usize) -> (usize, usize) {
     let mut i = 0;
     let mut saw_time = false;
     let mut saw_level = false;
     let mut context_groups = 0;
     let mut just_level = false;
+    let mut ids = 0;
     while i < toks.len() && i < MAX_HEADER_TOKENS {
         let t = toks[i].1;
         // A bracketed group: a timestamp, a level, a thread or a request context.
@@ -203,14 +242,19 @@ fn header_len(line: &str, toks: &[(usize, &str)]) -> usize {
                 break;
             }
         }
-        if !saw_level
-            && has_digit(t)
-            && (is_header_number(t, i) || (saw_time && !t.contains(['=', '"', '('])))
-        {
-            // Timestamps, pids, and after a timestamp any id-like field (node, host).
-            saw_time = true;
-            i += 1;
-            continue;
+        if !saw_level && has_digit(t) {
+            // Timestamps, pids, and after a timestamp an id-like field (node, host), up to
+            // the number the caller allows (the file confirms them, see `HeaderCut`).
+            let id_after_time = !is_header_number(t, i)
+                && saw_time
+                && !t.contains(['=', '"', '('])
+                && ids < ids_after_time;
+            if is_header_number(t, i) || id_after_time {
+                ids += usize::from(id_after_time);
+                saw_time = true;
+                i += 1;
+                continue;
+            }
         }
         if saw_level {
             let body = t.strip_suffix(':').unwrap_or(t);
@@ -229,7 +273,7 @@ fn header_len(line: &str, toks: &[(usize, &str)]) -> usize {
         break;
     }
     // Never swallow the whole line: a line that is all header is its own message.
-    if i >= toks.len() { 0 } else { i }
+    if i >= toks.len() { (0, 0) } else { (i, ids) }
 }
 
 /// Index of the token that closes the bracket group opened at `start`.

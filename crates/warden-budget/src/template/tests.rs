@@ -412,3 +412,62 @@ fn host_and_tag_do_not_follow_a_context_group() {
         "session opened",
     );
 }
+
+/// An id-like field after the timestamp is header when (nearly) every line has one there, as a
+/// host column does; when only some messages open with one (a client address), it stays in the
+/// message, so those lines keep their words where the template tree routes on them.
+#[test]
+fn id_after_time_is_header_only_where_the_file_confirms_it() {
+    for with_host in [false, true] {
+        let mut lines = Vec::new();
+        for i in 0..90 {
+            let host = if with_host {
+                format!("node-{} ", i % 5)
+            } else {
+                String::new()
+            };
+            let head = format!("[2024-03-01 10:{:02}:{:02}] {host}", i / 60, i % 60);
+            let path = ["/health", "/ready", &format!("/v1/items/{i}")][i % 3].to_owned();
+            lines.push(format!(
+                "{head}10.0.{}.7 \"GET {path} HTTP/1.1\" status: 200 len: {} time: 0.{i}",
+                i % 3,
+                100 + i
+            ));
+            lines.push(format!("{head}worker pool resized to {} threads", i % 7));
+            lines.push(format!("{head}cache flushed after {i} evictions"));
+        }
+        let mined = mine(lines.iter().map(String::as_str));
+        let texts: Vec<String> = mined.templates.iter().map(Template::text).collect();
+        assert_eq!(texts.len(), 3, "with_host={with_host}: {texts:?}");
+        assert!(
+            texts.contains(&"<*> \"GET <*> <*>\" status: <*> len: <*> time: <*>".to_owned()),
+            "the address stays in the message (with_host={with_host}): {texts:?}"
+        );
+        assert!(
+            texts.contains(&"worker pool resized to <*> threads".to_owned()),
+            "the host column is header (with_host={with_host}): {texts:?}"
+        );
+    }
+}
+
+/// The `j`-th id-like field after the time is header when all but `1/sqrt(n)` of the `n` lines
+/// with a header took it; lines without a header do not count; too few lines keep every guess.
+#[test]
+fn ids_after_time_held_needs_nearly_every_line() {
+    let lines = |with: usize, second: usize, without: usize, none: usize| {
+        let mut v = vec![Some(2); second];
+        v.extend(vec![Some(1); with - second]);
+        v.extend(vec![Some(0); without]);
+        v.extend(vec![None; none]);
+        v
+    };
+    // 100 lines with a header: 1 - 1/sqrt(100) = 90 % must take the field.
+    assert_eq!(header::ids_after_time_held(lines(95, 0, 5, 0)), 1);
+    assert_eq!(header::ids_after_time_held(lines(85, 0, 15, 0)), 0);
+    assert_eq!(header::ids_after_time_held(lines(95, 40, 5, 0)), 1);
+    assert_eq!(header::ids_after_time_held(lines(100, 92, 0, 0)), 2);
+    // Headerless (continuation) lines are not counted against the column.
+    assert_eq!(header::ids_after_time_held(lines(95, 0, 5, 400)), 1);
+    // Seven lines teach nothing: the per-line rule stands.
+    assert_eq!(header::ids_after_time_held(lines(3, 0, 4, 0)), usize::MAX);
+}
