@@ -244,24 +244,7 @@ async fn walk(c: &Cluster) -> Vec<String> {
         .into_inner()
         .run
         .unwrap();
-    let mut finished = None;
-    for _ in 0..200 {
-        let r = c
-            .agent("agent")
-            .get_run(ag::GetRunRequest {
-                tenant_id: "acme".into(),
-                run_id: run.id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        if r.status != st::RunStatus::Running as i32 {
-            finished = Some(r);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let finished = finished.expect("the run ended");
+    let finished = c.wait_run("acme", &run.id).await;
     let finding = finished
         .findings
         .first()

@@ -244,22 +244,7 @@ async fn reflection_knows_symbol(ch: tonic::transport::Channel, symbol: &str) ->
 }
 
 async fn wait_for_run(c: &Cluster, tenant: &str, run_id: &str) -> st::Run {
-    let mut agent = c.agent("agent");
-    for _ in 0..200 {
-        let run = agent
-            .get_run(ag::GetRunRequest {
-                tenant_id: tenant.into(),
-                run_id: run_id.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        if run.status != st::RunStatus::Running as i32 {
-            return run;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("run {run_id} did not finish");
+    c.wait_run(tenant, run_id).await
 }
 
 fn trigger(tenant: &str, fingerprint: &str) -> ag::SubmitTriggerRequest {
