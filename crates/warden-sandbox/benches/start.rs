@@ -1,6 +1,8 @@
 //! What the sandbox costs at start: `spawn` until the worker's attestation has been received and
 //! checked against `/proc`, against starting the same binary unconfined until its first frame
-//! arrives. Both include killing and reaping the process, so they compare like with like.
+//! arrives. Both include killing and reaping the process, so they compare like with like. A
+//! third variant starts it unconfined with an empty `pre_exec` hook, which makes std fork
+//! instead of using `posix_spawn`: the part of the cost that comes from forking at all.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -28,7 +30,21 @@ async fn confined_start() -> Result<(), SandboxError> {
 }
 
 async fn unconfined_start() -> Result<(), SandboxError> {
-    let mut child = Command::new(PROBE)
+    unconfined_from(Command::new(PROBE)).await
+}
+
+#[allow(unsafe_code)]
+async fn unconfined_forked_start() -> Result<(), SandboxError> {
+    let mut command = Command::new(PROBE);
+    // SAFETY: the hook does nothing, so it is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| Ok(()));
+    }
+    unconfined_from(command).await
+}
+
+async fn unconfined_from(mut command: Command) -> Result<(), SandboxError> {
+    let mut child = command
         .arg("--unconfined")
         .env_clear()
         .stdin(Stdio::piped())
@@ -71,6 +87,7 @@ fn start(c: &mut Criterion) {
     for (name, result) in [
         ("confined", runtime.block_on(confined_start())),
         ("unconfined", runtime.block_on(unconfined_start())),
+        ("forked", runtime.block_on(unconfined_forked_start())),
     ] {
         if let Err(e) = result {
             eprintln!("the {name} start fails, nothing to measure: {e}");
@@ -84,6 +101,9 @@ fn start(c: &mut Criterion) {
     });
     group.bench_function("unconfined_spawn_to_first_frame", |b| {
         b.iter(|| runtime.block_on(unconfined_start()).is_ok())
+    });
+    group.bench_function("unconfined_forked_spawn_to_first_frame", |b| {
+        b.iter(|| runtime.block_on(unconfined_forked_start()).is_ok())
     });
     group.finish();
 }
