@@ -326,6 +326,17 @@ async fn a_minimum_the_host_cannot_give_is_refused() -> TestResult {
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_program_that_does_not_report_its_sandbox_is_refused() -> TestResult {
+    // /bin/true never enters a sandbox: it exits without a report and is not a worker.
+    let result = spawn(Path::new("/bin/true"), &[], &policy()).await;
+    assert!(
+        matches!(&result, Err(SandboxError::Handshake { reason, .. }) if reason.contains("exit status 0")),
+        "{result:?}"
+    );
+    Ok(())
+}
+
 fn proc_field(pid: u32, file: &str, key: &str) -> Result<String, Box<dyn Error>> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/{file}"))?;
     text.lines()
