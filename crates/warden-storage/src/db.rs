@@ -88,23 +88,8 @@ impl Db {
             sqlx::query(stmt).execute(&self.pool).await?;
         }
         // Added with the Merkle log: the record's commitment (see `audit_entry.rs`).
-        // SQLite has no ADD COLUMN IF NOT EXISTS, and one process migrates it.
-        let add = match self.backend {
-            Backend::Postgres => Some(true),
-            Backend::Sqlite => sqlx::query("SELECT commitment FROM audit_log LIMIT 1")
-                .fetch_optional(&self.pool)
-                .await
-                .is_err()
-                .then_some(false),
-        };
-        if let Some(if_not_exists) = add {
-            let guard = if if_not_exists { "IF NOT EXISTS " } else { "" };
-            sqlx::query(&format!(
-                "ALTER TABLE audit_log ADD COLUMN {guard}commitment TEXT NOT NULL DEFAULT ''"
-            ))
-            .execute(&self.pool)
+        self.add_column("audit_log", "commitment", "TEXT NOT NULL DEFAULT ''")
             .await?;
-        }
         // Added with the durable run queue (`run_queue.rs`).
         for (table, column, decl) in [
             ("runs", "lease_owner", "TEXT NOT NULL DEFAULT ''"),
@@ -141,20 +126,28 @@ impl Db {
         Ok(())
     }
 
-    /// `ALTER TABLE .. ADD COLUMN` once (SQLite has no `IF NOT EXISTS` for columns).
+    /// `ALTER TABLE .. ADD COLUMN` once: looked up first, so a restart takes no lock.
     async fn add_column(&self, table: &str, column: &str, decl: &str) -> Result<(), DbError> {
         let missing = match self.backend {
-            Backend::Postgres => true,
+            Backend::Postgres => sqlx::query(
+                "SELECT 1 FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2",
+            )
+            .bind(table)
+            .bind(column)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_none(),
             Backend::Sqlite => sqlx::query(&format!("SELECT {column} FROM {table} LIMIT 1"))
                 .fetch_optional(&self.pool)
                 .await
                 .is_err(),
         };
         if missing {
-            let guard = if self.backend == Backend::Postgres {
-                "IF NOT EXISTS "
-            } else {
-                ""
+            // Two replicas may start at once on one PostgreSQL database.
+            let guard = match self.backend {
+                Backend::Postgres => "IF NOT EXISTS ",
+                Backend::Sqlite => "",
             };
             sqlx::query(&format!(
                 "ALTER TABLE {table} ADD COLUMN {guard}{column} {decl}"

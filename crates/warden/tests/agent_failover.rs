@@ -10,8 +10,11 @@
     reason = "test helpers fail loudly"
 )]
 
+mod common;
+
+use common::{Service, free_port};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,26 +32,8 @@ use warden_tls::{DevPki, Role};
 
 const KEY: &str = "sk-ant-failover";
 
-/// A `warden serve agent` process, killed when dropped.
-struct AgentProcess(Child);
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts an agent replica with one worker and a 5 s lease, on fresh ports.
-fn agent(dir: &Path, pki: &DevPki, name: &str, gateway: u16, storage: u16) -> (AgentProcess, u16) {
+fn agent(dir: &Path, pki: &DevPki, name: &str, gateway: u16, storage: u16) -> (Service, u16) {
     let port = free_port();
     let files = pki.files("agent-service");
     let config = format!(
@@ -67,7 +52,7 @@ fn agent(dir: &Path, pki: &DevPki, name: &str, gateway: u16, storage: u16) -> (A
         .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap())
         .spawn()
         .unwrap();
-    (AgentProcess(child), port)
+    (Service(child), port)
 }
 
 async fn wait_healthy(pki: &DevPki, port: u16) {

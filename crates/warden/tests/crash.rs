@@ -20,6 +20,9 @@
     reason = "test helpers fail loudly"
 )]
 
+mod common;
+
+use common::free_port;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
@@ -83,14 +86,6 @@ fn kills() -> usize {
 /// A fresh random number (the hasher's keys are random per process and per call).
 fn random(below: u64) -> u64 {
     std::collections::hash_map::RandomState::new().hash_one(Instant::now()) % below.max(1)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The shipped storage config with free ports, `database`, and a published checkpoint file.

@@ -10,8 +10,11 @@
     reason = "test helpers fail loudly"
 )]
 
+mod common;
+
+use common::{Service, free_port};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use tonic::Code;
@@ -24,24 +27,6 @@ use warden_proto::gateway::v1::gateway_client::GatewayClient;
 use warden_proto::storage::v1 as st;
 use warden_rpc::Security;
 use warden_tls::{Role, TlsFiles};
-
-/// Kills the child when the test ends, however it ends.
-struct Service(Child);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The shipped config for `name`, with every `127.0.0.1:PORT` moved to a free port.
 fn config(dir: &Path, name: &str, ports: &[(u16, u16)]) -> std::path::PathBuf {

@@ -101,3 +101,22 @@ pub fn address(lines: &[String], service: &str) -> String {
         .unwrap_or_else(|| panic!("no {service} address in {lines:?}"))
         .to_owned()
 }
+
+/// A port that was free a moment ago on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `warden` process, killed when the test ends, however it ends.
+pub struct Service(pub Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
