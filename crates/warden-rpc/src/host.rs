@@ -44,6 +44,18 @@ pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), HostErr
     Ok((listener, local))
 }
 
+/// Health that follows a part of the service: while `healthy` holds true its services
+/// report SERVING; once it turns false (or its sender is gone) they and the overall ""
+/// status turn NOT_SERVING for good, so a load balancer takes the replica out and an
+/// orchestrator restarts it. What it guards does not recover by itself (e.g. a poisoned
+/// audit writer), so it never turns back.
+#[derive(Debug, Clone)]
+pub struct HealthGate {
+    /// The health-checked service names that follow `healthy`.
+    pub services: Vec<&'static str>,
+    pub healthy: tokio::sync::watch::Receiver<bool>,
+}
+
 /// Serves one Warden service's routes on a listener.
 #[derive(Debug, Clone)]
 pub struct ServiceHost {
@@ -69,8 +81,22 @@ impl ServiceHost {
     pub async fn serve(
         self,
         listener: TcpListener,
+        routes: tonic::service::RoutesBuilder,
+        health_services: &[&str],
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), HostError> {
+        self.serve_gated(listener, routes, health_services, None, shutdown)
+            .await
+    }
+
+    /// [`ServiceHost::serve`] with health that follows `gate`: once the gate turns
+    /// unhealthy, its services and the overall "" status answer NOT_SERVING.
+    pub async fn serve_gated(
+        self,
+        listener: TcpListener,
         mut routes: tonic::service::RoutesBuilder,
         health_services: &[&str],
+        gate: Option<HealthGate>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), HostError> {
         let (reporter, health) = tonic_health::server::health_reporter();
@@ -82,6 +108,12 @@ impl ServiceHost {
         reporter
             .set_service_status("", tonic_health::ServingStatus::Serving)
             .await;
+        let component = self.component;
+        // A gate unhealthy already is never reported SERVING, not even for a moment.
+        if let Some(g) = gate.as_ref().filter(|g| !*g.healthy.borrow()) {
+            not_serving(&reporter, &g.services).await;
+        }
+        let follower = follow_gate(component, reporter.clone(), gate);
         let reflection = reflection_builder(health_services)
             .build_v1()
             .map_err(|e| HostError::Reflection(e.to_string()))?;
@@ -121,7 +153,6 @@ impl ServiceHost {
             shutdown.await;
             let _ = fired_tx.send(());
         };
-        let component = self.component;
         let serve = server
             .timeout(self.limits.request_timeout)
             .layer(MetricsLayer { component })
@@ -144,10 +175,48 @@ impl ServiceHost {
             } => {
                 tracing::warn!(component, ?deadline, "shutdown deadline passed; dropping calls still in flight");
             }
+            never = follower => match never {},
         }
         tracing::info!(component, "stopped");
         Ok(())
     }
+}
+
+/// Turns the gate's services and "" NOT_SERVING once the gate turns unhealthy (at once
+/// if it already is); then, like with no gate at all, waits forever, so it never ends
+/// the serving it runs beside.
+async fn follow_gate(
+    component: &'static str,
+    reporter: tonic_health::server::HealthReporter,
+    gate: Option<HealthGate>,
+) -> std::convert::Infallible {
+    if let Some(HealthGate {
+        services,
+        mut healthy,
+    }) = gate
+    {
+        // An error means the sender is gone: what reported health no longer runs.
+        let _ = healthy.wait_for(|ok| !*ok).await;
+        tracing::error!(
+            component,
+            ?services,
+            "unhealthy: these services and the overall health status now answer NOT_SERVING"
+        );
+        not_serving(&reporter, &services).await;
+    }
+    std::future::pending().await
+}
+
+/// `services` and the overall "" status answer NOT_SERVING.
+async fn not_serving(reporter: &tonic_health::server::HealthReporter, services: &[&str]) {
+    for name in services {
+        reporter
+            .set_service_status(*name, tonic_health::ServingStatus::NotServing)
+            .await;
+    }
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
 }
 
 /// A client channel to the Warden service `peer` (gateway, storage or agent service) at
@@ -270,3 +339,6 @@ fn reflection_builder<'b>(served: &[&str]) -> tonic_reflection::server::Builder<
     }
     builder
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,7 +15,9 @@ pub mod https;
 mod limit;
 mod metrics_layer;
 
-pub use host::{HostError, ServiceHost, bind, connect, install_prometheus, shutdown_signal};
+pub use host::{
+    HealthGate, HostError, ServiceHost, bind, connect, install_prometheus, shutdown_signal,
+};
 pub use limit::{LimitLayer, LimitService};
 pub use metrics_layer::MetricsLayer;
 pub use tonic_health::server::HealthReporter;

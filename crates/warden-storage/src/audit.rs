@@ -35,6 +35,9 @@ use crate::{Db, DbError, Storage};
 /// The PostgreSQL advisory lock that serializes audit appends across storage replicas.
 const AUDIT_APPEND_LOCK: i64 = 0x5741_5244_454e_4155; // "WARDENAU"
 
+/// The audit log's name for gRPC health checking.
+pub(crate) const AUDIT_LOG_SERVICE: &str = "warden.storage.v1.AuditLog";
+
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The end of the chain: the next sequence number and the last hash.
@@ -143,6 +146,8 @@ pub(crate) struct ReconcileJob {
 pub(crate) struct Committer {
     queue: mpsc::Sender<Pending>,
     reconcile: mpsc::Sender<ReconcileJob>,
+    /// True while the writer takes appends; false for good once it is poisoned.
+    writable: tokio::sync::watch::Receiver<bool>,
 }
 
 /// What signs and publishes the log's checkpoints (no signer: the tree is kept, unsigned).
@@ -192,8 +197,26 @@ impl Committer {
     pub(crate) fn start(db: Db, keys: Arc<Keyring>, head: Head, log: LogCtx) -> Committer {
         let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
         let (reconcile, reconcile_rx) = mpsc::channel(4);
-        tokio::spawn(run_committer(db, keys, head, log, rx, reconcile_rx));
-        Committer { queue, reconcile }
+        let (writable_tx, writable) = tokio::sync::watch::channel(true);
+        tokio::spawn(run_committer(
+            db,
+            keys,
+            head,
+            log,
+            rx,
+            reconcile_rx,
+            writable_tx,
+        ));
+        Committer {
+            queue,
+            reconcile,
+            writable,
+        }
+    }
+
+    /// Follows whether the writer takes appends (see [`Storage::audit_writable`]).
+    pub(crate) fn writable(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.writable.clone()
     }
 
     pub(crate) async fn append(&self, record: AuditRecord) -> Result<AuditReceipt, Status> {
@@ -234,6 +257,7 @@ async fn run_committer(
     log: LogCtx,
     mut rx: mpsc::Receiver<Pending>,
     mut reconcile_rx: mpsc::Receiver<ReconcileJob>,
+    writable: tokio::sync::watch::Sender<bool>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // Set by the first failed commit; from then on every append is refused (`durable.rs`).
@@ -268,7 +292,7 @@ async fn run_committer(
                         head = reload(&db, head).await;
                     }
                     Err(CommitError::Durability(reason)) => {
-                        poison(&mut poisoned, reason, batch.len());
+                        poison(&mut poisoned, &writable, reason, batch.len());
                         for p in batch.drain(..) {
                             let _ = p.done.send(Err(durable::outcome_unknown()));
                         }
@@ -292,7 +316,7 @@ async fn run_committer(
                         head = reload(&db, head).await;
                     }
                     Err(CommitError::Durability(reason)) => {
-                        poison(&mut poisoned, reason, 0);
+                        poison(&mut poisoned, &writable, reason, 0);
                         let _ = job.done.send(Err(durable::outcome_unknown()));
                     }
                 }
@@ -302,13 +326,20 @@ async fn run_committer(
 }
 
 /// Stops the writer for good (until restart): see `durable.rs` for why it never retries.
-fn poison(poisoned: &mut Option<String>, reason: String, records: usize) {
+/// Storage's health follows (`writable`), before any caller hears of the failure.
+fn poison(
+    poisoned: &mut Option<String>,
+    writable: &tokio::sync::watch::Sender<bool>,
+    reason: String,
+    records: usize,
+) {
     tracing::error!(
         error = %reason,
         records,
         "an audit commit failed; the audit log refuses every append until storage restarts and `warden audit verify --database` passes"
     );
     metrics::gauge!("warden_storage_audit_poisoned").set(1.0);
+    writable.send_replace(false);
     *poisoned = Some(reason);
 }
 
@@ -454,6 +485,22 @@ impl Storage {
     /// Appends a record durably and returns its receipt (after its commit).
     pub async fn append_audit(&self, record: AuditRecord) -> Result<AuditReceipt, Status> {
         self.inner.audit.append(record).await
+    }
+
+    /// Follows whether the audit writer takes appends: true from the start, false for
+    /// good from the moment a commit fails and poisons it (`durable.rs`), until storage
+    /// restarts. A closed channel means the writer is gone.
+    pub fn audit_writable(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.audit.writable()
+    }
+
+    /// Health that follows the audit writer: `AuditLog` (and the overall status) answer
+    /// NOT_SERVING once it is poisoned, so the replica is taken out and restarted.
+    pub fn health_gate(&self) -> warden_rpc::HealthGate {
+        warden_rpc::HealthGate {
+            services: vec![AUDIT_LOG_SERVICE],
+            healthy: self.audit_writable(),
+        }
     }
 
     pub async fn query_audit(&self, q: &QueryRequest) -> Result<Vec<AuditRecord>, Status> {

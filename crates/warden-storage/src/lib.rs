@@ -281,7 +281,7 @@ impl Storage {
     pub const SERVICES: [&'static str; 6] = [
         "warden.storage.v1.Keys",
         "warden.storage.v1.TenantStore",
-        "warden.storage.v1.AuditLog",
+        audit::AUDIT_LOG_SERVICE,
         "warden.storage.v1.RunStore",
         "warden.telemetry.v1.IngestTokens",
         "warden.telemetry.v1.TelemetryQuery",

@@ -135,6 +135,8 @@ pub async fn start_storage_with(
         limits,
     };
     let routes = storage.routes(&host);
+    // A poisoned audit writer takes the replica out of service (`durable.rs`).
+    let gate = storage.health_gate();
     // A certificate that cannot serve stops storage now, not at its first sender.
     if ingest.is_some() {
         warden_rpc::https::optional_client_auth(&host.security)
@@ -151,10 +153,11 @@ pub async fn start_storage_with(
         })
     });
     Ok(tokio::spawn(async move {
-        host.serve(
+        host.serve_gated(
             listener,
             routes,
             &warden_storage::Storage::SERVICES,
+            Some(gate),
             shutdown_future(shutdown),
         )
         .await?;

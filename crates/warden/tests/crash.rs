@@ -6,9 +6,10 @@
 //!
 //! Then syscall faults in the manner of Tessera's POSIX fault test: under `strace
 //! -e inject=`, an EIO or a SIGKILL at the write or the fsync of one append's commit to
-//! the SQLite write-ahead log leaves a writer that refused (and keeps refusing) and,
-//! after a restart, a log that verifies and holds every acknowledged record and none
-//! that was refused; and the log is fsynced at least once per commit.
+//! the SQLite write-ahead log leaves a writer that refused (and keeps refusing, while
+//! storage's audit log and overall health answer NOT_SERVING) and, after a restart, a
+//! log that verifies and holds every acknowledged record and none that was refused; and
+//! the log is fsynced at least once per commit.
 //!
 //! One kill in ten lands while storage is still starting (opening the database, checking
 //! the tree, reconciling). `WARDEN_CRASH_KILLS` sets the kills per backend (default 200).
@@ -505,6 +506,37 @@ fn serve_traced(
     Service(child)
 }
 
+const SERVING: i32 = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+const NOT_SERVING: i32 = tonic_health::pb::health_check_response::ServingStatus::NotServing as i32;
+
+/// Storage's health status of `service` once it is `want`, or after five seconds
+/// whatever it then is (health follows the writer from another task).
+async fn health_after(dir: &Path, port: u16, service: &str, want: i32) -> i32 {
+    let ch = warden_rpc::connect(
+        &format!("127.0.0.1:{port}"),
+        &identity(dir, "gateway"),
+        Role::Storage,
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(ch);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        if status == want || Instant::now() > deadline {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Appends one record as the gateway: its receipt's id, or the refusal.
 async fn append_one(
     log: &mut AuditLogClient<tonic::transport::Channel>,
@@ -590,6 +622,19 @@ async fn fault_one_append(syscalls: &str, inject: &str, when: usize) {
             "{what}: {refused:?}"
         );
         assert!(service.0.try_wait().unwrap().is_none(), "{what}");
+        // And out of service: a load balancer stops sending to it, an orchestrator
+        // restarts it. The rest of storage still answers.
+        for (name, want) in [
+            ("warden.storage.v1.AuditLog", NOT_SERVING),
+            ("", NOT_SERVING),
+            ("warden.storage.v1.TenantStore", SERVING),
+        ] {
+            assert_eq!(
+                health_after(dir, port, name, want).await,
+                want,
+                "{what}: health of {name:?}"
+            );
+        }
     } else {
         // strace exits with its tracee.
         let status = service.0.wait().unwrap();

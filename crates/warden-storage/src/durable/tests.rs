@@ -8,7 +8,13 @@ use tonic::Code;
 use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
 use warden_proto::storage::v1::QueryRequest;
 
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
 use crate::{Db, Storage};
+
+const AUDIT_LOG: &str = "warden.storage.v1.AuditLog";
 
 /// One key provider for every open, as one key file would be across restarts.
 fn keys() -> std::sync::Arc<crate::MemoryKeyProvider> {
@@ -60,11 +66,15 @@ async fn a_failed_commit_poisons_the_writer_until_restart_and_is_never_retried()
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("a.db").display());
     let s = open(&url).await;
+    let writable = s.audit_writable();
     s.append_audit(intent("before")).await.unwrap();
+    assert!(*writable.borrow());
 
     exec(&s, FAIL_COMMITS).await;
     let err = s.append_audit(intent("lost")).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    // Health follows before the caller hears of the failure.
+    assert!(!*writable.borrow());
     assert!(
         err.message()
             .contains("whether this record was written is unknown"),
@@ -96,6 +106,7 @@ async fn a_failed_commit_poisons_the_writer_until_restart_and_is_never_retried()
     // After a restart the log is read back from disk, verifies, and takes appends again.
     let s = open(&url).await;
     s.append_audit(intent("restarted")).await.unwrap();
+    assert!(*s.audit_writable().borrow());
     assert_eq!(callers(&s).await, ["before", "restarted"]);
     let v = s.verify_audit(0, 0).await.unwrap();
     assert!(v.ok, "{v:?}");
@@ -115,10 +126,95 @@ async fn a_transaction_refused_before_commit_leaves_the_writer_working() {
     let err = s.append_audit(intent("refused")).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     assert!(err.message().contains("nothing was recorded"), "{err:?}");
+    assert!(*s.audit_writable().borrow());
     exec(&s, "DROP TRIGGER refuse").await;
     s.append_audit(intent("next")).await.unwrap();
     assert_eq!(callers(&s).await, ["next"]);
     assert!(s.verify_audit(0, 0).await.unwrap().ok);
+}
+
+/// The health check a load balancer asks: storage served as `warden serve storage`
+/// serves it (its routes, its health gate), on a real listener.
+async fn serve_health(s: &Storage) -> HealthClient<tonic::transport::Channel> {
+    let (listener, addr) = warden_rpc::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let host = warden_rpc::ServiceHost {
+        component: "storage",
+        security: warden_rpc::Security::InsecureDev,
+        limits: warden_rpc::Limits::default(),
+    };
+    let routes = s.routes(&host);
+    tokio::spawn(host.serve_gated(
+        listener,
+        routes,
+        &Storage::SERVICES,
+        Some(s.health_gate()),
+        std::future::pending(),
+    ));
+    let channel = warden_rpc::connect(
+        &addr.to_string(),
+        &warden_rpc::Security::InsecureDev,
+        warden_tls::Role::Storage,
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap();
+    HealthClient::new(channel)
+}
+
+async fn health_of(health: &mut HealthClient<tonic::transport::Channel>, service: &str) -> i32 {
+    let req = || HealthCheckRequest {
+        service: service.into(),
+    };
+    for _ in 0..500 {
+        if let Ok(r) = health.check(req()).await {
+            return r.into_inner().status;
+        }
+        // The listener may not accept yet.
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("storage's health service never answered");
+}
+
+#[tokio::test]
+async fn a_poisoned_writer_turns_storage_not_serving_so_the_replica_is_restarted() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("a.db").display());
+    let s = open(&url).await;
+    let mut health = serve_health(&s).await;
+    let serving = ServingStatus::Serving as i32;
+    let not_serving = ServingStatus::NotServing as i32;
+    assert_eq!(health_of(&mut health, "").await, serving);
+    assert_eq!(health_of(&mut health, AUDIT_LOG).await, serving);
+    let mut watched = health
+        .watch(HealthCheckRequest {
+            service: AUDIT_LOG.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut next = async || {
+        tokio::time::timeout(std::time::Duration::from_secs(5), watched.message())
+            .await
+            .expect("no health change within five seconds of the failed commit")
+            .unwrap()
+            .unwrap()
+            .status
+    };
+    assert_eq!(next().await, serving);
+    s.append_audit(intent("fine")).await.unwrap();
+
+    exec(&s, FAIL_COMMITS).await;
+    let err = s.append_audit(intent("lost")).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert_eq!(next().await, not_serving);
+    assert_eq!(health_of(&mut health, AUDIT_LOG).await, not_serving);
+    assert_eq!(health_of(&mut health, "").await, not_serving);
+    // The rest of storage still answers; only the audit log is out.
+    assert_eq!(
+        health_of(&mut health, "warden.storage.v1.TenantStore").await,
+        serving
+    );
 }
 
 #[test]
