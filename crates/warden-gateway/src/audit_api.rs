@@ -161,8 +161,9 @@ impl Gateway {
 }
 
 /// One line of a provable export: the record as JSON, its encoding, its leaf entry and
-/// its tlog-proof.
-fn provable_line(r: &AuditRecord, p: &st::RecordProof) -> String {
+/// its tlog-proof. Public so that what checks exports (tests, benches) reads the lines
+/// the gateway writes.
+pub fn provable_line(r: &AuditRecord, p: &st::RecordProof) -> String {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
     // The chain hash is left out: it is not in the record's encoding, and the leaf,

@@ -31,7 +31,7 @@ use warden_proto::storage::v1::tenant_store_client::TenantStoreClient;
 use warden_rpc::ServiceHost;
 use warden_tls::authorize;
 
-pub use audit_api::{PROVABLE_FORMAT, record_json};
+pub use audit_api::{PROVABLE_FORMAT, provable_line, record_json};
 pub use audit_sink::{AuditSink, AuditUnavailable, StorageAudit};
 pub use routing::Providers;
 pub use tenants::Tenants;
