@@ -147,11 +147,7 @@ impl Agent {
     /// in: no model is called), within the tenant's budget and queue limits.
     pub async fn enqueue(&self, new: NewRun) -> Result<st::CreateRunResponse, Status> {
         check_tenant(&new.tenant_id)?;
-        let settings = match self.tenant_settings(&new.tenant_id).await {
-            Ok(s) => Some(s),
-            Err(_) if !self.tenant_known(&new.tenant_id).await? => None,
-            Err(reason) => return Err(Status::unavailable(reason)),
-        };
+        let settings = self.settings_if_known(&new.tenant_id).await?;
         let enabled = settings.as_ref().is_some_and(|s| s.enabled);
         let limits = self.inner.limits;
         let lower = |platform: u32, tenant: u32| {
@@ -206,8 +202,12 @@ impl Agent {
         Ok(created)
     }
 
-    /// Whether storage knows the tenant at all (an unknown tenant has not opted in).
-    async fn tenant_known(&self, tenant_id: &str) -> Result<bool, Status> {
+    /// The tenant's settings, or `None` for a tenant storage does not know (which has
+    /// not opted in); any other failure refuses (fail closed).
+    async fn settings_if_known(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Option<warden_proto::common::v1::TenantSettings>, Status> {
         let mut c = self.inner.tenants.clone();
         match c
             .get_tenant_settings(st::GetTenantSettingsRequest {
@@ -215,8 +215,8 @@ impl Agent {
             })
             .await
         {
-            Ok(_) => Ok(true),
-            Err(s) if s.code() == Code::NotFound => Ok(false),
+            Ok(s) => Ok(Some(s.into_inner())),
+            Err(s) if s.code() == Code::NotFound => Ok(None),
             Err(s) => Err(Status::unavailable(format!(
                 "tenant settings could not be read: {}",
                 s.message()
