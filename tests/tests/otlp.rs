@@ -579,14 +579,16 @@ async fn under_pressure_senders_are_told_to_retry_later() {
     .await;
     c.issue(Role::Ingest, "otel-acme", &["acme"]);
     let token = create_token(&c, "acme").await;
-    // One request holds the only slot: its body starts and never finishes.
-    let (hold, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
-    hold.send(Ok(vec![0x0a])).await.unwrap();
-    let stuck = {
+    // One request holds the only slot: its body starts and never finishes. A probe
+    // sent while it arrives can take the slot first and have the held request itself
+    // refused; then it is opened again, until a probe is the one refused.
+    let hold_slot = || {
+        let (hold, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+        hold.try_send(Ok(vec![0x0a])).unwrap();
         let client = https(&c);
         let url = url(&c, "/v1/logs");
         let token = token.token.clone();
-        tokio::spawn(async move {
+        let stuck = tokio::spawn(async move {
             client
                 .post(url)
                 .bearer_auth(token)
@@ -596,10 +598,15 @@ async fn under_pressure_senders_are_told_to_retry_later() {
                 ))
                 .send()
                 .await
-        })
+        });
+        (hold, stuck)
     };
+    let (mut hold, mut stuck) = hold_slot();
     let mut refused = None;
     for _ in 0..1500 {
+        if stuck.is_finished() {
+            (hold, stuck) = hold_slot();
+        }
         let res = https(&c)
             .post(url(&c, "/v1/logs"))
             .bearer_auth(&token.token)
@@ -608,7 +615,7 @@ async fn under_pressure_senders_are_told_to_retry_later() {
             .send()
             .await
             .unwrap();
-        if res.status() == 503 {
+        if res.status() == 503 && !stuck.is_finished() {
             refused = Some(res);
             break;
         }
