@@ -59,6 +59,8 @@ pub struct Options {
     pub anomaly: warden_agent::anomaly::AnomalyOptions,
     /// The limits of storage's ingest listener (OTLP/gRPC and OTLP/HTTP).
     pub ingest: warden_storage::IngestOptions,
+    /// Where runs' untrusted parts run (default: [`worker_isolation`], the real sandbox).
+    pub isolation: Option<warden_agent::isolation::Isolation>,
 }
 
 /// A routing config file for the gateway, and what loading it needs besides the file.
@@ -86,8 +88,41 @@ impl Default for Options {
             webhooks: Default::default(),
             anomaly: Default::default(),
             ingest: warden_storage::IngestOptions::default(),
+            isolation: None,
         }
     }
+}
+
+/// This package's `warden-worker` binary (built by cargo beside the test binaries, in the
+/// directory above `deps/`).
+pub fn worker_program() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("tests run from target/<profile>/deps");
+    let program = dir.join("warden-worker");
+    assert!(
+        program.exists(),
+        "{} is missing: build it with `cargo test -p warden-integration-tests` (it is this package's binary)",
+        program.display()
+    );
+    program
+}
+
+/// Runs in the real sandbox, as `warden serve agent` with a `[sandbox]` naming the worker:
+/// each worker proves it cannot reach the gateway at `gateway`, read the agent's key, write
+/// a file or start a program.
+pub fn worker_isolation(
+    gateway: SocketAddr,
+    security: &warden_rpc::Security,
+) -> warden_agent::isolation::Isolation {
+    let section = warden_config::SandboxSection {
+        worker: Some(worker_program()),
+        ..Default::default()
+    };
+    services::isolation(Some(&section), &gateway.to_string(), security)
+        .expect("the test sandbox is configured")
 }
 
 pub struct Cluster {
@@ -249,6 +284,11 @@ impl Cluster {
                         options: opts.webhooks.clone(),
                     }),
                     anomaly: opts.anomaly,
+                    isolation: Some(
+                        opts.isolation.clone().unwrap_or_else(|| {
+                            worker_isolation(gateway_addr, &sec("agent-service"))
+                        }),
+                    ),
                 },
                 rx,
             )

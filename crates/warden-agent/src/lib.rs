@@ -16,6 +16,7 @@ pub mod brief;
 pub mod budget;
 pub mod compact;
 pub mod finding;
+pub mod isolation;
 mod run;
 pub mod tools;
 pub mod webhooks;
@@ -104,6 +105,8 @@ struct Inner {
     telemetry: TelemetryQueryClient<Channel>,
     tokens: IngestTokensClient<Channel>,
     limits: RunLimits,
+    /// Where each run's untrusted part runs.
+    isolation: isolation::Isolation,
     /// This replica's name, unique across replicas (its workers' lease owner prefix).
     replica: String,
     running: worker::Running,
@@ -123,7 +126,12 @@ pub struct NewRun {
 
 impl Agent {
     /// An agent service that calls the gateway over `gateway` and storage over `storage`.
-    pub fn new(gateway: Channel, storage: Channel, limits: RunLimits) -> Agent {
+    pub fn new(
+        gateway: Channel,
+        storage: Channel,
+        limits: RunLimits,
+        isolation: isolation::Isolation,
+    ) -> Agent {
         Agent {
             inner: Arc::new(Inner {
                 gateway: GatewayClient::new(gateway),
@@ -132,6 +140,7 @@ impl Agent {
                 telemetry: TelemetryQueryClient::new(storage.clone()),
                 tokens: IngestTokensClient::new(storage),
                 limits,
+                isolation,
                 replica: format!(
                     "{}-{}",
                     std::env::var("HOSTNAME").unwrap_or_else(|_| "agent".into()),

@@ -36,9 +36,9 @@ pub use registry::{
     BuildEnv, RegistryError, bedrock_account, build_registry, catalogue, process_env_secret,
 };
 pub use service::{
-    AgentSettings, AnomalySection, BudgetSection, GatewaySettings, IngestSection, RunsSection,
-    ServiceConfig, ServiceKind, ServiceSettings, StorageSettings, TlsPaths, WebhooksSection,
-    parse_service, parse_service_as,
+    AgentSettings, AnomalySection, BudgetSection, GatewaySettings, IngestSection, Isolation,
+    RunsSection, SandboxSection, ServiceConfig, ServiceKind, ServiceSettings, StorageSettings,
+    TlsPaths, WebhooksSection, parse_service, parse_service_as,
 };
 pub use validate::validate;
 use warden_providers::{BreakerPolicy, RetryPolicy, Timeouts};

@@ -27,7 +27,8 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 pub use agent::{
-    AnomalySection, BudgetSection, RunsSection, WebhooksSection, bounds as agent_bounds, defaults,
+    AnomalySection, BudgetSection, Isolation, RunsSection, SandboxSection, WebhooksSection,
+    bounds as agent_bounds, defaults,
 };
 pub use checks::{Bounds, bounds};
 
@@ -158,6 +159,7 @@ pub struct AgentSettings {
     pub budget: Option<BudgetSection>,
     pub webhooks: Option<WebhooksSection>,
     pub anomaly: Option<AnomalySection>,
+    pub sandbox: Option<SandboxSection>,
 }
 
 /// The settings of the one service a file is for.
@@ -542,6 +544,7 @@ fn agent(c: &mut Checker<'_>, raw: &RawService) -> Option<AgentSettings> {
         .as_ref()
         .map(|w| agent::webhooks(c, w.get_ref(), w.span()));
     let anomaly = raw.anomaly.as_ref().map(|a| agent::anomaly(c, a.get_ref()));
+    let sandbox = raw.sandbox.as_ref().map(|s| agent::sandbox(c, s.get_ref()));
     Some(AgentSettings {
         gateway: gateway?,
         storage: storage?,
@@ -552,6 +555,7 @@ fn agent(c: &mut Checker<'_>, raw: &RawService) -> Option<AgentSettings> {
         // A written [webhooks] that did not check is an error already; `None` is never kept.
         webhooks: webhooks.flatten(),
         anomaly,
+        sandbox,
     })
 }
 

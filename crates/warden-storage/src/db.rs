@@ -98,6 +98,7 @@ impl Db {
             ("runs", "state_sealed", "TEXT NOT NULL DEFAULT ''"),
             ("runs", "usage_json", "TEXT NOT NULL DEFAULT '{}'"),
             ("runs", "budget_json", "TEXT NOT NULL DEFAULT '{}'"),
+            ("runs", "sandbox_sealed", "TEXT NOT NULL DEFAULT ''"),
             ("run_tool_calls", "step", "BIGINT NOT NULL DEFAULT 0"),
             ("run_tool_calls", "idx", "BIGINT NOT NULL DEFAULT 0"),
         ] {

@@ -13,9 +13,10 @@ use prost::Message;
 use sqlx::Row;
 use tonic::Status;
 use warden_proto::common::v1::RunBudget;
+use warden_proto::storage::v1::AttestRunRequest;
 use warden_proto::storage::v1::{
     CancelRunRequest, CheckpointRunRequest, LeaseRunRequest, LeaseRunResponse, ListRunsRequest,
-    ListRunsResponse, RenewLeaseRequest, Run, RunEvent, RunStatus, RunUsage,
+    ListRunsResponse, RenewLeaseRequest, Run, RunEvent, RunStatus, RunUsage, SandboxRecord,
 };
 
 use crate::db::Backend;
@@ -241,6 +242,60 @@ impl Storage {
             return Err(lease_lost(&r.run_id));
         }
         Ok(run)
+    }
+
+    /// Records the sandbox of the lease holder's worker (sealed: it names paths and
+    /// addresses of the agent host).
+    pub(crate) async fn record_run_sandbox(&self, r: &AttestRunRequest) -> Result<Run, Status> {
+        check_tenant(&r.tenant_id)?;
+        check_worker(&r.worker)?;
+        let record = r
+            .sandbox
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("sandbox is required"))?;
+        let plain = record.encode_to_vec();
+        if plain.len() > 64 * 1024 {
+            return Err(Status::invalid_argument(
+                "the sandbox record is larger than 64 KiB",
+            ));
+        }
+        let sealed = self.seal(&r.tenant_id, &plain).await?;
+        let done = sqlx::query(
+            "UPDATE runs SET sandbox_sealed = $1, updated_ms = $2
+             WHERE tenant_id = $3 AND id = $4 AND lease_owner = $5 AND status = $6",
+        )
+        .bind(&sealed)
+        .bind(now_ms())
+        .bind(&r.tenant_id)
+        .bind(&r.run_id)
+        .bind(&r.worker)
+        .bind(RUNNING)
+        .execute(&self.inner.db.pool)
+        .await
+        .map_err(DbError::from)?;
+        let run = self.load_run_head(&r.tenant_id, &r.run_id).await?;
+        if done.rows_affected() == 0 {
+            if run.status != RUNNING as i32 {
+                return Err(not_running(&run));
+            }
+            return Err(lease_lost(&r.run_id));
+        }
+        Ok(run)
+    }
+
+    /// A run's stored sandbox record (none before a worker started).
+    pub(crate) async fn sandbox_of(
+        &self,
+        tenant_id: &str,
+        sealed: &str,
+    ) -> Result<Option<SandboxRecord>, Status> {
+        if sealed.is_empty() {
+            return Ok(None);
+        }
+        let plain = self.unseal(tenant_id, sealed).await?;
+        SandboxRecord::decode(plain.as_slice())
+            .map(Some)
+            .map_err(|_| Status::data_loss("a stored sandbox record is corrupt"))
     }
 
     /// Cancels a queued or running run; refused when it already finished.

@@ -7,9 +7,9 @@ use tonic::{Request, Response, Status};
 use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
 use warden_proto::storage::v1::run_store_server::RunStore;
 use warden_proto::storage::v1::{
-    AddFindingRequest, AttachRunEventRequest, CancelRunRequest, CheckpointRunRequest,
-    CreateProposalRequest, CreateRunRequest, CreateRunResponse, Finding, GetRunRequest,
-    LeaseRunRequest, LeaseRunResponse, ListProposalsRequest, ListProposalsResponse,
+    AddFindingRequest, AttachRunEventRequest, AttestRunRequest, CancelRunRequest,
+    CheckpointRunRequest, CreateProposalRequest, CreateRunRequest, CreateRunResponse, Finding,
+    GetRunRequest, LeaseRunRequest, LeaseRunResponse, ListProposalsRequest, ListProposalsResponse,
     ListRunsRequest, ListRunsResponse, Proposal, ProposalStatus, RecordToolCallRequest,
     RenewLeaseRequest, ReviewProposalRequest, Run, RunEvent, RunStatus, ToolCallRecord,
     UpdateRunRequest,
@@ -35,7 +35,7 @@ impl Storage {
     pub(crate) async fn load_run_head(&self, tenant_id: &str, run_id: &str) -> Result<Run, Status> {
         let row = sqlx::query(
             "SELECT id, purpose, fingerprint, status, status_reason, created_ms, updated_ms, steps, trigger_sealed,
-                    attempts, usage_json, budget_json
+                    attempts, usage_json, budget_json, sandbox_sealed
              FROM runs WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant_id)
@@ -87,6 +87,9 @@ impl Storage {
             )),
             events: Vec::new(),
             keys,
+            sandbox: self
+                .sandbox_of(tenant_id, &row.try_get::<String, _>(12).map_err(g)?)
+                .await?,
         })
     }
 
@@ -454,6 +457,11 @@ impl RunStore for Storage {
     ) -> Result<Response<Run>, Status> {
         authorize(&req, "warden.storage.v1.RunStore/CheckpointRun")?.platform()?;
         Ok(Response::new(self.record_run_step(req.get_ref()).await?))
+    }
+
+    async fn attest_run(&self, req: Request<AttestRunRequest>) -> Result<Response<Run>, Status> {
+        authorize(&req, "warden.storage.v1.RunStore/AttestRun")?.platform()?;
+        Ok(Response::new(self.record_run_sandbox(req.get_ref()).await?))
     }
 
     async fn cancel_run(&self, req: Request<CancelRunRequest>) -> Result<Response<Run>, Status> {

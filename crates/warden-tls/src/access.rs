@@ -253,6 +253,11 @@ pub const MATRIX: &[Rule] = &[
         Platform,
     ),
     row(
+        "warden.storage.v1.RunStore/AttestRun",
+        &[AgentService],
+        Platform,
+    ),
+    row(
         "warden.storage.v1.RunStore/CreateProposal",
         &[AgentService],
         Platform,

@@ -39,6 +39,9 @@ enum Command {
     Minimize(cmd::minimize::Args),
     /// Print text as the gateway would send it: secrets and personal data replaced by placeholders.
     Redact(cmd::redact::Args),
+    /// One run's confined worker; started by the agent service, never by hand.
+    #[command(hide = true)]
+    Worker,
 }
 
 fn main() -> ExitCode {
@@ -53,6 +56,8 @@ fn main() -> ExitCode {
         Command::IngestToken(args) => cmd::ingest_token::run(args).map(|()| ExitCode::SUCCESS),
         Command::Minimize(args) => cmd::minimize::run(args),
         Command::Redact(args) => cmd::redact::run(args),
+        // Confines itself first thing, while this process still has one thread.
+        Command::Worker => return warden_agent::isolation::worker_main(),
     };
     exit_code(result)
 }

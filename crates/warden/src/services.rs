@@ -435,6 +435,54 @@ pub fn run_limits(agent: &warden_config::AgentSettings) -> warden_agent::RunLimi
     l
 }
 
+/// Where the agent service runs each run's untrusted part, from `[sandbox]`: by default a
+/// confined `warden worker` process per run, which proves at start that it cannot reach
+/// the gateway, read the agent's key, write a file or start a program.
+pub fn isolation(
+    section: Option<&warden_config::SandboxSection>,
+    gateway_addr: &str,
+    security: &Security,
+) -> anyhow::Result<warden_agent::isolation::Isolation> {
+    use warden_agent::isolation::{Isolation, SandboxOptions};
+    use warden_config::Isolation as Kind;
+    let s = section.cloned().unwrap_or_default();
+    if s.isolation == Kind::None {
+        tracing::warn!(
+            "[sandbox] isolation = \"none\": runs are not confined; every run records it"
+        );
+        return Ok(Isolation::InProcess);
+    }
+    let program = match &s.worker {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| anyhow::anyhow!("cannot find this binary to start run workers: {e}"))?,
+    };
+    let keys: Vec<std::path::PathBuf> = match security {
+        Security::Mtls(files) => vec![files.key.clone()],
+        _ => Vec::new(),
+    };
+    let connect: Vec<String> = gateway_addr
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .parse::<SocketAddr>()
+        .map(|a| vec![a.to_string()])
+        .unwrap_or_default();
+    let mut o = SandboxOptions::warden_worker(program, &keys, &connect);
+    if s.worker.is_some() {
+        // A dedicated worker executable takes no subcommand.
+        o.args.clear();
+    }
+    o.policy.memory_bytes = s.memory_mb_or_default() << 20;
+    o.policy.cpu_seconds = s.cpu_secs_or_default();
+    o.policy.min = warden_agent::isolation::Required {
+        landlock_abi: s.min_landlock_abi_or_default(),
+        seccomp: s.require_seccomp_or_default(),
+        network_namespace: s.require_network_namespace.unwrap_or(false),
+    };
+    o.accept_weaker = s.accept_weaker.unwrap_or(false);
+    Ok(Isolation::Sandbox(o))
+}
+
 /// The agent service's webhook listener and its limits.
 pub struct WebhookListener {
     pub listener: TcpListener,
@@ -447,6 +495,8 @@ pub struct AgentExtras {
     /// The webhook listener (none: webhooks are not received).
     pub webhooks: Option<WebhookListener>,
     pub anomaly: warden_agent::anomaly::AnomalyOptions,
+    /// Where runs' untrusted parts run (none: [`isolation`] with no `[sandbox]`).
+    pub isolation: Option<warden_agent::isolation::Isolation>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -472,7 +522,11 @@ pub fn start_agent(
         warden_tls::Role::Storage,
         Duration::from_secs(3),
     )?;
-    let agent = warden_agent::Agent::new(gateway, storage, run_limits);
+    let isolation = match extras.isolation {
+        Some(i) => i,
+        None => isolation(None, gateway_addr, &security)?,
+    };
+    let agent = warden_agent::Agent::new(gateway, storage, run_limits, isolation);
     agent.spawn_workers(shutdown.clone());
     agent.spawn_detectors(extras.anomaly, shutdown.clone());
     let hooks = match extras.webhooks {

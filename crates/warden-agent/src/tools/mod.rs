@@ -16,7 +16,6 @@ pub mod window;
 use serde_json::Value;
 use tonic::Status;
 use warden_proto::common::v1 as pb;
-use warden_proto::gateway::v1 as gw;
 use warden_proto::storage::v1 as st;
 
 use crate::Agent;
@@ -134,34 +133,33 @@ pub(crate) fn access_of(s: &pb::TenantSettings) -> ToolAccess {
     }
 }
 
-/// Replaces every tool result in the conversation whose data type the tenant no longer
-/// allows with a note saying so, keeping the call ids, so a run whose tenant withdrew a
-/// data type carries on without sending that data again.
-pub(crate) fn withhold_disallowed(messages: &mut [gw::Message], access: &ToolAccess) {
-    for part in messages.iter_mut().flat_map(|m| m.parts.iter_mut()) {
-        let Some(dt) = policy_data_type(part.data_type) else {
-            continue;
-        };
-        let Err(denied) = warden_policy::data_type_gate(&access.settings, dt) else {
-            continue;
-        };
-        let note = format!("[result withheld: {}]", denied.message);
-        match &mut part.content {
-            Some(gw::content_part::Content::ToolResult(result)) => {
-                result.content = note;
-                result.is_error = true;
+/// The data types whose results the tenant does not allow now, each with why: the
+/// worker replaces their results in the conversation with a note (keeping the call ids),
+/// so a run whose tenant withdrew a data type carries on without sending that data again.
+pub(crate) fn withheld(access: &ToolAccess) -> Vec<(pb::DataType, String)> {
+    ALL_TYPES
+        .iter()
+        .filter_map(|d| {
+            let dt = policy_data_type(*d as i32)?;
+            if dt == warden_policy::DataType::Instruction {
+                return None;
             }
-            // A first query's result, given with the trigger.
-            Some(gw::content_part::Content::Text(text))
-                if dt != warden_policy::DataType::Instruction =>
-            {
-                *text = note;
-            }
-            _ => continue,
-        }
-        part.data_type = pb::DataType::Instruction as i32;
-    }
+            warden_policy::data_type_gate(&access.settings, dt)
+                .err()
+                .map(|denied| (*d, denied.message))
+        })
+        .collect()
 }
+
+const ALL_TYPES: [pb::DataType; 7] = [
+    pb::DataType::Logs,
+    pb::DataType::Metrics,
+    pb::DataType::Traces,
+    pb::DataType::Profiles,
+    pb::DataType::ConfigMetadata,
+    pb::DataType::ClusterInfo,
+    pb::DataType::SourceCode,
+];
 
 impl Agent {
     /// The tenant's settings as they are now; any failure to read them refuses (fail closed).
@@ -348,56 +346,18 @@ enum Outcome {
 mod tests {
     use super::*;
 
-    fn part(dt: pb::DataType, text: &str) -> gw::ContentPart {
-        gw::ContentPart {
-            data_type: dt as i32,
-            content: Some(gw::content_part::Content::ToolResult(gw::ToolResult {
-                tool_call_id: "c1".into(),
-                content: text.into(),
-                is_error: false,
-            })),
-        }
-    }
-
     #[test]
-    fn results_of_a_withdrawn_type_are_withheld_and_the_rest_kept() {
-        let mut messages = vec![gw::Message {
-            role: gw::Role::User as i32,
-            parts: vec![
-                part(pb::DataType::Logs, "payment timeout order=1"),
-                part(pb::DataType::Metrics, "rate 10/s"),
-            ],
-        }];
+    fn only_the_types_the_tenant_withdrew_are_withheld() {
         let access = access_of(&pb::TenantSettings {
             tenant_id: "t".into(),
             enabled: true,
             allowed_data_types: vec![pb::DataType::Metrics as i32],
             ..Default::default()
         });
-        withhold_disallowed(&mut messages, &access);
-        let texts: Vec<_> = messages[0]
-            .parts
-            .iter()
-            .map(|p| match &p.content {
-                Some(gw::content_part::Content::ToolResult(r)) => {
-                    (p.data_type, r.content.clone(), r.tool_call_id.clone())
-                }
-                _ => unreachable!(),
-            })
-            .collect();
-        assert_eq!(texts[0].0, pb::DataType::Instruction as i32);
-        assert!(texts[0].1.starts_with("[result withheld:") && !texts[0].1.contains("order=1"));
-        assert_eq!(
-            texts[0].2, "c1",
-            "the call id stays, so the conversation stays valid"
-        );
-        assert_eq!(
-            texts[1],
-            (
-                pb::DataType::Metrics as i32,
-                "rate 10/s".into(),
-                "c1".into()
-            )
-        );
+        let w: Vec<pb::DataType> = withheld(&access).into_iter().map(|(d, _)| d).collect();
+        assert!(w.contains(&pb::DataType::Logs));
+        assert!(w.contains(&pb::DataType::SourceCode));
+        assert!(!w.contains(&pb::DataType::Metrics));
+        assert!(!w.contains(&pb::DataType::Instruction));
     }
 }

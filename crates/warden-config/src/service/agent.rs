@@ -1,5 +1,6 @@
 //! The agent's sections: `[runs]` (the durable run queue), `[budget]` (hard limits of one
-//! run), `[webhooks]` (alert, deployment and cluster-event webhooks) and `[anomaly]`.
+//! run), `[webhooks]` (alert, deployment and cluster-event webhooks), `[anomaly]` and
+//! `[sandbox]` (where each run's untrusted part runs, and the confinement it must reach).
 //!
 //! Every field is optional; [`defaults`] holds the value a missing one takes and
 //! [`bounds`] the values a written one may take, in one place. This crate only parses and
@@ -8,7 +9,7 @@
 use std::net::SocketAddr;
 
 use super::checks::Checker;
-use super::raw::{RawAnomaly, RawBudget, RawRuns, RawWebhooks};
+use super::raw::{RawAnomaly, RawBudget, RawRuns, RawSandbox, RawWebhooks};
 
 /// The value each setting of the agent's sections takes when the file does not set it.
 pub mod defaults {
@@ -42,6 +43,11 @@ pub mod defaults {
     ];
 
     pub const ANOMALY_INTERVAL_SECS: u64 = 60;
+
+    pub const SANDBOX_MEMORY_MB: u64 = 1024;
+    pub const SANDBOX_CPU_SECS: u64 = 600;
+    pub const SANDBOX_MIN_LANDLOCK_ABI: u64 = 1;
+    pub const SANDBOX_REQUIRE_SECCOMP: bool = true;
 }
 
 /// The values each numeric setting of the agent's sections may take.
@@ -140,6 +146,25 @@ pub mod bounds {
         min: 10,
         max: 86_400,
         meaning: "seconds between two anomaly detection passes over the metrics",
+    };
+
+    pub const SANDBOX_MEMORY_MB: Bounds<u64> = Bounds {
+        name: "sandbox.memory_mb",
+        min: 64,
+        max: 65_536,
+        meaning: "the address space one run's worker may use, in MiB",
+    };
+    pub const SANDBOX_CPU_SECS: Bounds<u64> = Bounds {
+        name: "sandbox.cpu_secs",
+        min: 1,
+        max: 86_400,
+        meaning: "the CPU seconds one run's worker may use in its life",
+    };
+    pub const SANDBOX_MIN_LANDLOCK_ABI: Bounds<u64> = Bounds {
+        name: "sandbox.min_landlock_abi",
+        min: 0,
+        max: 255,
+        meaning: "the lowest Landlock ABI a worker must have enforced (0: Landlock not required)",
     };
 }
 
@@ -272,6 +297,83 @@ impl AnomalySection {
     pub fn interval_secs_or_default(&self) -> u64 {
         self.interval_secs
             .unwrap_or(defaults::ANOMALY_INTERVAL_SECS)
+    }
+}
+
+/// Where each run's untrusted part runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Isolation {
+    /// A confined worker process per run (the default).
+    #[default]
+    Process,
+    /// Inside the agent service, unconfined; recorded with every run.
+    None,
+}
+
+/// `[sandbox]`: each run's worker process, its limits and the minimum confinement.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SandboxSection {
+    pub isolation: Isolation,
+    /// The worker executable (default: this `warden` binary, as `warden worker`).
+    pub worker: Option<std::path::PathBuf>,
+    /// Address space of one worker in MiB (default 1024; 64..=65536).
+    pub memory_mb: Option<u64>,
+    /// CPU seconds of one worker (default 600; 1..=86400).
+    pub cpu_secs: Option<u64>,
+    /// Lowest Landlock ABI (default 1; 0..=255).
+    pub min_landlock_abi: Option<u64>,
+    /// A seccomp filter is required (default true).
+    pub require_seccomp: Option<bool>,
+    /// An empty network namespace per worker is required (default false; needs privileges).
+    pub require_network_namespace: Option<bool>,
+    /// Runs start even below this minimum, recorded as accepted (default false); never
+    /// below a tenant's own minimum.
+    pub accept_weaker: Option<bool>,
+}
+
+impl SandboxSection {
+    pub fn memory_mb_or_default(&self) -> u64 {
+        self.memory_mb.unwrap_or(defaults::SANDBOX_MEMORY_MB)
+    }
+    pub fn cpu_secs_or_default(&self) -> u64 {
+        self.cpu_secs.unwrap_or(defaults::SANDBOX_CPU_SECS)
+    }
+    pub fn min_landlock_abi_or_default(&self) -> u8 {
+        self.min_landlock_abi
+            .unwrap_or(defaults::SANDBOX_MIN_LANDLOCK_ABI)
+            .min(255) as u8
+    }
+    pub fn require_seccomp_or_default(&self) -> bool {
+        self.require_seccomp
+            .unwrap_or(defaults::SANDBOX_REQUIRE_SECCOMP)
+    }
+}
+
+pub(super) fn sandbox(c: &mut Checker<'_>, raw: &RawSandbox) -> SandboxSection {
+    let isolation = match raw.isolation.as_ref() {
+        None => Isolation::Process,
+        Some(v) => match v.get_ref().as_str() {
+            "process" => Isolation::Process,
+            "none" => Isolation::None,
+            other => {
+                c.error(
+                    v.span(),
+                    format!("`sandbox.isolation` {other:?} is not known"),
+                    "\"process\" (a confined worker per run) or \"none\" (inside the agent service, unconfined)",
+                );
+                Isolation::Process
+            }
+        },
+    };
+    SandboxSection {
+        isolation,
+        worker: c.path(&raw.worker, "sandbox.worker"),
+        memory_mb: c.number(&raw.memory_mb, &bounds::SANDBOX_MEMORY_MB),
+        cpu_secs: c.number(&raw.cpu_secs, &bounds::SANDBOX_CPU_SECS),
+        min_landlock_abi: c.number(&raw.min_landlock_abi, &bounds::SANDBOX_MIN_LANDLOCK_ABI),
+        require_seccomp: raw.require_seccomp,
+        require_network_namespace: raw.require_network_namespace,
+        accept_weaker: raw.accept_weaker,
     }
 }
 

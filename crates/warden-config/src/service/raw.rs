@@ -36,6 +36,7 @@ pub struct RawService {
     pub budget: Option<Spanned<RawBudget>>,
     pub webhooks: Option<Spanned<RawWebhooks>>,
     pub anomaly: Option<Spanned<RawAnomaly>>,
+    pub sandbox: Option<Spanned<RawSandbox>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,6 +93,19 @@ pub struct RawAnomaly {
     pub interval_secs: Option<Spanned<u64>>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSandbox {
+    pub isolation: Option<Spanned<String>>,
+    pub worker: Option<Spanned<String>>,
+    pub memory_mb: Option<Spanned<u64>>,
+    pub cpu_secs: Option<Spanned<u64>>,
+    pub min_landlock_abi: Option<Spanned<u64>>,
+    pub require_seccomp: Option<bool>,
+    pub require_network_namespace: Option<bool>,
+    pub accept_weaker: Option<bool>,
+}
+
 /// Which services a top-level key configures; `None` for a key that is not in the schema
 /// (nor `service`, which says which one the file is for).
 pub fn owners(key: &str) -> Option<&'static [ServiceKind]> {
@@ -116,7 +130,8 @@ pub fn owners(key: &str) -> Option<&'static [ServiceKind]> {
         | "runs"
         | "budget"
         | "webhooks"
-        | "anomaly" => &[Agent],
+        | "anomaly"
+        | "sandbox" => &[Agent],
         _ => return None,
     })
 }

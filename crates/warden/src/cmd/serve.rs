@@ -159,6 +159,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 }
                 None => None,
             };
+            let isolation = services::isolation(agent.sandbox.as_ref(), &agent.gateway, &security)?;
             services::start_agent(
                 listener,
                 security,
@@ -178,6 +179,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                         ),
                         ..Default::default()
                     },
+                    isolation: Some(isolation),
                 },
                 shutdown_rx,
             )?

@@ -128,6 +128,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 options: Default::default(),
             }),
             anomaly: Default::default(),
+            isolation: None,
         },
         shutdown_rx,
     )?;
