@@ -10,6 +10,7 @@
 
 pub mod mocks;
 pub mod model;
+pub mod scripted;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,8 +60,11 @@ pub struct Options {
     pub anomaly: warden_agent::anomaly::AnomalyOptions,
     /// The limits of storage's ingest listener (OTLP/gRPC and OTLP/HTTP).
     pub ingest: warden_storage::IngestOptions,
-    /// Where runs' untrusted parts run (default: [`worker_isolation`], the real sandbox).
+    /// Where runs' untrusted parts run (default: [`worker_isolation`], the real sandbox,
+    /// changed by `sandbox`).
     pub isolation: Option<warden_agent::isolation::Isolation>,
+    /// Changes the default sandbox (extra self checks, another minimum).
+    pub sandbox: Arc<dyn Fn(&mut warden_agent::isolation::SandboxOptions) + Send + Sync>,
 }
 
 /// A routing config file for the gateway, and what loading it needs besides the file.
@@ -89,6 +93,7 @@ impl Default for Options {
             anomaly: Default::default(),
             ingest: warden_storage::IngestOptions::default(),
             isolation: None,
+            sandbox: Arc::new(|_| {}),
         }
     }
 }
@@ -284,11 +289,13 @@ impl Cluster {
                         options: opts.webhooks.clone(),
                     }),
                     anomaly: opts.anomaly,
-                    isolation: Some(
-                        opts.isolation.clone().unwrap_or_else(|| {
-                            worker_isolation(gateway_addr, &sec("agent-service"))
-                        }),
-                    ),
+                    isolation: Some(opts.isolation.clone().unwrap_or_else(|| {
+                        let mut i = worker_isolation(gateway_addr, &sec("agent-service"));
+                        if let warden_agent::isolation::Isolation::Sandbox(o) = &mut i {
+                            (opts.sandbox)(o);
+                        }
+                        i
+                    })),
                 },
                 rx,
             )
@@ -491,6 +498,18 @@ impl Cluster {
 
 impl Cluster {
     /// Waits (up to 10 s) until a run is no longer RUNNING, and returns it.
+    /// The run as its tenant's agent identity reads it.
+    pub async fn get_run(&self, tenant: &str, run_id: &str) -> warden_proto::storage::v1::Run {
+        self.agent("agent")
+            .get_run(warden_proto::agent::v1::GetRunRequest {
+                tenant_id: tenant.into(),
+                run_id: run_id.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     pub async fn wait_run(&self, tenant: &str, run_id: &str) -> warden_proto::storage::v1::Run {
         let mut agent = self.agent("agent");
         for _ in 0..500 {

@@ -10,100 +10,31 @@
     reason = "test helpers fail loudly"
 )]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tonic::Code;
-use warden_integration_tests::{Cluster, Options, enabled_tenant};
+use warden_integration_tests::{Options, enabled_tenant};
 use warden_proto::agent::v1 as ag;
-use warden_proto::common::v1 as pb;
 use warden_proto::storage::v1 as st;
-use warden_testkit::{MockServer, ScriptHandle, ScriptedAnthropic, TestCa, Turn};
+use warden_testkit::{ScriptHandle, Turn};
 
-const KEY: &str = "sk-ant-runs";
-
-struct Scripted {
-    c: Cluster,
-    model: ScriptedAnthropic,
-    _mock: MockServer,
-}
+use warden_integration_tests::scripted::{Scripted, alert, submit};
 
 async fn cluster(limits: warden_agent::RunLimits) -> Scripted {
-    let ca = TestCa::new().unwrap();
-    let model = ScriptedAnthropic::new(KEY);
-    let mock = MockServer::start(&ca, model.clone()).await.unwrap();
-    let mut cfg = warden_providers::AnthropicConfig::new(
-        "local",
-        secrecy::SecretString::from(KEY),
-        "claude-test",
-    );
-    cfg.base_url = mock.url();
-    cfg.http.extra_root_ca_pem = vec![ca.ca_pem()];
-    let provider = warden_providers::Anthropic::new(cfg).unwrap();
-    let c = Cluster::start_with(Options {
-        provider: Some(Arc::new(provider)),
+    Scripted::start(Options {
         run_limits: Some(limits),
         ..Default::default()
     })
-    .await;
-    Scripted {
-        c,
-        model,
-        _mock: mock,
-    }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-/// An alert whose title carries the script's marker.
-fn alert(tenant: &str, marker: &str) -> ag::SubmitTriggerRequest {
-    ag::SubmitTriggerRequest {
-        tenant_id: tenant.into(),
-        purpose: pb::Purpose::Alert as i32,
-        fingerprint: format!("fp-{marker}"),
-        title: format!("checkout error rate above 5% [{marker}]"),
-        service: "checkout".into(),
-        labels: [("severity".to_owned(), "page".to_owned())].into(),
-        occurred_at: Some(prost_types::Timestamp {
-            seconds: now_ms() / 1000 - 60,
-            nanos: 0,
-        }),
-        ..Default::default()
-    }
-}
-
-async fn submit(c: &Cluster, t: ag::SubmitTriggerRequest) -> st::Run {
-    c.agent("agent")
-        .submit_trigger(t)
-        .await
-        .unwrap()
-        .into_inner()
-        .run
-        .unwrap()
+    .await
 }
 
 async fn run_to_end(s: &Scripted, marker: &str, turns: Vec<Turn>) -> (st::Run, ScriptHandle) {
-    let script = s.model.script(marker, turns);
-    let run = submit(&s.c, alert("acme", marker)).await;
-    let run = s.c.wait_run("acme", &run.id).await;
-    assert!(s.model.problems().is_empty(), "{:?}", s.model.problems());
-    (run, script)
+    s.run_to_end(marker, turns).await
 }
 
 async fn logs_tenant(s: &Scripted) {
-    s.c.issue(warden_tls::Role::Ingest, "otel-acme", &["acme"]);
-    let lines: Vec<String> = (0..40)
-        .map(|i| format!("payment call failed for order {i}: context deadline exceeded after 3s"))
-        .collect();
-    let bodies: Vec<&str> = lines.iter().map(String::as_str).collect();
-    s.c.ingest_logs("otel-acme", "checkout", &bodies).await;
-    s.c.set_tenant(enabled_tenant("acme")).await;
+    s.logs_tenant().await
 }
 
 #[tokio::test]

@@ -274,7 +274,7 @@ impl<'a> Broker<'a> {
         })
     }
 
-    /// Starts and admits the worker, then serves it until the run ends.
+    /// Starts and admits the worker, serves it until the run ends, then ends it.
     async fn serve(&mut self) -> End {
         let isolation = &self.agent.inner.isolation;
         let settings = match self.agent.tenant_settings(&self.run.tenant_id).await {
@@ -285,6 +285,17 @@ impl<'a> Broker<'a> {
             Ok(s) => s,
             Err(reason) => return End::failed(reason),
         };
+        let end = self.serve_worker(&mut started, &settings).await;
+        started.keeper.stop().await;
+        end
+    }
+
+    async fn serve_worker(
+        &mut self,
+        started: &mut isolation::Started,
+        settings: &warden_proto::common::v1::TenantSettings,
+    ) -> End {
+        let isolation = &self.agent.inner.isolation;
         let checks = isolation.self_checks().to_vec();
         let start = Start {
             purpose: self.purpose as i32,
@@ -309,7 +320,7 @@ impl<'a> Broker<'a> {
         let outcomes = if checks.is_empty() {
             Vec::new()
         } else {
-            match self.self_checks(&mut started, &checks).await {
+            match self.self_checks(started, &checks).await {
                 Ok(o) => o,
                 Err(end) => return end,
             }

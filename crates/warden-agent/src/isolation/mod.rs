@@ -21,9 +21,10 @@ use std::process::ExitCode;
 use tokio::io::{AsyncRead, AsyncWrite};
 use warden_proto::common::v1::SandboxMinimum;
 use warden_proto::storage::v1::{SandboxCheck, SandboxRecord};
-use warden_sandbox::selfcheck::{Check, Outcome};
+pub use warden_sandbox::selfcheck::Check;
+use warden_sandbox::selfcheck::Outcome;
 use warden_sandbox::{Attestation, SeccompMode};
-pub use warden_sandbox::{Policy, Required};
+pub use warden_sandbox::{Policy, Required, probe};
 
 /// How runs are isolated.
 #[derive(Debug, Clone)]
@@ -231,6 +232,21 @@ impl Keeper {
                     task.abort();
                     "its task was stopped".into()
                 }
+            }
+        }
+    }
+}
+
+impl Keeper {
+    /// Ends the worker and waits for it, so no process (not even a zombie) outlives the run.
+    pub(crate) async fn stop(&mut self) {
+        match self {
+            Keeper::Process(child) => {
+                let _ = child.kill().await;
+            }
+            Keeper::Task(task) => {
+                task.abort();
+                let _ = task.await;
             }
         }
     }
