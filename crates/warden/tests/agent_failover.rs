@@ -1,7 +1,9 @@
 //! Durable runs across agent replicas: two `warden serve agent` processes share one
 //! storage; the one running an investigation is killed with SIGKILL in the middle of a
 //! model call, and the other takes the run over when the lease expires, resumes it after
-//! the last recorded step, and finishes it. No recorded step runs twice.
+//! the last recorded step, and finishes it. No recorded step runs twice. Each replica
+//! runs the step in a confined `warden worker` of its own; the killed replica's worker
+//! dies with it.
 
 #![allow(
     clippy::unwrap_used,
@@ -53,6 +55,15 @@ fn agent(dir: &Path, pki: &DevPki, name: &str, gateway: u16, storage: u16) -> (S
         .spawn()
         .unwrap();
     (Service(child), port)
+}
+
+/// Whether process `pid` runs (a zombie does not: it waits only to be reaped).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
 }
 
 async fn wait_healthy(pki: &DevPki, port: u16) {
@@ -222,7 +233,27 @@ async fn a_run_whose_worker_is_killed_mid_step_is_finished_by_another_replica() 
         storage_addr.port(),
     );
     wait_healthy(&pki, second_port).await;
+    let held = agent_ch(second_port)
+        .get_run(ag::GetRunRequest {
+            tenant_id: "acme".into(),
+            run_id: run.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let a_worker = held.sandbox.expect("A's worker is recorded").pid;
+    assert!(alive(a_worker), "A's confined worker runs the step");
     drop(first); // SIGKILL
+    // A's worker dies with its broker (parent-death signal), mid-step.
+    let mut waited = 0;
+    while alive(a_worker) && waited < 200 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += 1;
+    }
+    assert!(
+        !alive(a_worker),
+        "A's worker outlived the killed agent service"
+    );
     // B takes the run over once A's lease expires and asks for step 3 again.
     let reached = tokio::time::timeout(Duration::from_secs(20), script.reached()).await;
     assert_eq!(
@@ -256,6 +287,9 @@ async fn a_run_whose_worker_is_killed_mid_step_is_finished_by_another_replica() 
         log("agent-b")
     );
     assert_eq!(done.attempts, 2, "two workers took it");
+    let b_worker = done.sandbox.as_ref().expect("B's worker is recorded").pid;
+    assert_ne!(b_worker, a_worker, "B ran the rest in a worker of its own");
+    assert!(!alive(b_worker), "B's worker ended with the run");
     assert!(done.events.iter().any(|e| e.kind == "resumed"));
     assert_eq!(done.findings[0].summary, "finished by the other replica");
     // Positions 0 and 1 (recorded steps) reached the model once each; only the step that
