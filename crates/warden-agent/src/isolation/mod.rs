@@ -23,8 +23,8 @@ use warden_proto::common::v1::SandboxMinimum;
 use warden_proto::storage::v1::{SandboxCheck, SandboxRecord};
 pub use warden_sandbox::selfcheck::Check;
 use warden_sandbox::selfcheck::Outcome;
-use warden_sandbox::{Attestation, SeccompMode};
-pub use warden_sandbox::{Policy, Required, probe};
+
+pub use warden_sandbox::{Attestation, Policy, Required, SeccompMode, probe};
 
 /// How runs are isolated.
 #[derive(Debug, Clone)]

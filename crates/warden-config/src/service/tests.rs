@@ -67,7 +67,42 @@ fn the_shipped_agent_config_loads_with_its_sections() {
         )
     );
     assert_eq!(agent.anomaly.expect("[anomaly]").interval_secs, Some(60));
+    // The shipped [sandbox] spells out every default.
+    let sandbox = agent.sandbox.expect("[sandbox]");
+    assert_eq!(sandbox.isolation, super::Isolation::Process);
+    assert_eq!(sandbox.memory_mb_or_default(), defaults::SANDBOX_MEMORY_MB);
+    assert_eq!(sandbox.memory_mb, Some(defaults::SANDBOX_MEMORY_MB));
+    assert_eq!(sandbox.cpu_secs, Some(defaults::SANDBOX_CPU_SECS));
+    assert_eq!(sandbox.min_landlock_abi, Some(defaults::SANDBOX_MIN_LANDLOCK_ABI));
+    assert_eq!(sandbox.require_seccomp, Some(defaults::SANDBOX_REQUIRE_SECCOMP));
+    assert_eq!(sandbox.accept_weaker, Some(false));
     assert!(cfg.tls.is_some());
+}
+
+#[test]
+fn a_sandbox_section_is_checked_like_the_others() {
+    let src = format!(
+        "{AGENT}\n[sandbox]\nisolation = \"vm\"\nmemory_mb = 16\nworker = \"\"\n"
+    );
+    let d = errors("agent.toml", &src);
+    let messages: Vec<&str> = d.iter().map(|d| d.message.as_str()).collect();
+    assert!(
+        messages.contains(&"`sandbox.isolation` \"vm\" is not known"),
+        "{}",
+        render(&d)
+    );
+    assert!(
+        messages.contains(&"`sandbox.memory_mb` must be between 64 and 65536 (it is 16)"),
+        "{}",
+        render(&d)
+    );
+    assert!(messages.contains(&"`sandbox.worker` is empty"), "{}", render(&d));
+    let none = format!("{AGENT}\n[sandbox]\nisolation = \"none\"\n");
+    let cfg = parse_service("agent.toml", &none).unwrap_or_else(|d| panic!("{}", render(&d)));
+    let ServiceSettings::Agent(agent) = cfg.settings else {
+        panic!("an agent config")
+    };
+    assert_eq!(agent.sandbox.unwrap().isolation, super::Isolation::None);
 }
 
 #[test]
@@ -198,6 +233,24 @@ fn the_shipped_agent_comments_state_the_enforced_defaults_and_ranges() {
             defaults::ANOMALY_INTERVAL_SECS,
             agent_bounds::ANOMALY_INTERVAL_SECS.min,
             agent_bounds::ANOMALY_INTERVAL_SECS.max,
+        ),
+        (
+            agent_bounds::SANDBOX_MEMORY_MB.name,
+            defaults::SANDBOX_MEMORY_MB,
+            agent_bounds::SANDBOX_MEMORY_MB.min,
+            agent_bounds::SANDBOX_MEMORY_MB.max,
+        ),
+        (
+            agent_bounds::SANDBOX_CPU_SECS.name,
+            defaults::SANDBOX_CPU_SECS,
+            agent_bounds::SANDBOX_CPU_SECS.min,
+            agent_bounds::SANDBOX_CPU_SECS.max,
+        ),
+        (
+            agent_bounds::SANDBOX_MIN_LANDLOCK_ABI.name,
+            defaults::SANDBOX_MIN_LANDLOCK_ABI,
+            agent_bounds::SANDBOX_MIN_LANDLOCK_ABI.min,
+            agent_bounds::SANDBOX_MIN_LANDLOCK_ABI.max,
         ),
     ];
     let text = shipped("agent.toml");

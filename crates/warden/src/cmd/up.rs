@@ -260,6 +260,22 @@ fn banner(
         out,
         "  OTLP in  {scheme}://{otlp_grpc} (gRPC), {scheme}://{otlp_http} (HTTP /v1/logs, /v1/metrics, /v1/traces)"
     )?;
+    let sandbox = warden_agent::isolation::probe();
+    writeln!(
+        out,
+        "  runs     each in a confined `warden worker`: Landlock ABI {}, seccomp {}, own network namespace {}",
+        sandbox.landlock_abi,
+        if sandbox.seccomp == warden_agent::isolation::SeccompMode::Filter {
+            "on"
+        } else {
+            "off"
+        },
+        if sandbox.network_namespace {
+            "yes"
+        } else {
+            "no (unprivileged)"
+        }
+    )?;
     writeln!(out, "  metrics  http://{}/metrics", args.metrics)?;
     if !args.insecure_dev {
         writeln!(
