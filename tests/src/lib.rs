@@ -63,6 +63,8 @@ pub struct Options {
     /// Where runs' untrusted parts run (default: [`worker_isolation`], the real sandbox,
     /// changed by `sandbox`).
     pub isolation: Option<warden_agent::isolation::Isolation>,
+    /// The worker executable of the default sandbox (default: [`worker_program`]).
+    pub worker_program: Option<std::path::PathBuf>,
     /// Changes the default sandbox (extra self checks, another minimum).
     pub sandbox: Arc<dyn Fn(&mut warden_agent::isolation::SandboxOptions) + Send + Sync>,
 }
@@ -93,6 +95,7 @@ impl Default for Options {
             anomaly: Default::default(),
             ingest: warden_storage::IngestOptions::default(),
             isolation: None,
+            worker_program: None,
             sandbox: Arc::new(|_| {}),
         }
     }
@@ -121,9 +124,10 @@ pub fn worker_program() -> std::path::PathBuf {
 pub fn worker_isolation(
     gateway: SocketAddr,
     security: &warden_rpc::Security,
+    program: Option<std::path::PathBuf>,
 ) -> warden_agent::isolation::Isolation {
     let section = warden_config::SandboxSection {
-        worker: Some(worker_program()),
+        worker: Some(program.unwrap_or_else(worker_program)),
         ..Default::default()
     };
     services::isolation(Some(&section), &gateway.to_string(), security)
@@ -290,7 +294,11 @@ impl Cluster {
                     }),
                     anomaly: opts.anomaly,
                     isolation: Some(opts.isolation.clone().unwrap_or_else(|| {
-                        let mut i = worker_isolation(gateway_addr, &sec("agent-service"));
+                        let mut i = worker_isolation(
+                            gateway_addr,
+                            &sec("agent-service"),
+                            opts.worker_program.clone(),
+                        );
                         if let warden_agent::isolation::Isolation::Sandbox(o) = &mut i {
                             (opts.sandbox)(o);
                         }

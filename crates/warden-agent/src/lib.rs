@@ -1,5 +1,7 @@
 //! The agent service: triggers start runs; a run is a bounded loop of model calls
-//! through the gateway (never a provider) with the platform's tools only.
+//! through the gateway (never a provider) with the platform's tools only. Each run's
+//! untrusted part (prompts, answers, tool decisions) runs in a confined worker process
+//! of its own ([`isolation`]); the broker here holds every client, credential and budget.
 //!
 //! Tools read telemetry from storage (or the tenant's Prometheus and GitHub) for the
 //! run's own tenant and incident window; only the tools the tenant's settings allow at

@@ -73,17 +73,21 @@ fn the_shipped_agent_config_loads_with_its_sections() {
     assert_eq!(sandbox.memory_mb_or_default(), defaults::SANDBOX_MEMORY_MB);
     assert_eq!(sandbox.memory_mb, Some(defaults::SANDBOX_MEMORY_MB));
     assert_eq!(sandbox.cpu_secs, Some(defaults::SANDBOX_CPU_SECS));
-    assert_eq!(sandbox.min_landlock_abi, Some(defaults::SANDBOX_MIN_LANDLOCK_ABI));
-    assert_eq!(sandbox.require_seccomp, Some(defaults::SANDBOX_REQUIRE_SECCOMP));
+    assert_eq!(
+        sandbox.min_landlock_abi,
+        Some(defaults::SANDBOX_MIN_LANDLOCK_ABI)
+    );
+    assert_eq!(
+        sandbox.require_seccomp,
+        Some(defaults::SANDBOX_REQUIRE_SECCOMP)
+    );
     assert_eq!(sandbox.accept_weaker, Some(false));
     assert!(cfg.tls.is_some());
 }
 
 #[test]
 fn a_sandbox_section_is_checked_like_the_others() {
-    let src = format!(
-        "{AGENT}\n[sandbox]\nisolation = \"vm\"\nmemory_mb = 16\nworker = \"\"\n"
-    );
+    let src = format!("{AGENT}\n[sandbox]\nisolation = \"vm\"\nmemory_mb = 16\nworker = \"\"\n");
     let d = errors("agent.toml", &src);
     let messages: Vec<&str> = d.iter().map(|d| d.message.as_str()).collect();
     assert!(
@@ -96,7 +100,11 @@ fn a_sandbox_section_is_checked_like_the_others() {
         "{}",
         render(&d)
     );
-    assert!(messages.contains(&"`sandbox.worker` is empty"), "{}", render(&d));
+    assert!(
+        messages.contains(&"`sandbox.worker` is empty"),
+        "{}",
+        render(&d)
+    );
     let none = format!("{AGENT}\n[sandbox]\nisolation = \"none\"\n");
     let cfg = parse_service("agent.toml", &none).unwrap_or_else(|d| panic!("{}", render(&d)));
     let ServiceSettings::Agent(agent) = cfg.settings else {
