@@ -139,6 +139,8 @@ pub struct Cluster {
     pub pki: DevPki,
     pub storage_addr: SocketAddr,
     pub gateway_addr: SocketAddr,
+    /// The first gateway's HTTP front (OpenAI and Anthropic APIs).
+    pub http_addr: SocketAddr,
     pub gateway2_addr: Option<SocketAddr>,
     /// The second storage replica (with [`Options::second_storage`]).
     pub storage2_addr: Option<SocketAddr>,
@@ -250,6 +252,11 @@ impl Cluster {
             }
         }
         wait_live(&gateway, &mut tasks, gl, sec("gateway"), limits, rx.clone()).await;
+        let (hl, http_addr) = services::bind(any).await.unwrap();
+        tasks.push(
+            services::start_gateway_http(hl, &sec("gateway"), limits, gateway.clone(), rx.clone())
+                .unwrap(),
+        );
         let (storage2_addr, storage2_task) = if opts.second_storage {
             let (sl2, addr) = services::bind(any).await.unwrap();
             let task = services::start_storage(
@@ -314,6 +321,7 @@ impl Cluster {
             pki,
             storage_addr,
             gateway_addr,
+            http_addr,
             gateway2_addr,
             storage2_addr,
             agent_addr,

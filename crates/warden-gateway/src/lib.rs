@@ -12,6 +12,7 @@ pub mod audit_sink;
 mod complete;
 pub mod convert;
 pub mod engines;
+pub mod http_front;
 mod minimize;
 pub mod routing;
 pub mod status;

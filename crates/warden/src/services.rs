@@ -406,6 +406,31 @@ pub fn start_gateway(
     }))
 }
 
+/// The gateway's drop-in HTTP front (OpenAI Chat Completions, Anthropic Messages,
+/// models) on its own HTTPS listener: client certificates verified when presented, as
+/// the identity; the same pipeline as gRPC `Complete`.
+pub fn start_gateway_http(
+    listener: TcpListener,
+    security: &Security,
+    limits: Limits,
+    gateway: Gateway,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Task> {
+    let tls = warden_rpc::https::optional_client_auth(security)?;
+    let serve = warden_rpc::https::serve(
+        "gateway-http",
+        listener,
+        tls,
+        warden_gateway::http_front::router(gateway),
+        shutdown_future(shutdown),
+        limits.shutdown_deadline,
+    );
+    Ok(tokio::spawn(async move {
+        serve.await?;
+        Ok(())
+    }))
+}
+
 /// The agent's run limits from its config file (`[runs]`, `[budget]` and the top-level
 /// keys); what the file leaves out keeps its documented default.
 pub fn run_limits(agent: &warden_config::AgentSettings) -> warden_agent::RunLimits {
