@@ -141,6 +141,8 @@ pub struct GatewaySettings {
     /// The routing config (config/providers.toml). Without it, only the offline `local`
     /// provider.
     pub providers: Option<PathBuf>,
+    /// The HTTP front (OpenAI- and Anthropic-compatible APIs); none: not served.
+    pub http_listen: Option<SocketAddr>,
 }
 
 /// What only the agent has.
@@ -524,9 +526,11 @@ fn ingest(c: &mut Checker<'_>, i: &Spanned<RawIngest>) -> Option<IngestSection> 
 fn gateway(c: &mut Checker<'_>, raw: &RawService) -> Option<GatewaySettings> {
     let storage = c.peer_addr(&raw.storage, "storage");
     let providers = c.path(&raw.providers, "providers");
+    let http_listen = c.listen_addr(&raw.http_listen, "http_listen");
     Some(GatewaySettings {
         storage: storage?,
         providers,
+        http_listen,
     })
 }
 
@@ -596,7 +600,7 @@ fn distinct_listen_addrs(c: &mut Checker<'_>, raw: &RawService, cfg: &ServiceCon
                 .as_ref()
                 .and_then(|w| w.get_ref().listen.as_ref()),
         ),
-        ServiceSettings::Gateway(_) => {}
+        ServiceSettings::Gateway(g) => add("http_listen", g.http_listen, raw.http_listen.as_ref()),
     }
     addrs.sort_by_key(|(_, _, span)| span.start);
     for (i, (name, addr, span)) in addrs.iter().enumerate() {

@@ -28,6 +28,7 @@ pub struct RawService {
     pub storage: Option<Spanned<String>>,
     // gateway
     pub providers: Option<Spanned<String>>,
+    pub http_listen: Option<Spanned<String>>,
     // agent
     pub gateway: Option<Spanned<String>>,
     pub lookback_secs: Option<Spanned<u64>>,
@@ -123,7 +124,7 @@ pub fn owners(key: &str) -> Option<&'static [ServiceKind]> {
         | "audit_checkpoint_file"
         | "audit_checkpoint_url" => &[Storage],
         "storage" => &[Gateway, Agent],
-        "providers" => &[Gateway],
+        "providers" | "http_listen" => &[Gateway],
         "gateway"
         | "lookback_secs"
         | "tool_result_max_bytes"

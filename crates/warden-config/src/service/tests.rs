@@ -122,6 +122,7 @@ fn the_shipped_gateway_and_storage_configs_load() {
         ServiceSettings::Gateway(GatewaySettings {
             storage: "127.0.0.1:7444".into(),
             providers: None,
+            http_listen: Some("127.0.0.1:7447".parse().unwrap()),
         })
     );
     assert_eq!(

@@ -136,6 +136,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     shutdown_rx.clone(),
                 );
             }
+            if let Some(addr) = gw.http_listen {
+                let (http, addr) = services::bind(addr).await?;
+                tracing::info!(%addr, "serving the OpenAI- and Anthropic-compatible HTTP front");
+                // Ends with the shutdown signal, like the gRPC listener.
+                drop(services::start_gateway_http(
+                    http,
+                    &security,
+                    limits,
+                    gateway.clone(),
+                    shutdown_rx.clone(),
+                )?);
+            }
             services::start_gateway(listener, security.clone(), limits, gateway, shutdown_rx)?
         }
         ServiceSettings::Agent(agent) => {

@@ -37,6 +37,9 @@ pub struct Args {
     /// The agent service's webhook listener (Alertmanager, Kubernetes events, GitHub, Argo CD).
     #[arg(long, default_value = "127.0.0.1:7446")]
     webhooks: SocketAddr,
+    /// The gateway's OpenAI- and Anthropic-compatible HTTP front.
+    #[arg(long, default_value = "127.0.0.1:7447")]
+    http: SocketAddr,
     /// Prometheus metrics endpoint (/metrics).
     #[arg(long, default_value = "127.0.0.1:9464")]
     metrics: SocketAddr,
@@ -79,6 +82,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let (gateway_l, gateway_addr) = services::bind(args.gateway).await?;
     let (agent_l, agent_addr) = services::bind(args.agent).await?;
     let (webhooks_l, webhooks_addr) = services::bind(args.webhooks).await?;
+    let (http_l, http_addr) = services::bind(args.http).await?;
     let (otlp_grpc, otlp_grpc_addr) = services::bind(args.otlp_grpc).await?;
     let (otlp_http, otlp_http_addr) = services::bind(args.otlp_http).await?;
     let db_path = args.data_dir.join("warden.db");
@@ -108,6 +112,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         gateway.replace_providers(services::load_providers(path, &gateway)?);
         services::spawn_providers_reload(gateway.clone(), path.clone(), shutdown_rx.clone());
     }
+    let gateway_http = services::start_gateway_http(
+        http_l,
+        &security("gateway"),
+        limits,
+        gateway.clone(),
+        shutdown_rx.clone(),
+    )?;
     let gateway = services::start_gateway(
         gateway_l,
         security("gateway"),
@@ -138,7 +149,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     banner(
         &args,
         &pki_dir,
-        gateway_addr,
+        (gateway_addr, http_addr),
         storage_addr,
         (agent_addr, webhooks_addr),
         (otlp_grpc_addr, otlp_http_addr),
@@ -146,7 +157,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     signal.await;
     let _ = shutdown_tx.send(true);
-    for (name, task) in [("gateway", gateway), ("agent", agent), ("storage", storage)] {
+    for (name, task) in [
+        ("gateway-http", gateway_http),
+        ("gateway", gateway),
+        ("agent", agent),
+        ("storage", storage),
+    ] {
         if name == "storage" {
             let _ = storage_stop_tx.send(true);
         }
@@ -223,7 +239,7 @@ fn key_file(args: &Args) -> std::path::PathBuf {
 fn banner(
     args: &Args,
     pki: &std::path::Path,
-    gateway: SocketAddr,
+    (gateway, http): (SocketAddr, SocketAddr),
     storage: SocketAddr,
     (agent, webhooks): (SocketAddr, SocketAddr),
     (otlp_grpc, otlp_http): (SocketAddr, SocketAddr),
@@ -249,6 +265,10 @@ fn banner(
     writeln!(
         out,
         "  gateway  {scheme}://{gateway}  (warden.gateway.v1.Gateway, Admin, Audit)"
+    )?;
+    writeln!(
+        out,
+        "  HTTP API {scheme}://{http}/v1  (OpenAI /chat/completions, Anthropic /messages, /models; client certificate, x-warden-data-type)"
     )?;
     writeln!(out, "  storage  {scheme}://{storage}")?;
     writeln!(out, "  agent    {scheme}://{agent}")?;

@@ -34,6 +34,8 @@ pub fn start(dir: &std::path::Path, extra: &[&str]) -> (Child, Vec<String>) {
             "127.0.0.1:0",
             "--webhooks",
             "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
         ])
         .args(extra)
         .stdout(Stdio::piped())
