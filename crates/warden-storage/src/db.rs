@@ -305,6 +305,18 @@ const SCHEMA: &[&str] = &[
         created_ms BIGINT NOT NULL,
         revoked_ms BIGINT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS ingest_tokens_tenant ON ingest_tokens (tenant_id, created_ms)",
+    // Per-tenant API keys of the gateway's HTTP front, kept as their SHA-256 (api_keys.rs).
+    "CREATE TABLE IF NOT EXISTS api_keys (
+        key_id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        key_sha256 TEXT NOT NULL UNIQUE,
+        identity TEXT NOT NULL,
+        default_data_type BIGINT NOT NULL,
+        description TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        revoked_ms BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS api_keys_tenant ON api_keys (tenant_id, created_ms)",
     // Tenants that ever sent telemetry: the ones retention prunes.
     "CREATE TABLE IF NOT EXISTS ingest_tenants (
         tenant_id TEXT PRIMARY KEY,

@@ -41,6 +41,7 @@ const SEALED: &[(&str, &str)] = &[
     ("config_snapshots", "content"),
     ("config_snapshots", "diff"),
     ("ingest_tokens", "description"),
+    ("api_keys", "description"),
     ("log_records", "sealed"),
     ("metric_series", "meta"),
     ("metric_series", "labels"),

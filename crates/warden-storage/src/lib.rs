@@ -9,6 +9,7 @@
 //! **Invariant:** an audit append returns only after its record is committed, so the
 //! gateway's "audit before egress" holds across crashes.
 
+mod api_keys;
 mod audit;
 pub mod audit_entry;
 mod audit_proofs;
@@ -271,6 +272,10 @@ impl Storage {
                 id.clone(),
             ))
             .add_service(tonic::service::interceptor::InterceptedService::new(
+                api_keys::service(self.clone(), max),
+                id.clone(),
+            ))
+            .add_service(tonic::service::interceptor::InterceptedService::new(
                 TelemetryQueryServer::new(self.clone()).max_decoding_message_size(max),
                 id,
             ));
@@ -278,7 +283,8 @@ impl Storage {
     }
 
     /// Names for gRPC health checking.
-    pub const SERVICES: [&'static str; 6] = [
+    pub const SERVICES: [&'static str; 7] = [
+        "warden.storage.v1.ApiKeys",
         "warden.storage.v1.Keys",
         "warden.storage.v1.TenantStore",
         audit::AUDIT_LOG_SERVICE,

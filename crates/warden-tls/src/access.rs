@@ -295,6 +295,15 @@ pub const MATRIX: &[Rule] = &[
         &[Admin],
         Named,
     ),
+    // storage: API keys of the gateway's HTTP front, managed by admins; resolved by gateways
+    row("warden.storage.v1.ApiKeys/CreateApiKey", &[Admin], Named),
+    row("warden.storage.v1.ApiKeys/ListApiKeys", &[Admin], Named),
+    row("warden.storage.v1.ApiKeys/RevokeApiKey", &[Admin], Named),
+    row(
+        "warden.storage.v1.ApiKeys/ResolveApiKey",
+        &[Gateway],
+        Platform,
+    ),
     // storage's ingest listener: senders write their own tenant's telemetry (an ingest
     // token stands for an ingest identity of its tenant)
     row(
