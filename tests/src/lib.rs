@@ -10,6 +10,7 @@
 
 pub mod mocks;
 pub mod model;
+pub mod proposals;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
