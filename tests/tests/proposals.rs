@@ -157,7 +157,7 @@ async fn proposal_reasons(c: &Cluster) -> Vec<String> {
         .await
         .into_iter()
         .map(|r| r.reason)
-        .filter(|r| r.starts_with("PROPOSAL_"))
+        .filter(|r| r.starts_with("PROPOSAL_") && r != "PROPOSAL_CREATED")
         .collect()
 }
 
@@ -310,12 +310,16 @@ async fn an_approved_code_fix_from_a_run_becomes_exactly_one_pull_request_with_t
     assert!(p.history.iter().all(|t| t.digest == p.digest));
     assert_eq!(p.history[3].detail, pr.html_url);
     let records = c.audit_records("acme").await;
-    for t in &p.history[1..] {
+    for (i, t) in p.history.iter().enumerate() {
         let r = records
             .iter()
             .find(|r| r.id == t.audit_record_id)
             .unwrap_or_else(|| panic!("no audit record for {t:?}"));
-        assert_eq!((r.reason.as_str(), r.caller.as_str()), (t.reason.as_str(), t.actor.as_str()));
+        assert_eq!(r.reason, t.reason);
+        // The proposal is the agent service's; every later move is the human's.
+        let by = if i == 0 { "agent-service/agent-service" } else { t.actor.as_str() };
+        assert_eq!(r.caller, by);
+        assert_eq!(r.agent_run_id, run.id);
     }
     c.stop().await;
 }
@@ -622,5 +626,139 @@ async fn reviewers_filter_and_page_proposals_and_secrets_in_them_are_never_store
         .await
         .unwrap_err();
     assert_eq!(raw.code(), Code::NotFound, "a proposal is found only under its tenant");
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_that_cannot_be_audited_does_not_happen() {
+    let c = Cluster::start().await;
+    let gh = github(&c).await;
+    let p = approve(
+        &c,
+        &c.propose("acme", code_fix("fix", DIFF, &["src/payments.rs"]))
+            .await
+            .unwrap(),
+    )
+    .await;
+    // The audit table refuses every insert, as a failing disk would.
+    let db = c.db().await;
+    sqlx::query(
+        "CREATE TRIGGER audit_down BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let err = releases(&c, "reviewer")
+        .release_proposal(release_req(&p))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(err.message().contains("AUDIT_FAIL_CLOSED"), "{}", err.message());
+    assert!(gh.mock.requests().is_empty(), "{:?}", gh.mock.requests());
+    sqlx::query("DROP TRIGGER audit_down")
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    let after = get(&c, &p).await;
+    assert_eq!(after.status, st::ProposalStatus::Approved as i32);
+    assert_eq!(moves(&after).len(), 2, "created and approved only");
+    c.stop().await;
+}
+
+/// One HTTP/1.1 request received on `listener`, answered 200: (headers, body).
+async fn receive_one(listener: tokio::net::TcpListener) -> (Vec<(String, String)>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut conn, _) = listener.accept().await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let (head, body) = loop {
+        let n = conn.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the connection closed early");
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if body.len() >= len {
+                break (head.to_owned(), body.to_owned());
+            }
+        }
+    };
+    conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (headers, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_kubernetes_change_is_one_signed_delivery_to_the_tenants_webhook() {
+    use hmac::Mac;
+    let c = Cluster::start().await;
+    const KEY: &str = "whsec-release-key-of-acme";
+    let key = c
+        .admin("admin")
+        .put_release_credentials(gw::PutSourceCredentialsRequest {
+            tenant_id: "acme".into(),
+            credentials: Some(pb::SourceCredentials {
+                credentials: Some(pb::source_credentials::Credentials::BearerToken(KEY.into())),
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .credentials_id;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/warden", listener.local_addr().unwrap());
+    let mut s = enabled_tenant("acme");
+    s.proposal_release = Some(pb::ProposalRelease {
+        webhook_url: url.clone(),
+        webhook_secret_id: key,
+        ..Default::default()
+    });
+    c.set_tenant(s).await;
+    let received = tokio::spawn(receive_one(listener));
+    let p = approve(&c, &c.propose("acme", config_change("raise the timeout")).await.unwrap()).await;
+    let released = releases(&c, "reviewer")
+        .release_proposal(release_req(&p))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(released.status, st::ProposalStatus::Released as i32);
+    assert_eq!(released.release_url, url);
+    let (headers, body) = received.await.unwrap();
+    let header = |k: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {k} header: {headers:?}"))
+    };
+    let ts = header("x-warden-timestamp");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(KEY.as_bytes()).unwrap();
+    mac.update(format!("{ts}.{body}").as_bytes());
+    assert_eq!(
+        header("x-warden-signature"),
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
+        "signed with the tenant's release key over timestamp and body"
+    );
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["digest"], p.approved_digest.as_str());
+    assert_eq!(v["target"]["resource_version"], "4711");
+    assert_eq!(
+        v["change"]["content"],
+        p.content.unwrap().change.unwrap().content.as_str()
+    );
     c.stop().await;
 }

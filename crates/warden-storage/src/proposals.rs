@@ -29,6 +29,7 @@ use warden_proto::storage::v1::{
     PutReleaseCredentialsRequest, PutReleaseCredentialsResponse, QueryRequest,
     ReviewProposalRequest, ToolCallRef,
 };
+use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
 use warden_tls::authorize;
 
 use crate::util::{check_len, check_tenant, ms_of, new_id, now_ms, ts};
@@ -184,7 +185,7 @@ impl Storage {
         })
     }
 
-    async fn create(&self, r: CreateProposalRequest) -> Result<Proposal, Status> {
+    async fn create(&self, r: CreateProposalRequest, service: &str) -> Result<Proposal, Status> {
         check_tenant(&r.tenant_id)?;
         let mut content = r
             .content
@@ -203,6 +204,26 @@ impl Storage {
             .unwrap_or(ProposalKind::Unspecified)
             .as_str_name();
         let sealed = self.seal(&r.tenant_id, &content.encode_to_vec()).await?;
+        // Audited before it is stored, like every later transition.
+        let receipt = self
+            .append_audit(AuditRecord {
+                kind: AuditKind::Admin as i32,
+                tenant_id: r.tenant_id.clone(),
+                caller: service.to_owned(),
+                agent_run_id: r.run_id.clone(),
+                decision: AuditDecision::Allowed as i32,
+                reason: "PROPOSAL_CREATED".into(),
+                reason_message: format!("proposal {id} -> PROPOSAL_STATUS_PENDING_REVIEW on {digest}"),
+                outcome: "ok".into(),
+                recorded_by: service.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|_| {
+                Status::unavailable(
+                    "the proposal could not be audited, so it was not recorded (AUDIT_FAIL_CLOSED)",
+                )
+            })?;
         let created = ProposalTransition {
             from: ProposalStatus::Unspecified as i32,
             to: ProposalStatus::PendingReview as i32,
@@ -210,7 +231,7 @@ impl Storage {
             time: Some(ts(now)),
             digest: digest.clone(),
             reason: "PROPOSAL_CREATED".into(),
-            audit_record_id: String::new(),
+            audit_record_id: receipt.id,
             detail: String::new(),
         };
         let mut tx = self.inner.db.pool.begin().await.map_err(DbError::from)?;
@@ -377,8 +398,11 @@ impl ProposalStore for Storage {
         &self,
         req: Request<CreateProposalRequest>,
     ) -> Result<Response<Proposal>, Status> {
-        authorize(&req, "warden.storage.v1.ProposalStore/CreateProposal")?.platform()?;
-        Ok(Response::new(self.create(req.into_inner()).await?))
+        let service =
+            authorize(&req, "warden.storage.v1.ProposalStore/CreateProposal")?.platform()?;
+        Ok(Response::new(
+            self.create(req.into_inner(), &service.subject()).await?,
+        ))
     }
 
     async fn list_proposals(
