@@ -371,6 +371,12 @@ fn body(rpc: &str) -> Vec<u8> {
             ..Default::default()
         }
         .encode_to_vec(),
+        "ProposalStore/RecordOutcome" => st::RecordOutcomeRequest {
+            tenant_id: t(),
+            release_url: "https://github.com/acme/api/pull/0".into(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
         "ProposalStore/PutReleaseCredentials" => st::PutReleaseCredentialsRequest {
             tenant_id: t(),
             ..Default::default()

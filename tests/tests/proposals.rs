@@ -25,6 +25,7 @@ use warden_tls::Role;
 
 const READ_TOKEN: &str = "ghp_readonlytoken00000000000000000000000";
 const WRITE_TOKEN: &str = "ghp_releasetoken000000000000000000000000";
+const HOOK_SECRET: &str = "github-webhook-secret-of-acme";
 const BASE: &str = "const PAYMENT_TIMEOUT_S: u64 = 3;\nfn charge() {}\n";
 const FIXED: &str = "const PAYMENT_TIMEOUT_S: u64 = 30;\nfn charge() {}\n";
 const DIFF: &str = "diff --git a/src/payments.rs b/src/payments.rs
@@ -75,10 +76,21 @@ async fn github(c: &Cluster) -> GitHub {
         .unwrap()
         .into_inner()
         .credentials_id;
+    let hook = c
+        .admin("admin")
+        .put_source_credentials(gw::PutSourceCredentialsRequest {
+            tenant_id: "acme".into(),
+            credentials: Some(token(HOOK_SECRET)),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .credentials_id;
     let mut s = enabled_tenant("acme");
     s.github = Some(pb::GitHubSource {
         api_url: server.url(),
         credentials_id: read,
+        webhook_secret_id: hook,
         repositories: vec![pb::ServiceRepository {
             service: "checkout".into(),
             repository: "acme/api".into(),
@@ -119,6 +131,39 @@ fn code_fix(title: &str, diff: &str, paths: &[&str]) -> st::ProposalContent {
         }),
         ..Default::default()
     }
+}
+
+/// A signed `pull_request` `closed` delivery from GitHub to acme's webhook.
+async fn pull_request_closed(c: &Cluster, url: &str, merged: bool) -> (u16, serde_json::Value) {
+    use hmac::Mac;
+    let body = json!({"action": "closed", "number": 1, "pull_request": {"html_url": url, "merged": merged}})
+        .to_string();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let ca = std::fs::read(c.pki.ca_cert_path()).unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .resolve("agent.warden.internal", c.webhooks_addr)
+        .build()
+        .unwrap();
+    let res = http
+        .post(format!(
+            "https://agent.warden.internal:{}/webhooks/github/acme",
+            c.webhooks_addr.port()
+        ))
+        .header("content-type", "application/json")
+        .header("x-github-event", "pull_request")
+        .header("x-github-delivery", uuid::Uuid::new_v4().to_string())
+        .header(
+            "x-hub-signature-256",
+            format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or_default())
 }
 
 fn release_req(p: &st::Proposal) -> gw::ReleaseProposalRequest {
@@ -296,6 +341,11 @@ async fn an_approved_code_fix_from_a_run_becomes_exactly_one_pull_request_with_t
     assert_eq!(gh.mock.requests().len(), requests);
     assert_eq!(gh.mock.pulls().len(), 1);
 
+    // GitHub reports the pull request merged: APPLIED.
+    let (status, answer) = pull_request_closed(&c, &pr.html_url, true).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], "PROPOSAL_STATUS_APPLIED", "{answer}");
+
     // Every transition is in the history and in the audit log, linked.
     let p = get(&c, &p).await;
     assert_eq!(
@@ -305,6 +355,7 @@ async fn an_approved_code_fix_from_a_run_becomes_exactly_one_pull_request_with_t
             (st::ProposalStatus::Approved, "reviewer/reviewer".into(), "PROPOSAL_APPROVED".into()),
             (st::ProposalStatus::Approved, "reviewer/reviewer".into(), "PROPOSAL_RELEASE_STARTED".into()),
             (st::ProposalStatus::Released, "reviewer/reviewer".into(), "PROPOSAL_RELEASED".into()),
+            (st::ProposalStatus::Applied, "github/pull-request".into(), "PROPOSAL_APPLIED".into()),
         ]
     );
     assert!(p.history.iter().all(|t| t.digest == p.digest));
@@ -316,9 +367,12 @@ async fn an_approved_code_fix_from_a_run_becomes_exactly_one_pull_request_with_t
             .find(|r| r.id == t.audit_record_id)
             .unwrap_or_else(|| panic!("no audit record for {t:?}"));
         assert_eq!(r.reason, t.reason);
-        // The proposal is the agent service's; every later move is the human's.
+        // The proposal is the agent service's; GitHub's report comes through it; every
+        // other move is the human's, vouched for by the gateway or the agent service.
         let by = if i == 0 { "agent-service/agent-service" } else { t.actor.as_str() };
         assert_eq!(r.caller, by);
+        let vouched = if t.reason.contains("RELEASE") { "gateway/gateway" } else { "agent-service/agent-service" };
+        assert_eq!(r.recorded_by, vouched, "{t:?}");
         assert_eq!(r.agent_run_id, run.id);
     }
     c.stop().await;

@@ -26,7 +26,7 @@ use warden_proto::storage::v1::{
     ClaimReleaseRequest, CompleteReleaseRequest, CreateProposalRequest, GetProposalRequest,
     GetReleaseCredentialsRequest, ListProposalsRequest, ListProposalsResponse, Proposal,
     ProposalContent, ProposalEvidence, ProposalKind, ProposalStatus, ProposalTransition,
-    PutReleaseCredentialsRequest, PutReleaseCredentialsResponse, QueryRequest,
+    PutReleaseCredentialsRequest, PutReleaseCredentialsResponse, QueryRequest, RecordOutcomeRequest,
     ReviewProposalRequest, ToolCallRef,
 };
 use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
@@ -502,6 +502,17 @@ impl ProposalStore for Storage {
         Ok(Response::new(
             self.complete(req.into_inner(), &service.subject()).await?,
         ))
+    }
+
+    async fn record_outcome(
+        &self,
+        req: Request<RecordOutcomeRequest>,
+    ) -> Result<Response<Proposal>, Status> {
+        let auth = authorize(&req, "warden.storage.v1.ProposalStore/RecordOutcome")?;
+        let r = req.into_inner();
+        check_tenant(&r.tenant_id)?;
+        let service = auth.for_tenant(&r.tenant_id)?;
+        Ok(Response::new(self.outcome(r, &service.subject()).await?))
     }
 
     async fn put_release_credentials(

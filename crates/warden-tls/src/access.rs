@@ -301,6 +301,11 @@ pub const MATRIX: &[Rule] = &[
         Platform,
     ),
     row(
+        "warden.storage.v1.ProposalStore/RecordOutcome",
+        &[AgentService],
+        Named,
+    ),
+    row(
         "warden.storage.v1.ProposalStore/PutReleaseCredentials",
         &[Gateway],
         Named,

@@ -87,6 +87,52 @@ impl Storage {
         self.proposal_of(s, true).await
     }
 
+    /// APPLIED or FAILED for the proposal released to `r.release_url`.
+    pub(super) async fn outcome(
+        &self,
+        r: warden_proto::storage::v1::RecordOutcomeRequest,
+        service: &str,
+    ) -> Result<Proposal, Status> {
+        check_len("release_url", &r.release_url, 2048)?;
+        check_len("delivery", &r.delivery, 128)?;
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM proposals WHERE tenant_id = $1 AND release_key = $2",
+            super::record::COLUMNS
+        ))
+        .bind(&r.tenant_id)
+        .bind(super::release_key(&r.release_url))
+        .fetch_optional(&self.inner.db.pool)
+        .await
+        .map_err(crate::DbError::from)?
+        .ok_or_else(|| {
+            Status::not_found(format!(
+                "tenant {} has no proposal released to that pull request",
+                r.tenant_id
+            ))
+        })?;
+        let s = self.open_row(&r.tenant_id, &row).await?;
+        let step = lifecycle::decide(&s.facts(now_ms()), &Action::Outcome { merged: r.merged })
+            .map_err(refused)?;
+        let note = if r.delivery.is_empty() {
+            String::new()
+        } else {
+            format!("GitHub delivery {}", r.delivery)
+        };
+        self.step_proposal(
+            &s,
+            step,
+            Detail {
+                actor: "github/pull-request",
+                recorded_by: service,
+                note: &note,
+                release_url: "",
+            },
+        )
+        .await?;
+        let s = self.proposal_row(&r.tenant_id, &s.id).await?;
+        self.proposal_of(s, true).await
+    }
+
     pub(super) async fn put_release_credentials(
         &self,
         r: PutReleaseCredentialsRequest,
