@@ -6,7 +6,12 @@
 //! testkit's REST mock, which checks the bearer token (a read token cannot write) and
 //! records every request, so each refusal can show that GitHub saw no write.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
 
 use serde_json::json;
 use tonic::Code;
@@ -301,15 +306,26 @@ async fn an_approved_code_fix_from_a_run_becomes_exactly_one_pull_request_with_t
     assert_eq!(pulls.len(), 1, "exactly one pull request: {pulls:?}");
     let pr = &pulls[0];
     assert_eq!(released.release_url, pr.html_url);
-    assert_eq!((pr.base.as_str(), pr.head.as_str()), ("main", format!("warden/proposal-{}", p.id).as_str()));
-    assert!(pr.body.contains(&p.digest) && pr.body.contains("processor's p99"), "{}", pr.body);
     assert_eq!(
-        gh.mock.file_at("acme/api", &pr.head, "src/payments.rs").unwrap(),
+        (pr.base.as_str(), pr.head.as_str()),
+        ("main", format!("warden/proposal-{}", p.id).as_str())
+    );
+    assert!(
+        pr.body.contains(&p.digest) && pr.body.contains("processor's p99"),
+        "{}",
+        pr.body
+    );
+    assert_eq!(
+        gh.mock
+            .file_at("acme/api", &pr.head, "src/payments.rs")
+            .unwrap(),
         FIXED.as_bytes(),
         "the commit applies the approved diff byte for byte"
     );
     assert_eq!(
-        gh.mock.file_at("acme/api", "main", "src/payments.rs").unwrap(),
+        gh.mock
+            .file_at("acme/api", "main", "src/payments.rs")
+            .unwrap(),
         BASE.as_bytes(),
         "main is untouched: the change waits in the customer's own review"
     );
@@ -351,11 +367,31 @@ async fn an_approved_code_fix_from_a_run_becomes_exactly_one_pull_request_with_t
     assert_eq!(
         moves(&p),
         vec![
-            (st::ProposalStatus::PendingReview, format!("run/{}", run.id), "PROPOSAL_CREATED".into()),
-            (st::ProposalStatus::Approved, "reviewer/reviewer".into(), "PROPOSAL_APPROVED".into()),
-            (st::ProposalStatus::Approved, "reviewer/reviewer".into(), "PROPOSAL_RELEASE_STARTED".into()),
-            (st::ProposalStatus::Released, "reviewer/reviewer".into(), "PROPOSAL_RELEASED".into()),
-            (st::ProposalStatus::Applied, "github/pull-request".into(), "PROPOSAL_APPLIED".into()),
+            (
+                st::ProposalStatus::PendingReview,
+                format!("run/{}", run.id),
+                "PROPOSAL_CREATED".into()
+            ),
+            (
+                st::ProposalStatus::Approved,
+                "reviewer/reviewer".into(),
+                "PROPOSAL_APPROVED".into()
+            ),
+            (
+                st::ProposalStatus::Approved,
+                "reviewer/reviewer".into(),
+                "PROPOSAL_RELEASE_STARTED".into()
+            ),
+            (
+                st::ProposalStatus::Released,
+                "reviewer/reviewer".into(),
+                "PROPOSAL_RELEASED".into()
+            ),
+            (
+                st::ProposalStatus::Applied,
+                "github/pull-request".into(),
+                "PROPOSAL_APPLIED".into()
+            ),
         ]
     );
     assert!(p.history.iter().all(|t| t.digest == p.digest));
@@ -369,9 +405,17 @@ async fn an_approved_code_fix_from_a_run_becomes_exactly_one_pull_request_with_t
         assert_eq!(r.reason, t.reason);
         // The proposal is the agent service's; GitHub's report comes through it; every
         // other move is the human's, vouched for by the gateway or the agent service.
-        let by = if i == 0 { "agent-service/agent-service" } else { t.actor.as_str() };
+        let by = if i == 0 {
+            "agent-service/agent-service"
+        } else {
+            t.actor.as_str()
+        };
         assert_eq!(r.caller, by);
-        let vouched = if t.reason.contains("RELEASE") { "gateway/gateway" } else { "agent-service/agent-service" };
+        let vouched = if t.reason.contains("RELEASE") {
+            "gateway/gateway"
+        } else {
+            "agent-service/agent-service"
+        };
         assert_eq!(r.recorded_by, vouched, "{t:?}");
         assert_eq!(r.agent_run_id, run.id);
     }
@@ -409,12 +453,14 @@ async fn release_without_approval_of_changed_content_or_after_the_branch_moved_i
     // A's stored content replaced by B's behind storage's back: its digest is no longer
     // the approved one, so it is not released.
     let db = c.db().await;
-    sqlx::query("UPDATE proposals SET sealed = (SELECT sealed FROM proposals WHERE id = $1) WHERE id = $2")
-        .bind(&b.id)
-        .bind(&a.id)
-        .execute(&db)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE proposals SET sealed = (SELECT sealed FROM proposals WHERE id = $1) WHERE id = $2",
+    )
+    .bind(&b.id)
+    .bind(&a.id)
+    .execute(&db)
+    .await
+    .unwrap();
     db.close().await;
     let err = releases(&c, "reviewer")
         .release_proposal(release_req(&a))
@@ -440,7 +486,11 @@ async fn release_without_approval_of_changed_content_or_after_the_branch_moved_i
     assert_eq!(after.status, st::ProposalStatus::Approved as i32);
     assert_eq!(
         moves(&after).last().unwrap(),
-        &(st::ProposalStatus::Approved, "admin/admin".into(), "PROPOSAL_RELEASE_FAILED".into())
+        &(
+            st::ProposalStatus::Approved,
+            "admin/admin".into(),
+            "PROPOSAL_RELEASE_FAILED".into()
+        )
     );
     c.stop().await;
 }
@@ -451,11 +501,18 @@ async fn only_a_reviewer_of_the_tenant_approves_on_the_digest_seen_and_only_huma
     let gh = github(&c).await;
     c.issue(Role::Reviewer, "mallory", &["beta"]);
     c.issue(Role::Admin, "beta-admin", &["beta"]);
-    let p = c.propose("acme", config_change("raise the timeout")).await.unwrap();
+    let p = c
+        .propose("acme", config_change("raise the timeout"))
+        .await
+        .unwrap();
 
     // The agent, the agent service (straight at storage, in its own name) and a reviewer
     // of another tenant cannot approve.
-    let err = c.agent("agent").review_proposal(review("acme", &p, true)).await.unwrap_err();
+    let err = c
+        .agent("agent")
+        .review_proposal(review("acme", &p, true))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
     let err = c
         .proposal_store()
@@ -470,17 +527,28 @@ async fn only_a_reviewer_of_the_tenant_approves_on_the_digest_seen_and_only_huma
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
-    let err = c.agent("mallory").review_proposal(review("acme", &p, true)).await.unwrap_err();
+    let err = c
+        .agent("mallory")
+        .review_proposal(review("acme", &p, true))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
     // A reviewer of the tenant, on a digest other than the stored content's: refused.
     let stale = ag::ReviewProposalRequest {
         digest: format!("sha256:{}", "0".repeat(64)),
         ..review("acme", &p, true)
     };
-    let err = c.agent("reviewer").review_proposal(stale).await.unwrap_err();
+    let err = c
+        .agent("reviewer")
+        .review_proposal(stale)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(err.message().contains(&p.digest), "{}", err.message());
-    assert_eq!(get(&c, &p).await.status, st::ProposalStatus::PendingReview as i32);
+    assert_eq!(
+        get(&c, &p).await.status,
+        st::ProposalStatus::PendingReview as i32
+    );
     assert!(proposal_reasons(&c).await.is_empty(), "nothing was decided");
 
     // Approved, it is still released by no agent, service or other tenant's human.
@@ -492,12 +560,17 @@ async fn only_a_reviewer_of_the_tenant_approves_on_the_digest_seen_and_only_huma
             .unwrap_err();
         assert_eq!(err.code(), Code::PermissionDenied, "{who}: {err:?}");
     }
-    assert_eq!(get(&c, &p).await.status, st::ProposalStatus::Approved as i32);
+    assert_eq!(
+        get(&c, &p).await.status,
+        st::ProposalStatus::Approved as i32
+    );
     assert!(gh.mock.requests().is_empty());
 
     // The agent service cannot read the release credential, by either door.
     let release_id = TenantStoreClient::new(c.channel("gateway", c.storage_addr))
-        .get_tenant_settings(st::GetTenantSettingsRequest { tenant_id: "acme".into() })
+        .get_tenant_settings(st::GetTenantSettingsRequest {
+            tenant_id: "acme".into(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -530,7 +603,9 @@ async fn an_old_pending_proposal_expires_and_can_no_longer_be_approved_or_releas
     let gh = github(&c).await;
     let mut s = c
         .admin("admin")
-        .get_tenant_settings(gw::GetTenantSettingsRequest { tenant_id: "acme".into() })
+        .get_tenant_settings(gw::GetTenantSettingsRequest {
+            tenant_id: "acme".into(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -555,7 +630,11 @@ async fn an_old_pending_proposal_expires_and_can_no_longer_be_approved_or_releas
         .into_inner()
         .proposals;
     assert_eq!(listed.iter().map(|p| &p.id).collect::<Vec<_>>(), [&p.id]);
-    let err = c.agent("reviewer").review_proposal(review("acme", &p, true)).await.unwrap_err();
+    let err = c
+        .agent("reviewer")
+        .review_proposal(review("acme", &p, true))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     let err = releases(&c, "reviewer")
         .release_proposal(release_req(&p))
@@ -566,7 +645,11 @@ async fn an_old_pending_proposal_expires_and_can_no_longer_be_approved_or_releas
     assert_eq!(p.status, st::ProposalStatus::Expired as i32);
     assert_eq!(
         moves(&p).last().unwrap(),
-        &(st::ProposalStatus::Expired, "warden-storage/expiry".into(), "PROPOSAL_EXPIRED".into())
+        &(
+            st::ProposalStatus::Expired,
+            "warden-storage/expiry".into(),
+            "PROPOSAL_EXPIRED".into()
+        )
     );
     assert_eq!(proposal_reasons(&c).await, ["PROPOSAL_EXPIRED"]);
     assert!(gh.mock.requests().is_empty());
@@ -578,8 +661,14 @@ async fn bad_input_is_invalid_argument_naming_the_reason_and_nothing_is_stored()
     let c = Cluster::start().await;
     c.set_tenant(enabled_tenant("acme")).await;
     let cases = [
-        (code_fix("x", "this is not a diff", &["src/payments.rs"]), "diff"),
-        (code_fix("x", DIFF, &["src/other.rs"]), "\"src/payments.rs\", which is not among the target's paths"),
+        (
+            code_fix("x", "this is not a diff", &["src/payments.rs"]),
+            "diff",
+        ),
+        (
+            code_fix("x", DIFF, &["src/other.rs"]),
+            "\"src/payments.rs\", which is not among the target's paths",
+        ),
         (
             st::ProposalContent {
                 change: Some(st::ProposalChange {
@@ -601,7 +690,11 @@ async fn bad_input_is_invalid_argument_naming_the_reason_and_nothing_is_stored()
     for (content, reason) in cases {
         let err = c.propose("acme", content).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-        assert!(err.message().contains(reason), "{reason}: {}", err.message());
+        assert!(
+            err.message().contains(reason),
+            "{reason}: {}",
+            err.message()
+        );
     }
     assert_eq!(c.db_count("SELECT COUNT(*) FROM proposals").await, 0);
     c.stop().await;
@@ -611,7 +704,10 @@ async fn bad_input_is_invalid_argument_naming_the_reason_and_nothing_is_stored()
 async fn reviewers_filter_and_page_proposals_and_secrets_in_them_are_never_stored() {
     let c = Cluster::start().await;
     c.set_tenant(enabled_tenant("acme")).await;
-    let fix = c.propose("acme", code_fix("fix", DIFF, &["src/payments.rs"])).await.unwrap();
+    let fix = c
+        .propose("acme", code_fix("fix", DIFF, &["src/payments.rs"]))
+        .await
+        .unwrap();
     let secret = "AKIAIOSFODNN7EXAMPLE";
     let conf = c
         .propose(
@@ -623,7 +719,10 @@ async fn reviewers_filter_and_page_proposals_and_secrets_in_them_are_never_store
         )
         .await
         .unwrap();
-    assert!(!format!("{conf:?}").contains(secret), "redacted before it was stored");
+    assert!(
+        !format!("{conf:?}").contains(secret),
+        "redacted before it was stored"
+    );
     assert_eq!(conf.redactions, 1);
     let list = |r: ag::ListProposalsRequest| {
         let mut a = c.agent("reviewer");
@@ -635,7 +734,10 @@ async fn reviewers_filter_and_page_proposals_and_secrets_in_them_are_never_store
         ..Default::default()
     })
     .await;
-    assert_eq!(by_kind.proposals.iter().map(|p| &p.id).collect::<Vec<_>>(), [&fix.id]);
+    assert_eq!(
+        by_kind.proposals.iter().map(|p| &p.id).collect::<Vec<_>>(),
+        [&fix.id]
+    );
     let first = list(ag::ListProposalsRequest {
         tenant_id: "acme".into(),
         limit: 1,
@@ -679,7 +781,11 @@ async fn reviewers_filter_and_page_proposals_and_secrets_in_them_are_never_store
         })
         .await
         .unwrap_err();
-    assert_eq!(raw.code(), Code::NotFound, "a proposal is found only under its tenant");
+    assert_eq!(
+        raw.code(),
+        Code::NotFound,
+        "a proposal is found only under its tenant"
+    );
     c.stop().await;
 }
 
@@ -707,7 +813,11 @@ async fn a_release_that_cannot_be_audited_does_not_happen() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
-    assert!(err.message().contains("AUDIT_FAIL_CLOSED"), "{}", err.message());
+    assert!(
+        err.message().contains("AUDIT_FAIL_CLOSED"),
+        "{}",
+        err.message()
+    );
     assert!(gh.mock.requests().is_empty(), "{:?}", gh.mock.requests());
     sqlx::query("DROP TRIGGER audit_down")
         .execute(&db)
@@ -736,7 +846,8 @@ async fn receive_one(listener: tokio::net::TcpListener) -> (Vec<(String, String)
                 .lines()
                 .find_map(|l| {
                     let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse().unwrap())
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().unwrap())
                 })
                 .unwrap_or(0);
             if body.len() >= len {
@@ -783,7 +894,13 @@ async fn an_approved_kubernetes_change_is_one_signed_delivery_to_the_tenants_web
     });
     c.set_tenant(s).await;
     let received = tokio::spawn(receive_one(listener));
-    let p = approve(&c, &c.propose("acme", config_change("raise the timeout")).await.unwrap()).await;
+    let p = approve(
+        &c,
+        &c.propose("acme", config_change("raise the timeout"))
+            .await
+            .unwrap(),
+    )
+    .await;
     let released = releases(&c, "reviewer")
         .release_proposal(release_req(&p))
         .await

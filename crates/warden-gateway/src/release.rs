@@ -75,7 +75,11 @@ fn check_digest(p: &st::Proposal, expected: &str) -> Result<(), Status> {
             "proposal {} has digest {actual}, approved {}, expected {}: nothing was released",
             p.id,
             p.approved_digest,
-            if expected.is_empty() { "the approved one" } else { expected }
+            if expected.is_empty() {
+                "the approved one"
+            } else {
+                expected
+            }
         )));
     }
     Ok(())
@@ -89,7 +93,12 @@ impl Gateway {
         })
         .await
         .map(Response::into_inner)
-        .map_err(|s| Status::unavailable(format!("tenant settings could not be read: {}", s.message())))
+        .map_err(|s| {
+            Status::unavailable(format!(
+                "tenant settings could not be read: {}",
+                s.message()
+            ))
+        })
     }
 
     async fn release_credential(
@@ -109,7 +118,12 @@ impl Gateway {
         })
         .await
         .map(Response::into_inner)
-        .map_err(|s| ReleaseError::Refused(format!("the release credential could not be read: {}", s.message())))
+        .map_err(|s| {
+            ReleaseError::Refused(format!(
+                "the release credential could not be read: {}",
+                s.message()
+            ))
+        })
     }
 
     /// Step 4 for one claimed proposal: where it went.
@@ -159,7 +173,9 @@ impl Gateway {
         r: gw::ReleaseProposalRequest,
     ) -> Result<st::Proposal, Status> {
         if r.digest.len() > 128 || r.proposal_id.len() > 128 {
-            return Err(Status::invalid_argument("proposal_id or digest is too long"));
+            return Err(Status::invalid_argument(
+                "proposal_id or digest is too long",
+            ));
         }
         let mut store = self.inner.proposals.clone();
         let p = store
@@ -215,8 +231,15 @@ impl Gateway {
             (Ok(url), Err(s)) => {
                 tracing::error!(proposal = %r.proposal_id, code = ?s.code(), "a release went out but could not be recorded");
                 Err(Status::new(
-                    if s.code() == Code::Unavailable { Code::Unavailable } else { Code::Internal },
-                    format!("released to {url}, but the release could not be recorded: {}", s.message()),
+                    if s.code() == Code::Unavailable {
+                        Code::Unavailable
+                    } else {
+                        Code::Internal
+                    },
+                    format!(
+                        "released to {url}, but the release could not be recorded: {}",
+                        s.message()
+                    ),
                 ))
             }
             (Err(e), _) => Err(e.status()),

@@ -119,12 +119,14 @@ pub fn apply(
     for (file, patch) in parse_all(diff)? {
         let base = match file.op {
             Op::Create => "",
-            Op::Modify | Op::Delete => bases.get(&file.path).map(String::as_str).ok_or_else(|| {
-                DiffError::DoesNotApply {
-                    path: file.path.clone(),
-                    why: "the file does not exist".into(),
-                }
-            })?,
+            Op::Modify | Op::Delete => {
+                bases.get(&file.path).map(String::as_str).ok_or_else(|| {
+                    DiffError::DoesNotApply {
+                        path: file.path.clone(),
+                        why: "the file does not exist".into(),
+                    }
+                })?
+            }
         };
         let new = diffy::apply(base, &patch).map_err(|e| DiffError::DoesNotApply {
             path: file.path.clone(),

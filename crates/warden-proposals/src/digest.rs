@@ -80,10 +80,7 @@ pub fn canonical_json(c: &ProposalContent) -> Vec<u8> {
         ("v", json!(1)),
         ("tenant_id", json!(c.tenant_id)),
         ("run_id", json!(c.run_id)),
-        (
-            "kind",
-            enum_name(c.kind, |k: ProposalKind| k.as_str_name()),
-        ),
+        ("kind", enum_name(c.kind, |k: ProposalKind| k.as_str_name())),
         ("title", json!(c.title)),
         ("target", target(c)),
         (
@@ -160,7 +157,10 @@ mod tests {
         assert!(text.starts_with(
             r#"{"change":{"content":"--- a/src/a.rs\n+++ b/src/a.rs\n@@ -1 +1 @@\n-a\n+b\n","format":"CHANGE_FORMAT_UNIFIED_DIFF"},"evidence":{"audit_record_ids":["a1"],"finding_ids":[],"tool_calls":[{"allowed":true,"data_type":"DATA_TYPE_SOURCE_CODE","index":0,"step":1,"tool":"read_file"}]},"kind":"PROPOSAL_KIND_CODE_FIX","rationale":"\"quoted\"\ttab\u001f","run_id":"r1","#
         ), "{text}");
-        assert!(text.ends_with(r#""title":"raise the timeout","v":1}"#), "{text}");
+        assert!(
+            text.ends_with(r#""title":"raise the timeout","v":1}"#),
+            "{text}"
+        );
     }
 
     #[test]

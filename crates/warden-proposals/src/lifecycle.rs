@@ -42,13 +42,17 @@ pub enum Action<'a> {
         seen_digest: &'a str,
     },
     /// A human asks to release; `expected_digest` empty: the approved one.
-    ClaimRelease { expected_digest: &'a str },
+    ClaimRelease {
+        expected_digest: &'a str,
+    },
     /// The claimed release reached the customer.
     Released,
     /// The claimed release failed before anything was created.
     ReleaseAbandoned,
     /// The customer's flow reported the released change merged (or closed unmerged).
-    Outcome { merged: bool },
+    Outcome {
+        merged: bool,
+    },
     Expire,
 }
 
@@ -123,7 +127,10 @@ pub fn decide(f: &Facts<'_>, action: &Action<'_>) -> Result<Step, Refusal> {
         return if expired(f) {
             Ok(step(S::Expired, "PROPOSAL_EXPIRED"))
         } else {
-            Err(Refusal::WrongState(name(f.status), "it is not due to expire"))
+            Err(Refusal::WrongState(
+                name(f.status),
+                "it is not due to expire",
+            ))
         };
     }
     if expired(f) {
@@ -253,7 +260,10 @@ mod tests {
             &review("reviewer/a", true, "sha256:a"),
         )
         .unwrap();
-        assert_eq!((s.to, s.reason, s.approval), (S::Approved, "PROPOSAL_APPROVED", true));
+        assert_eq!(
+            (s.to, s.reason, s.approval),
+            (S::Approved, "PROPOSAL_APPROVED", true)
+        );
         let claim = decide(
             &facts(S::Approved, &none),
             &Action::ClaimRelease {
@@ -311,11 +321,15 @@ mod tests {
             Err(Refusal::AlreadyApproved(_))
         ));
         assert_eq!(
-            decide(&f, &review("reviewer/b", true, "sha256:a")).unwrap().to,
+            decide(&f, &review("reviewer/b", true, "sha256:a"))
+                .unwrap()
+                .to,
             S::Approved
         );
         assert_eq!(
-            decide(&f, &review("reviewer/b", false, "sha256:a")).unwrap().to,
+            decide(&f, &review("reviewer/b", false, "sha256:a"))
+                .unwrap()
+                .to,
             S::Rejected
         );
     }
@@ -326,9 +340,19 @@ mod tests {
         let claim = Action::ClaimRelease {
             expected_digest: "",
         };
-        for status in [S::PendingReview, S::Rejected, S::Released, S::Applied, S::Failed, S::Expired] {
+        for status in [
+            S::PendingReview,
+            S::Rejected,
+            S::Released,
+            S::Applied,
+            S::Failed,
+            S::Expired,
+        ] {
             assert!(
-                matches!(decide(&facts(status, &none), &claim), Err(Refusal::WrongState(..))),
+                matches!(
+                    decide(&facts(status, &none), &claim),
+                    Err(Refusal::WrongState(..))
+                ),
                 "{status:?}"
             );
         }
@@ -336,7 +360,10 @@ mod tests {
             digest: "sha256:b",
             ..facts(S::Approved, &none)
         };
-        assert!(matches!(decide(&changed, &claim), Err(Refusal::DigestMismatch { .. })));
+        assert!(matches!(
+            decide(&changed, &claim),
+            Err(Refusal::DigestMismatch { .. })
+        ));
         let other = Action::ClaimRelease {
             expected_digest: "sha256:c",
         };
@@ -364,11 +391,19 @@ mod tests {
                 Err(Refusal::Expired)
             );
             assert_eq!(
-                decide(&late, &Action::ClaimRelease { expected_digest: "" }),
+                decide(
+                    &late,
+                    &Action::ClaimRelease {
+                        expected_digest: ""
+                    }
+                ),
                 Err(Refusal::Expired)
             );
             assert_eq!(decide(&late, &Action::Expire).unwrap().to, S::Expired);
-            assert!(decide(&facts(status, &none), &Action::Expire).is_err(), "not yet due");
+            assert!(
+                decide(&facts(status, &none), &Action::Expire).is_err(),
+                "not yet due"
+            );
         }
         let released_late = Facts {
             now_ms: 9_000,

@@ -246,7 +246,10 @@ mod tests {
     #[test]
     fn a_diff_outside_the_target_or_malformed_is_refused_naming_why() {
         let e = validate(&code_fix(DIFF, &["src/b.rs"])).unwrap_err();
-        assert!(e.0.contains("\"src/a.rs\"") && e.0.contains("not among"), "{e}");
+        assert!(
+            e.0.contains("\"src/a.rs\"") && e.0.contains("not among"),
+            "{e}"
+        );
         let e = validate(&code_fix("nonsense", &["src/a.rs"])).unwrap_err();
         assert!(e.0.contains("diff"), "{e}");
         let mut c = code_fix(DIFF, &["src/a.rs"]);
@@ -271,8 +274,16 @@ mod tests {
         for (format, content, needle) in [
             (ChangeFormat::JsonPatch, "{", "not JSON"),
             (ChangeFormat::JsonPatch, r#"{"op":"add"}"#, "array"),
-            (ChangeFormat::JsonPatch, r#"[{"op":"add","path":"/x"}]"#, "value"),
-            (ChangeFormat::JsonPatch, r#"[{"op":"jump","path":"/x"}]"#, "op"),
+            (
+                ChangeFormat::JsonPatch,
+                r#"[{"op":"add","path":"/x"}]"#,
+                "value",
+            ),
+            (
+                ChangeFormat::JsonPatch,
+                r#"[{"op":"jump","path":"/x"}]"#,
+                "op",
+            ),
             (ChangeFormat::StrategicMergePatch, "[]", "object"),
             (ChangeFormat::UnifiedDiff, DIFF, "JSON patch"),
         ] {

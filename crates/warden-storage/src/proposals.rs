@@ -21,15 +21,15 @@ use sha2::Digest;
 use sqlx::Row;
 use tonic::{Request, Response, Status};
 use warden_proposals::lifecycle::{self, Action, Refusal};
+use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
 use warden_proto::storage::v1::proposal_store_server::ProposalStore;
 use warden_proto::storage::v1::{
     ClaimReleaseRequest, CompleteReleaseRequest, CreateProposalRequest, GetProposalRequest,
     GetReleaseCredentialsRequest, ListProposalsRequest, ListProposalsResponse, Proposal,
     ProposalContent, ProposalEvidence, ProposalKind, ProposalStatus, ProposalTransition,
-    PutReleaseCredentialsRequest, PutReleaseCredentialsResponse, QueryRequest, RecordOutcomeRequest,
-    ReviewProposalRequest, ToolCallRef,
+    PutReleaseCredentialsRequest, PutReleaseCredentialsResponse, QueryRequest,
+    RecordOutcomeRequest, ReviewProposalRequest, ToolCallRef,
 };
-use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
 use warden_tls::authorize;
 
 use crate::util::{check_len, check_tenant, ms_of, new_id, now_ms, ts};
@@ -65,8 +65,8 @@ fn engine() -> Option<&'static warden_minimize::Engine> {
 /// `text` with every secret replaced by a placeholder (personal data stays, as the gateway
 /// restores it in model output too); the count of replacements.
 fn redact(text: &str, placeholders: &mut warden_minimize::Placeholders) -> Result<String, Status> {
-    let engine = engine()
-        .ok_or_else(|| Status::internal("the redaction rule pack does not compile"))?;
+    let engine =
+        engine().ok_or_else(|| Status::internal("the redaction rule pack does not compile"))?;
     let spans: Vec<_> = engine
         .find_spans(text)
         .into_iter()
@@ -213,7 +213,9 @@ impl Storage {
                 agent_run_id: r.run_id.clone(),
                 decision: AuditDecision::Allowed as i32,
                 reason: "PROPOSAL_CREATED".into(),
-                reason_message: format!("proposal {id} -> PROPOSAL_STATUS_PENDING_REVIEW on {digest}"),
+                reason_message: format!(
+                    "proposal {id} -> PROPOSAL_STATUS_PENDING_REVIEW on {digest}"
+                ),
                 outcome: "ok".into(),
                 recorded_by: service.to_owned(),
                 ..Default::default()
@@ -327,7 +329,11 @@ impl Storage {
             Some((ms, id)) if ms.parse::<i64>().is_ok() => {
                 (ms.parse::<i64>().unwrap_or(-1), id.to_owned())
             }
-            _ => return Err(Status::invalid_argument("page_token is not one this service gave")),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "page_token is not one this service gave",
+                ));
+            }
         };
         let kind = match ProposalKind::try_from(r.kind) {
             Ok(ProposalKind::Unspecified) => "",
@@ -386,7 +392,9 @@ pub(crate) fn spawn_expiry(storage: Weak<crate::Inner>, every: Duration) {
             match (Storage { inner }).expire_due(None).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(proposals = n, "expired proposals past their time"),
-                Err(e) => tracing::warn!(error = %e.message(), "expiring proposals failed; retrying next round"),
+                Err(e) => {
+                    tracing::warn!(error = %e.message(), "expiring proposals failed; retrying next round")
+                }
             }
         }
     });
@@ -433,7 +441,8 @@ impl ProposalStore for Storage {
         &self,
         req: Request<ReviewProposalRequest>,
     ) -> Result<Response<Proposal>, Status> {
-        let service = authorize(&req, "warden.storage.v1.ProposalStore/ReviewProposal")?.platform()?;
+        let service =
+            authorize(&req, "warden.storage.v1.ProposalStore/ReviewProposal")?.platform()?;
         let r = req.into_inner();
         check_tenant(&r.tenant_id)?;
         check_len("comment", &r.comment, 64 * 1024)?;
@@ -487,7 +496,8 @@ impl ProposalStore for Storage {
         &self,
         req: Request<ClaimReleaseRequest>,
     ) -> Result<Response<Proposal>, Status> {
-        let service = authorize(&req, "warden.storage.v1.ProposalStore/ClaimRelease")?.platform()?;
+        let service =
+            authorize(&req, "warden.storage.v1.ProposalStore/ClaimRelease")?.platform()?;
         Ok(Response::new(
             self.claim(req.into_inner(), &service.subject()).await?,
         ))
@@ -519,7 +529,10 @@ impl ProposalStore for Storage {
         &self,
         req: Request<PutReleaseCredentialsRequest>,
     ) -> Result<Response<PutReleaseCredentialsResponse>, Status> {
-        let service = authorize(&req, "warden.storage.v1.ProposalStore/PutReleaseCredentials")?;
+        let service = authorize(
+            &req,
+            "warden.storage.v1.ProposalStore/PutReleaseCredentials",
+        )?;
         let r = req.into_inner();
         check_tenant(&r.tenant_id)?;
         let service = service.for_tenant(&r.tenant_id)?;
@@ -532,7 +545,10 @@ impl ProposalStore for Storage {
         &self,
         req: Request<GetReleaseCredentialsRequest>,
     ) -> Result<Response<warden_proto::common::v1::SourceCredentials>, Status> {
-        let auth = authorize(&req, "warden.storage.v1.ProposalStore/GetReleaseCredentials")?;
+        let auth = authorize(
+            &req,
+            "warden.storage.v1.ProposalStore/GetReleaseCredentials",
+        )?;
         let r = req.into_inner();
         check_tenant(&r.tenant_id)?;
         auth.for_tenant(&r.tenant_id)?;

@@ -7,9 +7,9 @@ use tonic::{Request, Response, Status};
 use warden_proto::storage::v1::run_store_server::RunStore;
 use warden_proto::storage::v1::{
     AddFindingRequest, AttachRunEventRequest, CancelRunRequest, CheckpointRunRequest,
-    CreateRunRequest, CreateRunResponse, Finding, GetRunRequest, LeaseRunRequest,
-    LeaseRunResponse, ListRunsRequest, ListRunsResponse, RecordToolCallRequest,
-    RenewLeaseRequest, Run, RunEvent, RunStatus, ToolCallRecord, UpdateRunRequest,
+    CreateRunRequest, CreateRunResponse, Finding, GetRunRequest, LeaseRunRequest, LeaseRunResponse,
+    ListRunsRequest, ListRunsResponse, RecordToolCallRequest, RenewLeaseRequest, Run, RunEvent,
+    RunStatus, ToolCallRecord, UpdateRunRequest,
 };
 use warden_tls::authorize;
 

@@ -53,7 +53,12 @@ mod tests {
                 merged: true
             })
         );
-        assert!(!github_pull_request_closed(closed(false).as_bytes()).unwrap().unwrap().merged);
+        assert!(
+            !github_pull_request_closed(closed(false).as_bytes())
+                .unwrap()
+                .unwrap()
+                .merged
+        );
         assert_eq!(
             github_pull_request_closed(br#"{"action":"opened","pull_request":{}}"#).unwrap(),
             None

@@ -2,7 +2,12 @@
 //! proposal, show prints its exact diff with the digest (colored only when asked for a
 //! terminal, plain when piped or under NO_COLOR), and approve takes that digest.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
 
 mod common;
 
@@ -17,7 +22,9 @@ const DIFF: &str = "--- a/src/payments.rs\n+++ b/src/payments.rs\n@@ -1 +1 @@\n-
 /// Runs `warden` with extra environment: success, stdout, stderr.
 fn warden_env(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_warden"));
-    cmd.args(args).env_remove("NO_COLOR").env_remove("CLICOLOR_FORCE");
+    cmd.args(args)
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR_FORCE");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -103,29 +110,49 @@ fn a_reviewer_lists_shows_the_colored_diff_and_approves_the_digest_shown() {
     let pki = pki.to_str().unwrap();
     let common = ["--agent", agent.as_str(), "--pki", pki, "--tenant", "acme"];
     let run = |args: &[&str], env: &[(&str, &str)]| {
-        let all: Vec<&str> = ["proposals"].iter().chain(args).chain(&common).copied().collect();
+        let all: Vec<&str> = ["proposals"]
+            .iter()
+            .chain(args)
+            .chain(&common)
+            .copied()
+            .collect();
         warden_env(&all, env)
     };
 
     let (ok, out, err) = run(&["list", "--status", "pending-review"], &[]);
     assert!(ok, "{err}");
-    assert!(out.contains(&p.id) && out.contains("PENDING_REVIEW") && out.contains("CODE_FIX"), "{out}");
+    assert!(
+        out.contains(&p.id) && out.contains("PENDING_REVIEW") && out.contains("CODE_FIX"),
+        "{out}"
+    );
     let (ok, out, _) = run(&["list", "--status", "approved"], &[]);
     assert!(ok && out.contains("no proposals"), "{out}");
 
     // Piped: plain text, the diff exactly as proposed.
     let (ok, plain, err) = run(&["show", &p.id], &[]);
     assert!(ok, "{err}");
-    assert!(!plain.contains('\u{1b}'), "no color when stdout is not a terminal: {plain:?}");
+    assert!(
+        !plain.contains('\u{1b}'),
+        "no color when stdout is not a terminal: {plain:?}"
+    );
     assert!(plain.contains(DIFF), "{plain}");
     assert!(plain.contains(&p.digest), "{plain}");
     assert!(plain.contains("PROPOSAL_CREATED"), "the history: {plain}");
     // As for a terminal: added green, removed red, hunks cyan; NO_COLOR wins.
     let (_, colored, _) = run(&["show", &p.id], &[("CLICOLOR_FORCE", "1")]);
-    assert!(colored.contains("\u{1b}[32m+const PAYMENT_TIMEOUT_S: u64 = 30;"), "{colored:?}");
-    assert!(colored.contains("\u{1b}[31m-const PAYMENT_TIMEOUT_S: u64 = 3;"), "{colored:?}");
+    assert!(
+        colored.contains("\u{1b}[32m+const PAYMENT_TIMEOUT_S: u64 = 30;"),
+        "{colored:?}"
+    );
+    assert!(
+        colored.contains("\u{1b}[31m-const PAYMENT_TIMEOUT_S: u64 = 3;"),
+        "{colored:?}"
+    );
     assert!(colored.contains("\u{1b}[36m@@ -1 +1 @@"), "{colored:?}");
-    let (_, no_color, _) = run(&["show", &p.id], &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]);
+    let (_, no_color, _) = run(
+        &["show", &p.id],
+        &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")],
+    );
     assert_eq!(no_color, plain);
 
     // Approving another digest is refused; the digest shown is approved.

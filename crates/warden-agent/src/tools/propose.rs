@@ -84,7 +84,10 @@ fn string(m: &Map<String, Value>, key: &str) -> Result<String, ToolError> {
 }
 
 /// The content as the model wrote it, with a service name resolved to its repository.
-fn content(a: &Args<'_>, repositories: &[warden_proto::common::v1::ServiceRepository]) -> Result<st::ProposalContent, ToolError> {
+fn content(
+    a: &Args<'_>,
+    repositories: &[warden_proto::common::v1::ServiceRepository],
+) -> Result<st::ProposalContent, ToolError> {
     let kind = match a.required("kind")? {
         "config_change" => st::ProposalKind::ConfigChange,
         "code_fix" => st::ProposalKind::CodeFix,
@@ -208,7 +211,9 @@ mod tests {
             repository: "acme/api".into(),
             default_ref: String::new(),
         }];
-        let c = content(&Args(map), &repos).unwrap();
+        let Ok(c) = content(&Args(map), &repos) else {
+            panic!("valid arguments")
+        };
         assert!(c.evidence.is_none());
         let Some(Target::Repository(r)) = c.target.and_then(|t| t.target) else {
             panic!("a repository target")
@@ -220,7 +225,9 @@ mod tests {
     fn a_target_must_be_one_thing() {
         let args = json!({"kind": "config_change", "title": "t", "rationale": "r",
             "target": {}, "change": {"format": "json_patch", "content": "[]"}});
-        let e = content(&Args(args.as_object().unwrap()), &[]).err().unwrap();
+        let e = content(&Args(args.as_object().unwrap()), &[])
+            .err()
+            .unwrap();
         assert!(e.0.contains("exactly one"), "{}", e.0);
     }
 }

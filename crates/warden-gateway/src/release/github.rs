@@ -63,9 +63,9 @@ impl Writer {
             })?;
             b = b.add_root_certificate(cert);
         }
-        let http = b
-            .build()
-            .map_err(|e| ReleaseError::Unavailable(format!("TLS setup failed: {}", e.without_url())))?;
+        let http = b.build().map_err(|e| {
+            ReleaseError::Unavailable(format!("TLS setup failed: {}", e.without_url()))
+        })?;
         Ok(Writer {
             http,
             base: base.trim_end_matches('/').to_owned(),
@@ -73,7 +73,12 @@ impl Writer {
         })
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<(u16, Value), ReleaseError> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), ReleaseError> {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -120,7 +125,11 @@ impl Writer {
     /// The text of `path` at commit `sha`.
     async fn file_at(&self, repo: &str, path: &str, sha: &str) -> Result<String, ReleaseError> {
         let v = self
-            .get(&format!("{repo}/contents/{}?ref={}", path_of(path), seg(sha)))
+            .get(&format!(
+                "{repo}/contents/{}?ref={}",
+                path_of(path),
+                seg(sha)
+            ))
             .await?;
         let encoded: String = v["content"]
             .as_str()
@@ -130,9 +139,16 @@ impl Writer {
             .collect();
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(encoded)
-            .map_err(|_| ReleaseError::Unavailable(format!("GitHub sent {path} in a form this release cannot read")))?;
-        String::from_utf8(bytes)
-            .map_err(|_| ReleaseError::Refused(format!("{path} is not text; a diff cannot be applied to it")))
+            .map_err(|_| {
+                ReleaseError::Unavailable(format!(
+                    "GitHub sent {path} in a form this release cannot read"
+                ))
+            })?;
+        String::from_utf8(bytes).map_err(|_| {
+            ReleaseError::Refused(format!(
+                "{path} is not text; a diff cannot be applied to it"
+            ))
+        })
     }
 
     pub async fn open_pull_request(
@@ -156,24 +172,36 @@ impl Writer {
             )));
         }
         // The approved diff, applied exactly to the files at that commit.
-        let files = diff::files(&change.content).map_err(|e| ReleaseError::Refused(e.to_string()))?;
+        let files =
+            diff::files(&change.content).map_err(|e| ReleaseError::Refused(e.to_string()))?;
         let mut bases = BTreeMap::new();
         for f in files.iter().filter(|f| f.op != Op::Create) {
-            bases.insert(f.path.clone(), self.file_at(&repo, &f.path, &t.head_sha).await?);
+            bases.insert(
+                f.path.clone(),
+                self.file_at(&repo, &f.path, &t.head_sha).await?,
+            );
         }
-        let changed = diff::apply(&change.content, &bases).map_err(|e| ReleaseError::Refused(e.to_string()))?;
-        let commit = self.get(&format!("{repo}/git/commits/{}", seg(&t.head_sha))).await?;
+        let changed = diff::apply(&change.content, &bases)
+            .map_err(|e| ReleaseError::Refused(e.to_string()))?;
+        let commit = self
+            .get(&format!("{repo}/git/commits/{}", seg(&t.head_sha)))
+            .await?;
         let base_tree = Self::sha(&commit, "/tree/sha", "tree")?;
         // 4. The writes.
         let entries: Vec<Value> = changed
             .iter()
             .map(|(path, text)| match text {
-                Some(text) => json!({"path": path, "mode": "100644", "type": "blob", "content": text}),
+                Some(text) => {
+                    json!({"path": path, "mode": "100644", "type": "blob", "content": text})
+                }
                 None => json!({"path": path, "mode": "100644", "type": "blob", "sha": null}),
             })
             .collect();
         let tree = self
-            .post(&format!("{repo}/git/trees"), json!({"base_tree": base_tree, "tree": entries}))
+            .post(
+                &format!("{repo}/git/trees"),
+                json!({"base_tree": base_tree, "tree": entries}),
+            )
             .await?;
         let tree = Self::sha(&tree, "/sha", "tree")?;
         let message = format!(
@@ -203,7 +231,10 @@ impl Writer {
             p.approvals.join(", "),
             p.approved_digest,
             content.evidence.as_ref().map_or(0, |e| e.tool_calls.len()),
-            content.evidence.as_ref().map_or(0, |e| e.audit_record_ids.len()),
+            content
+                .evidence
+                .as_ref()
+                .map_or(0, |e| e.audit_record_ids.len()),
         );
         let pr = self
             .post(
@@ -211,9 +242,8 @@ impl Writer {
                 json!({"title": content.title, "head": branch, "base": t.branch, "body": body}),
             )
             .await?;
-        pr["html_url"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| ReleaseError::Unavailable("GitHub's answer has no pull request URL".into()))
+        pr["html_url"].as_str().map(str::to_owned).ok_or_else(|| {
+            ReleaseError::Unavailable("GitHub's answer has no pull request URL".into())
+        })
     }
 }

@@ -74,15 +74,27 @@ pub(super) async fn deliver(
         .post(&url)
         .header("content-type", "application/json")
         .header("x-warden-timestamp", now.to_string())
-        .header("x-warden-signature", signature(key.as_bytes(), now, body.as_bytes()))
+        .header(
+            "x-warden-signature",
+            signature(key.as_bytes(), now, body.as_bytes()),
+        )
         .body(body)
         .send()
         .await
-        .map_err(|e| ReleaseError::Unavailable(format!("the webhook could not be reached: {}", e.without_url())))?;
+        .map_err(|e| {
+            ReleaseError::Unavailable(format!(
+                "the webhook could not be reached: {}",
+                e.without_url()
+            ))
+        })?;
     match res.status().as_u16() {
         200..=299 => Ok(url),
-        s @ 400..=499 => Err(ReleaseError::Refused(format!("the webhook refused the delivery ({s})"))),
-        s => Err(ReleaseError::Unavailable(format!("the webhook answered {s}"))),
+        s @ 400..=499 => Err(ReleaseError::Refused(format!(
+            "the webhook refused the delivery ({s})"
+        ))),
+        s => Err(ReleaseError::Unavailable(format!(
+            "the webhook answered {s}"
+        ))),
     }
 }
 

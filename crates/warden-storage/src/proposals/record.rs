@@ -181,7 +181,10 @@ impl Storage {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let plain = self
-                .unseal(tenant_id, &r.try_get::<String, _>(0).map_err(DbError::from)?)
+                .unseal(
+                    tenant_id,
+                    &r.try_get::<String, _>(0).map_err(DbError::from)?,
+                )
                 .await?;
             out.push(
                 ProposalTransition::decode(plain.as_slice())
@@ -191,7 +194,11 @@ impl Storage {
         Ok(out)
     }
 
-    pub(super) async fn proposal_of(&self, s: Stored, with_history: bool) -> Result<Proposal, Status> {
+    pub(super) async fn proposal_of(
+        &self,
+        s: Stored,
+        with_history: bool,
+    ) -> Result<Proposal, Status> {
         let history = if with_history {
             self.history(&s.tenant_id, &s.id).await?
         } else {
@@ -225,7 +232,10 @@ impl Storage {
         t: &ProposalTransition,
     ) -> Result<(), Status> {
         let sealed = self.seal(tenant_id, &t.encode_to_vec()).await?;
-        let time = t.time.as_ref().map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
+        let time = t
+            .time
+            .as_ref()
+            .map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
         sqlx::query(
             "INSERT INTO proposal_history (tenant_id, proposal_id, seq, time_ms, sealed)
              SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $3, $4 FROM proposal_history WHERE tenant_id = $1 AND proposal_id = $2",

@@ -110,7 +110,11 @@ pub(super) fn answer(s: &mut State, req: &Recorded, segs: &[&str], auth: &Auth) 
     let body = req.json();
     match (req.method.as_str(), rest) {
         ("GET", ["git", "ref", "heads", branch @ ..]) => {
-            let branch = branch.iter().map(|b| decode(b)).collect::<Vec<_>>().join("/");
+            let branch = branch
+                .iter()
+                .map(|b| decode(b))
+                .collect::<Vec<_>>()
+                .join("/");
             match repo.refs.get(&branch) {
                 Some(sha) => json_reply(
                     200,

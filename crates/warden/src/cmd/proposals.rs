@@ -110,11 +110,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .block_on(run_async(args))
 }
 
-fn enum_arg<E>(value: Option<&str>, what: &str, from: impl Fn(&str) -> Option<E>) -> anyhow::Result<Option<E>> {
+fn enum_arg<E>(
+    value: Option<&str>,
+    what: &str,
+    from: impl Fn(&str) -> Option<E>,
+) -> anyhow::Result<Option<E>> {
     value
         .map(|v| {
-            from(&format!("{what}_{}", v.replace('-', "_").to_ascii_uppercase()))
-                .with_context(|| format!("unknown {} {v:?}", what.to_ascii_lowercase()))
+            from(&format!(
+                "{what}_{}",
+                v.replace('-', "_").to_ascii_uppercase()
+            ))
+            .with_context(|| format!("unknown {} {v:?}", what.to_ascii_lowercase()))
         })
         .transpose()
 }
@@ -143,14 +150,31 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     };
     let mut out = anstream::stdout().lock();
     match &args.action {
-        Action::List { tenant, status, kind, run, since, until, limit, page } => {
+        Action::List {
+            tenant,
+            status,
+            kind,
+            run,
+            since,
+            until,
+            limit,
+            page,
+        } => {
             let r = agent()?
                 .list_proposals(ag::ListProposalsRequest {
                     tenant_id: tenant.clone(),
-                    status: enum_arg(status.as_deref(), "PROPOSAL_STATUS", st::ProposalStatus::from_str_name)?
-                        .map_or(0, |s| s as i32),
-                    kind: enum_arg(kind.as_deref(), "PROPOSAL_KIND", st::ProposalKind::from_str_name)?
-                        .map_or(0, |k| k as i32),
+                    status: enum_arg(
+                        status.as_deref(),
+                        "PROPOSAL_STATUS",
+                        st::ProposalStatus::from_str_name,
+                    )?
+                    .map_or(0, |s| s as i32),
+                    kind: enum_arg(
+                        kind.as_deref(),
+                        "PROPOSAL_KIND",
+                        st::ProposalKind::from_str_name,
+                    )?
+                    .map_or(0, |k| k as i32),
                     run_id: run.clone().unwrap_or_default(),
                     created_since: timestamp(since.as_deref())?,
                     created_until: timestamp(until.as_deref())?,
@@ -173,7 +197,18 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
                 .into_inner();
             write!(out, "{}", show(&p))?;
         }
-        Action::Approve { id, tenant, digest, comment } | Action::Reject { id, tenant, digest, comment } => {
+        Action::Approve {
+            id,
+            tenant,
+            digest,
+            comment,
+        }
+        | Action::Reject {
+            id,
+            tenant,
+            digest,
+            comment,
+        } => {
             let approve = matches!(args.action, Action::Approve { .. });
             let p = agent()?
                 .review_proposal(ag::ReviewProposalRequest {
@@ -186,10 +221,18 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
                 .await
                 .context("the review was refused")?
                 .into_inner();
-            writeln!(out, "proposal {} is {} ({} of {} approvals)", p.id, status(p.status), p.approvals.len(), p.required_approvals)?;
+            writeln!(
+                out,
+                "proposal {} is {} ({} of {} approvals)",
+                p.id,
+                status(p.status),
+                p.approvals.len(),
+                p.required_approvals
+            )?;
         }
         Action::Release { id, tenant, digest } => {
-            let channel = super::connect_as(&args.gateway, &args.pki, &args.identity, Role::Gateway)?;
+            let channel =
+                super::connect_as(&args.gateway, &args.pki, &args.identity, Role::Gateway)?;
             let p = ReleasesClient::new(channel)
                 .release_proposal(gw::ReleaseProposalRequest {
                     tenant_id: tenant.clone(),
@@ -199,23 +242,36 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
                 .await
                 .context("the release was refused")?
                 .into_inner();
-            writeln!(out, "proposal {} is {}: {}", p.id, status(p.status), p.release_url)?;
+            writeln!(
+                out,
+                "proposal {} is {}: {}",
+                p.id,
+                status(p.status),
+                p.release_url
+            )?;
         }
     }
     Ok(())
 }
 
 fn status(s: i32) -> &'static str {
-    st::ProposalStatus::try_from(s).map_or("UNKNOWN", |s| s.as_str_name().trim_start_matches("PROPOSAL_STATUS_"))
+    st::ProposalStatus::try_from(s).map_or("UNKNOWN", |s| {
+        s.as_str_name().trim_start_matches("PROPOSAL_STATUS_")
+    })
 }
 
 fn kind(k: i32) -> &'static str {
-    st::ProposalKind::try_from(k).map_or("UNKNOWN", |k| k.as_str_name().trim_start_matches("PROPOSAL_KIND_"))
+    st::ProposalKind::try_from(k).map_or("UNKNOWN", |k| {
+        k.as_str_name().trim_start_matches("PROPOSAL_KIND_")
+    })
 }
 
 fn when(t: Option<&prost_types::Timestamp>) -> String {
     t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| "-".into())
 }
 
@@ -294,13 +350,24 @@ pub(crate) fn show(p: &st::Proposal) -> String {
     let c = p.content.clone().unwrap_or_default();
     let change = c.change.clone().unwrap_or_default();
     let mut s = String::new();
-    let _ = writeln!(s, "proposal  {}  {}  {}", p.id, kind(c.kind), status(p.status));
+    let _ = writeln!(
+        s,
+        "proposal  {}  {}  {}",
+        p.id,
+        kind(c.kind),
+        status(p.status)
+    );
     let _ = writeln!(s, "title     {}", c.title);
     let _ = writeln!(s, "run       {}", p.run_id);
     let _ = writeln!(s, "target    {}", target(&c));
     let _ = writeln!(s, "digest    {}", p.digest);
     if !p.approved_digest.is_empty() {
-        let _ = writeln!(s, "approved  {} by {}", p.approved_digest, p.approvals.join(", "));
+        let _ = writeln!(
+            s,
+            "approved  {} by {}",
+            p.approved_digest,
+            p.approvals.join(", ")
+        );
     } else {
         let _ = writeln!(
             s,
@@ -310,15 +377,26 @@ pub(crate) fn show(p: &st::Proposal) -> String {
             p.approvals.join(", ")
         );
     }
-    let _ = writeln!(s, "created   {}  expires {}", when(p.created_at.as_ref()), when(p.expires_at.as_ref()));
+    let _ = writeln!(
+        s,
+        "created   {}  expires {}",
+        when(p.created_at.as_ref()),
+        when(p.expires_at.as_ref())
+    );
     if !p.release_url.is_empty() {
         let _ = writeln!(s, "released  {}", p.release_url);
     }
     if p.redactions > 0 {
-        let _ = writeln!(s, "redacted  {} secret(s) in the model's text", p.redactions);
+        let _ = writeln!(
+            s,
+            "redacted  {} secret(s) in the model's text",
+            p.redactions
+        );
     }
     let _ = writeln!(s, "\nrationale\n{}\n", c.rationale.trim_end());
-    let format = st::ChangeFormat::try_from(change.format).map_or("UNKNOWN", |f| f.as_str_name().trim_start_matches("CHANGE_FORMAT_"));
+    let format = st::ChangeFormat::try_from(change.format).map_or("UNKNOWN", |f| {
+        f.as_str_name().trim_start_matches("CHANGE_FORMAT_")
+    });
     let _ = writeln!(s, "change ({format})");
     if change.format == st::ChangeFormat::UnifiedDiff as i32 {
         s.push_str(&colored_diff(&change.content));
@@ -334,7 +412,14 @@ pub(crate) fn show(p: &st::Proposal) -> String {
         e.audit_record_ids.len()
     );
     for t in &e.tool_calls {
-        let _ = writeln!(s, "  step {} #{} {} ({})", t.step, t.index, t.tool, if t.allowed { "allowed" } else { "refused" });
+        let _ = writeln!(
+            s,
+            "  step {} #{} {} ({})",
+            t.step,
+            t.index,
+            t.tool,
+            if t.allowed { "allowed" } else { "refused" }
+        );
     }
     for id in &e.audit_record_ids {
         let _ = writeln!(s, "  audit {id}");
@@ -349,7 +434,11 @@ pub(crate) fn show(p: &st::Proposal) -> String {
             t.reason,
             t.actor,
             t.digest,
-            if t.detail.is_empty() { String::new() } else { format!("  {}", t.detail) }
+            if t.detail.is_empty() {
+                String::new()
+            } else {
+                format!("  {}", t.detail)
+            }
         );
     }
     s
