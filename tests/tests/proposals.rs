@@ -17,7 +17,7 @@ use serde_json::json;
 use tonic::Code;
 use warden_integration_tests::model::{ScriptedModel, Step};
 use warden_integration_tests::proposals::{config_change, moves, review};
-use warden_integration_tests::{Cluster, Options, enabled_tenant};
+use warden_integration_tests::{Cluster, Options, enabled_tenant, fresh_postgres_schema};
 use warden_proto::agent::v1 as ag;
 use warden_proto::common::v1 as pb;
 use warden_proto::gateway::v1 as gw;
@@ -102,7 +102,6 @@ async fn github(c: &Cluster) -> GitHub {
             default_ref: "main".into(),
         }],
         ca_pem: String::from_utf8(ca.ca_pem()).unwrap(),
-        ..Default::default()
     });
     s.proposal_release = Some(pb::ProposalRelease {
         github_credentials_id: write,
@@ -214,6 +213,23 @@ async fn proposal_reasons(c: &Cluster) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approved_code_fix_from_a_run_becomes_exactly_one_pull_request_with_the_diff_byte_for_byte()
  {
+    code_fix_flow(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_code_fix_flow_and_the_release_refusals_hold_on_postgres() {
+    let Some(url) = fresh_postgres_schema().await else {
+        return;
+    };
+    code_fix_flow(Some(url)).await;
+    let Some(url) = fresh_postgres_schema().await else {
+        return;
+    };
+    release_refusals(Some(url)).await;
+}
+
+/// A run proposes a code fix; a reviewer approves and releases it; GitHub merges it.
+async fn code_fix_flow(database_url: Option<String>) {
     let model = ScriptedModel::new([
         Step::Tool("query_logs", json!({"contains": "timeout"})),
         Step::Tool(
@@ -230,6 +246,7 @@ async fn an_approved_code_fix_from_a_run_becomes_exactly_one_pull_request_with_t
     ]);
     let c = Cluster::start_with(Options {
         provider: Some(model.clone()),
+        database_url,
         ..Default::default()
     })
     .await;
@@ -425,7 +442,15 @@ async fn an_approved_code_fix_from_a_run_becomes_exactly_one_pull_request_with_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_without_approval_of_changed_content_or_after_the_branch_moved_is_refused_and_github_sees_no_write()
  {
-    let c = Cluster::start().await;
+    release_refusals(None).await;
+}
+
+async fn release_refusals(database_url: Option<String>) {
+    let c = Cluster::start_with(Options {
+        database_url,
+        ..Default::default()
+    })
+    .await;
     let gh = github(&c).await;
     let fix = |title: &str| code_fix(title, DIFF, &["src/payments.rs"]);
 

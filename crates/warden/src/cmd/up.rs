@@ -247,7 +247,7 @@ fn banner(
     )?;
     writeln!(
         out,
-        "  gateway  {scheme}://{gateway}  (warden.gateway.v1.Gateway, Admin, Audit)"
+        "  gateway  {scheme}://{gateway}  (warden.gateway.v1.Gateway, Admin, Audit, Releases)"
     )?;
     writeln!(out, "  storage  {scheme}://{storage}")?;
     writeln!(out, "  agent    {scheme}://{agent}")?;
