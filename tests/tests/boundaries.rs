@@ -11,6 +11,7 @@ use warden_integration_tests::proposals::{config_change, moves, review};
 use warden_integration_tests::{
     BrokenAudit, Cluster, Options, enabled_tenant, logs_request, reason,
 };
+use warden_proto::agent::v1 as ag;
 use warden_proto::common::v1 as pb;
 use warden_proto::gateway::v1 as gw;
 use warden_proto::storage::v1 as st;
@@ -512,4 +513,61 @@ async fn insecure_dev_refuses_a_non_loopback_address() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("loopback only"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_counts_only_for_the_content_it_was_given_on() {
+    let c = Cluster::start().await;
+    c.set_tenant(pb::TenantSettings {
+        required_reviewers: 2,
+        ..enabled_tenant("acme")
+    })
+    .await;
+    c.issue(Role::Reviewer, "alice", &["acme"]);
+    c.issue(Role::Reviewer, "carol", &["acme"]);
+    let a = proposal(&c, "acme").await;
+    let b = c
+        .propose("acme", config_change("something else entirely"))
+        .await
+        .unwrap();
+    let first = c
+        .agent("alice")
+        .review_proposal(review("acme", &a, true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.approvals, vec!["reviewer/alice".to_owned()]);
+    // A's stored content is swapped for B's behind storage's back.
+    let db = c.db().await;
+    sqlx::query(
+        "UPDATE proposals SET sealed = (SELECT sealed FROM proposals WHERE id = $1) WHERE id = $2",
+    )
+    .bind(&b.id)
+    .bind(&a.id)
+    .execute(&db)
+    .await
+    .unwrap();
+    db.close().await;
+    // Carol approves what is stored now: alice's approval was of other content, so one
+    // approval of two, and nothing is approved.
+    let swapped = c
+        .agent("carol")
+        .get_proposal(ag::GetProposalRequest {
+            tenant_id: "acme".into(),
+            proposal_id: a.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(swapped.digest, a.digest);
+    assert!(swapped.approvals.is_empty(), "{:?}", swapped.approvals);
+    let second = c
+        .agent("carol")
+        .review_proposal(review("acme", &swapped, true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.status, st::ProposalStatus::PendingReview as i32);
+    assert_eq!(second.approvals, vec!["reviewer/carol".to_owned()]);
+    c.stop().await;
 }

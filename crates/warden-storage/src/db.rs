@@ -110,6 +110,9 @@ impl Db {
             ("proposals", "release_sealed", "TEXT NOT NULL DEFAULT ''"),
             ("proposals", "release_key", "TEXT NOT NULL DEFAULT ''"),
             ("proposals", "redactions", "BIGINT NOT NULL DEFAULT 0"),
+            // The digest each reviewer approved: only approvals of the content as stored
+            // now count.
+            ("proposal_approvals", "digest", "TEXT NOT NULL DEFAULT ''"),
         ] {
             self.add_column(table, column, decl).await?;
         }

@@ -128,11 +128,14 @@ impl Storage {
         } else {
             String::from_utf8_lossy(&self.unseal(tenant_id, &release_sealed).await?).into_owned()
         };
+        let digest = warden_proposals::digest(&content);
+        // An approval counts only for the content it was given on.
         let approvals = sqlx::query(
-            "SELECT reviewer FROM proposal_approvals WHERE tenant_id = $1 AND proposal_id = $2 ORDER BY approved_ms, reviewer",
+            "SELECT reviewer FROM proposal_approvals WHERE tenant_id = $1 AND proposal_id = $2 AND digest = $3 ORDER BY approved_ms, reviewer",
         )
         .bind(tenant_id)
         .bind(&id)
+        .bind(&digest)
         .fetch_all(&self.inner.db.pool)
         .await
         .map_err(DbError::from)?
@@ -146,7 +149,7 @@ impl Storage {
             .map_or(0, |s| s.required_reviewers)
             .max(1);
         Ok(Stored {
-            digest: warden_proposals::digest(&content),
+            digest,
             id,
             tenant_id: tenant_id.to_owned(),
             run_id,
@@ -288,7 +291,8 @@ impl Storage {
     }
 
     /// Makes `step` on `s`: audit first, then the state, the approval, the release and
-    /// the history entry in one transaction, only if the row is still as `s` saw it.
+    /// the history entry in one transaction, only if the row is still as `s` saw it
+    /// (status, claim and last update: two decisions on one state cannot both commit).
     pub(super) async fn step_proposal(
         &self,
         s: &Stored,
@@ -319,18 +323,21 @@ impl Storage {
         let done = sqlx::query(
             "UPDATE proposals SET status = $1, approved_digest = $2, claim_ms = $3, updated_ms = $4,
                     release_sealed = COALESCE($5, release_sealed), release_key = COALESCE($6, release_key)
-             WHERE tenant_id = $7 AND id = $8 AND status = $9 AND claim_ms = $10",
+             WHERE tenant_id = $7 AND id = $8 AND status = $9 AND claim_ms = $10 AND updated_ms = $11",
         )
         .bind(step.to as i64)
         .bind(&approved_digest)
         .bind(claim_ms)
-        .bind(now)
+        // Strictly later than what the decision read, so a concurrent decision made on the
+        // same state cannot also commit.
+        .bind(now.max(s.updated_ms + 1))
         .bind(release_sealed)
         .bind(release_key)
         .bind(&s.tenant_id)
         .bind(&s.id)
         .bind(s.status as i64)
         .bind(s.claim_ms)
+        .bind(s.updated_ms)
         .execute(&mut *tx)
         .await
         .map_err(DbError::from)?;
@@ -342,12 +349,14 @@ impl Storage {
         }
         if step.approval {
             sqlx::query(
-                "INSERT INTO proposal_approvals (tenant_id, proposal_id, reviewer, approved_ms) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO proposal_approvals (tenant_id, proposal_id, reviewer, approved_ms, digest) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (tenant_id, proposal_id, reviewer) DO UPDATE SET approved_ms = excluded.approved_ms, digest = excluded.digest",
             )
             .bind(&s.tenant_id)
             .bind(&s.id)
             .bind(d.actor)
             .bind(now)
+            .bind(&s.digest)
             .execute(&mut *tx)
             .await
             .map_err(|_| {
