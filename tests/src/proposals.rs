@@ -98,3 +98,78 @@ pub fn moves(p: &st::Proposal) -> Vec<(st::ProposalStatus, String, String)> {
         })
         .collect()
 }
+
+/// A `pull_request` `closed` delivery from GitHub to acme's webhook, signed with `secret`.
+pub async fn pull_request_closed(
+    c: &Cluster,
+    secret: &str,
+    url: &str,
+    merged: bool,
+) -> (u16, serde_json::Value) {
+    use hmac::Mac;
+    let body = serde_json::json!({"action": "closed", "number": 1, "pull_request": {"html_url": url, "merged": merged}})
+        .to_string();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let ca = std::fs::read(c.pki.ca_cert_path()).unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .resolve("agent.warden.internal", c.webhooks_addr)
+        .build()
+        .unwrap();
+    let res = http
+        .post(format!(
+            "https://agent.warden.internal:{}/webhooks/github/acme",
+            c.webhooks_addr.port()
+        ))
+        .header("content-type", "application/json")
+        .header("x-github-event", "pull_request")
+        .header("x-github-delivery", uuid::Uuid::new_v4().to_string())
+        .header(
+            "x-hub-signature-256",
+            format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or_default())
+}
+
+/// One HTTP/1.1 request received on `listener`, answered 200: (headers, body).
+pub async fn receive_one(listener: tokio::net::TcpListener) -> (Vec<(String, String)>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut conn, _) = listener.accept().await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let (head, body) = loop {
+        let n = conn.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the connection closed early");
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if body.len() >= len {
+                break (head.to_owned(), body.to_owned());
+            }
+        }
+    };
+    conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (headers, body)
+}

@@ -16,7 +16,9 @@
 use serde_json::json;
 use tonic::Code;
 use warden_integration_tests::model::{ScriptedModel, Step};
-use warden_integration_tests::proposals::{config_change, moves, review};
+use warden_integration_tests::proposals::{
+    config_change, moves, pull_request_closed, receive_one, review,
+};
 use warden_integration_tests::{Cluster, Options, enabled_tenant, fresh_postgres_schema};
 use warden_proto::agent::v1 as ag;
 use warden_proto::common::v1 as pb;
@@ -135,39 +137,6 @@ fn code_fix(title: &str, diff: &str, paths: &[&str]) -> st::ProposalContent {
         }),
         ..Default::default()
     }
-}
-
-/// A signed `pull_request` `closed` delivery from GitHub to acme's webhook.
-async fn pull_request_closed(c: &Cluster, url: &str, merged: bool) -> (u16, serde_json::Value) {
-    use hmac::Mac;
-    let body = json!({"action": "closed", "number": 1, "pull_request": {"html_url": url, "merged": merged}})
-        .to_string();
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
-    mac.update(body.as_bytes());
-    let ca = std::fs::read(c.pki.ca_cert_path()).unwrap();
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
-        .resolve("agent.warden.internal", c.webhooks_addr)
-        .build()
-        .unwrap();
-    let res = http
-        .post(format!(
-            "https://agent.warden.internal:{}/webhooks/github/acme",
-            c.webhooks_addr.port()
-        ))
-        .header("content-type", "application/json")
-        .header("x-github-event", "pull_request")
-        .header("x-github-delivery", uuid::Uuid::new_v4().to_string())
-        .header(
-            "x-hub-signature-256",
-            format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or_default())
 }
 
 fn release_req(p: &st::Proposal) -> gw::ReleaseProposalRequest {
@@ -375,7 +344,7 @@ async fn code_fix_flow(database_url: Option<String>) {
     assert_eq!(gh.mock.pulls().len(), 1);
 
     // GitHub reports the pull request merged: APPLIED.
-    let (status, answer) = pull_request_closed(&c, &pr.html_url, true).await;
+    let (status, answer) = pull_request_closed(&c, HOOK_SECRET, &pr.html_url, true).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["status"], "PROPOSAL_STATUS_APPLIED", "{answer}");
 
@@ -855,43 +824,6 @@ async fn a_release_that_cannot_be_audited_does_not_happen() {
     c.stop().await;
 }
 
-/// One HTTP/1.1 request received on `listener`, answered 200: (headers, body).
-async fn receive_one(listener: tokio::net::TcpListener) -> (Vec<(String, String)>, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (mut conn, _) = listener.accept().await.unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let (head, body) = loop {
-        let n = conn.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "the connection closed early");
-        buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf).into_owned();
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse().unwrap())
-                })
-                .unwrap_or(0);
-            if body.len() >= len {
-                break (head.to_owned(), body.to_owned());
-            }
-        }
-    };
-    conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let headers = head
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    (headers, body)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approved_kubernetes_change_is_one_signed_delivery_to_the_tenants_webhook() {
     use hmac::Mac;
@@ -955,6 +887,63 @@ async fn an_approved_kubernetes_change_is_one_signed_delivery_to_the_tenants_web
     assert_eq!(
         v["change"]["content"],
         p.content.unwrap().change.unwrap().content.as_str()
+    );
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_pull_request_closed_unmerged_fails_and_other_pull_requests_change_nothing() {
+    let c = Cluster::start().await;
+    let gh = github(&c).await;
+    let p = approve(
+        &c,
+        &c.propose("acme", code_fix("fix", DIFF, &["src/payments.rs"]))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let released = releases(&c, "reviewer")
+        .release_proposal(release_req(&p))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(gh.mock.pulls().len(), 1);
+    // A pull request Warden did not open: acknowledged, nothing moves.
+    let (status, answer) =
+        pull_request_closed(&c, HOOK_SECRET, "https://github.com/acme/api/pull/99", true).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        get(&c, &p).await.status,
+        st::ProposalStatus::Released as i32
+    );
+    // Unsigned (another secret): refused, nothing moves.
+    let (status, _) = pull_request_closed(&c, "not-the-secret", &released.release_url, true).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        get(&c, &p).await.status,
+        st::ProposalStatus::Released as i32
+    );
+    // Closed unmerged: FAILED, and nothing moves it again.
+    let (status, answer) = pull_request_closed(&c, HOOK_SECRET, &released.release_url, false).await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("PROPOSAL_STATUS_FAILED"))
+    );
+    let (status, answer) = pull_request_closed(&c, HOOK_SECRET, &released.release_url, true).await;
+    assert_eq!(status, 200, "a redelivery is acknowledged: {answer}");
+    assert!(
+        answer["note"].as_str().unwrap().contains("FAILED"),
+        "{answer}"
+    );
+    let p = get(&c, &p).await;
+    assert_eq!(p.status, st::ProposalStatus::Failed as i32);
+    assert_eq!(
+        moves(&p).last().unwrap(),
+        &(
+            st::ProposalStatus::Failed,
+            "github/pull-request".into(),
+            "PROPOSAL_FAILED".into()
+        )
     );
     c.stop().await;
 }

@@ -418,6 +418,11 @@ impl Hooks {
                 StatusCode::OK,
                 &json!({"note": "no released proposal is this pull request"}),
             )),
+            // A redelivery, or a report for a proposal already applied or failed:
+            // acknowledged (so it is not sent again), and nothing moves.
+            Err(s) if s.code() == tonic::Code::FailedPrecondition => {
+                Ok(json_response(StatusCode::OK, &json!({"note": s.message()})))
+            }
             Err(s) => Err(s.into()),
         }
     }
