@@ -10,6 +10,7 @@
 
 pub mod mocks;
 pub mod model;
+pub mod proposals;
 pub mod scripted;
 
 use std::net::SocketAddr;

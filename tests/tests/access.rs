@@ -197,7 +197,24 @@ fn body(rpc: &str) -> Vec<u8> {
             tenant_id: t(),
             proposal_id: "none".into(),
             approve: true,
+            digest: "sha256:none".into(),
             ..Default::default()
+        }
+        .encode_to_vec(),
+        "Agent/GetProposal" => ag::GetProposalRequest {
+            tenant_id: t(),
+            proposal_id: "none".into(),
+        }
+        .encode_to_vec(),
+        "Releases/ReleaseProposal" => gw::ReleaseProposalRequest {
+            tenant_id: t(),
+            proposal_id: "none".into(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "Admin/PutReleaseCredentials" => gw::PutSourceCredentialsRequest {
+            tenant_id: t(),
+            credentials: None,
         }
         .encode_to_vec(),
         "TenantStore/GetTenantSettings" => {
@@ -315,23 +332,59 @@ fn body(rpc: &str) -> Vec<u8> {
             ..Default::default()
         }
         .encode_to_vec(),
-        "RunStore/CreateProposal" => st::CreateProposalRequest {
+        "ProposalStore/CreateProposal" => st::CreateProposalRequest {
             tenant_id: t(),
             run_id: "none".into(),
             ..Default::default()
         }
         .encode_to_vec(),
-        "RunStore/ListProposals" => st::ListProposalsRequest {
+        "ProposalStore/ListProposals" => st::ListProposalsRequest {
             tenant_id: t(),
             ..Default::default()
         }
         .encode_to_vec(),
-        "RunStore/ReviewProposal" => st::ReviewProposalRequest {
+        "ProposalStore/GetProposal" => st::GetProposalRequest {
+            tenant_id: t(),
+            proposal_id: "none".into(),
+        }
+        .encode_to_vec(),
+        "ProposalStore/ReviewProposal" => st::ReviewProposalRequest {
             tenant_id: t(),
             proposal_id: "none".into(),
             reviewer: "reviewer/matrix".into(),
             approve: true,
+            digest: "sha256:none".into(),
             ..Default::default()
+        }
+        .encode_to_vec(),
+        "ProposalStore/ClaimRelease" => st::ClaimReleaseRequest {
+            tenant_id: t(),
+            proposal_id: "none".into(),
+            actor: "reviewer/matrix".into(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "ProposalStore/CompleteRelease" => st::CompleteReleaseRequest {
+            tenant_id: t(),
+            proposal_id: "none".into(),
+            actor: "reviewer/matrix".into(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "ProposalStore/RecordOutcome" => st::RecordOutcomeRequest {
+            tenant_id: t(),
+            release_url: "https://github.com/acme/api/pull/0".into(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "ProposalStore/PutReleaseCredentials" => st::PutReleaseCredentialsRequest {
+            tenant_id: t(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "ProposalStore/GetReleaseCredentials" => st::GetReleaseCredentialsRequest {
+            tenant_id: t(),
+            credentials_id: "none".into(),
         }
         .encode_to_vec(),
         "IngestTokens/CreateIngestToken" => tm::CreateIngestTokenRequest {
@@ -578,6 +631,8 @@ async fn snapshot(c: &Cluster) -> Vec<(String, String)> {
         "findings",
         "proposals",
         "proposal_approvals",
+        "proposal_history",
+        "release_credentials",
         "ingest_tokens",
         "log_records",
         "metric_series",

@@ -255,18 +255,17 @@ async fn walk(c: &Cluster) -> Vec<String> {
         finding.contains("payment-gateway-at-rest-probe"),
         "{finding}"
     );
-    warden_proto::storage::v1::run_store_client::RunStoreClient::new(
-        c.channel("agent-service", c.storage_addr),
-    )
-    .create_proposal(st::CreateProposalRequest {
-        tenant_id: "acme".into(),
-        run_id: run.id.clone(),
-        kind: "config_change".into(),
-        title: PROPOSAL.into(),
-        body: PROPOSAL.into(),
-    })
-    .await
-    .unwrap();
+    c.proposal_store()
+        .create_proposal(st::CreateProposalRequest {
+            tenant_id: "acme".into(),
+            run_id: run.id.clone(),
+            content: Some(st::ProposalContent {
+                rationale: PROPOSAL.into(),
+                ..warden_integration_tests::proposals::config_change(PROPOSAL)
+            }),
+        })
+        .await
+        .unwrap();
     // Everything reads back in the clear through the APIs...
     let s = c
         .admin("admin")

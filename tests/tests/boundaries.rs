@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::Code;
+use warden_integration_tests::proposals::{config_change, moves, review};
 use warden_integration_tests::{
     BrokenAudit, Cluster, Options, enabled_tenant, logs_request, reason,
 };
@@ -15,44 +16,15 @@ use warden_proto::common::v1 as pb;
 use warden_proto::gateway::v1 as gw;
 use warden_proto::storage::v1 as st;
 use warden_proto::storage::v1::audit_log_client::AuditLogClient;
-use warden_proto::storage::v1::run_store_client::RunStoreClient;
+use warden_proto::storage::v1::proposal_store_client::ProposalStoreClient;
 use warden_rpc::{Limits, Security, ServiceHost};
 use warden_tls::Role;
 
 /// A run and a pending proposal for `tenant`, recorded as the agent service does.
 async fn proposal(c: &Cluster, tenant: &str) -> st::Proposal {
-    let mut runs = RunStoreClient::new(c.channel("agent-service", c.storage_addr));
-    let run = runs
-        .create_run(st::CreateRunRequest {
-            tenant_id: tenant.into(),
-            purpose: pb::Purpose::Alert as i32,
-            fingerprint: format!("fp-{}", uuid::Uuid::new_v4()),
-            ..Default::default()
-        })
+    c.propose(tenant, config_change("raise payment timeout"))
         .await
         .unwrap()
-        .into_inner()
-        .run
-        .unwrap();
-    runs.create_proposal(st::CreateProposalRequest {
-        tenant_id: tenant.into(),
-        run_id: run.id,
-        kind: "config_change".into(),
-        title: "raise payment timeout".into(),
-        body: "timeout: 30s -> 45s".into(),
-    })
-    .await
-    .unwrap()
-    .into_inner()
-}
-
-fn review(tenant: &str, p: &st::Proposal, approve: bool) -> ag::ReviewProposalRequest {
-    ag::ReviewProposalRequest {
-        tenant_id: tenant.into(),
-        proposal_id: p.id.clone(),
-        approve,
-        comment: "looks right".into(),
-    }
 }
 
 async fn proposal_status(c: &Cluster, id: &str) -> i64 {
@@ -80,13 +52,14 @@ async fn no_service_or_agent_certificate_can_approve_a_proposal() {
     c.set_tenant(enabled_tenant("acme")).await;
     let p = proposal(&c, "acme").await;
     // An agent worker straight at storage, naming a human reviewer: refused by role.
-    let mut as_agent = RunStoreClient::new(c.channel("agent", c.storage_addr));
+    let mut as_agent = ProposalStoreClient::new(c.channel("agent", c.storage_addr));
     let err = as_agent
         .review_proposal(st::ReviewProposalRequest {
             tenant_id: "acme".into(),
             proposal_id: p.id.clone(),
             approve: true,
             reviewer: "reviewer/alice".into(),
+            digest: p.digest.clone(),
             ..Default::default()
         })
         .await
@@ -94,7 +67,7 @@ async fn no_service_or_agent_certificate_can_approve_a_proposal() {
     assert_eq!(err.code(), Code::PermissionDenied);
     assert_eq!(reason(&err), "ROLE_NOT_ALLOWED");
     // Even the agent service cannot name a non-reviewer, or a reviewer of another tenant.
-    let mut as_service = RunStoreClient::new(c.channel("agent-service", c.storage_addr));
+    let mut as_service = c.proposal_store();
     for (reviewer, tenants) in [
         ("agent-service/agent-service", vec![]),
         ("admin/admin", vec![]),
@@ -107,6 +80,7 @@ async fn no_service_or_agent_certificate_can_approve_a_proposal() {
                 approve: true,
                 reviewer: reviewer.into(),
                 reviewer_tenants: tenants,
+                digest: p.digest.clone(),
                 ..Default::default()
             })
             .await
@@ -130,7 +104,7 @@ async fn no_service_or_agent_certificate_can_approve_a_proposal() {
         !audit_reasons(&c, "acme")
             .await
             .iter()
-            .any(|(r, _, _)| r.starts_with("PROPOSAL_")),
+            .any(|(r, _, _)| r.starts_with("PROPOSAL_") && r != "PROPOSAL_CREATED"),
         "no decision was recorded"
     );
     c.stop().await;
@@ -162,7 +136,15 @@ async fn a_reviewer_decides_only_proposals_of_tenants_in_its_scope() {
         .unwrap()
         .into_inner();
     assert_eq!(decided.status, st::ProposalStatus::Approved as i32);
-    assert_eq!(decided.reviewer, "reviewer/alice");
+    assert_eq!(decided.approvals, vec!["reviewer/alice".to_owned()]);
+    assert_eq!(
+        moves(&decided).last().unwrap(),
+        &(
+            st::ProposalStatus::Approved,
+            "reviewer/alice".to_owned(),
+            "PROPOSAL_APPROVED".to_owned()
+        )
+    );
     let records = audit_reasons(&c, "acme").await;
     assert!(
         records.contains(&(
@@ -209,12 +191,15 @@ async fn a_tenant_can_require_two_distinct_reviewers() {
         .unwrap()
         .into_inner();
     assert_eq!(second.status, st::ProposalStatus::Approved as i32);
-    assert_eq!(second.reviewer, "reviewer/alice,reviewer/carol");
+    assert_eq!(
+        second.approvals,
+        vec!["reviewer/alice".to_owned(), "reviewer/carol".to_owned()]
+    );
     let reasons: Vec<String> = audit_reasons(&c, "acme")
         .await
         .into_iter()
         .map(|(r, _, _)| r)
-        .filter(|r| r.starts_with("PROPOSAL_"))
+        .filter(|r| r.starts_with("PROPOSAL_") && r != "PROPOSAL_CREATED")
         .collect();
     assert_eq!(
         reasons,
@@ -528,4 +513,61 @@ async fn insecure_dev_refuses_a_non_loopback_address() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("loopback only"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_counts_only_for_the_content_it_was_given_on() {
+    let c = Cluster::start().await;
+    c.set_tenant(pb::TenantSettings {
+        required_reviewers: 2,
+        ..enabled_tenant("acme")
+    })
+    .await;
+    c.issue(Role::Reviewer, "alice", &["acme"]);
+    c.issue(Role::Reviewer, "carol", &["acme"]);
+    let a = proposal(&c, "acme").await;
+    let b = c
+        .propose("acme", config_change("something else entirely"))
+        .await
+        .unwrap();
+    let first = c
+        .agent("alice")
+        .review_proposal(review("acme", &a, true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.approvals, vec!["reviewer/alice".to_owned()]);
+    // A's stored content is swapped for B's behind storage's back.
+    let db = c.db().await;
+    sqlx::query(
+        "UPDATE proposals SET sealed = (SELECT sealed FROM proposals WHERE id = $1) WHERE id = $2",
+    )
+    .bind(&b.id)
+    .bind(&a.id)
+    .execute(&db)
+    .await
+    .unwrap();
+    db.close().await;
+    // Carol approves what is stored now: alice's approval was of other content, so one
+    // approval of two, and nothing is approved.
+    let swapped = c
+        .agent("carol")
+        .get_proposal(ag::GetProposalRequest {
+            tenant_id: "acme".into(),
+            proposal_id: a.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(swapped.digest, a.digest);
+    assert!(swapped.approvals.is_empty(), "{:?}", swapped.approvals);
+    let second = c
+        .agent("carol")
+        .review_proposal(review("acme", &swapped, true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.status, st::ProposalStatus::PendingReview as i32);
+    assert_eq!(second.approvals, vec!["reviewer/carol".to_owned()]);
+    c.stop().await;
 }

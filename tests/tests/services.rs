@@ -338,27 +338,20 @@ async fn only_a_reviewer_can_decide_a_proposal() {
         .run
         .unwrap();
     // The agent service records a proposal through storage (as its propose_change tool does).
-    let mut runs = warden_proto::storage::v1::run_store_client::RunStoreClient::new(
-        c.channel("agent-service", c.storage_addr),
-    );
-    let p = runs
+    let p = c
+        .proposal_store()
         .create_proposal(st::CreateProposalRequest {
             tenant_id: "acme".into(),
             run_id: run.id.clone(),
-            kind: "config_change".into(),
-            title: "raise payment timeout".into(),
-            body: "timeout: 30s -> 45s".into(),
+            content: Some(warden_integration_tests::proposals::config_change(
+                "raise payment timeout",
+            )),
         })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(p.status, st::ProposalStatus::PendingReview as i32);
-    let review = |approve| ag::ReviewProposalRequest {
-        tenant_id: "acme".into(),
-        proposal_id: p.id.clone(),
-        approve,
-        comment: "ok".into(),
-    };
+    let review = |approve| warden_integration_tests::proposals::review("acme", &p, approve);
     for who in ["agent", "admin"] {
         let err = c
             .agent(who)
@@ -379,7 +372,8 @@ async fn only_a_reviewer_can_decide_a_proposal() {
         .unwrap()
         .into_inner();
     assert_eq!(decided.status, st::ProposalStatus::Approved as i32);
-    assert_eq!(decided.reviewer, "reviewer/reviewer");
+    assert_eq!(decided.approvals, vec!["reviewer/reviewer".to_owned()]);
+    assert_eq!(decided.approved_digest, p.digest);
     let err = c
         .agent("reviewer")
         .review_proposal(review(false))

@@ -7,11 +7,10 @@
 //! run's own tenant and incident window; only the tools the tenant's settings allow at
 //! that moment are offered or run, each call is recorded with the run, and every tool
 //! result enters the conversation tagged with its data type, so the gateway gates and
-//! minimizes it like any other part. A `propose_change` tool records a proposal in
-//! PENDING_REVIEW; nothing is ever applied, and only a human reviewer scoped to the
-//! tenant can decide one: this service authenticates the reviewer from their certificate
-//! and forwards that identity to storage, which accepts reviews only from this service,
-//! audits each decision durably before committing it, and counts distinct approvals.
+//! minimizes it like any other part. A `propose_change` tool records a structured
+//! proposal in PENDING_REVIEW; the agent never applies one, and only a human reviewer
+//! scoped to the tenant can decide one (see [`proposals`]); releasing an approved one is
+//! the gateway's, never this service's.
 
 pub mod anomaly;
 pub mod brief;
@@ -19,6 +18,7 @@ pub mod budget;
 pub mod compact;
 pub mod finding;
 pub mod isolation;
+mod proposals;
 mod run;
 pub mod tools;
 pub mod webhooks;
@@ -37,6 +37,7 @@ use warden_proto::agent::v1::agent_server::AgentServer;
 use warden_proto::common::v1::Purpose;
 use warden_proto::gateway::v1::gateway_client::GatewayClient;
 use warden_proto::storage::v1 as st;
+use warden_proto::storage::v1::proposal_store_client::ProposalStoreClient;
 use warden_proto::storage::v1::run_store_client::RunStoreClient;
 use warden_proto::storage::v1::tenant_store_client::TenantStoreClient;
 use warden_proto::telemetry::v1::ingest_tokens_client::IngestTokensClient;
@@ -103,6 +104,7 @@ pub struct Agent {
 struct Inner {
     gateway: GatewayClient<Channel>,
     runs: RunStoreClient<Channel>,
+    proposals: ProposalStoreClient<Channel>,
     tenants: TenantStoreClient<Channel>,
     telemetry: TelemetryQueryClient<Channel>,
     tokens: IngestTokensClient<Channel>,
@@ -138,6 +140,7 @@ impl Agent {
             inner: Arc::new(Inner {
                 gateway: GatewayClient::new(gateway),
                 runs: RunStoreClient::new(storage.clone()),
+                proposals: ProposalStoreClient::new(storage.clone()),
                 tenants: TenantStoreClient::new(storage.clone()),
                 telemetry: TelemetryQueryClient::new(storage.clone()),
                 tokens: IngestTokensClient::new(storage),
@@ -384,38 +387,20 @@ impl ag::agent_server::Agent for Agent {
         &self,
         req: Request<ag::ListProposalsRequest>,
     ) -> Result<Response<st::ListProposalsResponse>, Status> {
-        let auth = authorize(&req, "warden.agent.v1.Agent/ListProposals")?;
-        let r = req.into_inner();
-        check_tenant(&r.tenant_id)?;
-        auth.for_tenant(&r.tenant_id)?;
-        let mut runs = self.inner.runs.clone();
-        runs.list_proposals(st::ListProposalsRequest {
-            tenant_id: r.tenant_id,
-            status: r.status,
-            limit: r.limit,
-        })
-        .await
+        self.list_proposals_for(req).await
+    }
+
+    async fn get_proposal(
+        &self,
+        req: Request<ag::GetProposalRequest>,
+    ) -> Result<Response<st::Proposal>, Status> {
+        self.get_proposal_for(req).await
     }
 
     async fn review_proposal(
         &self,
         req: Request<ag::ReviewProposalRequest>,
     ) -> Result<Response<st::Proposal>, Status> {
-        // A reviewer scoped to the tenant only: never a service, an agent or an admin.
-        let auth = authorize(&req, "warden.agent.v1.Agent/ReviewProposal")?;
-        let r = req.into_inner();
-        check_tenant(&r.tenant_id)?;
-        let reviewer = auth.for_tenant(&r.tenant_id)?;
-        // Storage writes the decision's audit record durably before committing it.
-        let mut runs = self.inner.runs.clone();
-        runs.review_proposal(st::ReviewProposalRequest {
-            tenant_id: r.tenant_id,
-            proposal_id: r.proposal_id,
-            approve: r.approve,
-            comment: r.comment,
-            reviewer: reviewer.subject(),
-            reviewer_tenants: reviewer.scope.tenants().to_vec(),
-        })
-        .await
+        self.review_proposal_for(req).await
     }
 }

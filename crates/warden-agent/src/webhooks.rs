@@ -6,7 +6,9 @@
 //! (the access matrix's `Webhooks/Deliver` row), or `Authorization: Bearer` with one of
 //! the tenant's ingest tokens (stored hashed). `POST /webhooks/github/{tenant}` is
 //! authenticated by GitHub's `X-Hub-Signature-256` over the body with the tenant's
-//! webhook secret (stored sealed): only the named tenant's secret verifies it.
+//! webhook secret (stored sealed): only the named tenant's secret verifies it. Besides
+//! `deployment_status` it takes `pull_request`: a closed pull request that a release of a
+//! proposal opened moves that proposal to APPLIED (merged) or FAILED (closed unmerged).
 //!
 //! Answers follow what senders do with them: 202 once every trigger is durably queued
 //! (or recorded SKIPPED for a tenant that has not opted in), 200 for a delivery that
@@ -369,6 +371,10 @@ async fn github(State(h): State<Arc<Hooks>>, Path(tenant): Path<String>, req: Re
         let event = header_str(warden_triggers::EVENT_HEADER)
             .ok_or_else(|| refusal(StatusCode::BAD_REQUEST, "X-GitHub-Event is missing"))?;
         let delivery = header_str(warden_triggers::DELIVERY_HEADER).unwrap_or_default();
+        if event.trim() == "pull_request" {
+            let closed = warden_triggers::github_pull_request_closed(&body)?;
+            return h.proposal_outcome(&tenant, closed, delivery).await;
+        }
         let deployment = warden_triggers::github_deployment_status(event, delivery, &body)?;
         h.start(&tenant, deployment.iter().map(Trigger::from_deployment).collect()).await
     })
@@ -376,6 +382,51 @@ async fn github(State(h): State<Arc<Hooks>>, Path(tenant): Path<String>, req: Re
 }
 
 impl Hooks {
+    /// A released proposal's pull request was closed: APPLIED if merged, else FAILED.
+    /// Pull requests Warden did not open are acknowledged and change nothing.
+    async fn proposal_outcome(
+        &self,
+        tenant: &str,
+        closed: Option<warden_triggers::PullRequestClosed>,
+        delivery: &str,
+    ) -> Result<Response, Refusal> {
+        let Some(closed) = closed else {
+            return Ok(json_response(
+                StatusCode::OK,
+                &json!({"note": "only a closed pull request changes a proposal"}),
+            ));
+        };
+        let recorded = self
+            .agent
+            .proposal_store()
+            .record_outcome(st::RecordOutcomeRequest {
+                tenant_id: tenant.to_owned(),
+                release_url: closed.html_url,
+                merged: closed.merged,
+                delivery: delivery.chars().take(128).collect(),
+            })
+            .await;
+        match recorded {
+            Ok(p) => {
+                let p = p.into_inner();
+                Ok(json_response(
+                    StatusCode::OK,
+                    &json!({"proposal": p.id, "status": st::ProposalStatus::try_from(p.status).map_or("", |s| s.as_str_name())}),
+                ))
+            }
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(json_response(
+                StatusCode::OK,
+                &json!({"note": "no released proposal is this pull request"}),
+            )),
+            // A redelivery, or a report for a proposal already applied or failed:
+            // acknowledged (so it is not sent again), and nothing moves.
+            Err(s) if s.code() == tonic::Code::FailedPrecondition => {
+                Ok(json_response(StatusCode::OK, &json!({"note": s.message()})))
+            }
+            Err(s) => Err(s.into()),
+        }
+    }
+
     /// The tenant's GitHub webhook secret; a tenant without one accepts no deliveries.
     async fn github_secret(&self, tenant: &str) -> Result<Vec<u8>, Refusal> {
         let unknown = || {

@@ -237,6 +237,27 @@ impl gw::admin_server::Admin for Gateway {
             }
         }
     }
+
+    async fn put_release_credentials(
+        &self,
+        req: Request<gw::PutSourceCredentialsRequest>,
+    ) -> Result<Response<gw::PutSourceCredentialsResponse>, Status> {
+        let auth = authorize(&req, "warden.gateway.v1.Admin/PutReleaseCredentials")?;
+        let r = req.into_inner();
+        let caller = for_tenant(&auth, &r.tenant_id)?;
+        // Storage audits it (fail closed) before storing it sealed; never echoed.
+        let mut client = self.inner.proposals.clone();
+        let resp = client
+            .put_release_credentials(st::PutReleaseCredentialsRequest {
+                tenant_id: r.tenant_id,
+                credentials: r.credentials,
+                stored_by: caller.subject(),
+            })
+            .await?;
+        Ok(Response::new(gw::PutSourceCredentialsResponse {
+            credentials_id: resp.into_inner().credentials_id,
+        }))
+    }
 }
 
 /// The audit record of an admin action by `caller` on `tenant_id`.

@@ -14,6 +14,7 @@ pub mod convert;
 pub mod engines;
 pub mod http_front;
 mod minimize;
+mod release;
 pub mod routing;
 pub mod status;
 pub mod tenants;
@@ -28,6 +29,7 @@ use warden_proto::gateway::v1::admin_server::AdminServer;
 use warden_proto::gateway::v1::audit_server::AuditServer;
 use warden_proto::gateway::v1::gateway_server::GatewayServer;
 use warden_proto::storage::v1::audit_log_client::AuditLogClient;
+use warden_proto::storage::v1::proposal_store_client::ProposalStoreClient;
 use warden_proto::storage::v1::tenant_store_client::TenantStoreClient;
 use warden_rpc::ServiceHost;
 use warden_tls::authorize;
@@ -50,6 +52,7 @@ struct Inner {
     audit: Arc<dyn AuditSink>,
     audit_log: AuditLogClient<Channel>,
     tenant_store: TenantStoreClient<Channel>,
+    proposals: ProposalStoreClient<Channel>,
     /// Swapped whole on a config reload; in-flight calls keep the set they started with.
     providers: std::sync::RwLock<Arc<Providers>>,
     /// Per-tenant concurrency and rate limits, checked before the audit intent; one for the
@@ -65,6 +68,8 @@ impl Gateway {
     pub fn new(storage: Channel, providers: Providers, engine: warden_minimize::Engine) -> Gateway {
         let tenant_store =
             TenantStoreClient::new(storage.clone()).max_decoding_message_size(STORAGE_MAX_MESSAGE);
+        let proposals = ProposalStoreClient::new(storage.clone())
+            .max_decoding_message_size(STORAGE_MAX_MESSAGE);
         let audit_log = AuditLogClient::new(storage).max_decoding_message_size(STORAGE_MAX_MESSAGE);
         let limiter = Arc::new(warden_providers::TenantLimiter::new(
             warden_providers::Limits::default(),
@@ -75,6 +80,7 @@ impl Gateway {
                 audit: Arc::new(StorageAudit::new(audit_log.clone())),
                 audit_log,
                 tenant_store,
+                proposals,
                 providers: std::sync::RwLock::new(Arc::new(providers)),
                 limiter,
                 engines: engines::Engines::new(engine),
@@ -117,6 +123,7 @@ impl Gateway {
                 audit: sink,
                 audit_log: i.audit_log.clone(),
                 tenant_store: i.tenant_store.clone(),
+                proposals: i.proposals.clone(),
                 providers: std::sync::RwLock::new(self.providers()),
                 limiter: i.limiter.clone(),
                 engines: i.engines.clone(),
@@ -152,15 +159,21 @@ impl Gateway {
             ))
             .add_service(InterceptedService::new(
                 AuditServer::new(self.clone()).max_decoding_message_size(max),
+                id.clone(),
+            ))
+            .add_service(InterceptedService::new(
+                gw::releases_server::ReleasesServer::new(self.clone())
+                    .max_decoding_message_size(max),
                 id,
             ));
         routes
     }
 
-    pub const SERVICES: [&'static str; 3] = [
+    pub const SERVICES: [&'static str; 4] = [
         "warden.gateway.v1.Gateway",
         "warden.gateway.v1.Admin",
         "warden.gateway.v1.Audit",
+        "warden.gateway.v1.Releases",
     ];
 }
 

@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 use warden_proto::common::v1::{GitHubSource, ServiceRepository, SourceCredentials};
 
 pub use error::SourceError;
-pub use input::{MAX_REPOSITORIES, check_source};
+pub use input::{MAX_REPOSITORIES, check_api_url, check_source};
 
 use auth::Auth;
 

@@ -101,6 +101,19 @@ impl Db {
             ("runs", "sandbox_sealed", "TEXT NOT NULL DEFAULT ''"),
             ("run_tool_calls", "step", "BIGINT NOT NULL DEFAULT 0"),
             ("run_tool_calls", "idx", "BIGINT NOT NULL DEFAULT 0"),
+            // Structured proposals (`proposals.rs`): the content's digest, the digest
+            // approved, expiry, the release claim and where the release went.
+            ("proposals", "digest", "TEXT NOT NULL DEFAULT ''"),
+            ("proposals", "approved_digest", "TEXT NOT NULL DEFAULT ''"),
+            ("proposals", "expires_ms", "BIGINT NOT NULL DEFAULT 0"),
+            ("proposals", "updated_ms", "BIGINT NOT NULL DEFAULT 0"),
+            ("proposals", "claim_ms", "BIGINT NOT NULL DEFAULT 0"),
+            ("proposals", "release_sealed", "TEXT NOT NULL DEFAULT ''"),
+            ("proposals", "release_key", "TEXT NOT NULL DEFAULT ''"),
+            ("proposals", "redactions", "BIGINT NOT NULL DEFAULT 0"),
+            // The digest each reviewer approved: only approvals of the content as stored
+            // now count.
+            ("proposal_approvals", "digest", "TEXT NOT NULL DEFAULT ''"),
         ] {
             self.add_column(table, column, decl).await?;
         }
@@ -291,6 +304,21 @@ const SCHEMA: &[&str] = &[
         reviewer TEXT NOT NULL,
         approved_ms BIGINT NOT NULL,
         PRIMARY KEY (tenant_id, proposal_id, reviewer))",
+    // Every transition of a proposal (state, actor, time, digest, reason), sealed.
+    "CREATE TABLE IF NOT EXISTS proposal_history (
+        tenant_id TEXT NOT NULL,
+        proposal_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        time_ms BIGINT NOT NULL,
+        sealed TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, proposal_id, seq))",
+    // Credentials that can write to a customer's systems (a GitHub token with write scope,
+    // a webhook signing key): read back only by the gateway, never by the agent service.
+    "CREATE TABLE IF NOT EXISTS release_credentials (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        sealed TEXT NOT NULL,
+        created_ms BIGINT NOT NULL)",
     // The records of the removed `warden.storage.v1.Telemetry` service: nothing reads them
     // any more, and their sealed bodies would otherwise outlive every key rotation.
     "DROP TABLE IF EXISTS telemetry",

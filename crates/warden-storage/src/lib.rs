@@ -22,6 +22,7 @@ mod keyring;
 mod keys_admin;
 pub mod log_key;
 mod merkle_log;
+mod proposals;
 mod reconcile;
 mod run_queue;
 mod runs;
@@ -46,6 +47,7 @@ pub use warden_keys::{FileKeyProvider, KeyProvider, MemoryKeyProvider};
 pub use warden_merkle;
 
 use warden_proto::storage::v1::audit_log_server::AuditLogServer;
+use warden_proto::storage::v1::proposal_store_server::ProposalStoreServer;
 use warden_proto::storage::v1::run_store_server::RunStoreServer;
 use warden_proto::storage::v1::tenant_store_server::TenantStoreServer;
 use warden_proto::telemetry::v1::ingest_tokens_server::IngestTokensServer;
@@ -86,6 +88,9 @@ pub struct StorageOptions {
     pub legacy_master_key: Option<Sealer>,
     /// How often telemetry past each tenant's retention is pruned.
     pub retention_every: std::time::Duration,
+    /// How often proposals past their time are expired (they are also expired before
+    /// each list and refused on every action once due).
+    pub proposal_expiry_every: std::time::Duration,
     /// Signs the audit log's checkpoints (one per commit). Without it the Merkle tree is
     /// kept but no checkpoint is signed and proofs are refused; `warden serve` always sets it.
     pub log_signer: Option<Arc<dyn LogSigner>>,
@@ -100,6 +105,7 @@ impl Default for StorageOptions {
             reconcile: ReconcileOptions::default(),
             legacy_master_key: None,
             retention_every: std::time::Duration::from_secs(3600),
+            proposal_expiry_every: std::time::Duration::from_secs(60),
             log_signer: None,
             publish: Publish::default(),
         }
@@ -173,6 +179,7 @@ impl Storage {
             }),
         };
         ingest::retention::spawn(Arc::downgrade(&storage.inner), opts.retention_every);
+        proposals::spawn_expiry(Arc::downgrade(&storage.inner), opts.proposal_expiry_every);
         if let Some(channel) = channel {
             let task = watch::spawn_listener(
                 Arc::downgrade(&storage.inner),
@@ -263,6 +270,10 @@ impl Storage {
                 id.clone(),
             ))
             .add_service(tonic::service::interceptor::InterceptedService::new(
+                ProposalStoreServer::new(self.clone()).max_decoding_message_size(max),
+                id.clone(),
+            ))
+            .add_service(tonic::service::interceptor::InterceptedService::new(
                 warden_proto::storage::v1::keys_server::KeysServer::new(self.clone())
                     .max_decoding_message_size(max),
                 id.clone(),
@@ -283,12 +294,13 @@ impl Storage {
     }
 
     /// Names for gRPC health checking.
-    pub const SERVICES: [&'static str; 7] = [
+    pub const SERVICES: [&'static str; 8] = [
         "warden.storage.v1.ApiKeys",
         "warden.storage.v1.Keys",
         "warden.storage.v1.TenantStore",
         audit::AUDIT_LOG_SERVICE,
         "warden.storage.v1.RunStore",
+        "warden.storage.v1.ProposalStore",
         "warden.telemetry.v1.IngestTokens",
         "warden.telemetry.v1.TelemetryQuery",
     ];

@@ -415,11 +415,13 @@ impl TenantStore for Storage {
     }
 }
 
-/// Where sealed credentials live: customer AWS keys, or a Prometheus/GitHub source's.
+/// Where sealed credentials live: customer AWS keys, a Prometheus/GitHub source's (which
+/// the agent service reads), or release credentials (which only the gateway reads).
 #[derive(Clone, Copy)]
-enum CredentialTable {
+pub(crate) enum CredentialTable {
     Customer,
     Source,
+    Release,
 }
 
 impl CredentialTable {
@@ -430,6 +432,9 @@ impl CredentialTable {
             }
             CredentialTable::Source => {
                 "INSERT INTO source_credentials (id, tenant_id, sealed, created_ms) VALUES ($1, $2, $3, $4)"
+            }
+            CredentialTable::Release => {
+                "INSERT INTO release_credentials (id, tenant_id, sealed, created_ms) VALUES ($1, $2, $3, $4)"
             }
         }
     }
@@ -442,13 +447,16 @@ impl CredentialTable {
             CredentialTable::Source => {
                 "SELECT sealed FROM source_credentials WHERE id = $1 AND tenant_id = $2"
             }
+            CredentialTable::Release => {
+                "SELECT sealed FROM release_credentials WHERE id = $1 AND tenant_id = $2"
+            }
         }
     }
 }
 
 impl Storage {
     /// Seals `plain` under the tenant's data key and stores it; returns its new id.
-    async fn store_credentials(
+    pub(crate) async fn store_credentials(
         &self,
         table: CredentialTable,
         tenant_id: &str,
@@ -468,7 +476,7 @@ impl Storage {
     }
 
     /// The opened credentials `id` of the tenant; NOT_FOUND for another tenant's id.
-    async fn load_credentials(
+    pub(crate) async fn load_credentials(
         &self,
         table: CredentialTable,
         tenant_id: &str,
@@ -491,7 +499,7 @@ impl Storage {
 }
 
 /// Source credentials must be complete and bounded; their values are never echoed.
-fn check_source_credentials(c: &SourceCredentials) -> Result<(), Status> {
+pub(crate) fn check_source_credentials(c: &SourceCredentials) -> Result<(), Status> {
     use warden_proto::common::v1::source_credentials::Credentials;
     match &c.credentials {
         None => Err(Status::invalid_argument(

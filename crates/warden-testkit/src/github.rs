@@ -14,12 +14,19 @@
 //! of credential it carried ([`GitHubRequest`]) before it is answered, so a test can prove
 //! exactly what reached GitHub, including nothing.
 //!
+//! Pull requests too (`writes.rs`): the branch head (`GET git/ref/heads/{branch}`), a
+//! commit's tree, and trees, commits, refs and pulls created with `POST`, only with a
+//! token the mock was told may write ([`GitHubMock::with_write_token`]); a read-only
+//! credential gets 403 as GitHub answers it. [`GitHubMock::pulls`] and
+//! [`GitHubMock::file_at`] show what a pull request would merge.
+//!
 //! Runs on [`crate::MockServer`] (HTTPS on loopback with the [`crate::TestCa`] certificate),
 //! so scripted [`crate::Fault`]s work too; a status fault answers in GitHub's error shape,
 //! and a 403 or 429 with `Retry-After` is GitHub's secondary rate limit.
 
 mod app;
 mod routes;
+mod writes;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -29,6 +36,7 @@ use bytes::Bytes;
 use serde_json::json;
 
 pub use app::{TestAppKey, app_key, other_app_key};
+pub use writes::MockPull;
 
 use crate::{KitError, MockApi, MockServer, Recorded, Reply, TestCa};
 
@@ -45,6 +53,8 @@ pub enum Auth {
     Installation(u64),
     /// A valid App JWT for this App id.
     AppJwt(u64),
+    /// A token the mock was told may write (contents and pull requests).
+    WriteToken,
     /// Credentials the mock refused (answered 401).
     Refused,
 }
@@ -58,6 +68,8 @@ pub struct GitHubRequest {
     /// The query parameters, decoded, in order.
     pub query: Vec<(String, String)>,
     pub auth: Auth,
+    /// The request body as sent (JSON for writes; empty for reads).
+    pub body: String,
 }
 
 impl GitHubRequest {
@@ -141,6 +153,8 @@ struct Repo {
     commits: Vec<MockCommit>,
     /// branch or tag name -> commit sha
     refs: HashMap<String, String>,
+    /// What was written: trees, commits and pull requests (`writes.rs`).
+    written: writes::Written,
 }
 
 struct App {
@@ -155,6 +169,7 @@ struct Minted {
 
 struct State {
     tokens: HashSet<String>,
+    write_tokens: HashSet<String>,
     apps: HashMap<u64, App>,
     minted: HashMap<String, Minted>,
     token_lifetime: Duration,
@@ -190,6 +205,7 @@ impl GitHubMock {
         GitHubMock {
             state: Arc::new(Mutex::new(State {
                 tokens: HashSet::new(),
+                write_tokens: HashSet::new(),
                 apps: HashMap::new(),
                 minted: HashMap::new(),
                 token_lifetime: Duration::from_secs(3600),
@@ -208,6 +224,39 @@ impl GitHubMock {
     pub fn with_token(self, token: &str) -> Self {
         self.with_state(|s| s.tokens.insert(token.to_owned()));
         self
+    }
+
+    /// Accepts `token` for reads and writes (a token with contents and pull-request write).
+    pub fn with_write_token(self, token: &str) -> Self {
+        self.with_state(|s| s.write_tokens.insert(token.to_owned()));
+        self
+    }
+
+    /// Every pull request opened so far.
+    pub fn pulls(&self) -> Vec<MockPull> {
+        self.with_state(|s| {
+            s.repos
+                .values()
+                .flat_map(|r| r.written.pulls.clone())
+                .collect()
+        })
+    }
+
+    /// The content of `path` at the head of `branch` (a branch the mock was given, or one
+    /// created through the API): what merging a pull request from it would bring.
+    pub fn file_at(&self, full_name: &str, branch: &str, path: &str) -> Option<Vec<u8>> {
+        self.with_state(|s| {
+            let repo = s.repos.get(&full_name.to_ascii_lowercase())?;
+            writes::file_at(repo, branch, path)
+        })
+    }
+
+    /// Every request that was not a read (POST, PATCH, PUT, DELETE).
+    pub fn writes(&self) -> Vec<GitHubRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method != "GET" && r.method != "HEAD")
+            .collect()
     }
 
     /// Registers GitHub App `app_id` (its RSA public key, PEM) installed as `installation_id`.
@@ -366,6 +415,7 @@ impl MockApi for GitHubMock {
             path: path.clone(),
             query: query.clone(),
             auth: auth.clone(),
+            body: String::from_utf8_lossy(&req.body).into_owned(),
         });
         routes::answer(&mut s, req, &path, &query, &auth, now)
     }

@@ -72,6 +72,17 @@ pub const MATRIX: &[Rule] = &[
         Named,
     ),
     row(
+        "warden.gateway.v1.Admin/PutReleaseCredentials",
+        &[Admin],
+        Named,
+    ),
+    // the only way a change leaves Warden: a human of the tenant releases it
+    row(
+        "warden.gateway.v1.Releases/ReleaseProposal",
+        &[Reviewer, Admin],
+        Named,
+    ),
+    row(
         "warden.gateway.v1.Audit/QueryAuditRecords",
         &[Compliance],
         Named,
@@ -125,6 +136,11 @@ pub const MATRIX: &[Rule] = &[
     row("warden.agent.v1.Agent/CancelRun", &[Agent, Admin], Named),
     row(
         "warden.agent.v1.Agent/ListProposals",
+        &[Reviewer, Admin],
+        Named,
+    ),
+    row(
+        "warden.agent.v1.Agent/GetProposal",
         &[Reviewer, Admin],
         Named,
     ),
@@ -257,20 +273,52 @@ pub const MATRIX: &[Rule] = &[
         &[AgentService],
         Platform,
     ),
+    // proposals: created, listed and reviewed through the agent service; released only
+    // through the gateway, which alone reads release credentials
     row(
-        "warden.storage.v1.RunStore/CreateProposal",
+        "warden.storage.v1.ProposalStore/CreateProposal",
         &[AgentService],
         Platform,
     ),
     row(
-        "warden.storage.v1.RunStore/ListProposals",
+        "warden.storage.v1.ProposalStore/ListProposals",
         &[AgentService],
         Platform,
     ),
     row(
-        "warden.storage.v1.RunStore/ReviewProposal",
+        "warden.storage.v1.ProposalStore/GetProposal",
+        &[AgentService, Gateway],
+        Platform,
+    ),
+    row(
+        "warden.storage.v1.ProposalStore/ReviewProposal",
         &[AgentService],
         Platform,
+    ),
+    row(
+        "warden.storage.v1.ProposalStore/ClaimRelease",
+        &[Gateway],
+        Platform,
+    ),
+    row(
+        "warden.storage.v1.ProposalStore/CompleteRelease",
+        &[Gateway],
+        Platform,
+    ),
+    row(
+        "warden.storage.v1.ProposalStore/RecordOutcome",
+        &[AgentService],
+        Named,
+    ),
+    row(
+        "warden.storage.v1.ProposalStore/PutReleaseCredentials",
+        &[Gateway],
+        Named,
+    ),
+    row(
+        "warden.storage.v1.ProposalStore/GetReleaseCredentials",
+        &[Gateway],
+        Named,
     ),
     row(
         "warden.storage.v1.Keys/RotateKeyEncryptionKey",

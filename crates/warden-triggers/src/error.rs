@@ -35,7 +35,7 @@ pub enum PayloadError {
     Invalid { at: String, problem: String },
     /// A GitHub event this crate does not turn into triggers.
     #[error(
-        "github event `{0}` is not handled here: subscribe this webhook to `deployment_status` only"
+        "github event `{0}` is not handled here: subscribe this webhook to `deployment_status` (and `pull_request`, for released proposals) only"
     )]
     UnsupportedGithubEvent(String),
     /// The `X-GitHub-Delivery` header, which the exactly-once key is made of, is missing

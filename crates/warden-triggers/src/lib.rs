@@ -102,6 +102,7 @@ mod error;
 mod github;
 mod json;
 mod kubernetes;
+mod pull_request;
 mod trigger;
 
 pub use aggregate::{
@@ -118,6 +119,7 @@ pub use github::{
     DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, github_deployment_status, github_signature_ok,
 };
 pub use kubernetes::{KubeEvent, MAX_EVENTS, ObjectRef, kubernetes_events};
+pub use pull_request::{PullRequestClosed, github_pull_request_closed};
 pub use trigger::{
     MAX_DESCRIPTION_BYTES, MAX_DETAIL_ALERTS, MAX_LABEL_NAME_BYTES, MAX_LABEL_VALUE_BYTES,
     MAX_LABELS, MAX_TITLE_BYTES, Trigger, TriggerKind, workload_name,

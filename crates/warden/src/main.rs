@@ -35,6 +35,8 @@ enum Command {
     Keys(cmd::keys::Args),
     /// Create, list and revoke a tenant's telemetry ingest tokens.
     IngestToken(cmd::ingest_token::Args),
+    /// List, show, review and release what investigations proposed.
+    Proposals(cmd::proposals::Args),
     /// Print what would be sent for one data type after redaction and budgets.
     Minimize(cmd::minimize::Args),
     /// Print text as the gateway would send it: secrets and personal data replaced by placeholders.
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Config(args) => cmd::config::run(args),
         Command::Keys(args) => cmd::keys::run(args).map(|()| ExitCode::SUCCESS),
         Command::IngestToken(args) => cmd::ingest_token::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Proposals(args) => cmd::proposals::run(args).map(|()| ExitCode::SUCCESS),
         Command::Minimize(args) => cmd::minimize::run(args),
         Command::Redact(args) => cmd::redact::run(args),
         // Confines itself first thing, while this process still has one thread.

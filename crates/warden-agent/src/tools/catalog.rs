@@ -220,17 +220,8 @@ fn specs(metrics: MetricsSource) -> Vec<ToolSpec> {
         ToolSpec {
             name: "propose_change",
             data_type: DataType::Instruction,
-            description: "Propose a change to the customer's system (config change or code fix). It is stored for a human reviewer; nothing is applied.",
-            schema: json!({
-                "type": "object",
-                "properties": {
-                    "kind": {"type": "string", "enum": ["config_change", "code_fix"]},
-                    "title": {"type": "string"},
-                    "body": {"type": "string"}
-                },
-                "required": ["kind", "title", "body"],
-                "additionalProperties": false
-            }),
+            description: "Propose one exact change to the customer's system: a code fix or a configuration change as a unified diff against files of a mapped repository at the branch head you read, or a JSON / strategic-merge patch against a Kubernetes object at the resourceVersion you read; or a runbook action. Give the rationale; the evidence is taken from this investigation's records. It is stored for a human reviewer, who may release it as a pull request; nothing is applied automatically.",
+            schema: super::propose::schema(),
         },
     ]);
     v

@@ -312,7 +312,7 @@ impl Agent {
         };
         let found = match spec.data_type {
             warden_policy::DataType::Instruction => {
-                propose::run(&self.inner.runs, scope.tenant_id, scope.run_id, &a).await
+                propose::run(self, scope.tenant_id, scope.run_id, &a).await
             }
             warden_policy::DataType::SourceCode => sources::code(self, &settings, name, &a).await,
             warden_policy::DataType::Metrics if access.metrics == MetricsSource::Prometheus => {

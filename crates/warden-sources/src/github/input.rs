@@ -183,7 +183,7 @@ pub(super) fn scoped_query(
 
 /// The API base URL: https, or http only to a loopback address; no credentials, query
 /// or fragment. Empty means `https://api.github.com`.
-pub(super) fn check_api_url(url: &str) -> Result<String, String> {
+pub fn check_api_url(url: &str) -> Result<String, String> {
     if url.is_empty() {
         return Ok(super::DEFAULT_API_URL.to_owned());
     }

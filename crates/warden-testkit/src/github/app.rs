@@ -82,6 +82,9 @@ pub(super) fn authenticate(s: &State, req: &Recorded, path: &str, now: SystemTim
             if path.starts_with("/app/") || path == "/app" {
                 return jwt_app(s, value, now).map_or(Auth::Refused, Auth::AppJwt);
             }
+            if s.write_tokens.contains(value) {
+                return Auth::WriteToken;
+            }
             if s.tokens.contains(value) {
                 return Auth::Token;
             }

@@ -93,6 +93,9 @@ pub(super) fn answer(
             }
         }
         (_, ["app", ..]) => not_found(),
+        (_, ["repos", _, _, "git", ..] | ["repos", _, _, "pulls", ..]) => {
+            super::writes::answer(s, req, &segs, auth)
+        }
         ("GET", ["search", "code"]) => search(s, req, param("q"), param("per_page")),
         ("GET", ["repos", o, r, rest @ ..]) => {
             let key = format!("{}/{}", decode(o), decode(r)).to_ascii_lowercase();

@@ -6,6 +6,7 @@ pub mod config;
 pub mod ingest_token;
 pub mod keys;
 pub mod minimize;
+pub mod proposals;
 pub mod redact;
 pub mod serve;
 pub mod up;

@@ -264,7 +264,7 @@ fn banner(
     )?;
     writeln!(
         out,
-        "  gateway  {scheme}://{gateway}  (warden.gateway.v1.Gateway, Admin, Audit)"
+        "  gateway  {scheme}://{gateway}  (warden.gateway.v1.Gateway, Admin, Audit, Releases)"
     )?;
     writeln!(
         out,
