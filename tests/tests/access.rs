@@ -408,6 +408,22 @@ fn body(rpc: &str) -> Vec<u8> {
             credentials_id: "none".into(),
         }
         .encode_to_vec(),
+        "ApiKeys/CreateApiKey" => st::CreateApiKeyRequest {
+            tenant_id: t(),
+            identity: "matrix-bot".into(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "ApiKeys/ListApiKeys" => st::ListApiKeysRequest { tenant_id: t() }.encode_to_vec(),
+        "ApiKeys/RevokeApiKey" => st::RevokeApiKeyRequest {
+            tenant_id: t(),
+            key_id: "none".into(),
+        }
+        .encode_to_vec(),
+        "ApiKeys/ResolveApiKey" => st::ResolveApiKeyRequest {
+            key: "wdn_key_none".into(),
+        }
+        .encode_to_vec(),
         "IngestTokens/ListIngestTokens" => {
             tm::ListIngestTokensRequest { tenant_id: t() }.encode_to_vec()
         }
