@@ -243,8 +243,9 @@ async fn tool_token_and_byte_budgets_each_end_a_run_with_the_reason() {
     s.c.stop().await;
 
     // Input tokens: near the budget the model must conclude, tools withdrawn; one that
-    // will not fails the run with the reason, and no call goes past the budget.
-    let s = cluster(limits(|b| b.max_input_tokens = 1000)).await;
+    // will not fails the run with the reason, and no call goes past the budget. (The
+    // first call, brief and tool definitions, takes about 1 400 tokens: past 85 % of 1 600.)
+    let s = cluster(limits(|b| b.max_input_tokens = 1600)).await;
     logs_tenant(&s).await;
     let (run, script) = run_to_end(&s, "tokens-in", endless(3)).await;
     assert_eq!(run.status, st::RunStatus::Failed as i32);
@@ -263,7 +264,7 @@ async fn tool_token_and_byte_budgets_each_end_a_run_with_the_reason() {
         .map(|c| c.input_tokens)
         .sum();
     assert!(
-        before_last < 1000,
+        before_last < 1600,
         "a call starts only while within the budget: {before_last}"
     );
     s.c.stop().await;
