@@ -443,3 +443,203 @@ async fn bad_requests_and_strangers_get_the_apis_error_and_the_server_keeps_serv
     drop(slow);
     c.stop().await;
 }
+
+/// A model that starts its answer, then says nothing more until its stream is dropped.
+struct Trickle {
+    local: std::sync::Arc<warden_providers::LocalProvider>,
+    open: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+struct Open(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl warden_providers::Provider for Trickle {
+    fn name(&self) -> &str {
+        "local"
+    }
+
+    async fn complete(
+        &self,
+        req: &warden_providers::ChatRequest,
+    ) -> Result<warden_providers::ChatResponse, warden_providers::ProviderError> {
+        self.local.complete(req).await
+    }
+
+    async fn stream(
+        &self,
+        _req: &warden_providers::ChatRequest,
+    ) -> Result<warden_providers::EventStream, warden_providers::ProviderError> {
+        use futures::StreamExt;
+        use warden_providers::StreamEvent;
+        self.open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let guard = Open(self.open.clone());
+        let first = futures::stream::iter([
+            Ok(StreamEvent::Start {
+                model: "trickle".into(),
+            }),
+            Ok(StreamEvent::TextDelta {
+                text: "first words".into(),
+            }),
+        ]);
+        let rest = futures::stream::pending().map(move |e| {
+            let _ = &guard;
+            e
+        });
+        Ok(Box::pin(first.chain(rest)))
+    }
+}
+
+const KEY_SCRIPT: &str = r#"
+import json, socket, ssl, sys
+port, ca, key = sys.argv[1], sys.argv[2], sys.argv[3]
+host = "gateway.warden.internal"
+real = socket.getaddrinfo
+socket.getaddrinfo = lambda h, *a, **k: real("127.0.0.1" if h == host else h, *a, **k)
+import httpx2, openai, anthropic
+ctx = ssl.create_default_context(cafile=ca)
+base = f"https://{host}:{port}"
+oa = openai.OpenAI(base_url=base + "/v1", api_key=key, http_client=httpx2.Client(verify=ctx), max_retries=0)
+an = anthropic.Anthropic(base_url=base, api_key=key, http_client=httpx2.Client(verify=ctx), max_retries=0)
+out = {}
+try:
+    r = oa.chat.completions.create(model="local", messages=[{"role": "user", "content": "checkout is failing"}])
+    out["openai"] = r.choices[0].message.content
+    m = an.messages.create(model="local", max_tokens=50, messages=[{"role": "user", "content": "checkout is failing"}])
+    out["anthropic"] = m.content[0].text
+except (openai.APIStatusError, anthropic.APIStatusError) as e:
+    out["error"] = type(e).__name__
+    out["status"] = e.status_code
+print(json.dumps(out))
+"#;
+
+fn sdk_with_key(c: &Cluster, key: &str) -> Value {
+    let out = std::process::Command::new(python())
+        .arg("-c")
+        .arg(KEY_SCRIPT)
+        .arg(c.http_addr.port().to_string())
+        .arg(c.pki.ca_cert_path())
+        .arg(key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_key_stands_for_its_tenant_and_its_revocation_ends_an_open_stream() {
+    let open = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = Cluster::start_with(warden_integration_tests::Options {
+        provider: Some(std::sync::Arc::new(Trickle {
+            local: std::sync::Arc::new(warden_providers::LocalProvider::new("local")),
+            open: open.clone(),
+        })),
+        ..Default::default()
+    })
+    .await;
+    c.set_tenant(enabled_tenant("acme")).await;
+    c.set_tenant(enabled_tenant("beta")).await;
+    let admin = warden_rpc::connect(
+        &c.storage_addr.to_string(),
+        &warden_rpc::Security::Mtls(c.pki.files("admin")),
+        Role::Storage,
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap();
+    let mut keys = warden_proto::storage::v1::api_keys_client::ApiKeysClient::new(admin);
+    let created = keys
+        .create_api_key(warden_proto::storage::v1::CreateApiKeyRequest {
+            tenant_id: "acme".into(),
+            identity: "triage-bot".into(),
+            default_data_type: pb::DataType::Logs as i32,
+            description: "the triage bot".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(created.key.starts_with("wdn_key_"));
+    // The official SDKs with nothing but the key (no client certificate).
+    let out = sdk_with_key(&c, &created.key);
+    assert!(
+        out["openai"]
+            .as_str()
+            .unwrap()
+            .contains("checkout is failing"),
+        "{out}"
+    );
+    assert!(out["anthropic"].is_string(), "{out}");
+    let records = c.audit_records("acme").await;
+    assert!(
+        records
+            .iter()
+            .any(|r| r.caller.contains("triage-bot") && r.caller.contains(&created.key_id)),
+        "the key's identity is the caller in the audit log"
+    );
+    // The key is its tenant's only.
+    let http = client(&c, None);
+    let other = http
+        .post(url(&c, "/v1/chat/completions"))
+        .bearer_auth(&created.key)
+        .header("x-warden-tenant", "beta")
+        .json(&json!({"model": "local", "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 403);
+    // A stream is open and has said its first words; the key is revoked.
+    let mut stream = http
+        .post(url(&c, "/v1/chat/completions"))
+        .bearer_auth(&created.key)
+        .json(&json!({"model": "local", "stream": true, "messages": [{"role": "user", "content": "go on"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut seen = String::new();
+    while !seen.contains("first words") {
+        let chunk = stream.chunk().await.unwrap().expect("more of the stream");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert_eq!(open.load(std::sync::atomic::Ordering::SeqCst), 1);
+    keys.revoke_api_key(warden_proto::storage::v1::RevokeApiKeyRequest {
+        tenant_id: "acme".into(),
+        key_id: created.key_id.clone(),
+    })
+    .await
+    .unwrap();
+    let rest = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let mut rest = String::new();
+        while let Ok(Some(chunk)) = stream.chunk().await {
+            rest.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        rest
+    })
+    .await
+    .expect("the stream ended after the revocation");
+    assert!(rest.contains("revoked"), "{rest}");
+    for _ in 0..100 {
+        if open.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        open.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the upstream request was cancelled"
+    );
+    // And the key opens nothing any more, on either API.
+    let out = sdk_with_key(&c, &created.key);
+    assert_eq!(out["error"], "AuthenticationError", "{out}");
+    assert_eq!(out["status"], 401, "{out}");
+    c.stop().await;
+}

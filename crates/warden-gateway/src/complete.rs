@@ -40,6 +40,8 @@ pub(crate) struct Prepared {
     minimized: Minimized,
     intent_id: String,
     caller: String,
+    /// The HTTP front's API key the call came with (re-checked when its tenant changes).
+    api_key: Option<String>,
     started: Instant,
     /// The tenant's concurrency slot, released when the call or its stream ends.
     _permit: warden_providers::TenantPermit,
@@ -134,6 +136,7 @@ impl Gateway {
             minimized,
             intent_id: String::new(),
             caller: caller.subject(),
+            api_key: None,
             started,
             _permit: permit,
         }))
@@ -301,7 +304,19 @@ impl Gateway {
         caller: &Caller,
         req: gw::CompleteRequest,
     ) -> Result<RelayStream, GatewayError> {
-        let admitted = self.admit(caller, req).await?;
+        self.complete_stream_keyed(caller, None, req).await
+    }
+
+    /// [`Gateway::complete_stream`] for a caller authenticated by an API key, which the
+    /// relay re-checks whenever the tenant changes: a revoked key ends its open streams.
+    pub(crate) async fn complete_stream_keyed(
+        &self,
+        caller: &Caller,
+        api_key: Option<String>,
+        req: gw::CompleteRequest,
+    ) -> Result<RelayStream, GatewayError> {
+        let mut admitted = self.admit(caller, req).await?;
+        admitted.0.api_key = api_key;
         let (opened_tx, opened) = tokio::sync::oneshot::channel();
         let gw = self.clone();
         tokio::spawn(async move { gw.stream_admitted(admitted, opened_tx).await });
@@ -419,6 +434,19 @@ impl Gateway {
                             break;
                         }
                     };
+                    if ours
+                        && let Some(key) = &p.api_key
+                        && matches!(
+                            self.inner.api_keys.lookup(key).await,
+                            Err(crate::api_keys::KeyError::Unknown)
+                        )
+                    {
+                        outcome = "key_revoked".into();
+                        let _ = relay.send(Err(Status::unauthenticated(
+                            "the API key of this call was revoked; the answer was stopped",
+                        ))).await;
+                        break;
+                    }
                     if ours && !self.tenant_still_enabled(&p.req.tenant_id).await
                     {
                         // Opt-out takes effect mid-answer too: stop relaying, cancel upstream.

@@ -7,6 +7,7 @@
 
 mod accounts;
 mod admin;
+mod api_keys;
 mod audit_api;
 pub mod audit_sink;
 mod complete;
@@ -60,6 +61,8 @@ struct Inner {
     limiter: Arc<warden_providers::TenantLimiter>,
     /// The shipped pack, and one compiled engine per tenant rules text.
     engines: engines::Engines,
+    /// API keys of the HTTP front, resolved through storage.
+    api_keys: api_keys::ApiKeys,
 }
 
 impl Gateway {
@@ -70,6 +73,7 @@ impl Gateway {
             TenantStoreClient::new(storage.clone()).max_decoding_message_size(STORAGE_MAX_MESSAGE);
         let proposals = ProposalStoreClient::new(storage.clone())
             .max_decoding_message_size(STORAGE_MAX_MESSAGE);
+        let api_keys = api_keys::ApiKeys::new(storage.clone());
         let audit_log = AuditLogClient::new(storage).max_decoding_message_size(STORAGE_MAX_MESSAGE);
         let limiter = Arc::new(warden_providers::TenantLimiter::new(
             warden_providers::Limits::default(),
@@ -84,6 +88,7 @@ impl Gateway {
                 providers: std::sync::RwLock::new(Arc::new(providers)),
                 limiter,
                 engines: engines::Engines::new(engine),
+                api_keys,
             }),
         }
     }
@@ -127,6 +132,7 @@ impl Gateway {
                 providers: std::sync::RwLock::new(self.providers()),
                 limiter: i.limiter.clone(),
                 engines: i.engines.clone(),
+                api_keys: i.api_keys.clone(),
             }),
         }
     }
@@ -140,6 +146,19 @@ impl Gateway {
         &self,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
+        // A change of a tenant (its settings, or a key revoked) drops its cached keys.
+        let mut changes = self.inner.tenants.subscribe_changes();
+        let keys = self.inner.api_keys.clone();
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match changes.recv().await {
+                    Ok(tenant) => keys.forget_tenant(&tenant),
+                    Err(RecvError::Lagged(_)) => keys.forget_all(),
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
         tokio::spawn(self.inner.tenants.clone().watch(shutdown))
     }
 

@@ -282,12 +282,15 @@ pub(crate) async fn messages(State(g): State<Gateway>, req: Request) -> Response
 
 async fn serve(g: Gateway, req: Request) -> Result<Response, HttpError> {
     let (parts, body) = req.into_parts();
-    let (caller, tenant) = who(
+    let who = who(
+        &g,
         &parts.headers,
         &parts.extensions,
         "warden.gateway.v1.Gateway/Complete",
-    )?;
-    let d = defaults(&parts.headers)?;
+    )
+    .await?;
+    let d = defaults(&parts.headers, &who)?;
+    let (caller, tenant) = (who.caller, who.tenant);
     let r: MessagesRequest = json_body(body).await?;
     let providers: Vec<String> = g
         .providers()
@@ -313,7 +316,7 @@ async fn serve(g: Gateway, req: Request) -> Result<Response, HttpError> {
         .and_then(|a| a.for_tenant(&tenant))
         .map_err(|s| HttpError::from_status(&s))?;
     let relay = g
-        .complete_stream(&caller, complete)
+        .complete_stream_keyed(&caller, who.api_key, complete)
         .await
         .map_err(HttpError::from_gateway)?;
     let mut state = Events::default();

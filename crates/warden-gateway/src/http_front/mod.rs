@@ -154,23 +154,73 @@ impl HttpError {
     }
 }
 
-/// The caller and the tenant a request acts for, from its certificate alone (and, for a
-/// platform-wide identity, the `x-warden-tenant` header).
-pub(crate) fn who(
+/// Who is calling: the caller, the tenant it acts for, and for an API key the key (open
+/// streams re-check it) and the key's default data type.
+pub(crate) struct Who {
+    pub caller: Caller,
+    pub tenant: String,
+    pub api_key: Option<String>,
+    pub default_data_type: Option<pb::DataType>,
+}
+
+/// The API key a request carries: `Authorization: Bearer` (OpenAI SDKs) or `x-api-key`
+/// (Anthropic SDKs).
+fn api_key(headers: &HeaderMap) -> Result<Option<String>, HttpError> {
+    if let Some(k) = header_str(headers, "x-api-key")? {
+        return Ok(Some(k.to_owned()));
+    }
+    match header_str(headers, "authorization")? {
+        None => Ok(None),
+        Some(v) => match v.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                Ok(Some(token.trim().to_owned()))
+            }
+            _ => Err(HttpError::unauthenticated(
+                "the Authorization header must be `Bearer <API key>`",
+            )),
+        },
+    }
+}
+
+/// The caller and the tenant a request acts for: from its client certificate (which wins
+/// when both are present) or its API key, never from the body; a platform-wide identity
+/// names the tenant in `x-warden-tenant`, and a header naming another tenant than a
+/// scoped identity's is refused.
+pub(crate) async fn who(
+    g: &Gateway,
     headers: &HeaderMap,
     extensions: &axum::http::Extensions,
     rpc: &'static str,
-) -> Result<(Caller, String), HttpError> {
+) -> Result<Who, HttpError> {
     let leaf = extensions
         .get::<PeerCertificates>()
-        .and_then(PeerCertificates::leaf)
-        .ok_or_else(|| {
-            HttpError::unauthenticated(
-                "a client certificate is required: Warden identifies callers by their mTLS certificate",
-            )
-        })?;
-    let caller =
-        Caller::from_der(leaf.as_ref()).map_err(|e| HttpError::unauthenticated(e.to_string()))?;
+        .and_then(PeerCertificates::leaf);
+    let (caller, api_key, default_data_type) = match leaf {
+        Some(leaf) => (
+            Caller::from_der(leaf.as_ref())
+                .map_err(|e| HttpError::unauthenticated(e.to_string()))?,
+            None,
+            None,
+        ),
+        None => {
+            let Some(key) = api_key(headers)? else {
+                return Err(HttpError::unauthenticated(
+                    "a client certificate or an API key (Authorization: Bearer, or x-api-key) is required",
+                ));
+            };
+            let k = g.inner.api_keys.resolve(&key).await.map_err(|e| match e {
+                crate::api_keys::KeyError::Unknown => HttpError::unauthenticated(e.to_string()),
+                crate::api_keys::KeyError::Unavailable(_) => HttpError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    message: e.to_string(),
+                    retry_after: Some(1),
+                },
+            })?;
+            let dt =
+                (k.default_data_type != pb::DataType::Unspecified).then_some(k.default_data_type);
+            (k.caller(), Some(key), dt)
+        }
+    };
     let auth = warden_tls::authorize_caller(caller, rpc).map_err(|s| HttpError::from_status(&s))?;
     let named = header_str(headers, "x-warden-tenant")?;
     let tenant = match (named, auth.caller().scope.tenants()) {
@@ -191,7 +241,12 @@ pub(crate) fn who(
     let caller = auth
         .for_tenant(&tenant)
         .map_err(|s| HttpError::from_status(&s))?;
-    Ok((caller, tenant))
+    Ok(Who {
+        caller,
+        tenant,
+        api_key,
+        default_data_type,
+    })
 }
 
 pub(crate) fn header_str<'h>(
@@ -225,11 +280,12 @@ pub(crate) struct Defaults {
     pub run_id: String,
 }
 
-pub(crate) fn defaults(headers: &HeaderMap) -> Result<Defaults, HttpError> {
+pub(crate) fn defaults(headers: &HeaderMap, who: &Who) -> Result<Defaults, HttpError> {
     let data_type = header_str(headers, "x-warden-data-type")?
         .filter(|v| !v.is_empty())
         .map(data_type)
-        .transpose()?;
+        .transpose()?
+        .or(who.default_data_type);
     let purpose = match header_str(headers, "x-warden-purpose")? {
         None => pb::Purpose::UserQuestion,
         Some(p) => {
@@ -291,12 +347,15 @@ async fn models(State(g): State<Gateway>, req: Request) -> Response {
         Api::OpenAi
     };
     let (parts, _) = req.into_parts();
-    let (_, tenant) = match who(
+    let tenant = match who(
+        &g,
         &parts.headers,
         &parts.extensions,
         "warden.gateway.v1.Gateway/Complete",
-    ) {
-        Ok(w) => w,
+    )
+    .await
+    {
+        Ok(w) => w.tenant,
         Err(e) => return e.into_response(api),
     };
     let settings = match g.inner.tenants.get(&tenant).await {

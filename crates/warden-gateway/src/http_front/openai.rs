@@ -326,12 +326,15 @@ async fn serve(g: Gateway, req: Request) -> Result<Response, HttpError> {
     let (parts, body) = req.into_parts();
     let (relay, include_usage) = {
         // Who is calling comes first: nothing of the body is read for a stranger.
-        let (caller, tenant) = who(
+        let who = who(
+            &g,
             &parts.headers,
             &parts.extensions,
             "warden.gateway.v1.Gateway/Complete",
-        )?;
-        let d = defaults(&parts.headers)?;
+        )
+        .await?;
+        let d = defaults(&parts.headers, &who)?;
+        let (caller, tenant) = (who.caller, who.tenant);
         let r: ChatRequest = json_body(body).await?;
         let providers: Vec<String> = g
             .providers()
@@ -359,7 +362,7 @@ async fn serve(g: Gateway, req: Request) -> Result<Response, HttpError> {
                 .and_then(|a| a.for_tenant(&tenant))
                 .map_err(|s| HttpError::from_status(&s))?;
         let relay = g
-            .complete_stream(&caller, complete)
+            .complete_stream_keyed(&caller, who.api_key, complete)
             .await
             .map_err(HttpError::from_gateway)?;
         (relay, include_usage)
