@@ -251,6 +251,14 @@ async fn code_fix_flow(database_url: Option<String>) {
         .into_inner()
         .proposals;
     assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        run.proposals
+            .iter()
+            .map(|p| p.id.as_str())
+            .collect::<Vec<_>>(),
+        [listed[0].id.as_str()],
+        "the run shows the proposal it made"
+    );
     let p = get(&c, &listed[0]).await;
     let content = p.content.clone().unwrap();
     assert_eq!(content.change.as_ref().unwrap().content, DIFF);

@@ -75,6 +75,7 @@ impl Storage {
             )),
             events: Vec::new(),
             keys,
+            proposals: Vec::new(),
             sandbox: self
                 .sandbox_of(tenant_id, &row.try_get::<String, _>(12).map_err(g)?)
                 .await?,
@@ -83,6 +84,24 @@ impl Storage {
 
     pub(crate) async fn load_run(&self, tenant_id: &str, run_id: &str) -> Result<Run, Status> {
         let mut run = self.load_run_head(tenant_id, run_id).await?;
+        run.proposals = sqlx::query(
+            "SELECT id, kind, created_ms FROM proposals WHERE tenant_id = $1 AND run_id = $2 ORDER BY created_ms, id",
+        )
+        .bind(tenant_id)
+        .bind(run_id)
+        .fetch_all(&self.inner.db.pool)
+        .await
+        .map_err(DbError::from)?
+        .iter()
+        .map(|r| {
+            Ok(warden_proto::storage::v1::RunProposal {
+                id: r.try_get(0)?,
+                kind: r.try_get(1)?,
+                created_at: Some(ts(r.try_get(2)?)),
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(DbError::from)?;
         let g = |e: sqlx::Error| Status::from(DbError::from(e));
         let rows = sqlx::query("SELECT id, sealed, created_ms FROM findings WHERE tenant_id = $1 AND run_id = $2 ORDER BY created_ms, id")
             .bind(tenant_id)
