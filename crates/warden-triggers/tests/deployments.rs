@@ -208,7 +208,7 @@ fn malformed_github_deliveries_say_what_is_wrong() {
     let e = github_deployment_status("push", DELIVERY, b"{}").unwrap_err();
     assert_eq!(
         e.to_string(),
-        "github event `push` is not handled here: subscribe this webhook to `deployment_status` only"
+        "github event `push` is not handled here: subscribe this webhook to `deployment_status` (and `pull_request`, for released proposals) only"
     );
     assert_eq!(
         github_deployment_status("deployment_status", "", GH_DEPLOYMENT_STATUS.as_bytes()),
