@@ -10,6 +10,7 @@
 //! gateway's "audit before egress" holds across crashes.
 
 mod audit;
+mod audit_batch;
 pub mod audit_entry;
 mod audit_proofs;
 mod cluster;
