@@ -15,6 +15,7 @@ use std::sync::Arc;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
+use sqlx::pool::PoolConnection;
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status};
 use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
@@ -25,6 +26,7 @@ use warden_proto::storage::v1::{
 };
 use warden_tls::{Role, authorize};
 
+use crate::audit_batch::NewRow;
 use crate::durable::{self, CommitError};
 use crate::keyring::Keyring;
 use crate::log_key::LogSigner;
@@ -260,6 +262,8 @@ async fn run_committer(
     writable: tokio::sync::watch::Sender<bool>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // The committer's own connection: no pool checkout (and its ping) in every commit.
+    let mut conn: Option<PoolConnection<sqlx::Any>> = None;
     // Set by the first failed commit; from then on every append is refused (`durable.rs`).
     let mut poisoned: Option<String> = None;
     loop {
@@ -276,7 +280,7 @@ async fn run_committer(
                     continue;
                 }
                 metrics::histogram!("warden_storage_audit_batch_records").record(batch.len() as f64);
-                match commit(&db, &keys, &log, &head, &mut batch).await {
+                match commit(&db, &mut conn, &keys, &log, &head, &mut batch).await {
                     Ok((next, receipts, note)) => {
                         head = next;
                         log.published(note);
@@ -288,6 +292,10 @@ async fn run_committer(
                         tracing::error!(error = %e, records = batch.len(), "audit append failed");
                         for p in batch.drain(..) {
                             let _ = p.done.send(Err(unavailable()));
+                        }
+                        // The next commit starts on a fresh connection.
+                        if let Some(c) = conn.take() {
+                            let _ = c.close().await;
                         }
                         head = reload(&db, head).await;
                     }
@@ -375,10 +383,12 @@ pub(crate) async fn head_in(
     }
 }
 
-/// Chains and inserts `batch` in one transaction with the checkpoint that covers it;
+/// Chains and inserts `batch` in one transaction with the checkpoint that covers it, on
+/// the committer's own connection (`conn`, taken from the pool when there is none);
 /// returns the new head, the receipts and the checkpoint.
 async fn commit(
     db: &Db,
+    conn: &mut Option<PoolConnection<sqlx::Any>>,
     keys: &Keyring,
     log: &LogCtx,
     head: &Head,
@@ -391,14 +401,34 @@ async fn commit(
     for t in tenants {
         keys.prepare(&audit_scope(t)).await.map_err(seal_error)?;
     }
-    let mut tx = db.pool.begin().await?;
+    if conn.is_none() {
+        *conn = Some(db.pool.acquire().await?);
+    }
+    let Some(conn) = conn.as_mut() else {
+        return Err(CommitError::RolledBack(DbError::Corrupt(
+            "the audit writer has no connection".into(),
+        )));
+    };
+    let mut tx = sqlx::Connection::begin(&mut **conn).await?;
     let start = head_in(&mut tx, db, head).await?;
     let mut next = start.clone();
-    let mut receipts = Vec::with_capacity(batch.len());
     let now = now_ms();
+    let mut sealed = Vec::with_capacity(batch.len());
     for p in batch.iter_mut() {
-        receipts.push(insert(&mut tx, keys, &mut next, &mut p.record, now).await?);
+        sealed.push(chain(keys, &mut next, &mut p.record, now).await?);
     }
+    let rows: Vec<NewRow<'_>> = batch
+        .iter()
+        .zip(sealed)
+        .map(|(p, (stored, commitment))| NewRow {
+            record: &p.record,
+            time_ms: now,
+            stored,
+            commitment,
+        })
+        .collect();
+    crate::audit_batch::insert_rows(&mut tx, &rows).await?;
+    let receipts = batch.iter().map(|p| receipt(&p.record)).collect();
     let note = extend_tree(&mut tx, log, &start, &next, now).await?;
     durable::commit(tx).await?;
     Ok((next, receipts, note))
@@ -422,15 +452,34 @@ pub(crate) async fn insert(
     record: &mut AuditRecord,
     now: i64,
 ) -> Result<AuditReceipt, sqlx::Error> {
+    let (stored, commitment) = chain(keys, next, record, now).await?;
+    let row = NewRow {
+        record,
+        time_ms: now,
+        stored,
+        commitment,
+    };
+    crate::audit_batch::insert_rows(conn, std::slice::from_ref(&row)).await?;
+    Ok(receipt(record))
+}
+
+/// Chains `record` onto `next`: sets what storage sets (id, sequence, time, link, salt),
+/// seals it under its tenant's data key (open in memory: no database access) and hashes
+/// it. Returns the sealed text and the commitment to insert with it.
+async fn chain(
+    keys: &Keyring,
+    next: &mut Head,
+    record: &mut AuditRecord,
+    now: i64,
+) -> Result<(String, String), sqlx::Error> {
     record.id = new_id();
     record.sequence = next.next_sequence;
     record.time = Some(ts(now));
-    record.prev_hash = next.last_hash.clone();
+    record.prev_hash = std::mem::take(&mut next.last_hash);
     record.hash.clear();
     record.salt = salt();
     let plain = record.encode_to_vec();
     let commitment = crate::audit_entry::commitment(&plain);
-    // Sealed under the tenant's data key (open in memory: no database access here).
     let stored = keys
         .seal(&audit_scope(&record.tenant_id), &plain)
         .await
@@ -443,42 +492,17 @@ pub(crate) async fn insert(
         &record.prev_hash,
         &stored,
     );
-    sqlx::query(
-        "INSERT INTO audit_log (sequence, id, tenant_id, time_ms, decision, record, hash, commitment) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(record.sequence as i64)
-    .bind(&record.id)
-    .bind(&record.tenant_id)
-    .bind(now)
-    .bind(i64::from(record.decision))
-    .bind(&stored)
-    .bind(&record.hash)
-    .bind(&commitment)
-    .execute(&mut *conn)
-    .await?;
-    if record.kind == AuditKind::Intent as i32 {
-        sqlx::query(
-            "INSERT INTO audit_open_intents (intent_id, tenant_id, time_ms) VALUES ($1, $2, $3)",
-        )
-        .bind(&record.id)
-        .bind(&record.tenant_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    } else if record.kind == AuditKind::Outcome as i32 && !record.intent_id.is_empty() {
-        sqlx::query("DELETE FROM audit_open_intents WHERE intent_id = $1 AND tenant_id = $2")
-            .bind(&record.intent_id)
-            .bind(&record.tenant_id)
-            .execute(&mut *conn)
-            .await?;
-    }
     next.next_sequence += 1;
-    next.last_hash = record.hash.clone();
-    Ok(AuditReceipt {
+    next.last_hash.clone_from(&record.hash);
+    Ok((stored, commitment))
+}
+
+fn receipt(record: &AuditRecord) -> AuditReceipt {
+    AuditReceipt {
         id: record.id.clone(),
         sequence: record.sequence,
         hash: record.hash.clone(),
-    })
+    }
 }
 
 impl Storage {

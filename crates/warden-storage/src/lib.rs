@@ -11,6 +11,7 @@
 
 mod api_keys;
 mod audit;
+mod audit_batch;
 pub mod audit_entry;
 mod audit_proofs;
 mod cluster;

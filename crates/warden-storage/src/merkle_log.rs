@@ -2,11 +2,12 @@
 //! signed checkpoints.
 //!
 //! Each commit, inside its transaction and after its records are inserted: read the new
-//! rows back, hash their leaf entries ([`LeafEntry`]), append them to the right edge of
-//! the tiles (`audit_tiles`, one row per tile at its latest width: an older tree's
-//! partial tile is a prefix of it), read the tiles back to compute the root and the
-//! consistency proof from the last checkpoint, and have the [`LogSigner`] sign the new
-//! checkpoint, which refuses one that does not extend the last. The checkpoint row is
+//! rows back, hash their leaf entries ([`LeafEntry`]), read the stored right edge of the
+//! tiles (`audit_tiles`, one row per tile at its latest width: an older tree's partial
+//! tile is a prefix of it), append the leaves to it, compute the root and the consistency
+//! proof from the last checkpoint from what was read, and have the [`LogSigner`] sign
+//! the new checkpoint, which refuses one that does not extend the last. A handful of
+//! statements per commit, whatever its size ([`extend`]). The checkpoint row is
 //! committed with the records, so no acknowledgement goes out before its checkpoint is
 //! signed. Proofs are answered from a handful of tiles.
 
@@ -151,29 +152,45 @@ pub(crate) async fn load_tiles(
     Ok(())
 }
 
-/// The right-edge tiles of the tree of `size` leaves.
-async fn edge(
-    conn: &mut sqlx::AnyConnection,
-    size: u64,
-) -> Result<BTreeMap<(u8, u64), Vec<Hash>>, sqlx::Error> {
-    let mut out = BTreeMap::new();
+/// The right edge of the tree of `size` leaves: `(level, index)` and width of the
+/// partial rightmost tile of each level.
+fn edge_keys(size: u64) -> Vec<((u8, u64), usize)> {
+    let mut out = Vec::new();
     let mut count = size;
     let mut level = 0u8;
     while count > 0 {
         let width = count % TILE_WIDTH;
         if width != 0 {
-            let index = count / TILE_WIDTH;
-            let mut hashes = read_tile(conn, level, index)
-                .await?
-                .ok_or_else(|| corrupt(format!("tile {level}/{index} is missing")))?;
-            if (hashes.len() as u64) < width {
-                return Err(corrupt(format!("tile {level}/{index} is short")));
-            }
-            hashes.truncate(width as usize);
-            out.insert((level, index), hashes);
+            out.push(((level, count / TILE_WIDTH), width as usize));
         }
         count /= TILE_WIDTH;
         level += 1;
+    }
+    out
+}
+
+/// The stored tiles `keys` (those that are there), in one statement.
+async fn read_tiles(
+    conn: &mut sqlx::AnyConnection,
+    keys: &BTreeSet<(u8, u64)>,
+) -> Result<BTreeMap<(u8, u64), Vec<Hash>>, sqlx::Error> {
+    let mut out = BTreeMap::new();
+    if keys.is_empty() {
+        return Ok(out);
+    }
+    let filter = (0..keys.len())
+        .map(|i| format!("(level = ${} AND idx = ${})", 2 * i + 1, 2 * i + 2))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let sql = format!("SELECT level, idx, hashes FROM audit_tiles WHERE {filter}");
+    let mut q = sqlx::query(&sql);
+    for (level, index) in keys {
+        q = q.bind(i64::from(*level)).bind(*index as i64);
+    }
+    for r in q.fetch_all(&mut *conn).await? {
+        let level = u8::try_from(r.try_get::<i64, _>(0)?).map_err(|_| corrupt("a tile level"))?;
+        let index = r.try_get::<i64, _>(1)? as u64;
+        out.insert((level, index), hashes_of(&r.try_get::<String, _>(2)?)?);
     }
     Ok(out)
 }
@@ -221,6 +238,14 @@ pub(crate) async fn checkpoint_at(
 
 /// Adds records `size+1 ..= new_size` (already inserted in this transaction) to the tree
 /// and, with a signer, signs and stores the checkpoint of `new_size`. Returns the note.
+///
+/// What is signed comes from storage, read back in this transaction, never from memory:
+/// the new leaves are hashed from their rows as read back, the tree's right edge (and
+/// any other tile the root or the consistency proof needs that this append does not
+/// rewrite) from the stored tiles, in one statement each. The root and the consistency
+/// proof from the last checkpoint are computed from those, and the signer refuses a head
+/// that does not extend that checkpoint, so a wrong stored tile or leaf can never be
+/// signed over: it would not extend the checkpoint that was signed before it.
 pub(crate) async fn extend(
     conn: &mut sqlx::AnyConnection,
     signer: Option<&dyn LogSigner>,
@@ -228,30 +253,129 @@ pub(crate) async fn extend(
     new_size: u64,
     now_ms: i64,
 ) -> Result<Option<String>, sqlx::Error> {
-    if new_size > size {
-        // Read back what was written, not what was meant to be written.
-        let leaves: Vec<Hash> = entries(conn, size + 1, new_size)
-            .await?
-            .iter()
-            .map(LeafEntry::leaf_hash)
-            .collect();
-        let edge = edge(conn, size).await?;
-        for ((level, index), hashes) in append(size, edge, &leaves) {
-            sqlx::query(
-                "INSERT INTO audit_tiles (level, idx, hashes) VALUES ($1, $2, $3)
-                 ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes",
-            )
-            .bind(i64::from(level))
-            .bind(index as i64)
-            .bind(hex::encode(hashes.concat()))
-            .execute(&mut *conn)
-            .await?;
+    if new_size <= size {
+        return match signer {
+            Some(signer) => sign_head(conn, signer, new_size, now_ms).await.map(Some),
+            None => Ok(None),
+        };
+    }
+    // Read back what was written, not what was meant to be written.
+    let leaves: Vec<Hash> = entries(conn, size + 1, new_size)
+        .await?
+        .iter()
+        .map(LeafEntry::leaf_hash)
+        .collect();
+    let previous = match signer {
+        Some(_) => latest_checkpoint(conn).await?,
+        None => None,
+    };
+    // The tiles the new root and the consistency proof read, in the tree of `new_size`.
+    let mut wanted = BTreeSet::new();
+    if signer.is_some() {
+        wanted = tiles::tiles_for_root(new_size);
+        if let Some((prev_size, _)) = &previous {
+            wanted.extend(tiles::tiles_for_consistency(*prev_size, new_size));
         }
     }
+    let edge_keys = edge_keys(size);
+    let keys: BTreeSet<(u8, u64)> = edge_keys
+        .iter()
+        .map(|(k, _)| *k)
+        .chain(wanted.iter().map(|t| (t.level, t.index)))
+        .collect();
+    let stored = read_tiles(conn, &keys).await?;
+    let mut edge = BTreeMap::new();
+    for ((level, index), width) in edge_keys {
+        let hashes = stored
+            .get(&(level, index))
+            .ok_or_else(|| corrupt(format!("tile {level}/{index} is missing")))?;
+        let hashes = hashes
+            .get(..width)
+            .ok_or_else(|| corrupt(format!("tile {level}/{index} is short")))?;
+        edge.insert((level, index), hashes.to_vec());
+    }
+    let changed = append(size, edge, &leaves);
+    upsert_tiles(conn, &changed).await?;
     let Some(signer) = signer else {
         return Ok(None);
     };
-    sign_head(conn, signer, new_size, now_ms).await.map(Some)
+    if let Some((prev_size, note)) = &previous
+        && *prev_size == new_size
+    {
+        return Ok(Some(note.clone()));
+    }
+    // The new tree's tiles: rewritten by this append, or as stored.
+    let mut tile_map = TileMap::new();
+    for id in wanted {
+        let key = (id.level, id.index);
+        let hashes = changed
+            .get(&key)
+            .or_else(|| stored.get(&key))
+            .ok_or_else(|| corrupt(format!("{id} is missing")))?;
+        let width = usize::from(id.width);
+        if hashes.len() < width {
+            return Err(corrupt(format!("{id} holds only {} hashes", hashes.len())));
+        }
+        tile_map.insert(id, hashes[..width].concat());
+    }
+    let root = tiles::root_from_tiles(new_size, &tile_map).map_err(|e| corrupt(e.to_string()))?;
+    let proof = match &previous {
+        Some((prev_size, _)) if *prev_size > 0 && *prev_size < new_size => {
+            tiles::consistency_proof_from_tiles(*prev_size, new_size, &tile_map)
+                .map_err(|e| corrupt(e.to_string()))?
+        }
+        _ => Vec::new(),
+    };
+    let note = signer
+        .sign(
+            previous.as_ref().map(|(_, n)| n.as_bytes()),
+            new_size,
+            root,
+            &proof,
+        )
+        .map_err(|e| corrupt(format!("checkpoint refused: {e}")))?;
+    insert_checkpoint(conn, new_size, &note, now_ms).await?;
+    Ok(Some(note))
+}
+
+/// Writes `tiles` (each whole, at its new width): one statement for a commit's few.
+async fn upsert_tiles(
+    conn: &mut sqlx::AnyConnection,
+    tiles: &BTreeMap<(u8, u64), Vec<Hash>>,
+) -> Result<(), sqlx::Error> {
+    let tiles: Vec<_> = tiles.iter().collect();
+    for run in crate::audit_batch::pow2_runs(tiles.len()) {
+        let chunk = &tiles[run];
+        let sql = format!(
+            "INSERT INTO audit_tiles (level, idx, hashes) VALUES {}
+             ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes",
+            crate::audit_batch::values(3, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for ((level, index), hashes) in chunk {
+            q = q
+                .bind(i64::from(*level))
+                .bind(*index as i64)
+                .bind(hex::encode(hashes.concat()));
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+async fn insert_checkpoint(
+    conn: &mut sqlx::AnyConnection,
+    size: u64,
+    note: &str,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO audit_checkpoints (tree_size, note, time_ms) VALUES ($1, $2, $3)")
+        .bind(size as i64)
+        .bind(note)
+        .bind(now_ms)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Signs the checkpoint of the tree of `size` (root from the stored tiles) if it is not
@@ -292,12 +416,7 @@ pub(crate) async fn sign_head(
             &proof,
         )
         .map_err(|e| corrupt(format!("checkpoint refused: {e}")))?;
-    sqlx::query("INSERT INTO audit_checkpoints (tree_size, note, time_ms) VALUES ($1, $2, $3)")
-        .bind(size as i64)
-        .bind(&note)
-        .bind(now_ms)
-        .execute(&mut *conn)
-        .await?;
+    insert_checkpoint(conn, size, &note, now_ms).await?;
     Ok(note)
 }
 

@@ -1,8 +1,9 @@
 //! Offline verification of audit exports and tlog-tiles directories: the log key and the
 //! files, nothing else. Every leaf is recomputed, every checkpoint signature checked,
 //! every proof verified, every record's content checked against its leaf; the first bad
-//! record is named with what is wrong. Lines are checked in parallel (rayon); proofs of
-//! neighbouring records share their upper nodes, so each node is verified once per chunk.
+//! record is named with what is wrong. Lines are checked in parallel (rayon), lines as
+//! the gateway writes them the fast way (`audit_verify_fast.rs`); proofs of neighbouring
+//! records share their upper nodes, so each node is hashed once per piece of the file.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -99,32 +100,27 @@ pub fn verify_export(
                 format!("the export's checkpoint does not verify with the log key: {e}"),
             )
         })?;
-    let body: Vec<&str> = lines.collect();
-    const CHUNK: usize = 4096;
-    let results: Vec<Result<(Vec<u64>, u64), Bad>> = body
-        .par_chunks(CHUNK)
-        .enumerate()
-        .map(|(c, chunk)| {
-            let mut memo = HashMap::new();
-            let mut seqs = Vec::with_capacity(chunk.len());
-            let mut shredded = 0;
-            for (i, l) in chunk.iter().enumerate() {
-                let line = c * CHUNK + i + 2;
-                let (seq, gone) = verify_line(l, line, &header, &checkpoint, &mut memo)?;
-                seqs.push(seq);
-                shredded += u64::from(gone);
-            }
-            progress(chunk.len() as u64);
-            Ok((seqs, shredded))
-        })
+    let body_start = text.find('\n').map_or(text.len(), |i| i + 1);
+    let expect = crate::audit_verify_fast::Expect {
+        tenant_id: &header.tenant_id,
+        checkpoint_json: serde_json::to_string(&header.checkpoint)
+            .map(|q| q[1..q.len() - 1].to_owned())
+            .unwrap_or_default(),
+        size: checkpoint.size,
+        root: checkpoint.root,
+    };
+    let pieces = split_lines(&text[body_start..], PIECE_BYTES);
+    let results: Vec<Piece> = pieces
+        .par_iter()
+        .map(|piece| verify_piece(piece, &header, &checkpoint, &expect, progress))
         .collect();
+    // In file order: the first bad line or misplaced record is the one named.
     let mut last = 0u64;
     let mut shredded = 0;
     let mut line = 1;
-    for r in results {
-        let (seqs, gone) = r?;
-        shredded += gone;
-        for s in seqs {
+    for piece in results {
+        shredded += piece.shredded;
+        for s in piece.seqs {
             line += 1;
             if s <= last {
                 return Err(bad(
@@ -137,13 +133,81 @@ pub fn verify_export(
             }
             last = s;
         }
+        if let Some(mut b) = piece.bad {
+            b.line = line + 1;
+            return Err(b);
+        }
     }
     Ok(ExportReport {
         tenant_id: header.tenant_id,
-        records: body.len() as u64,
+        records: line as u64 - 1,
         tree_size: checkpoint.size,
         shredded,
     })
+}
+
+/// Bytes of lines per piece of work: each piece is checked by one thread, with its own
+/// memo of proven nodes (neighbouring records share most of their path).
+const PIECE_BYTES: usize = 4 << 20;
+
+/// `text` cut into runs of whole lines of about `bytes` each, as `str::lines` splits
+/// them (a last line without a newline counts; no empty line after the last newline).
+fn split_lines(text: &str, bytes: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let cut = if rest.len() <= bytes {
+            rest.len()
+        } else {
+            memchr::memchr(b'\n', &rest.as_bytes()[bytes..]).map_or(rest.len(), |i| bytes + i + 1)
+        };
+        out.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    out
+}
+
+/// What one piece held: each good line's sequence, and the first bad line (its `line`
+/// counted within the piece; the caller numbers it in the file).
+struct Piece {
+    seqs: Vec<u64>,
+    shredded: u64,
+    bad: Option<Bad>,
+}
+
+fn verify_piece<'t>(
+    piece: &'t str,
+    header: &Header,
+    checkpoint: &Checkpoint,
+    expect: &crate::audit_verify_fast::Expect<'_>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Piece {
+    let mut memo = Memo::default();
+    let mut scratch = crate::audit_verify_fast::Scratch::<'t>::default();
+    let mut out = Piece {
+        seqs: Vec::new(),
+        shredded: 0,
+        bad: None,
+    };
+    for l in piece.lines() {
+        if let Some(seq) = crate::audit_verify_fast::verify_line(l, expect, &mut scratch) {
+            out.seqs.push(seq);
+            continue;
+        }
+        // Not as the gateway writes it, or bad: the full check decides and says why.
+        match verify_line(l, 0, header, checkpoint, &mut memo) {
+            Ok((seq, gone)) => {
+                out.seqs.push(seq);
+                out.shredded += u64::from(gone);
+            }
+            Err(b) => {
+                out.bad = Some(b);
+                break;
+            }
+        }
+    }
+    progress(out.seqs.len() as u64);
+    out
 }
 
 /// One record line: returns its sequence and whether its content was shredded.
@@ -152,7 +216,7 @@ fn verify_line(
     line: usize,
     header: &Header,
     checkpoint: &Checkpoint,
-    memo: &mut HashMap<(u64, u64), Hash>,
+    memo: &mut Memo,
 ) -> Result<(u64, bool), Bad> {
     let l: Line =
         serde_json::from_str(text).map_err(|e| bad(line, 0, format!("not a record line: {e}")))?;
@@ -244,31 +308,38 @@ fn verify_line(
     Ok((seq, false))
 }
 
+/// Nodes proven to lead to a checkpoint's root, by leaf range: the nodes of every path
+/// checked so far and their siblings.
+pub(crate) type Memo = HashMap<(u64, u64), Hash>;
+
 /// RFC 9162 inclusion verification that stops at a node already proven to lead to the
-/// root (`memo`, keyed by the node's leaf range), and remembers the nodes it proves.
-fn verify_inclusion_memo(
+/// root (`memo`), and remembers the nodes and siblings it proves. As strict as checking
+/// the proof alone: every sibling it gives must be the proven one where one is known,
+/// above the proven node too, so a proof with a wrong hash anywhere is refused.
+pub(crate) fn verify_inclusion_memo(
     index: u64,
     size: u64,
     leaf: &Hash,
     proof: &[Hash],
     root: &Hash,
-    memo: &mut HashMap<(u64, u64), Hash>,
+    memo: &mut Memo,
 ) -> Result<(), warden_merkle::ProofError> {
     use warden_merkle::ProofError;
     if index >= size {
         return Err(ProofError::IndexOutOfRange { index, size });
     }
-    // The path from the root down to the leaf: each node's range and its sibling's side.
-    let mut path = Vec::new();
+    // The path from the root down to the leaf: each node's range, its sibling's range
+    // and whether the sibling is on the left.
+    let mut path = Vec::with_capacity(64);
     let (mut lo, mut hi) = (0u64, size);
     while hi - lo > 1 {
         // The largest power of two below the range's size (RFC 9162's split).
         let k = (hi - lo).next_power_of_two() / 2;
         if index < lo + k {
-            path.push(((lo, hi), false));
+            path.push(((lo, lo + k), (lo + k, hi), false));
             hi = lo + k;
         } else {
-            path.push(((lo, hi), true));
+            path.push(((lo + k, hi), (lo, lo + k), true));
             lo += k;
         }
     }
@@ -279,27 +350,39 @@ fn verify_inclusion_memo(
         });
     }
     let mut r = *leaf;
-    let mut computed = Vec::with_capacity(path.len());
-    for ((range, sibling_left), p) in path.iter().rev().zip(proof) {
+    let mut proven: Vec<((u64, u64), Hash)> = Vec::with_capacity(2 * path.len());
+    let levels = || path.iter().rev().zip(proof);
+    for (i, ((child, sibling, sibling_left), p)) in levels().enumerate() {
+        if let Some(known) = memo.get(child) {
+            if *known != r {
+                return Err(ProofError::RootMismatch);
+            }
+            // Proven from here up (with every sibling above): the rest of the proof must
+            // be those siblings.
+            if levels()
+                .skip(i)
+                .any(|((_, sibling, _), p)| memo.get(sibling) != Some(p))
+            {
+                return Err(ProofError::RootMismatch);
+            }
+            memo.extend(proven);
+            return Ok(());
+        }
+        if memo.get(sibling).is_some_and(|s| s != p) {
+            return Err(ProofError::RootMismatch);
+        }
+        proven.push((*child, r));
+        proven.push((*sibling, *p));
         r = if *sibling_left {
             node_hash(p, &r)
         } else {
             node_hash(&r, p)
         };
-        if let Some(known) = memo.get(range) {
-            return if *known == r {
-                memo.extend(computed);
-                Ok(())
-            } else {
-                Err(ProofError::RootMismatch)
-            };
-        }
-        computed.push((*range, r));
     }
     if r != *root {
         return Err(ProofError::RootMismatch);
     }
-    memo.extend(computed);
+    memo.extend(proven);
     Ok(())
 }
 

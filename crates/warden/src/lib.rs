@@ -2,5 +2,6 @@
 //! subcommands and by the integration tests, so both start exactly the same thing.
 
 pub mod audit_verify;
+mod audit_verify_fast;
 pub mod demo;
 pub mod services;
