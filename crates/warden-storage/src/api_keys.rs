@@ -13,7 +13,7 @@ use aes_gcm::aead::rand_core::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use tonic::{Request, Response, Status};
-use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord, DataType};
+use warden_proto::common::v1::DataType;
 use warden_proto::storage::v1 as st;
 use warden_proto::storage::v1::api_keys_server::ApiKeys;
 use warden_proto::storage::v1::{TenantSettingsChange, api_keys_server};
@@ -78,28 +78,6 @@ impl Storage {
         Ok(())
     }
 
-    async fn audit_key_event(
-        &self,
-        tenant_id: &str,
-        caller: &warden_tls::Caller,
-        reason: &str,
-        message: String,
-    ) -> Result<(), Status> {
-        self.append_audit(AuditRecord {
-            kind: AuditKind::Admin as i32,
-            tenant_id: tenant_id.to_owned(),
-            caller: caller.subject(),
-            decision: AuditDecision::Allowed as i32,
-            reason: reason.to_owned(),
-            reason_message: message,
-            outcome: "ok".into(),
-            recorded_by: "storage/storage".into(),
-            ..Default::default()
-        })
-        .await
-        .map(|_| ())
-    }
-
     fn key_info(
         &self,
         row: &sqlx::any::AnyRow,
@@ -143,7 +121,7 @@ impl ApiKeys for Storage {
         let key = new_key();
         let description = self.seal_nonempty(&r.tenant_id, &r.description).await?;
         // Audited before it is committed: a key nobody can account for never exists.
-        self.audit_key_event(
+        self.audit_admin_action(
             &r.tenant_id,
             &caller,
             "API_KEY_CREATED",
@@ -219,7 +197,7 @@ impl ApiKeys for Storage {
             )));
         };
         if found.try_get::<i64, _>(0).map_err(DbError::from)? == 0 {
-            self.audit_key_event(
+            self.audit_admin_action(
                 &r.tenant_id,
                 &caller,
                 "API_KEY_REVOKED",

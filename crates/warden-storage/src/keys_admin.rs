@@ -58,7 +58,9 @@ const BATCH: i64 = 200;
 type ProgressStream = Pin<Box<dyn Stream<Item = Result<RotationProgress, Status>> + Send>>;
 
 impl Storage {
-    async fn audit_key_action(
+    /// Records an administrative action (key rotation, tokens, API keys) before it
+    /// commits: the caller of `tenant_id`, the rule id `action`, and what was done.
+    pub(crate) async fn audit_admin_action(
         &self,
         tenant_id: &str,
         caller: &warden_tls::Caller,
@@ -156,7 +158,7 @@ impl Keys for Storage {
         let mut total = 0;
         for (tenant, n) in &per_tenant {
             total += n;
-            self.audit_key_action(
+            self.audit_admin_action(
                 tenant,
                 &caller,
                 "DATA_KEYS_REWRAPPED",
@@ -181,7 +183,7 @@ impl Keys for Storage {
         let tenant = req.into_inner().tenant_id;
         check_tenant(&tenant)?;
         let (old, new) = self.inner.keys.replace_key(&tenant).await?;
-        self.audit_key_action(
+        self.audit_admin_action(
             &tenant,
             &caller,
             "TENANT_KEY_ROTATION_STARTED",
@@ -220,7 +222,7 @@ impl Keys for Storage {
             let msg = match &result {
                 Ok((done, destroyed)) => {
                     let audited = storage
-                        .audit_key_action(
+                        .audit_admin_action(
                             &tenant,
                             &caller,
                             "TENANT_KEY_ROTATED",
@@ -251,7 +253,7 @@ impl Keys for Storage {
         let tenant = req.into_inner().tenant_id;
         check_tenant(&tenant)?;
         // Audited first: if the record cannot be written, nothing is destroyed.
-        self.audit_key_action(
+        self.audit_admin_action(
             &tenant,
             &caller,
             "TENANT_SHRED_REQUESTED",
@@ -292,7 +294,7 @@ impl Keys for Storage {
                 .map_err(DbError::from)?;
         }
         // Under a fresh audit key, so compliance can still read that it happened.
-        self.audit_key_action(
+        self.audit_admin_action(
             &tenant,
             &caller,
             "TENANT_SHREDDED",

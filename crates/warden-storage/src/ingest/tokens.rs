@@ -11,7 +11,6 @@ use aes_gcm::aead::rand_core::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use tonic::{Request, Response, Status};
-use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
 use warden_proto::telemetry::v1 as tm;
 use warden_proto::telemetry::v1::ingest_tokens_server::IngestTokens;
 use warden_tls::authorize;
@@ -59,28 +58,6 @@ impl Storage {
             )),
         }
     }
-
-    async fn audit_token_action(
-        &self,
-        tenant_id: &str,
-        caller: &warden_tls::Caller,
-        reason: &str,
-        message: String,
-    ) -> Result<(), Status> {
-        self.append_audit(AuditRecord {
-            kind: AuditKind::Admin as i32,
-            tenant_id: tenant_id.to_owned(),
-            caller: caller.subject(),
-            decision: AuditDecision::Allowed as i32,
-            reason: reason.to_owned(),
-            reason_message: message,
-            outcome: "ok".into(),
-            recorded_by: "storage/storage".into(),
-            ..Default::default()
-        })
-        .await
-        .map(|_| ())
-    }
 }
 
 #[tonic::async_trait]
@@ -98,7 +75,7 @@ impl IngestTokens for Storage {
         let token = new_token();
         let description = self.seal_nonempty(&r.tenant_id, &r.description).await?;
         // Audited before it is committed: a token nobody can account for never exists.
-        self.audit_token_action(
+        self.audit_admin_action(
             &r.tenant_id,
             &caller,
             "INGEST_TOKEN_CREATED",
@@ -202,7 +179,7 @@ impl IngestTokens for Storage {
         if found.try_get::<i64, _>(0).map_err(DbError::from)? != 0 {
             return Ok(Response::new(tm::RevokeIngestTokenResponse {}));
         }
-        self.audit_token_action(
+        self.audit_admin_action(
             &r.tenant_id,
             &caller,
             "INGEST_TOKEN_REVOKED",
