@@ -3,15 +3,15 @@
 //! `{"type": "error", "error": {"type", "message"}}` with the API's status codes.
 
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use warden_proto::common::v1 as pb;
 use warden_proto::gateway::v1 as gw;
 
-use super::{Api, Defaults, HttpError, content_type, defaults, json_body, sse, text, who};
+use super::{
+    Answer, Api, Defaults, HttpError, content_type, context, json_body, json_ok, run, sse, text,
+};
 use crate::Gateway;
 
 #[derive(Debug, Deserialize)]
@@ -282,48 +282,17 @@ pub(crate) async fn messages(State(g): State<Gateway>, req: Request) -> Response
 
 async fn serve(g: Gateway, req: Request) -> Result<Response, HttpError> {
     let (parts, body) = req.into_parts();
-    let who = who(
-        &g,
-        &parts.headers,
-        &parts.extensions,
-        "warden.gateway.v1.Gateway/Complete",
-    )
-    .await?;
-    let d = defaults(&parts.headers, &who)?;
-    let (caller, tenant) = (who.caller, who.tenant);
+    let cx = context(&g, &parts).await?;
     let r: MessagesRequest = json_body(body).await?;
-    let providers: Vec<String> = g
-        .providers()
-        .catalogue()
-        .iter()
-        .map(|p| p.name.clone())
-        .collect();
     let streaming = r.stream;
-    let complete = to_complete(r, &tenant, &d, &providers)?;
-    if !streaming {
-        let resp = g
-            .complete(&caller, complete)
-            .await
-            .map_err(HttpError::from_gateway)?;
-        return Ok((
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            answer(&resp).to_string(),
-        )
-            .into_response());
-    }
-    let caller = warden_tls::authorize_caller(caller, "warden.gateway.v1.Gateway/CompleteStream")
-        .and_then(|a| a.for_tenant(&tenant))
-        .map_err(|s| HttpError::from_status(&s))?;
-    let relay = g
-        .complete_stream_keyed(&caller, who.api_key, complete)
-        .await
-        .map_err(HttpError::from_gateway)?;
-    let mut state = Events::default();
-    let events = relay
-        .map(move |ev| state.next(ev))
-        .take_while(|s| futures::future::ready(!s.is_empty()));
-    Ok(sse(events))
+    let complete = to_complete(r, &cx.who.tenant, &cx.defaults, &cx.providers)?;
+    Ok(match run(&g, cx.who, complete, streaming).await? {
+        Answer::Unary(resp) => json_ok(&answer(&resp)),
+        Answer::Stream(relay) => {
+            let mut state = Events::default();
+            sse(relay, move |ev| state.next(ev))
+        }
+    })
 }
 
 /// Which content block is open.

@@ -397,9 +397,89 @@ pub(crate) fn text(data_type: pb::DataType, text: String) -> gw::ContentPart {
     }
 }
 
-/// Server-sent events from a stream of (event name, JSON) pairs.
-pub(crate) fn sse(events: impl futures::Stream<Item = String> + Send + 'static) -> Response {
+/// What every request needs before its body is read: who is calling (first, so nothing
+/// of the body is read for a stranger), the headers' defaults and the provider names.
+pub(crate) struct Context {
+    pub who: Who,
+    pub defaults: Defaults,
+    pub providers: Vec<String>,
+}
+
+pub(crate) async fn context(
+    g: &Gateway,
+    parts: &axum::http::request::Parts,
+) -> Result<Context, HttpError> {
+    let who = who(
+        g,
+        &parts.headers,
+        &parts.extensions,
+        "warden.gateway.v1.Gateway/Complete",
+    )
+    .await?;
+    let defaults = defaults(&parts.headers, &who)?;
+    let providers = g
+        .providers()
+        .catalogue()
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    Ok(Context {
+        who,
+        defaults,
+        providers,
+    })
+}
+
+/// What the shared pipeline gave a translated request.
+pub(crate) enum Answer {
+    Unary(Box<gw::CompleteResponse>),
+    Stream(crate::complete::RelayStream),
+}
+
+/// Runs `complete` through the same pipeline as gRPC `Complete` or `CompleteStream`
+/// (whose matrix row a stream must pass too).
+pub(crate) async fn run(
+    g: &Gateway,
+    who: Who,
+    complete: gw::CompleteRequest,
+    streaming: bool,
+) -> Result<Answer, HttpError> {
+    if !streaming {
+        return g
+            .complete(&who.caller, complete)
+            .await
+            .map(|r| Answer::Unary(Box::new(r)))
+            .map_err(HttpError::from_gateway);
+    }
+    let caller =
+        warden_tls::authorize_caller(who.caller, "warden.gateway.v1.Gateway/CompleteStream")
+            .and_then(|a| a.for_tenant(&who.tenant))
+            .map_err(|s| HttpError::from_status(&s))?;
+    g.complete_stream_keyed(&caller, who.api_key, complete)
+        .await
+        .map(Answer::Stream)
+        .map_err(HttpError::from_gateway)
+}
+
+/// A 200 with a JSON body.
+pub(crate) fn json_ok(body: &serde_json::Value) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Server-sent events: each relayed event as `render` writes it, until it writes "".
+pub(crate) fn sse(
+    relay: crate::complete::RelayStream,
+    render: impl FnMut(Result<gw::CompleteStreamEvent, tonic::Status>) -> String + Send + 'static,
+) -> Response {
     use futures::StreamExt;
+    let events = relay
+        .map(render)
+        .take_while(|s| futures::future::ready(!s.is_empty()));
     let body = Body::from_stream(events.map(Ok::<_, std::convert::Infallible>));
     Response::builder()
         .status(StatusCode::OK)

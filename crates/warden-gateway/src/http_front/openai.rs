@@ -3,15 +3,15 @@
 //! `{"error": {"message", "type"}}` with the API's status codes.
 
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use warden_proto::common::v1 as pb;
 use warden_proto::gateway::v1 as gw;
 
-use super::{Api, Defaults, HttpError, content_type, defaults, json_body, sse, text, who};
+use super::{
+    Answer, Api, Defaults, HttpError, content_type, context, json_body, json_ok, run, sse, text,
+};
 use crate::Gateway;
 
 #[derive(Debug, Deserialize)]
@@ -324,60 +324,24 @@ pub(crate) async fn chat_completions(State(g): State<Gateway>, req: Request) -> 
 
 async fn serve(g: Gateway, req: Request) -> Result<Response, HttpError> {
     let (parts, body) = req.into_parts();
-    let (relay, include_usage) = {
-        // Who is calling comes first: nothing of the body is read for a stranger.
-        let who = who(
-            &g,
-            &parts.headers,
-            &parts.extensions,
-            "warden.gateway.v1.Gateway/Complete",
-        )
-        .await?;
-        let d = defaults(&parts.headers, &who)?;
-        let (caller, tenant) = (who.caller, who.tenant);
-        let r: ChatRequest = json_body(body).await?;
-        let providers: Vec<String> = g
-            .providers()
-            .catalogue()
-            .iter()
-            .map(|p| p.name.clone())
-            .collect();
-        let streaming = r.stream;
-        let include_usage = r.stream_options.as_ref().is_some_and(|o| o.include_usage);
-        let complete = to_complete(r, &tenant, &d, &providers)?;
-        if !streaming {
-            let resp = g
-                .complete(&caller, complete)
-                .await
-                .map_err(HttpError::from_gateway)?;
-            return Ok((
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                answer(&resp).to_string(),
-            )
-                .into_response());
+    let cx = context(&g, &parts).await?;
+    let r: ChatRequest = json_body(body).await?;
+    let streaming = r.stream;
+    let include_usage = r.stream_options.as_ref().is_some_and(|o| o.include_usage);
+    let complete = to_complete(r, &cx.who.tenant, &cx.defaults, &cx.providers)?;
+    Ok(match run(&g, cx.who, complete, streaming).await? {
+        Answer::Unary(resp) => json_ok(&answer(&resp)),
+        Answer::Stream(relay) => {
+            let mut state = Chunks {
+                id: String::new(),
+                model: String::new(),
+                created: now_secs(),
+                include_usage,
+                done: false,
+            };
+            sse(relay, move |ev| state.next(ev))
         }
-        let caller =
-            warden_tls::authorize_caller(caller, "warden.gateway.v1.Gateway/CompleteStream")
-                .and_then(|a| a.for_tenant(&tenant))
-                .map_err(|s| HttpError::from_status(&s))?;
-        let relay = g
-            .complete_stream_keyed(&caller, who.api_key, complete)
-            .await
-            .map_err(HttpError::from_gateway)?;
-        (relay, include_usage)
-    };
-    let mut state = Chunks {
-        id: String::new(),
-        model: String::new(),
-        created: now_secs(),
-        include_usage,
-        done: false,
-    };
-    let events = relay
-        .map(move |ev| state.next(ev))
-        .take_while(|s| futures::future::ready(!s.is_empty()));
-    Ok(sse(events))
+    })
 }
 
 /// The chunk state of one stream.
@@ -475,7 +439,7 @@ mod tests {
         ]}))
         .unwrap();
         let e = to_complete(r, "acme", &defaults(None), &[]).unwrap_err();
-        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
         assert!(
             e.message.contains("messages[1] carries no data type"),
             "{}",
