@@ -498,18 +498,59 @@ impl Cluster {
         n
     }
 
-    /// Every audit record of a tenant (up to 1000), read by compliance through the gateway.
+    /// Every audit record of a tenant (up to 1000), read by compliance through the gateway,
+    /// once every intent has its outcome or after 3 s (a call's outcome is written after
+    /// its answer has gone back; a test that loses outcomes on purpose gets what there is).
     pub async fn audit_records(&self, tenant_id: &str) -> Vec<pb::AuditRecord> {
-        self.audit("compliance")
-            .query_audit_records(gw::QueryAuditRecordsRequest {
-                tenant_id: tenant_id.into(),
-                page_size: 1000,
-                ..Default::default()
-            })
+        self.records_settled_within(tenant_id, std::time::Duration::from_secs(3))
             .await
-            .unwrap()
-            .into_inner()
-            .records
+            .unwrap_or_else(|records| records)
+    }
+
+    /// A tenant's audit records once every intent has its outcome; fails the test if one
+    /// has none after 10 s.
+    pub async fn settled_audit_records(&self, tenant_id: &str) -> Vec<pb::AuditRecord> {
+        match self
+            .records_settled_within(tenant_id, std::time::Duration::from_secs(10))
+            .await
+        {
+            Ok(records) => records,
+            Err(records) => {
+                panic!("an intent of {tenant_id} has had no outcome for 10 s: {records:?}")
+            }
+        }
+    }
+
+    /// `Ok` once every intent of the tenant has its outcome, `Err` with the records as they
+    /// are when `wait` has passed.
+    async fn records_settled_within(
+        &self,
+        tenant_id: &str,
+        wait: std::time::Duration,
+    ) -> Result<Vec<pb::AuditRecord>, Vec<pb::AuditRecord>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let records = self
+                .audit("compliance")
+                .query_audit_records(gw::QueryAuditRecordsRequest {
+                    tenant_id: tenant_id.into(),
+                    page_size: 1000,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .records;
+            let count =
+                |kind: pb::AuditKind| records.iter().filter(|r| r.kind == kind as i32).count();
+            if count(pb::AuditKind::Intent) == count(pb::AuditKind::Outcome) {
+                return Ok(records);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(records);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 }
 

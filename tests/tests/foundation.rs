@@ -51,6 +51,9 @@ async fn opt_in_walk_unknown_enable_complete_disable() {
     let summary = ok.minimization.unwrap();
     assert_eq!(summary.bytes_before, "checkout ERROR timeout".len() as u64);
     assert_eq!(c.local.calls(), 1);
+    // The outcome record follows the answer; let it land before the next change, so the
+    // log's order below is fixed.
+    c.settled_audit_records("acme").await;
 
     // Disable: the very next call is refused.
     let mut off = enabled_tenant("acme");
@@ -69,15 +72,7 @@ async fn opt_in_walk_unknown_enable_complete_disable() {
 
     // The audit log holds the denials, the intent, the outcome and the settings changes, and verifies.
     let mut audit = c.audit("compliance");
-    let records = audit
-        .query_audit_records(gw::QueryAuditRecordsRequest {
-            tenant_id: "acme".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .records;
+    let records = c.audit_records("acme").await;
     let kinds: Vec<_> = records
         .iter()
         .map(|r| (pb::AuditKind::try_from(r.kind).unwrap(), r.reason.as_str()))
@@ -440,15 +435,7 @@ async fn secrets_are_redacted_before_the_provider_sees_them() {
     assert!(kinds.contains(&"aws_access_key_id".to_owned()), "{kinds:?}");
     // Neither the answer nor the audit log carries the secret.
     assert!(!ok.text.contains(secret));
-    let records = c
-        .audit("compliance")
-        .query_audit_records(gw::QueryAuditRecordsRequest {
-            tenant_id: "acme".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let records = c.audit_records("acme").await;
     assert!(!format!("{records:?}").contains(secret));
     c.stop().await;
 }

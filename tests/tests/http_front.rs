@@ -154,10 +154,24 @@ def run(name):
         if name == "anthropic_plain":
             an.messages.create(model="local", max_tokens=50, messages=[{"role": "user", "content": LINE}])
             return {"error": None}
+        if name == "openai_stream_plain":
+            text = ""
+            for ch in oa.chat.completions.create(model="local", stream=True,
+                                                 messages=[{"role": "user", "content": LINE}]):
+                for c in ch.choices:
+                    text += c.delta.content or ""
+            return {"error": None, "text": text}
+        if name == "anthropic_stream_plain":
+            text = ""
+            with an.messages.stream(model="local", max_tokens=50,
+                                    messages=[{"role": "user", "content": LINE}]) as s:
+                for t in s.text_stream:
+                    text += t
+            return {"error": None, "text": text}
         if name == "models":
             return {"models": [m.id for m in oa.models.list()]}
         return {"unknown": name}
-    except (openai.APIStatusError, anthropic.APIStatusError) as e:
+    except (openai.APIError, anthropic.APIError) as e:
         return err(e)
 for name in sys.argv[5:]:
     print(json.dumps(dict(run(name), scenario=name)), flush=True)
@@ -293,6 +307,97 @@ async fn the_sdks_raise_their_own_typed_errors_and_nothing_reaches_the_provider(
         .unwrap();
     assert_eq!(res.status(), 429);
     assert!(res.headers().contains_key("retry-after"));
+    c.stop().await;
+}
+
+/// A provider that fails, through the OpenAI adapter to a mock speaking OpenAI's wire
+/// protocol: before an answer the SDKs raise their own server error (503, naming the
+/// provider), during a stream their stream error; each call's outcome names the class.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_provider_is_the_sdks_own_error_before_and_during_a_stream() {
+    use warden_testkit::Fault;
+    const KEY: &str = "sk-test-provider-key";
+    let ca = warden_testkit::TestCa::new().unwrap();
+    let mock = warden_testkit::MockServer::start(
+        &ca,
+        warden_testkit::openai::OpenAiMock {
+            expected_key: Some(KEY.into()),
+        },
+    )
+    .await
+    .unwrap();
+    let mut cfg = warden_providers::OpenAiConfig::new(
+        "openai",
+        Some(secrecy::SecretString::from(KEY)),
+        warden_providers::LOCAL_MODEL,
+    );
+    cfg.base_url = format!("{}/v1", mock.url());
+    cfg.http = warden_providers::HttpSettings {
+        extra_root_ca_pem: vec![ca.ca_pem()],
+        ..Default::default()
+    };
+    let c = Cluster::start_with(warden_integration_tests::Options {
+        provider: Some(std::sync::Arc::new(
+            warden_providers::OpenAi::new(cfg).unwrap(),
+        )),
+        ..Default::default()
+    })
+    .await;
+    c.set_tenant(pb::TenantSettings {
+        allowed_providers: vec!["openai".into()],
+        ..enabled_tenant("acme")
+    })
+    .await;
+    c.issue(Role::Agent, "agent-acme", &["acme"]);
+
+    // Unavailable before anything was answered: both attempts the router makes get 503.
+    for (scenario, error) in [
+        ("openai_plain", "InternalServerError"),
+        ("anthropic_stream_plain", "ServiceUnavailableError"),
+    ] {
+        let before = mock.calls();
+        mock.script([Fault::status(503), Fault::status(503)]);
+        let v = sdk(&c, "agent-acme", &[scenario]).remove(0);
+        assert_eq!(v["error"], error, "{v}");
+        assert_eq!(v["status"], 503, "{v}");
+        let message = v["message"].as_str().unwrap();
+        assert!(message.contains("openai"), "names the provider: {v}");
+        assert!(!message.contains(KEY), "{v}");
+        assert_eq!(
+            mock.calls() - before,
+            2,
+            "{scenario}: one retry, then the error"
+        );
+    }
+    // The provider is back.
+    let v = sdk(&c, "agent-acme", &["openai_plain"]).remove(0);
+    assert_eq!(v["error"], Value::Null, "{v}");
+    // A failure after the answer started: the stream ends with the SDK's stream error.
+    for (scenario, error) in [
+        ("openai_stream_plain", "APIError"),
+        ("anthropic_stream_plain", "APIStatusError"),
+    ] {
+        mock.script([Fault::StreamErrorAfter(2)]);
+        let v = sdk(&c, "agent-acme", &[scenario]).remove(0);
+        assert_eq!(v["error"], error, "{scenario}: {v}");
+        assert!(
+            v["message"].as_str().unwrap().contains("openai"),
+            "{scenario}: {v}"
+        );
+    }
+    let records = c.settled_audit_records("acme").await;
+    let mut outcomes: Vec<&str> = records
+        .iter()
+        .filter(|r| r.kind == pb::AuditKind::Outcome as i32)
+        .map(|r| r.outcome.as_str())
+        .collect();
+    outcomes.sort_unstable();
+    assert_eq!(outcomes.len(), 5, "{outcomes:?}");
+    // The mock's mid-stream event is OpenAI's `server_error`, which the adapter reads as 500.
+    assert_eq!(
+        &outcomes[..],
+        &["http_500", "http_500", "http_503", "http_503", "ok"][..]
+    );
     c.stop().await;
 }
 

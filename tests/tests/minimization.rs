@@ -32,15 +32,7 @@ fn sent(c: &Cluster) -> String {
 }
 
 async fn audit_records(c: &Cluster, tenant: &str) -> Vec<pb::AuditRecord> {
-    c.audit("compliance")
-        .query_audit_records(gw::QueryAuditRecordsRequest {
-            tenant_id: tenant.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .records
+    c.audit_records(tenant).await
 }
 
 const TICKET_RULES: &str = r#"

@@ -18,33 +18,35 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::StreamExt;
-use tonic::Status;
 use warden_policy::{Ask, Decision};
 use warden_proto::common::v1::{self as pb, AuditDecision, AuditKind, AuditRecord};
 use warden_proto::gateway::v1 as gw;
-use warden_providers::{ChatResponse, Content, StopReason, StreamEvent, Usage};
+use warden_providers::{ChatResponse, Content, StopReason, Usage};
 use warden_tls::Caller;
 
 use crate::Gateway;
 use crate::convert::{ValidRequest, data_type_to_proto, validate};
-use crate::minimize::{Minimized, StreamRestorer, minimize};
+use crate::minimize::{Minimized, minimize};
+use crate::outcome::Outcome;
+use crate::relay::Outbox;
 use crate::status::GatewayError;
 
 /// Everything decided before egress, once its intent is durable.
 pub(crate) struct Prepared {
-    req: ValidRequest,
+    pub(crate) req: ValidRequest,
     providers: Arc<crate::Providers>,
     profile: String,
     decision: Decision,
-    minimized: Minimized,
-    intent_id: String,
+    pub(crate) minimized: Minimized,
+    pub(crate) intent_id: String,
     caller: String,
     /// The HTTP front's API key the call came with (re-checked when its tenant changes).
-    api_key: Option<String>,
-    started: Instant,
-    /// The tenant's concurrency slot, released when the call or its stream ends.
-    _permit: warden_providers::TenantPermit,
+    pub(crate) api_key: Option<String>,
+    pub(crate) started: Instant,
+    /// The tenant's concurrency slot, held while the provider is working on the call:
+    /// released once the answer (or the stream's end) is ready, before the outcome
+    /// record, which does not occupy the provider.
+    permit: Option<warden_providers::TenantPermit>,
 }
 
 /// A call that passed every check and holds its tenant slot, before its intent.
@@ -138,7 +140,7 @@ impl Gateway {
             caller: caller.subject(),
             api_key: None,
             started,
-            _permit: permit,
+            permit: Some(permit),
         }))
     }
 
@@ -197,15 +199,7 @@ impl Gateway {
         }
     }
 
-    async fn record_outcome(
-        &self,
-        p: &Prepared,
-        provider: &str,
-        model: &str,
-        usage: Usage,
-        outcome: &str,
-        attempts: Vec<pb::Attempt>,
-    ) {
+    pub(crate) async fn record_outcome(&self, p: &Prepared, end: CallEnd) {
         let record = AuditRecord {
             kind: AuditKind::Outcome as i32,
             tenant_id: p.req.tenant_id.clone(),
@@ -214,17 +208,17 @@ impl Gateway {
             agent_run_id: p.req.agent_run_id.clone(),
             decision: AuditDecision::Allowed as i32,
             reason: "ALLOWED".into(),
-            attempts,
-            provider: provider.to_owned(),
-            model: model.to_owned(),
+            attempts: end.attempts,
+            provider: end.provider,
+            model: end.model,
             data_types: types(&p.minimized.types_sent),
             minimization: Some(p.minimized.summary.clone()),
             usage: Some(pb::Usage {
-                input_tokens: usage.input_tokens,
-                output_tokens: usage.output_tokens,
+                input_tokens: end.usage.input_tokens,
+                output_tokens: end.usage.output_tokens,
             }),
-            latency_ms: p.started.elapsed().as_millis() as u64,
-            outcome: outcome.to_owned(),
+            latency_ms: end.latency.as_millis() as u64,
+            outcome: end.outcome.to_string(),
             intent_id: p.intent_id.clone(),
             ..Default::default()
         };
@@ -235,10 +229,11 @@ impl Gateway {
         }
     }
 
-    /// A unary call. Everything from the intent on runs in its own task, awaited here:
-    /// tonic drops this future when the caller goes away or its deadline passes, and a
-    /// call whose intent may be committed must still record an outcome. A caller that
-    /// goes away cancels the provider call (outcome `cancelled`).
+    /// A unary call. Everything from the intent on runs in its own task: tonic drops this
+    /// future when the caller goes away or its deadline passes, and a call whose intent
+    /// may be committed must still record an outcome. A caller that goes away cancels the
+    /// provider call (outcome `cancelled`). The answer goes back as soon as it is ready;
+    /// the outcome record follows it rather than delaying it.
     pub(crate) async fn complete(
         &self,
         caller: &Caller,
@@ -247,54 +242,60 @@ impl Gateway {
         let admitted = self.admit(caller, req).await?;
         // Dropped with this future: the task sees the caller go away.
         let (_caller_here, caller_gone) = tokio::sync::oneshot::channel::<()>();
+        let (answer_tx, answer) = tokio::sync::oneshot::channel();
         let gw = self.clone();
-        tokio::spawn(async move { gw.complete_admitted(admitted, caller_gone).await })
-            .await
-            .map_err(|_| GatewayError::Interrupted)?
+        tokio::spawn(async move { gw.complete_admitted(admitted, caller_gone, answer_tx).await });
+        answer.await.map_err(|_| GatewayError::Interrupted)?
     }
 
     async fn complete_admitted(
         &self,
         admitted: Admitted,
         mut caller_gone: tokio::sync::oneshot::Receiver<()>,
-    ) -> Result<gw::CompleteResponse, GatewayError> {
-        let p = self.write_intent(admitted).await?;
+        answer: tokio::sync::oneshot::Sender<Result<gw::CompleteResponse, GatewayError>>,
+    ) {
+        let mut p = match self.write_intent(admitted).await {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = answer.send(Err(e));
+                return;
+            }
+        };
         let mut attempts = Vec::new();
         let route = p.route();
         let result = tokio::select! {
             r = p.providers.complete(&route, &p.minimized.chat, &mut attempts) => Some(r),
             _ = &mut caller_gone => None,
         };
-        let Some(result) = result else {
-            // The caller went away: dropping the routing future cancels the provider call.
-            self.record_outcome(&p, "", "", Usage::default(), "cancelled", attempts)
-                .await;
-            return Err(GatewayError::Cancelled);
-        };
-        match result {
-            Ok((provider, mut resp)) => {
-                self.record_outcome(
-                    &p,
-                    &provider,
-                    &resp.model,
-                    resp.usage,
-                    "ok",
-                    attempts.clone(),
-                )
-                .await;
+        let (answered, end) = match result {
+            // The caller went away: dropping the routing future cancelled the provider call.
+            None => (
+                Err(GatewayError::Cancelled),
+                CallEnd::without_answer(&p, Outcome::Cancelled, attempts),
+            ),
+            Some(Ok((provider, mut resp))) => {
+                let end = CallEnd {
+                    provider: provider.clone(),
+                    model: resp.model.clone(),
+                    usage: resp.usage,
+                    outcome: Outcome::Ok,
+                    attempts: attempts.clone(),
+                    latency: p.started.elapsed(),
+                };
                 restore(&p, &mut resp);
                 metrics::histogram!("warden_gateway_request_duration_seconds", "rpc" => "Complete")
                     .record(p.started.elapsed().as_secs_f64());
-                Ok(response(provider, resp, &p, attempts))
+                (Ok(response(provider, resp, &p, attempts)), end)
             }
-            Err(e) => {
-                let class = crate::routing::error_class(&e);
+            Some(Err(e)) => {
+                let outcome = Outcome::from(&e);
                 let err = GatewayError::routed(e, &attempts);
-                self.record_outcome(&p, "", "", Usage::default(), &class, attempts)
-                    .await;
-                Err(err)
+                (Err(err), CallEnd::without_answer(&p, outcome, attempts))
             }
-        }
+        };
+        p.release_slot();
+        let _ = answer.send(answered);
+        self.record_outcome(&p, end).await;
     }
 
     /// A streamed call. As for [`Gateway::complete`], everything from the intent on runs
@@ -303,7 +304,7 @@ impl Gateway {
         &self,
         caller: &Caller,
         req: gw::CompleteRequest,
-    ) -> Result<RelayStream, GatewayError> {
+    ) -> Result<crate::relay::RelayStream, GatewayError> {
         self.complete_stream_keyed(caller, None, req).await
     }
 
@@ -314,7 +315,7 @@ impl Gateway {
         caller: &Caller,
         api_key: Option<String>,
         req: gw::CompleteRequest,
-    ) -> Result<RelayStream, GatewayError> {
+    ) -> Result<crate::relay::RelayStream, GatewayError> {
         let mut admitted = self.admit(caller, req).await?;
         admitted.0.api_key = api_key;
         let (opened_tx, opened) = tokio::sync::oneshot::channel();
@@ -326,7 +327,9 @@ impl Gateway {
     async fn stream_admitted(
         self,
         admitted: Admitted,
-        mut opened_tx: tokio::sync::oneshot::Sender<Result<RelayStream, GatewayError>>,
+        mut opened_tx: tokio::sync::oneshot::Sender<
+            Result<crate::relay::RelayStream, GatewayError>,
+        >,
     ) {
         let p = match self.write_intent(admitted).await {
             Ok(p) => p,
@@ -344,321 +347,80 @@ impl Gateway {
         };
         let (provider, model, upstream) = match opened {
             None => {
-                self.record_outcome(&p, "", "", Usage::default(), "cancelled", attempts)
-                    .await;
+                let end = CallEnd::without_answer(&p, Outcome::Cancelled, attempts);
+                self.record_outcome(&p, end).await;
                 return;
             }
             Some(Err(e)) => {
-                let class = crate::routing::error_class(&e);
-                let err = GatewayError::routed(e, &attempts);
-                self.record_outcome(&p, "", "", Usage::default(), &class, attempts)
-                    .await;
-                let _ = opened_tx.send(Err(err));
+                let end = CallEnd::without_answer(&p, Outcome::from(&e), attempts.clone());
+                let _ = opened_tx.send(Err(GatewayError::routed(e, &attempts)));
+                self.record_outcome(&p, end).await;
                 return;
             }
             Some(Ok(x)) => x,
         };
-        let (tx, rx) = tokio::sync::mpsc::channel(32);
-        let stalled = Arc::new(std::sync::Mutex::new(None));
-        let relay = Relay {
-            tx,
-            idle: p.providers.stream_idle(&provider),
-            stalled: stalled.clone(),
-        };
-        if opened_tx
-            .send(Ok(RelayStream {
-                rx,
-                stalled,
-                ended: false,
-            }))
-            .is_err()
-        {
+        let (outbox, stream) = Outbox::new(p.providers.stream_idle(&provider));
+        if opened_tx.send(Ok(stream)).is_err() {
             drop(upstream);
-            self.record_outcome(
-                &p,
-                &provider,
-                &model,
-                Usage::default(),
-                "cancelled",
+            let end = CallEnd {
+                provider,
+                model,
+                usage: Usage::default(),
+                outcome: Outcome::Cancelled,
                 attempts,
-            )
-            .await;
+                latency: p.started.elapsed(),
+            };
+            self.record_outcome(&p, end).await;
             return;
         }
-        self.relay(p, provider, model, upstream, changes, attempts, relay)
-            .await;
-    }
-
-    /// Relays one stream to its reader until it ends, the reader goes away or stops
-    /// reading for the idle timeout, or the tenant opts out; then drops the upstream
-    /// (cancelling the provider's request), records the outcome and frees the slot.
-    #[allow(clippy::too_many_arguments)]
-    async fn relay(
-        &self,
-        p: Prepared,
-        provider: String,
-        mut model: String,
-        mut upstream: warden_providers::EventStream,
-        mut changes: tokio::sync::broadcast::Receiver<String>,
-        attempts: Vec<pb::Attempt>,
-        relay: Relay,
-    ) {
-        let mut usage = Usage::default();
-        let mut stop = StopReason::EndTurn;
-        let mut outcome = "ok".to_owned();
-        let mut restorer = StreamRestorer::default();
-        let mut tools: std::collections::BTreeMap<u32, StreamRestorer> = Default::default();
-        let pseudonyms = &p.minimized.pseudonyms;
-        let mut started = false;
-        loop {
-            let next = tokio::select! {
-                ev = upstream.next() => ev,
-                () = relay.tx.closed() => {
-                    // The caller went away, perhaps while upstream is silent: stop now;
-                    // dropping `upstream` below cancels the provider's HTTP request.
-                    outcome = "cancelled".into();
-                    break;
-                }
-                changed = changes.recv() => {
-                    use tokio::sync::broadcast::error::RecvError;
-                    // A lagged receiver may have missed this tenant's opt-out: re-read
-                    // as if it had changed. A closed channel cannot tell us any more.
-                    let ours = match &changed {
-                        Ok(t) => *t == p.req.tenant_id,
-                        Err(RecvError::Lagged(_)) => true,
-                        Err(RecvError::Closed) => {
-                            outcome = "settings_unavailable".into();
-                            let _ = relay.send(Err(Status::unavailable(
-                                "tenant settings can no longer be followed; the answer was stopped (fail closed)",
-                            ))).await;
-                            break;
-                        }
-                    };
-                    if ours
-                        && let Some(key) = &p.api_key
-                        && matches!(
-                            self.inner.api_keys.lookup(key).await,
-                            Err(crate::api_keys::KeyError::Unknown)
-                        )
-                    {
-                        outcome = "key_revoked".into();
-                        let _ = relay.send(Err(Status::unauthenticated(
-                            "the API key of this call was revoked; the answer was stopped",
-                        ))).await;
-                        break;
-                    }
-                    if ours && !self.tenant_still_enabled(&p.req.tenant_id).await
-                    {
-                        // Opt-out takes effect mid-answer too: stop relaying, cancel upstream.
-                        outcome = "opted_out".into();
-                        let _ = relay.send(Err(Status::failed_precondition(format!(
-                            "AI features were disabled for tenant {} during this call; the answer was stopped",
-                            p.req.tenant_id
-                        )))).await;
-                        break;
-                    }
-                    continue;
-                }
-            };
-            let Some(ev) = next else { break };
-            let mut out = Vec::new();
-            if !started {
-                // The first event we relay is always StreamStart, with the audit id.
-                started = true;
-                if let Ok(StreamEvent::Start { model: m }) = &ev
-                    && !m.is_empty()
-                {
-                    model = m.clone();
-                }
-                out.push(gw::complete_stream_event::Event::Start(gw::StreamStart {
-                    provider: provider.clone(),
-                    model: model.clone(),
-                    audit_record_id: p.intent_id.clone(),
-                    minimization: Some(p.minimized.summary.clone()),
-                }));
-            }
-            match ev {
-                Ok(StreamEvent::TextDelta { text }) => {
-                    flush_tools(&mut tools, pseudonyms, &mut out);
-                    let text = restorer.push(pseudonyms, &text);
-                    if !text.is_empty() {
-                        out.push(gw::complete_stream_event::Event::TextDelta(gw::TextDelta {
-                            text,
-                        }));
-                    }
-                }
-                Ok(StreamEvent::ToolCallStart { index, id, name }) => {
-                    // A new block: what earlier blocks held back cannot complete any more.
-                    flush_text(&mut restorer, pseudonyms, &mut out);
-                    flush_tools(&mut tools, pseudonyms, &mut out);
-                    tools.insert(index, StreamRestorer::json());
-                    out.push(gw::complete_stream_event::Event::ToolCallDelta(
-                        gw::ToolCallDelta {
-                            index,
-                            id: pseudonyms.restore(&id),
-                            name: pseudonyms.restore(&name),
-                            arguments_json_delta: String::new(),
-                        },
-                    ));
-                }
-                Ok(StreamEvent::ToolCallDelta {
-                    index,
-                    partial_json,
-                }) => {
-                    let arguments_json_delta = tools
-                        .entry(index)
-                        .or_insert_with(StreamRestorer::json)
-                        .push(pseudonyms, &partial_json);
-                    if !arguments_json_delta.is_empty() {
-                        out.push(gw::complete_stream_event::Event::ToolCallDelta(
-                            gw::ToolCallDelta {
-                                index,
-                                arguments_json_delta,
-                                ..Default::default()
-                            },
-                        ));
-                    }
-                }
-                Ok(StreamEvent::Usage { usage: u }) => usage = u,
-                Ok(StreamEvent::Stop { reason }) => stop = reason,
-                Ok(StreamEvent::Start { .. }) => {}
-                Err(e) => {
-                    outcome = crate::routing::error_class(&e);
-                    // After the first event there is no failover: the stream ends with the error.
-                    let _ = relay.send(Err(Status::from(GatewayError::from(e)))).await;
-                    break;
-                }
-            }
-            if let Err(ended) = relay.send_all(out).await {
-                // Dropping `upstream` below cancels the provider call.
-                outcome = ended.outcome().into();
-                break;
-            }
-        }
-        if outcome == "ok" {
-            let mut rest = Vec::new();
-            flush_text(&mut restorer, pseudonyms, &mut rest);
-            flush_tools(&mut tools, pseudonyms, &mut rest);
-            rest.push(gw::complete_stream_event::Event::End(gw::StreamEnd {
-                stop_reason: stop_to_proto(stop) as i32,
-                usage: Some(pb::Usage {
-                    input_tokens: usage.input_tokens,
-                    output_tokens: usage.output_tokens,
-                }),
-                attempts: attempts.clone(),
-            }));
-            if let Err(ended) = relay.send_all(rest).await {
-                outcome = ended.outcome().into();
-            }
-        }
-        drop(upstream);
-        drop(relay);
-        self.record_outcome(&p, &provider, &model, usage, &outcome, attempts)
-            .await;
-        metrics::histogram!("warden_gateway_request_duration_seconds", "rpc" => "CompleteStream")
-            .record(p.started.elapsed().as_secs_f64());
-        // `p` (and with it the tenant's concurrency slot) is released here.
-    }
-
-    async fn tenant_still_enabled(&self, tenant_id: &str) -> bool {
-        matches!(self.inner.tenants.get(tenant_id).await, Ok(Some(s)) if s.enabled)
-    }
-}
-
-/// The sending end of one stream. Every send waits at most the stream idle timeout: a
-/// reader that stops reading (the connection open, its window full) must not pin the
-/// relay, the upstream request and the tenant's slot.
-struct Relay {
-    tx: tokio::sync::mpsc::Sender<Result<gw::CompleteStreamEvent, Status>>,
-    idle: std::time::Duration,
-    stalled: Arc<std::sync::Mutex<Option<Status>>>,
-}
-
-/// Why a relay stopped sending.
-#[derive(Debug, Clone, Copy)]
-enum Ended {
-    /// The reader went away.
-    Gone,
-    /// The reader took nothing for the idle timeout.
-    Stalled,
-}
-
-impl Ended {
-    fn outcome(self) -> &'static str {
-        match self {
-            Ended::Gone => "cancelled",
-            Ended::Stalled => "reader_stalled",
-        }
-    }
-}
-
-// === impl Relay ===
-
-impl Relay {
-    async fn send(&self, item: Result<gw::CompleteStreamEvent, Status>) -> Result<(), Ended> {
-        match tokio::time::timeout(self.idle, self.tx.send(item)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Ended::Gone),
-            Err(_) => {
-                // What is still queued is dropped: the reader, should it come back, gets
-                // this error next and then the end of the stream.
-                let status = Status::from(GatewayError::ReaderStalled {
-                    idle_ms: self.idle.as_millis() as u64,
-                });
-                match self.stalled.lock() {
-                    Ok(mut g) => *g = Some(status),
-                    Err(poisoned) => *poisoned.into_inner() = Some(status),
-                }
-                metrics::counter!("warden_gateway_stream_reader_stalled_total").increment(1);
-                Err(Ended::Stalled)
-            }
-        }
-    }
-
-    async fn send_all(&self, events: Vec<gw::complete_stream_event::Event>) -> Result<(), Ended> {
-        for event in events {
-            self.send(Ok(gw::CompleteStreamEvent { event: Some(event) }))
-                .await?;
-        }
-        Ok(())
-    }
-}
-
-/// The events of one stream, as tonic sends them to the reader. Once the relay has
-/// given up on a reader that stopped reading, the reader gets one `READER_STALLED`
-/// error instead of what was still queued, then the end.
-pub struct RelayStream {
-    rx: tokio::sync::mpsc::Receiver<Result<gw::CompleteStreamEvent, Status>>,
-    stalled: Arc<std::sync::Mutex<Option<Status>>>,
-    ended: bool,
-}
-
-// === impl RelayStream ===
-
-impl futures::Stream for RelayStream {
-    type Item = Result<gw::CompleteStreamEvent, Status>;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        if self.ended {
-            return std::task::Poll::Ready(None);
-        }
-        let stalled = match self.stalled.lock() {
-            Ok(mut g) => g.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
+        let opened = Opened {
+            provider,
+            model,
+            upstream,
+            attempts,
         };
-        if let Some(status) = stalled {
-            self.ended = true;
-            self.rx.close();
-            return std::task::Poll::Ready(Some(Err(status)));
-        }
-        self.rx.poll_recv(cx)
+        self.relay(p, opened, changes, outbox).await;
     }
+}
+
+/// How a call that passed its intent ended: what its outcome record says.
+pub(crate) struct CallEnd {
+    pub(crate) provider: String,
+    pub(crate) model: String,
+    pub(crate) usage: Usage,
+    pub(crate) outcome: Outcome,
+    pub(crate) attempts: Vec<pb::Attempt>,
+    pub(crate) latency: std::time::Duration,
+}
+
+impl CallEnd {
+    /// A call that ended before any provider answered it.
+    fn without_answer(p: &Prepared, outcome: Outcome, attempts: Vec<pb::Attempt>) -> CallEnd {
+        CallEnd {
+            provider: String::new(),
+            model: String::new(),
+            usage: Usage::default(),
+            outcome,
+            attempts,
+            latency: p.started.elapsed(),
+        }
+    }
+}
+
+/// A stream the provider opened, before its first event.
+pub(crate) struct Opened {
+    pub(crate) provider: String,
+    pub(crate) model: String,
+    pub(crate) upstream: warden_providers::EventStream,
+    pub(crate) attempts: Vec<pb::Attempt>,
 }
 
 impl Prepared {
+    /// Frees the tenant's concurrency slot: the provider is done with this call.
+    pub(crate) fn release_slot(&mut self) {
+        self.permit = None;
+    }
+
     fn route(&self) -> warden_providers::RouteRequest<'_> {
         warden_providers::RouteRequest {
             tenant_id: &self.req.tenant_id,
@@ -687,45 +449,11 @@ fn restore(p: &Prepared, resp: &mut ChatResponse) {
     }
 }
 
-/// The held-back ends of every tool call's arguments, as deltas (a block ended, or the stream).
-fn flush_tools(
-    tools: &mut std::collections::BTreeMap<u32, StreamRestorer>,
-    pseudonyms: &warden_minimize::Pseudonyms,
-    out: &mut Vec<gw::complete_stream_event::Event>,
-) {
-    for (index, r) in tools.iter_mut() {
-        let rest = r.finish(pseudonyms);
-        if !rest.is_empty() {
-            out.push(gw::complete_stream_event::Event::ToolCallDelta(
-                gw::ToolCallDelta {
-                    index: *index,
-                    arguments_json_delta: rest,
-                    ..Default::default()
-                },
-            ));
-        }
-    }
-}
-
-/// The held-back end of the answer text, as a delta.
-fn flush_text(
-    restorer: &mut StreamRestorer,
-    pseudonyms: &warden_minimize::Pseudonyms,
-    out: &mut Vec<gw::complete_stream_event::Event>,
-) {
-    let rest = restorer.finish(pseudonyms);
-    if !rest.is_empty() {
-        out.push(gw::complete_stream_event::Event::TextDelta(gw::TextDelta {
-            text: rest,
-        }));
-    }
-}
-
 fn types(set: &BTreeSet<warden_policy::DataType>) -> Vec<i32> {
     set.iter().map(|d| data_type_to_proto(*d) as i32).collect()
 }
 
-fn stop_to_proto(s: StopReason) -> gw::StopReason {
+pub(crate) fn stop_to_proto(s: StopReason) -> gw::StopReason {
     match s {
         StopReason::EndTurn => gw::StopReason::EndTurn,
         StopReason::MaxTokens => gw::StopReason::MaxTokens,

@@ -15,6 +15,8 @@ pub mod convert;
 pub mod engines;
 pub mod http_front;
 mod minimize;
+mod outcome;
+mod relay;
 mod release;
 pub mod routing;
 pub mod status;
@@ -228,7 +230,7 @@ impl gw::gateway_server::Gateway for Gateway {
         Ok(Response::new(res?))
     }
 
-    type CompleteStreamStream = complete::RelayStream;
+    type CompleteStreamStream = relay::RelayStream;
 
     async fn complete_stream(
         &self,

@@ -183,7 +183,7 @@ fn record(from: &[Attempt], to: &mut Vec<pb::Attempt>) {
             Outcome::Failed(e) => {
                 metrics::counter!("warden_gateway_provider_errors_total", "provider" => a.provider.clone(), "kind" => e.kind())
                     .increment(1);
-                error_class(e)
+                crate::outcome::ProviderFailure::from(e).to_string()
             }
             Outcome::Skipped(e) => format!("skipped_{}", e.kind()),
         };
@@ -193,13 +193,5 @@ fn record(from: &[Attempt], to: &mut Vec<pb::Attempt>) {
             outcome,
             latency_ms: a.latency.as_millis() as u64,
         });
-    }
-}
-
-/// A short, bounded label for an error: `http_429`, `timeout`, `connect`, ...
-pub fn error_class(e: &ProviderError) -> String {
-    match e {
-        ProviderError::Status { status, .. } => format!("http_{status}"),
-        other => other.kind().to_owned(),
     }
 }

@@ -433,7 +433,7 @@ pub(crate) async fn context(
 /// What the shared pipeline gave a translated request.
 pub(crate) enum Answer {
     Unary(Box<gw::CompleteResponse>),
-    Stream(crate::complete::RelayStream),
+    Stream(crate::relay::RelayStream),
 }
 
 /// Runs `complete` through the same pipeline as gRPC `Complete` or `CompleteStream`
@@ -473,7 +473,7 @@ pub(crate) fn json_ok(body: &serde_json::Value) -> Response {
 
 /// Server-sent events: each relayed event as `render` writes it, until it writes "".
 pub(crate) fn sse(
-    relay: crate::complete::RelayStream,
+    relay: crate::relay::RelayStream,
     render: impl FnMut(Result<gw::CompleteStreamEvent, tonic::Status>) -> String + Send + 'static,
 ) -> Response {
     use futures::StreamExt;
