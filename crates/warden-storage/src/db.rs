@@ -82,6 +82,19 @@ impl Db {
         Ok(Db { pool, backend, url })
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock at `BEGIN`
+    /// (`IMMEDIATE`), waiting for it under `busy_timeout`: a deferred transaction that
+    /// reads first and writes later fails at once with "database is locked" when another
+    /// writer (the audit committer's own connection, say) committed in between.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// Creates the schema if it is not there. Idempotent.
     pub async fn migrate(&self) -> Result<(), DbError> {
         for stmt in SCHEMA {

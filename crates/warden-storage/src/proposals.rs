@@ -236,7 +236,7 @@ impl Storage {
             audit_record_id: receipt.id,
             detail: String::new(),
         };
-        let mut tx = self.inner.db.pool.begin().await.map_err(DbError::from)?;
+        let mut tx = self.inner.db.begin_write().await.map_err(DbError::from)?;
         sqlx::query(
             "INSERT INTO proposals (id, tenant_id, run_id, kind, status, sealed, reviewer, review_sealed, created_ms, reviewed_ms,
                                     digest, approved_digest, expires_ms, updated_ms, claim_ms, release_sealed, release_key, redactions)

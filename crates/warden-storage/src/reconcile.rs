@@ -142,7 +142,7 @@ pub(crate) async fn close_pending(
                 DbError::Corrupt(format!("no data key for tenant {t}: {}", s.message()))
             })?;
     }
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let start = head_in(&mut tx, db, head).await?;
     let mut next = start.clone();
     let rows = sqlx::query(

@@ -264,7 +264,7 @@ impl RunStore for Storage {
         let now = now_ms();
         let sealed = self.seal(&r.tenant_id, r.trigger_json.as_bytes()).await?;
         let reason = self.seal_nonempty(&r.tenant_id, &r.status_reason).await?;
-        let mut tx = self.inner.db.pool.begin().await.map_err(DbError::from)?;
+        let mut tx = self.inner.db.begin_write().await.map_err(DbError::from)?;
         if !skipped {
             self.check_queue_limits(&mut tx, &r, now).await?;
         }

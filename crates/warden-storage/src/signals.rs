@@ -140,7 +140,7 @@ impl Storage {
     /// `before_ms` (and the series left without points); returns the rows deleted.
     pub async fn prune_signals(&self, tenant_id: &str, before_ms: i64) -> Result<u64, Status> {
         check_tenant(tenant_id)?;
-        let mut tx = self.inner.db.pool.begin().await.map_err(DbError::from)?;
+        let mut tx = self.inner.db.begin_write().await.map_err(DbError::from)?;
         let mut deleted = 0;
         for (table, col) in [
             ("log_records", "time_ms"),

@@ -61,8 +61,7 @@ impl Storage {
         // Make sure the tenant's data key exists before the transaction (creating it
         // writes too, and SQLite has one writer); sealing inside then uses it.
         self.inner.keys.prepare(&tenant_id).await?;
-        let db = &self.inner.db.pool;
-        let mut tx = db.begin().await.map_err(DbError::from)?;
+        let mut tx = self.inner.db.begin_write().await.map_err(DbError::from)?;
         let current: Option<i64> =
             sqlx::query("SELECT version FROM tenant_settings WHERE tenant_id = $1")
                 .bind(&tenant_id)

@@ -77,7 +77,7 @@ impl Storage {
                 self.seal(&tenant, &json).await?,
             ));
         }
-        let mut tx = self.inner.db.pool.begin().await.map_err(db)?;
+        let mut tx = self.inner.db.begin_write().await.map_err(db)?;
         for (sample_type, is_default, sealed) in &rows {
             sqlx::query(
                 "INSERT INTO profiles (id, tenant_id, service, time_ms, sample_type, is_default, summary)
@@ -144,7 +144,7 @@ impl Storage {
             }
         }
 
-        let mut tx = self.inner.db.pool.begin().await.map_err(db)?;
+        let mut tx = self.inner.db.begin_write().await.map_err(db)?;
         for (o, sealed) in &objects {
             sqlx::query(
                 "INSERT INTO cluster_objects (id, tenant_id, cluster, kind, namespace, name, observed_ms, json)
@@ -233,7 +233,7 @@ impl Storage {
         let Some(sealed) = self.sealed_snapshot(&tenant, &key, time, &content).await? else {
             return Ok(accepted(1));
         };
-        let mut tx = self.inner.db.pool.begin().await.map_err(db)?;
+        let mut tx = self.inner.db.begin_write().await.map_err(db)?;
         insert_snapshot(&mut tx, &tenant, &key, time, &sealed).await?;
         tx.commit().await.map_err(db)?;
         Ok(accepted(1))

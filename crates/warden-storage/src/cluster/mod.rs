@@ -80,7 +80,7 @@ impl Storage {
     /// older than `before_ms` (retention); returns how many rows went.
     pub async fn prune_cluster(&self, tenant_id: &str, before_ms: i64) -> Result<u64, Status> {
         crate::util::check_tenant(tenant_id)?;
-        let mut tx = self.inner.db.pool.begin().await.map_err(db)?;
+        let mut tx = self.inner.db.begin_write().await.map_err(db)?;
         let mut n = 0;
         for (table, time) in [
             ("profiles", "time_ms"),

@@ -319,7 +319,7 @@ impl Storage {
                 Some(super::release_key(d.release_url)),
             )
         };
-        let mut tx = self.inner.db.pool.begin().await.map_err(DbError::from)?;
+        let mut tx = self.inner.db.begin_write().await.map_err(DbError::from)?;
         let done = sqlx::query(
             "UPDATE proposals SET status = $1, approved_digest = $2, claim_ms = $3, updated_ms = $4,
                     release_sealed = COALESCE($5, release_sealed), release_key = COALESCE($6, release_key)

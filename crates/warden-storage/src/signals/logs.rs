@@ -60,7 +60,7 @@ impl Storage {
             sealed.push(self.seal(tenant_id, &plain).await?);
         }
         let cols = ["tenant_id", "time_ms", "service", "severity", "sealed"];
-        let mut tx = self.inner.db.pool.begin().await.map_err(DbError::from)?;
+        let mut tx = self.inner.db.begin_write().await.map_err(DbError::from)?;
         for (chunk, sealed) in rows.chunks(INSERT_CHUNK).zip(sealed.chunks(INSERT_CHUNK)) {
             let sql = insert_sql("log_records", &cols, chunk.len());
             let mut q = sqlx::query(&sql);

@@ -83,7 +83,7 @@ impl Storage {
                 None => String::new(),
             });
         }
-        let mut tx = self.inner.db.pool.begin().await.map_err(DbError::from)?;
+        let mut tx = self.inner.db.begin_write().await.map_err(DbError::from)?;
         for (s, (meta, labels)) in series.values().zip(&sealed_series) {
             sqlx::query(
                 "INSERT INTO metric_series (tenant_id, series_id, name, kind, service, meta, labels, first_ms, last_ms)

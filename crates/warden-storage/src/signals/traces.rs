@@ -62,7 +62,7 @@ impl Storage {
             "error",
             "sealed",
         ];
-        let mut tx = self.inner.db.pool.begin().await.map_err(DbError::from)?;
+        let mut tx = self.inner.db.begin_write().await.map_err(DbError::from)?;
         for (chunk, sealed) in spans.chunks(INSERT_CHUNK).zip(sealed.chunks(INSERT_CHUNK)) {
             let sql = insert_sql("spans", &cols, chunk.len());
             let mut q = sqlx::query(&sql);
