@@ -17,6 +17,11 @@ use clap::Parser;
 use futures::StreamExt;
 use warden_benches::{Database, Rig, sample_logs};
 
+/// The allocator the `warden` binary runs with, so the rig in this process measures what
+/// a deployment runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(about = "Gateway overhead: the same load straight to a mock provider and through Warden")]
 struct Args {
