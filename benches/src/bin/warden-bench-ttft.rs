@@ -36,6 +36,10 @@ struct Args {
     /// A CA certificate (PEM) to trust besides the system's.
     #[arg(long)]
     cacert: Option<PathBuf>,
+    /// Do not check the server's certificate (TLS still runs), like `oha --insecure`:
+    /// for a server whose certificate names a service, not the loopback address.
+    #[arg(long)]
+    insecure: bool,
     #[arg(long, default_value_t = 100.0)]
     rate: f64,
     #[arg(long, default_value_t = 10.0)]
@@ -108,6 +112,9 @@ async fn main() -> anyhow::Result<()> {
     if let Some(ca) = &args.cacert {
         let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
         client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+    }
+    if args.insecure {
+        client = client.danger_accept_invalid_certs(true);
     }
     let client = client.build()?;
     let call = {
