@@ -14,7 +14,9 @@ fn gateway_overhead(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let rig = rt.block_on(Rig::start(Database::Sqlite)).unwrap();
+    let rig = rt
+        .block_on(Rig::start(Database::Sqlite, std::time::Duration::ZERO))
+        .unwrap();
     let mut group = c.benchmark_group("complete");
     for bytes in [1024, 16 * 1024] {
         let logs = sample_logs(bytes);

@@ -120,6 +120,12 @@ impl TestCa {
     pub fn ca_pem(&self) -> Vec<u8> {
         self.ca_pem.clone().into_bytes()
     }
+
+    /// The server side (the `localhost` certificate, HTTP/1.1), for servers other than
+    /// [`MockServer`] that clients of this CA must reach (the benchmarks' lean mock).
+    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        self.server.clone()
+    }
 }
 
 /// A scripted fault for the next request. Unscripted requests succeed.
