@@ -266,9 +266,14 @@ async fn run_committer(
     let mut conn: Option<PoolConnection<sqlx::Any>> = None;
     // Set by the first failed commit; from then on every append is refused (`durable.rs`).
     let mut poisoned: Option<String> = None;
+    // SQLite: WAL checkpoints on another connection, after acknowledgements.
+    let mut wal = crate::wal_checkpoint::WalCheckpoints::start(&db);
     loop {
         tokio::select! {
             biased;
+            Some(reason) = async { wal.as_mut()?.failed.recv().await }, if poisoned.is_none() => {
+                poison(&mut poisoned, &writable, reason, 0);
+            }
             n = rx.recv_many(&mut batch, MAX_BATCH) => {
                 if n == 0 {
                     break;
@@ -286,6 +291,9 @@ async fn run_committer(
                         log.published(note);
                         for (p, receipt) in batch.drain(..).zip(receipts) {
                             let _ = p.done.send(Ok(receipt));
+                        }
+                        if let Some(wal) = wal.as_mut() {
+                            wal.committed();
                         }
                     }
                     Err(CommitError::RolledBack(e)) => {
@@ -402,7 +410,14 @@ async fn commit(
         keys.prepare(&audit_scope(t)).await.map_err(seal_error)?;
     }
     if conn.is_none() {
-        *conn = Some(db.pool.acquire().await?);
+        let mut c = db.pool.acquire().await?;
+        if db.backend == crate::db::Backend::Sqlite {
+            // Its WAL checkpoints run elsewhere (`wal_checkpoint.rs`), but for this bound.
+            sqlx::query(&crate::wal_checkpoint::writer_pragma())
+                .execute(&mut *c)
+                .await?;
+        }
+        *conn = Some(c);
     }
     let Some(conn) = conn.as_mut() else {
         return Err(CommitError::RolledBack(DbError::Corrupt(
