@@ -391,6 +391,36 @@ pub(crate) async fn head_in(
     }
 }
 
+/// Begins the committer's transaction; on PostgreSQL with the append lock taken in the
+/// same round trip (`head_in`'s lock, for the replicas).
+async fn begin_locked<'c>(
+    conn: &'c mut sqlx::AnyConnection,
+    db: &Db,
+) -> Result<sqlx::Transaction<'c, sqlx::Any>, sqlx::Error> {
+    if db.backend == crate::db::Backend::Postgres {
+        sqlx::Connection::begin_with(
+            conn,
+            format!("BEGIN; SELECT pg_advisory_xact_lock({AUDIT_APPEND_LOCK})"),
+        )
+        .await
+    } else {
+        sqlx::Connection::begin(conn).await
+    }
+}
+
+/// [`head_in`] once the lock is held ([`begin_locked`]).
+async fn head_after_lock(
+    tx: &mut sqlx::AnyConnection,
+    db: &Db,
+    head: &Head,
+) -> Result<Head, sqlx::Error> {
+    if db.backend == crate::db::Backend::Postgres {
+        Head::read(tx).await
+    } else {
+        Ok(head.clone())
+    }
+}
+
 /// Chains and inserts `batch` in one transaction with the checkpoint that covers it, on
 /// the committer's own connection (`conn`, taken from the pool when there is none);
 /// returns the new head, the receipts and the checkpoint.
@@ -424,8 +454,8 @@ async fn commit(
             "the audit writer has no connection".into(),
         )));
     };
-    let mut tx = sqlx::Connection::begin(&mut **conn).await?;
-    let start = head_in(&mut tx, db, head).await?;
+    let mut tx = begin_locked(conn, db).await?;
+    let start = head_after_lock(&mut tx, db, head).await?;
     let mut next = start.clone();
     let now = now_ms();
     let mut sealed = Vec::with_capacity(batch.len());
