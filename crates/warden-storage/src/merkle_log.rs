@@ -626,6 +626,49 @@ pub(crate) fn parse_note(note_text: &str) -> Result<Checkpoint, sqlx::Error> {
 mod tests {
     use super::*;
 
+    /// A commit whose last checkpoint is not at the size before it (here: records added
+    /// without a signer in between) reads the tiles of that checkpoint's consistency
+    /// proof besides, and signs the right root.
+    #[tokio::test]
+    async fn a_checkpoint_older_than_the_tree_is_extended_with_a_second_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let key = warden_merkle::SignerKey::from_seed("t.example/log", &[7; 32]).unwrap();
+        let signer = crate::log_key::KeyFileSigner::from_key("t.example/log", key).unwrap();
+        let mut conn = db.pool.acquire().await.unwrap();
+        // 600 records: past the first level-0 tile, so the proof 3 -> 600 needs tiles the
+        // append 500 -> 600 neither reads nor writes.
+        for seq in 1..=600i64 {
+            sqlx::query(
+                "INSERT INTO audit_log (sequence, id, tenant_id, time_ms, decision, record, hash, commitment)
+                 VALUES ($1, $2, 'acme', $1, 1, 'r', 'h', 'c')",
+            )
+            .bind(seq)
+            .bind(format!("id-{seq}"))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        }
+        extend(&mut conn, Some(&signer), 0, 3, 1).await.unwrap();
+        extend(&mut conn, None, 3, 500, 2).await.unwrap();
+        let note = extend(&mut conn, Some(&signer), 500, 600, 3)
+            .await
+            .unwrap()
+            .unwrap();
+        let (c, _) =
+            Checkpoint::open(note.as_bytes(), "t.example/log", &signer.verifier(), &[]).unwrap();
+        let leaves: Vec<Hash> = entries(&mut conn, 1, 600)
+            .await
+            .unwrap()
+            .iter()
+            .map(LeafEntry::leaf_hash)
+            .collect();
+        assert_eq!((c.size, c.root), (600, warden_merkle::root(&leaves)));
+    }
+
     #[test]
     fn appending_in_batches_gives_the_tiles_of_the_whole_tree() {
         let leaves: Vec<Hash> = (0u32..70_000)
