@@ -261,6 +261,19 @@ fn the_checkpointer_trusts_only_its_own_previous_checkpoint() {
         cp.sign(Some(tampered.as_bytes()), 8, root(&all), &[]),
         Err(CheckpointError::Note(NoteError::InvalidSignature { .. }))
     ));
+    // The note it signed last is trusted only byte for byte: with one signature bit
+    // changed it is verified, and refused.
+    let ours = cp.sign(None, 4, root(&all[..4]), &[]).unwrap();
+    let sig = ours.trim_end().rsplit(' ').next().unwrap();
+    let mut raw = B64.decode(sig).unwrap();
+    raw[20] ^= 1;
+    let forged = ours.replacen(sig, &B64.encode(&raw), 1);
+    assert!(matches!(
+        cp.sign(Some(forged.as_bytes()), 8, root(&all), &[]),
+        Err(CheckpointError::Note(NoteError::InvalidSignature { .. }))
+    ));
+    cp.sign(Some(ours.as_bytes()), 4, root(&all[..4]), &[])
+        .unwrap();
     // Origins are checked when the checkpointer is made.
     let k = SignerKey::from_seed("log.example", &[5; 32]).unwrap();
     assert_eq!(

@@ -266,9 +266,14 @@ async fn run_committer(
     let mut conn: Option<PoolConnection<sqlx::Any>> = None;
     // Set by the first failed commit; from then on every append is refused (`durable.rs`).
     let mut poisoned: Option<String> = None;
+    // SQLite: WAL checkpoints on another connection, after acknowledgements.
+    let mut wal = crate::wal_checkpoint::WalCheckpoints::start(&db);
     loop {
         tokio::select! {
             biased;
+            Some(reason) = async { wal.as_mut()?.failed.recv().await }, if poisoned.is_none() => {
+                poison(&mut poisoned, &writable, reason, 0);
+            }
             n = rx.recv_many(&mut batch, MAX_BATCH) => {
                 if n == 0 {
                     break;
@@ -286,6 +291,9 @@ async fn run_committer(
                         log.published(note);
                         for (p, receipt) in batch.drain(..).zip(receipts) {
                             let _ = p.done.send(Ok(receipt));
+                        }
+                        if let Some(wal) = wal.as_mut() {
+                            wal.committed();
                         }
                     }
                     Err(CommitError::RolledBack(e)) => {
@@ -383,6 +391,36 @@ pub(crate) async fn head_in(
     }
 }
 
+/// Begins the committer's transaction; on PostgreSQL with the append lock taken in the
+/// same round trip (`head_in`'s lock, for the replicas).
+async fn begin_locked<'c>(
+    conn: &'c mut sqlx::AnyConnection,
+    db: &Db,
+) -> Result<sqlx::Transaction<'c, sqlx::Any>, sqlx::Error> {
+    if db.backend == crate::db::Backend::Postgres {
+        sqlx::Connection::begin_with(
+            conn,
+            format!("BEGIN; SELECT pg_advisory_xact_lock({AUDIT_APPEND_LOCK})"),
+        )
+        .await
+    } else {
+        sqlx::Connection::begin(conn).await
+    }
+}
+
+/// [`head_in`] once the lock is held ([`begin_locked`]).
+async fn head_after_lock(
+    tx: &mut sqlx::AnyConnection,
+    db: &Db,
+    head: &Head,
+) -> Result<Head, sqlx::Error> {
+    if db.backend == crate::db::Backend::Postgres {
+        Head::read(tx).await
+    } else {
+        Ok(head.clone())
+    }
+}
+
 /// Chains and inserts `batch` in one transaction with the checkpoint that covers it, on
 /// the committer's own connection (`conn`, taken from the pool when there is none);
 /// returns the new head, the receipts and the checkpoint.
@@ -402,15 +440,22 @@ async fn commit(
         keys.prepare(&audit_scope(t)).await.map_err(seal_error)?;
     }
     if conn.is_none() {
-        *conn = Some(db.pool.acquire().await?);
+        let mut c = db.pool.acquire().await?;
+        if db.backend == crate::db::Backend::Sqlite {
+            // Its WAL checkpoints run elsewhere (`wal_checkpoint.rs`), but for this bound.
+            sqlx::query(&crate::wal_checkpoint::writer_pragma())
+                .execute(&mut *c)
+                .await?;
+        }
+        *conn = Some(c);
     }
     let Some(conn) = conn.as_mut() else {
         return Err(CommitError::RolledBack(DbError::Corrupt(
             "the audit writer has no connection".into(),
         )));
     };
-    let mut tx = sqlx::Connection::begin(&mut **conn).await?;
-    let start = head_in(&mut tx, db, head).await?;
+    let mut tx = begin_locked(conn, db).await?;
+    let start = head_after_lock(&mut tx, db, head).await?;
     let mut next = start.clone();
     let now = now_ms();
     let mut sealed = Vec::with_capacity(batch.len());

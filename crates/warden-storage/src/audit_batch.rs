@@ -6,7 +6,9 @@
 //! SQLite connection on), and with 32 records in a commit the per-record statements were
 //! most of what a commit cost besides its fsync. Batches are cut into runs of a power of
 //! two rows (32 rows: one statement; 33: two), so a connection's statement cache holds a
-//! handful of shapes rather than one per batch size.
+//! handful of shapes rather than one per batch size. On PostgreSQL, where each
+//! statement is a network round trip, the three are one statement of one shape: the
+//! rows as a JSON array and data-modifying WITH clauses ([`insert_rows_pg`]).
 //!
 //! Doing all inserts before all deletes gives what record-by-record order gave: an
 //! outcome can only close an intent acknowledged before (its id is made by storage when
@@ -83,6 +85,9 @@ pub(crate) async fn insert_rows(
     conn: &mut sqlx::AnyConnection,
     rows: &[NewRow<'_>],
 ) -> Result<(), sqlx::Error> {
+    if conn.backend_name() == "PostgreSQL" {
+        return insert_rows_pg(conn, rows).await;
+    }
     for run in pow2_runs(rows.len()) {
         let chunk = &rows[run];
         let sql = format!(
@@ -140,6 +145,71 @@ pub(crate) async fn insert_rows(
         }
         q.execute(&mut *conn).await?;
     }
+    Ok(())
+}
+
+/// One row of [`insert_rows_pg`]'s JSON.
+#[derive(serde::Serialize)]
+struct JsonRow<'a> {
+    s: i64,
+    id: &'a str,
+    t: &'a str,
+    ms: i64,
+    d: i64,
+    r: &'a str,
+    h: &'a str,
+    c: &'a str,
+    /// 1: an intent (opens), 2: an outcome naming `i` (closes), 0: neither.
+    k: i64,
+    i: &'a str,
+}
+
+/// PostgreSQL: the three statements as one, whatever the batch's size: the rows travel
+/// as one JSON array, and data-modifying WITH clauses insert and delete. They all see
+/// the snapshot from before the statement, which is what inserting before deleting gave
+/// (an outcome never closes an intent of its own batch, see the module's documentation).
+async fn insert_rows_pg(
+    conn: &mut sqlx::AnyConnection,
+    rows: &[NewRow<'_>],
+) -> Result<(), sqlx::Error> {
+    let json: Vec<JsonRow<'_>> = rows
+        .iter()
+        .map(|row| {
+            let r = row.record;
+            let k = if r.kind == AuditKind::Intent as i32 {
+                1
+            } else if r.kind == AuditKind::Outcome as i32 && !r.intent_id.is_empty() {
+                2
+            } else {
+                0
+            };
+            JsonRow {
+                s: r.sequence as i64,
+                id: &r.id,
+                t: &r.tenant_id,
+                ms: row.time_ms,
+                d: i64::from(r.decision),
+                r: &row.stored,
+                h: &r.hash,
+                c: &row.commitment,
+                k,
+                i: &r.intent_id,
+            }
+        })
+        .collect();
+    let json = serde_json::to_string(&json).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query(
+        "WITH b AS (SELECT * FROM json_to_recordset($1::json)
+                AS x(s BIGINT, id TEXT, t TEXT, ms BIGINT, d BIGINT, r TEXT, h TEXT, c TEXT, k BIGINT, i TEXT)),
+            a AS (INSERT INTO audit_log (sequence, id, tenant_id, time_ms, decision, record, hash, commitment)
+                SELECT s, id, t, ms, d, r, h, c FROM b ORDER BY s),
+            o AS (INSERT INTO audit_open_intents (intent_id, tenant_id, time_ms)
+                SELECT id, t, ms FROM b WHERE k = 1)
+        DELETE FROM audit_open_intents AS q USING b WHERE b.k = 2 AND q.intent_id = b.i AND q.tenant_id = b.t",
+    )
+    .bind(json)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

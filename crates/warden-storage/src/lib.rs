@@ -33,6 +33,7 @@ mod telemetry_query;
 mod tenants;
 mod util;
 pub mod verify_log;
+mod wal_checkpoint;
 mod watch;
 
 use std::sync::Arc;

@@ -12,6 +12,7 @@
 //! signed. Proofs are answered from a handful of tiles.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 
 use sqlx::Row;
 use warden_merkle::checkpoint::Checkpoint;
@@ -195,6 +196,89 @@ async fn read_tiles(
     Ok(out)
 }
 
+/// What a commit reads back before it signs.
+struct ReadBack {
+    entries: Vec<LeafEntry>,
+    checkpoint: Option<(u64, String)>,
+    tiles: BTreeMap<(u8, u64), Vec<Hash>>,
+}
+
+/// The entries of records `from..=to`, the latest checkpoint (if `checkpoint`) and the
+/// stored tiles `keys`, in one statement: each is a round trip, to PostgreSQL or to the
+/// thread that runs a SQLite connection. Rows are `(what, number, number, number, text,
+/// text, text, text)`.
+async fn read_back(
+    conn: &mut sqlx::AnyConnection,
+    from: u64,
+    to: u64,
+    checkpoint: bool,
+    keys: &BTreeSet<(u8, u64)>,
+) -> Result<ReadBack, sqlx::Error> {
+    let mut sql = String::from(
+        "SELECT CAST(0 AS BIGINT), sequence, time_ms, decision, id, tenant_id, commitment, record
+         FROM audit_log WHERE sequence >= $1 AND sequence <= $2",
+    );
+    if checkpoint {
+        sql.push_str(
+            " UNION ALL SELECT CAST(1 AS BIGINT), tree_size, CAST(0 AS BIGINT), CAST(0 AS BIGINT), note, '', '', ''
+             FROM (SELECT tree_size, note FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1) c",
+        );
+    }
+    if !keys.is_empty() {
+        let filter = (0..keys.len())
+            .map(|i| format!("(level = ${} AND idx = ${})", 2 * i + 3, 2 * i + 4))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let _ = write!(
+            sql,
+            " UNION ALL SELECT CAST(2 AS BIGINT), level, idx, CAST(0 AS BIGINT), hashes, '', '', ''
+             FROM audit_tiles WHERE {filter}"
+        );
+    }
+    sql.push_str(" ORDER BY 1, 2");
+    let mut q = sqlx::query(&sql).bind(from as i64).bind(to as i64);
+    for (level, index) in keys {
+        q = q.bind(i64::from(*level)).bind(*index as i64);
+    }
+    let mut back = ReadBack {
+        entries: Vec::with_capacity((to + 1).saturating_sub(from) as usize),
+        checkpoint: None,
+        tiles: BTreeMap::new(),
+    };
+    for r in q.fetch_all(&mut *conn).await? {
+        let n = r.try_get::<i64, _>(1)?;
+        match r.try_get::<i64, _>(0)? {
+            0 => {
+                let e = LeafEntry::of_row(
+                    n as u64,
+                    &r.try_get::<String, _>(4)?,
+                    &r.try_get::<String, _>(5)?,
+                    r.try_get(2)?,
+                    r.try_get(3)?,
+                    &r.try_get::<String, _>(6)?,
+                    &r.try_get::<String, _>(7)?,
+                );
+                let want = from + back.entries.len() as u64;
+                if e.sequence != want {
+                    return Err(corrupt(format!("record {want} is missing")));
+                }
+                back.entries.push(e);
+            }
+            1 => back.checkpoint = Some((n as u64, r.try_get(4)?)),
+            _ => {
+                let level = u8::try_from(n).map_err(|_| corrupt("a tile level"))?;
+                let index = r.try_get::<i64, _>(2)? as u64;
+                back.tiles
+                    .insert((level, index), hashes_of(&r.try_get::<String, _>(4)?)?);
+            }
+        }
+    }
+    if back.entries.len() as u64 != to + 1 - from {
+        return Err(corrupt(format!("records {from}..={to} are not all there")));
+    }
+    Ok(back)
+}
+
 /// How many leaves the stored tiles hold (from the level-0 tiles).
 pub(crate) async fn tiled_size(conn: &mut sqlx::AnyConnection) -> Result<u64, sqlx::Error> {
     let row = sqlx::query(
@@ -242,7 +326,8 @@ pub(crate) async fn checkpoint_at(
 /// What is signed comes from storage, read back in this transaction, never from memory:
 /// the new leaves are hashed from their rows as read back, the tree's right edge (and
 /// any other tile the root or the consistency proof needs that this append does not
-/// rewrite) from the stored tiles, in one statement each. The root and the consistency
+/// rewrite) from the stored tiles, all in one statement with the last checkpoint
+/// ([`read_back`]). The root and the consistency
 /// proof from the last checkpoint are computed from those, and the signer refuses a head
 /// that does not extend that checkpoint, so a wrong stored tile or leaf can never be
 /// signed over: it would not extend the checkpoint that was signed before it.
@@ -259,31 +344,45 @@ pub(crate) async fn extend(
             None => Ok(None),
         };
     }
-    // Read back what was written, not what was meant to be written.
-    let leaves: Vec<Hash> = entries(conn, size + 1, new_size)
-        .await?
-        .iter()
-        .map(LeafEntry::leaf_hash)
-        .collect();
-    let previous = match signer {
-        Some(_) => latest_checkpoint(conn).await?,
-        None => None,
-    };
-    // The tiles the new root and the consistency proof read, in the tree of `new_size`.
+    // The tiles the new root and the consistency proof read, in the tree of `new_size`,
+    // guessing that the last checkpoint is at `size` (every commit signs one), and the
+    // tree's right edge to append to.
     let mut wanted = BTreeSet::new();
     if signer.is_some() {
         wanted = tiles::tiles_for_root(new_size);
-        if let Some((prev_size, _)) = &previous {
-            wanted.extend(tiles::tiles_for_consistency(*prev_size, new_size));
+        if size > 0 {
+            wanted.extend(tiles::tiles_for_consistency(size, new_size));
         }
     }
     let edge_keys = edge_keys(size);
-    let keys: BTreeSet<(u8, u64)> = edge_keys
+    let mut keys: BTreeSet<(u8, u64)> = edge_keys
         .iter()
         .map(|(k, _)| *k)
         .chain(wanted.iter().map(|t| (t.level, t.index)))
         .collect();
-    let stored = read_tiles(conn, &keys).await?;
+    // Read back what was written, not what was meant to be written: the new rows, the
+    // last checkpoint and those tiles, in one statement.
+    let back = read_back(conn, size + 1, new_size, signer.is_some(), &keys).await?;
+    let leaves: Vec<Hash> = back.entries.iter().map(LeafEntry::leaf_hash).collect();
+    let previous = back.checkpoint;
+    let mut stored = back.tiles;
+    if signer.is_some() {
+        // What the checkpoint read needs exactly; when it is not at `size` (the first
+        // signed, or one signed before a restart), tiles besides those read.
+        wanted = tiles::tiles_for_root(new_size);
+        if let Some((prev_size, _)) = &previous
+            && *prev_size > 0
+            && *prev_size < new_size
+        {
+            wanted.extend(tiles::tiles_for_consistency(*prev_size, new_size));
+        }
+        let more: BTreeSet<(u8, u64)> = wanted
+            .iter()
+            .map(|t| (t.level, t.index))
+            .filter(|k| keys.insert(*k))
+            .collect();
+        stored.extend(read_tiles(conn, &more).await?);
+    }
     let mut edge = BTreeMap::new();
     for ((level, index), width) in edge_keys {
         let hashes = stored
@@ -295,13 +394,14 @@ pub(crate) async fn extend(
         edge.insert((level, index), hashes.to_vec());
     }
     let changed = append(size, edge, &leaves);
-    upsert_tiles(conn, &changed).await?;
     let Some(signer) = signer else {
+        upsert_tiles(conn, &changed).await?;
         return Ok(None);
     };
     if let Some((prev_size, note)) = &previous
         && *prev_size == new_size
     {
+        upsert_tiles(conn, &changed).await?;
         return Ok(Some(note.clone()));
     }
     // The new tree's tiles: rewritten by this append, or as stored.
@@ -334,8 +434,46 @@ pub(crate) async fn extend(
             &proof,
         )
         .map_err(|e| corrupt(format!("checkpoint refused: {e}")))?;
-    insert_checkpoint(conn, new_size, &note, now_ms).await?;
+    store(conn, &changed, new_size, &note, now_ms).await?;
     Ok(Some(note))
+}
+
+/// Writes the changed `tiles` and the checkpoint: on PostgreSQL in one statement (each
+/// is a round trip), on SQLite (no data-modifying WITH) in two.
+async fn store(
+    conn: &mut sqlx::AnyConnection,
+    tiles: &BTreeMap<(u8, u64), Vec<Hash>>,
+    size: u64,
+    note: &str,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
+    if conn.backend_name() != "PostgreSQL" || tiles.is_empty() || tiles.len() > 64 {
+        upsert_tiles(conn, tiles).await?;
+        return insert_checkpoint(conn, size, note, now_ms).await;
+    }
+    let n = 3 * tiles.len();
+    let sql = format!(
+        "WITH t AS (INSERT INTO audit_tiles (level, idx, hashes) VALUES {}
+             ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes)
+         INSERT INTO audit_checkpoints (tree_size, note, time_ms) VALUES (${}, ${}, ${})",
+        crate::audit_batch::values(3, tiles.len()),
+        n + 1,
+        n + 2,
+        n + 3
+    );
+    let mut q = sqlx::query(&sql);
+    for ((level, index), hashes) in tiles {
+        q = q
+            .bind(i64::from(*level))
+            .bind(*index as i64)
+            .bind(hex::encode(hashes.concat()));
+    }
+    q.bind(size as i64)
+        .bind(note)
+        .bind(now_ms)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Writes `tiles` (each whole, at its new width): one statement for a commit's few.
@@ -487,6 +625,49 @@ pub(crate) fn parse_note(note_text: &str) -> Result<Checkpoint, sqlx::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A commit whose last checkpoint is not at the size before it (here: records added
+    /// without a signer in between) reads the tiles of that checkpoint's consistency
+    /// proof besides, and signs the right root.
+    #[tokio::test]
+    async fn a_checkpoint_older_than_the_tree_is_extended_with_a_second_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let key = warden_merkle::SignerKey::from_seed("t.example/log", &[7; 32]).unwrap();
+        let signer = crate::log_key::KeyFileSigner::from_key("t.example/log", key).unwrap();
+        let mut conn = db.pool.acquire().await.unwrap();
+        // 600 records: past the first level-0 tile, so the proof 3 -> 600 needs tiles the
+        // append 500 -> 600 neither reads nor writes.
+        for seq in 1..=600i64 {
+            sqlx::query(
+                "INSERT INTO audit_log (sequence, id, tenant_id, time_ms, decision, record, hash, commitment)
+                 VALUES ($1, $2, 'acme', $1, 1, 'r', 'h', 'c')",
+            )
+            .bind(seq)
+            .bind(format!("id-{seq}"))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        }
+        extend(&mut conn, Some(&signer), 0, 3, 1).await.unwrap();
+        extend(&mut conn, None, 3, 500, 2).await.unwrap();
+        let note = extend(&mut conn, Some(&signer), 500, 600, 3)
+            .await
+            .unwrap()
+            .unwrap();
+        let (c, _) =
+            Checkpoint::open(note.as_bytes(), "t.example/log", &signer.verifier(), &[]).unwrap();
+        let leaves: Vec<Hash> = entries(&mut conn, 1, 600)
+            .await
+            .unwrap()
+            .iter()
+            .map(LeafEntry::leaf_hash)
+            .collect();
+        assert_eq!((c.size, c.root), (600, warden_merkle::root(&leaves)));
+    }
 
     #[test]
     fn appending_in_batches_gives_the_tiles_of_the_whole_tree() {
