@@ -42,10 +42,9 @@ pub(crate) struct Prepared {
     caller: String,
     /// The HTTP front's API key the call came with (re-checked when its tenant changes).
     pub(crate) api_key: Option<String>,
-    pub(crate) started: Instant,
-    /// The tenant's concurrency slot, held while the provider is working on the call:
-    /// released once the answer (or the stream's end) is ready, before the outcome
-    /// record, which does not occupy the provider.
+    started: Instant,
+    /// The tenant's concurrency slot, held while the provider works on the call
+    /// (released by [`Prepared::end`]).
     permit: Option<warden_providers::TenantPermit>,
 }
 
@@ -271,29 +270,24 @@ impl Gateway {
             // The caller went away: dropping the routing future cancelled the provider call.
             None => (
                 Err(GatewayError::Cancelled),
-                CallEnd::without_answer(&p, Outcome::Cancelled, attempts),
+                p.end(Outcome::Cancelled, attempts),
             ),
             Some(Ok((provider, mut resp))) => {
-                let end = CallEnd {
-                    provider: provider.clone(),
-                    model: resp.model.clone(),
-                    usage: resp.usage,
-                    outcome: Outcome::Ok,
-                    attempts: attempts.clone(),
-                    latency: p.started.elapsed(),
-                };
+                let end = p.end(Outcome::Ok, attempts.clone()).answered_by(
+                    &provider,
+                    &resp.model,
+                    resp.usage,
+                );
                 restore(&p, &mut resp);
                 metrics::histogram!("warden_gateway_request_duration_seconds", "rpc" => "Complete")
-                    .record(p.started.elapsed().as_secs_f64());
+                    .record(end.latency.as_secs_f64());
                 (Ok(response(provider, resp, &p, attempts)), end)
             }
             Some(Err(e)) => {
-                let outcome = Outcome::from(&e);
-                let err = GatewayError::routed(e, &attempts);
-                (Err(err), CallEnd::without_answer(&p, outcome, attempts))
+                let end = p.end(Outcome::from(&e), attempts.clone());
+                (Err(GatewayError::routed(e, &attempts)), end)
             }
         };
-        p.release_slot();
         let _ = answer.send(answered);
         self.record_outcome(&p, end).await;
     }
@@ -331,7 +325,7 @@ impl Gateway {
             Result<crate::relay::RelayStream, GatewayError>,
         >,
     ) {
-        let p = match self.write_intent(admitted).await {
+        let mut p = match self.write_intent(admitted).await {
             Ok(p) => p,
             Err(e) => {
                 let _ = opened_tx.send(Err(e));
@@ -347,12 +341,12 @@ impl Gateway {
         };
         let (provider, model, upstream) = match opened {
             None => {
-                let end = CallEnd::without_answer(&p, Outcome::Cancelled, attempts);
+                let end = p.end(Outcome::Cancelled, attempts);
                 self.record_outcome(&p, end).await;
                 return;
             }
             Some(Err(e)) => {
-                let end = CallEnd::without_answer(&p, Outcome::from(&e), attempts.clone());
+                let end = p.end(Outcome::from(&e), attempts.clone());
                 let _ = opened_tx.send(Err(GatewayError::routed(e, &attempts)));
                 self.record_outcome(&p, end).await;
                 return;
@@ -362,14 +356,11 @@ impl Gateway {
         let (outbox, stream) = Outbox::new(p.providers.stream_idle(&provider));
         if opened_tx.send(Ok(stream)).is_err() {
             drop(upstream);
-            let end = CallEnd {
-                provider,
-                model,
-                usage: Usage::default(),
-                outcome: Outcome::Cancelled,
-                attempts,
-                latency: p.started.elapsed(),
-            };
+            let end = p.end(Outcome::Cancelled, attempts).answered_by(
+                &provider,
+                &model,
+                Usage::default(),
+            );
             self.record_outcome(&p, end).await;
             return;
         }
@@ -394,15 +385,13 @@ pub(crate) struct CallEnd {
 }
 
 impl CallEnd {
-    /// A call that ended before any provider answered it.
-    fn without_answer(p: &Prepared, outcome: Outcome, attempts: Vec<pb::Attempt>) -> CallEnd {
+    /// The provider and model that answered, and what it used.
+    pub(crate) fn answered_by(self, provider: &str, model: &str, usage: Usage) -> CallEnd {
         CallEnd {
-            provider: String::new(),
-            model: String::new(),
-            usage: Usage::default(),
-            outcome,
-            attempts,
-            latency: p.started.elapsed(),
+            provider: provider.to_owned(),
+            model: model.to_owned(),
+            usage,
+            ..self
         }
     }
 }
@@ -416,9 +405,19 @@ pub(crate) struct Opened {
 }
 
 impl Prepared {
-    /// Frees the tenant's concurrency slot: the provider is done with this call.
-    pub(crate) fn release_slot(&mut self) {
+    /// The provider is done with this call: frees the tenant's concurrency slot (before
+    /// the outcome record, which does not occupy the provider) and says how it ended, as
+    /// no provider answered; [`CallEnd::answered_by`] adds who did.
+    pub(crate) fn end(&mut self, outcome: Outcome, attempts: Vec<pb::Attempt>) -> CallEnd {
         self.permit = None;
+        CallEnd {
+            provider: String::new(),
+            model: String::new(),
+            usage: Usage::default(),
+            outcome,
+            attempts,
+            latency: self.started.elapsed(),
+        }
     }
 
     fn route(&self) -> warden_providers::RouteRequest<'_> {

@@ -24,7 +24,7 @@ use warden_proto::gateway::v1::complete_stream_event::Event;
 use warden_providers::{ProviderError, StopReason, StreamEvent, Usage};
 
 use crate::Gateway;
-use crate::complete::{CallEnd, Prepared, stop_to_proto};
+use crate::complete::{Prepared, stop_to_proto};
 use crate::minimize::StreamRestorer;
 use crate::outcome::Outcome;
 use crate::status::GatewayError;
@@ -294,18 +294,12 @@ impl Gateway {
         // Dropping the upstream cancels the provider's request, if it is still open.
         drop(upstream);
         drop(outbox);
-        let latency = p.started.elapsed();
+        let (model, usage) = (machine.model().to_owned(), machine.usage());
+        let end = p
+            .end(outcome, attempts)
+            .answered_by(&provider, &model, usage);
         metrics::histogram!("warden_gateway_request_duration_seconds", "rpc" => "CompleteStream")
-            .record(latency.as_secs_f64());
-        let end = CallEnd {
-            provider,
-            model: machine.model().to_owned(),
-            usage: machine.usage(),
-            outcome,
-            attempts,
-            latency,
-        };
-        p.release_slot();
+            .record(end.latency.as_secs_f64());
         self.record_outcome(&p, end).await;
     }
 
