@@ -241,17 +241,48 @@ async fn a_provable_export_verifies_offline_holds_one_tenant_and_every_edit_is_n
         (edit(3, "index ", "index 1"), 3),
     ];
     for (bad, line) in cases {
-        let e = warden::audit_verify::verify_export(&bad, &key, &|_| {}).unwrap_err();
+        let e = verify_both_ways(bad.as_bytes(), &key).unwrap_err();
         assert_eq!(e.line, line + 1, "{e}");
     }
     let mut swapped = lines.clone();
     swapped.swap(2, 3);
-    let e = warden::audit_verify::verify_export(&swapped.join("\n"), &key, &|_| {}).unwrap_err();
+    let e = verify_both_ways(swapped.join("\n").as_bytes(), &key).unwrap_err();
     assert!(e.what.contains("reordered"), "{e}");
     let mut dup = lines.clone();
     dup.insert(3, lines[2]);
-    assert!(warden::audit_verify::verify_export(&dup.join("\n"), &key, &|_| {}).is_err());
+    assert!(verify_both_ways(dup.join("\n").as_bytes(), &key).is_err());
+    // A line that is not UTF-8 (only a file can hold one) is named, the lines before pass.
+    let mut bytes = text.as_bytes().to_vec();
+    let at = lines[..4].iter().map(|l| l.len() + 1).sum::<usize>() + 10;
+    bytes[at] = 0xff;
+    let e = verify_both_ways(&bytes, &key).unwrap_err();
+    assert_eq!((e.line, e.what.as_str()), (5, "the line is not UTF-8 text"));
+    // The whole export read from a file, as `warden audit verify FILE` reads it.
+    assert_eq!(verify_both_ways(text.as_bytes(), &key), Ok(r));
     c.stop().await;
+}
+
+/// An export checked as text in memory and as read in pieces of every size from one byte
+/// (a piece a line) to the whole file: each gives the same verdict, which is returned.
+fn verify_both_ways(
+    export: &[u8],
+    key: &warden_merkle::VerifierKey,
+) -> Result<warden::audit_verify::ExportReport, warden::audit_verify::Bad> {
+    let read = |piece_bytes: usize| {
+        warden::audit_verify::verify_export_read(export, piece_bytes, key, &|_| {})
+    };
+    let whole = read(usize::MAX / 2);
+    for piece_bytes in [1, 700, 3000] {
+        assert_eq!(read(piece_bytes), whole, "pieces of {piece_bytes} bytes");
+    }
+    if let Ok(text) = std::str::from_utf8(export) {
+        assert_eq!(
+            warden::audit_verify::verify_export(text, key, &|_| {}),
+            whole,
+            "in memory"
+        );
+    }
+    whole
 }
 
 async fn exec(c: &Cluster, sql: &str) {

@@ -16,13 +16,12 @@
 
 use std::fmt::Write as _;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
+use base64_simd::STANDARD as B64;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use warden_merkle::Hash;
 use warden_proto::common::v1::{self as pb, AuditDecision, AuditKind, AuditRecord};
-use warden_storage::audit_entry::LeafEntry;
+use warden_storage::audit_entry::LeafEntryRef;
 
 /// What every line of one export is checked against.
 pub(crate) struct Expect<'a> {
@@ -46,11 +45,12 @@ struct Level<'t> {
 #[derive(Default)]
 pub(crate) struct Scratch<'t> {
     entry: Vec<u8>,
-    pb: Vec<u8>,
     texts: Vec<&'t str>,
     path: Vec<((u64, u64), bool)>,
+    fresh: Vec<(Hash, Hash)>,
     last: Vec<Level<'t>>,
-    json: String,
+    /// Decoded into in place, so its texts keep their buffers from line to line.
+    record: AuditRecord,
 }
 
 /// `text` up to the first `"`, and what follows it.
@@ -71,34 +71,52 @@ pub(crate) fn verify_line<'t>(
     let rest = rest.strip_prefix(r#","pb":""#)?;
     let (pb_b64, rest) = until_quote(rest)?;
     let rest = rest.strip_prefix(r#","proof":""#)?;
-    let (proof, rest) = until_quote(rest)?;
-    if proof.ends_with('\\') {
-        return None;
-    }
-    let record_json = rest.strip_prefix(r#","record":"#)?.strip_suffix('}')?;
+    // The proof is parsed where it stands: it ends with the export's checkpoint, which
+    // must be followed by the string's closing quote.
+    let (index, rest) = parse_proof(rest, &expect.checkpoint_json, &mut s.texts)?;
+    let record_json = rest.strip_prefix(r#"","record":"#)?.strip_suffix('}')?;
 
-    s.entry.clear();
-    B64.decode_vec(entry_b64, &mut s.entry).ok()?;
-    let entry = LeafEntry::decode(&s.entry).ok()?;
+    let mut entry_bytes = std::mem::take(&mut s.entry);
+    entry_bytes.clear();
+    B64.decode_append(entry_b64, &mut entry_bytes).ok()?;
+    let checked = check_entry(&entry_bytes, pb_b64, index, expect, s);
+    s.entry = entry_bytes;
+    let seq = checked?;
+    let mut same = Compare::new(record_json);
+    write_record_json(&s.record, &mut same);
+    same.equal().then_some(seq)
+}
+
+/// The entry's leaf is included at its index, and the record (`pb_b64`) is the one its
+/// commitment names and agrees with its clear fields; the record is left in `s.record`.
+fn check_entry(
+    entry_bytes: &[u8],
+    pb_b64: &str,
+    index: u64,
+    expect: &Expect<'_>,
+    s: &mut Scratch<'_>,
+) -> Option<u64> {
+    let entry = LeafEntryRef::decode(entry_bytes).ok()?;
     let seq = entry.sequence;
-    let index = parse_proof(proof, &expect.checkpoint_json, &mut s.texts)?;
     if seq == 0 || index != seq - 1 || entry.tenant_id != expect.tenant_id {
         return None;
     }
-    let leaf = warden_merkle::leaf_hash(&s.entry);
+    let leaf = warden_merkle::leaf_hash(entry_bytes);
     included(index, leaf, expect, s)?;
 
-    s.pb.clear();
-    B64.decode_vec(pb_b64, &mut s.pb).ok()?;
-    if s.pb.is_empty() || entry.commitment.len() != 64 {
+    // Decoded from `Bytes`, prost hands each text over without an allocation of its own.
+    let pb = bytes::Bytes::from(B64.decode_to_vec(pb_b64).ok()?);
+    if pb.is_empty() || entry.commitment.len() != 64 {
         return None;
     }
     let mut digest_hex = [0u8; 64];
-    hex::encode_to_slice(Sha256::digest(&s.pb), &mut digest_hex).ok()?;
+    hex::encode_to_slice(Sha256::digest(&pb), &mut digest_hex).ok()?;
     if digest_hex != entry.commitment.as_bytes() {
         return None;
     }
-    let record = AuditRecord::decode(s.pb.as_slice()).ok()?;
+    let record = &mut s.record;
+    record.clear();
+    record.merge(pb).ok()?;
     let time_ms = record
         .time
         .as_ref()
@@ -111,18 +129,16 @@ pub(crate) fn verify_line<'t>(
     {
         return None;
     }
-    s.json.clear();
-    write_record_json(&record, &mut s.json);
-    (s.json == record_json).then_some(seq)
+    Some(seq)
 }
 
 fn hash_of(b64: &str) -> Option<Hash> {
-    let mut h = [0u8; 48];
-    if B64.decode_slice(b64, &mut h).ok()? != 32 {
+    let mut hash = [0u8; 32];
+    if b64.len() != 44 || B64.decoded_length(b64.as_bytes()).ok()? != 32 {
         return None;
     }
-    let mut hash = [0u8; 32];
-    hash.copy_from_slice(&h[..32]);
+    B64.decode(b64.as_bytes(), base64_simd::Out::from_slice(&mut hash))
+        .ok()?;
     Some(hash)
 }
 
@@ -175,7 +191,8 @@ fn included<'t>(index: u64, leaf: Hash, expect: &Expect<'_>, s: &mut Scratch<'t>
     }
     // Hash from the leaf up to the level where the paths part (the root without a last path).
     let stop = if s.last.is_empty() { 0 } else { shared };
-    let mut fresh: Vec<(Hash, Hash)> = Vec::with_capacity(depth - stop);
+    let mut fresh = std::mem::take(&mut s.fresh);
+    fresh.clear();
     let mut r = leaf;
     for k in (stop..depth).rev() {
         let sibling = hash_of(text_at(k))?;
@@ -201,7 +218,7 @@ fn included<'t>(index: u64, leaf: Hash, expect: &Expect<'_>, s: &mut Scratch<'t>
     }
     // Proven: this line's path is the one to compare the next line with.
     s.last.truncate(stop);
-    for (k, (child_hash, sibling_hash)) in (stop..depth).zip(fresh.into_iter().rev()) {
+    for (k, (child_hash, sibling_hash)) in (stop..depth).zip(fresh.drain(..).rev()) {
         s.last.push(Level {
             child: s.path[k].0,
             child_hash,
@@ -209,24 +226,28 @@ fn included<'t>(index: u64, leaf: Hash, expect: &Expect<'_>, s: &mut Scratch<'t>
             sibling_text: s.texts[depth - 1 - k],
         });
     }
+    s.fresh = fresh;
     Some(())
 }
 
-/// A tlog-proof as it appears inside a JSON string: the header, `index N`, the hashes and
-/// the export's checkpoint, lines separated by `\n` escapes. Returns the index and
-/// leaves the hashes' text in `texts`. No `extra` line (the full check takes those).
+/// A tlog-proof as it appears inside a JSON string, at the start of `escaped`: the
+/// header, `index N`, the hashes and the export's checkpoint, lines separated by `\n`
+/// escapes. Returns the index and what follows the checkpoint, and leaves the hashes'
+/// text in `texts`. No `extra` line (the full check takes those).
 fn parse_proof<'t>(
     escaped: &'t str,
     checkpoint_json: &str,
     texts: &mut Vec<&'t str>,
-) -> Option<u64> {
+) -> Option<(u64, &'t str)> {
     let mut rest = escaped
         .strip_prefix(warden_merkle::tlog_proof::HEADER)?
         .strip_prefix("\\n")?;
     let mut line = || -> Option<&'t str> {
         // Hash lines are 44 characters: look there first.
         let b = rest.as_bytes();
-        let at = if b.get(44) == Some(&b'\\') && !b[..44].contains(&b'\\') {
+        // A backslash within those 44 would make a text that is not base64 and equals no
+        // proven one, so the proof is refused either way.
+        let at = if b.get(44) == Some(&b'\\') {
             44
         } else {
             memchr::memchr(b'\\', rest.as_bytes())?
@@ -248,7 +269,7 @@ fn parse_proof<'t>(
         }
         texts.push(l);
     }
-    (rest == checkpoint_json).then_some(index)
+    Some((index, rest.strip_prefix(checkpoint_json)?))
 }
 
 /// A decimal without leading zeros (as `tlog-proof` requires).
@@ -283,12 +304,71 @@ fn needs_escape(s: &[u8]) -> bool {
         .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
+/// Where a record's JSON goes: written out (`String`), or compared piece by piece with
+/// the text it must equal ([`Compare`], what every line takes: no copy, no buffer).
+/// One writer for both, so what is compared is exactly what the unit test holds equal to
+/// the gateway's own JSON.
+pub(crate) trait Sink {
+    fn raw(&mut self, s: &str);
+    /// Whether the last text given ends an object's opening brace (no comma before a key).
+    fn after_open(&self) -> bool;
+}
+
+impl Sink for String {
+    fn raw(&mut self, s: &str) {
+        self.push_str(s);
+    }
+    fn after_open(&self) -> bool {
+        self.ends_with('{')
+    }
+}
+
+/// Compares what is written with `rest`, the text it must equal, from its start.
+pub(crate) struct Compare<'a> {
+    rest: &'a [u8],
+    same: bool,
+    after_open: bool,
+}
+
+impl<'a> Compare<'a> {
+    pub(crate) fn new(text: &'a str) -> Compare<'a> {
+        Compare {
+            rest: text.as_bytes(),
+            same: true,
+            after_open: false,
+        }
+    }
+
+    /// Everything written equals the whole text.
+    pub(crate) fn equal(&self) -> bool {
+        self.same && self.rest.is_empty()
+    }
+}
+
+impl Sink for Compare<'_> {
+    fn raw(&mut self, s: &str) {
+        if !s.is_empty() {
+            self.after_open = s.ends_with('{');
+        }
+        if !self.same {
+            return;
+        }
+        match self.rest.strip_prefix(s.as_bytes()) {
+            Some(rest) => self.rest = rest,
+            None => self.same = false,
+        }
+    }
+    fn after_open(&self) -> bool {
+        self.after_open
+    }
+}
+
 /// A JSON string as serde_json writes it.
-fn string(out: &mut String, s: &str) {
-    out.push('"');
+fn string(out: &mut impl Sink, s: &str) {
+    out.raw("\"");
     if !needs_escape(s.as_bytes()) {
-        out.push_str(s);
-        out.push('"');
+        out.raw(s);
+        out.raw("\"");
         return;
     }
     let mut start = 0;
@@ -304,34 +384,40 @@ fn string(out: &mut String, s: &str) {
             0..=0x1f => "",
             _ => continue,
         };
-        out.push_str(&s[start..i]);
+        out.raw(&s[start..i]);
         if esc.is_empty() {
-            let _ = write!(out, "\\u{b:04x}");
+            let mut u = String::with_capacity(6);
+            let _ = write!(u, "\\u{b:04x}");
+            out.raw(&u);
         } else {
-            out.push_str(esc);
+            out.raw(esc);
         }
         start = i + 1;
     }
-    out.push_str(&s[start..]);
-    out.push('"');
+    out.raw(&s[start..]);
+    out.raw("\"");
 }
 
 /// `"key":` after a comma unless it is the object's first.
-fn key(out: &mut String, k: &str) {
-    if out.as_bytes().last() != Some(&b'{') {
-        out.push(',');
+fn key(out: &mut impl Sink, k: &str) {
+    if !out.after_open() {
+        out.raw(",");
     }
-    out.push('"');
-    out.push_str(k);
-    out.push_str("\":");
+    out.raw("\"");
+    out.raw(k);
+    out.raw("\":");
 }
 
-fn num(out: &mut String, k: &str, n: impl std::fmt::Display) {
+fn int(out: &mut impl Sink, n: impl itoa::Integer) {
+    out.raw(itoa::Buffer::new().format(n));
+}
+
+fn num(out: &mut impl Sink, k: &str, n: impl itoa::Integer) {
     key(out, k);
-    let _ = write!(out, "{n}");
+    int(out, n);
 }
 
-fn text(out: &mut String, k: &str, v: &str) {
+fn text(out: &mut impl Sink, k: &str, v: &str) {
     key(out, k);
     string(out, v);
 }
@@ -347,22 +433,22 @@ fn data_type(v: i32) -> &'static str {
 }
 
 /// Each item of `items` as a JSON object written by `each`.
-fn array<T>(out: &mut String, k: &str, items: &[T], each: impl Fn(&mut String, &T)) {
+fn array<S: Sink, T>(out: &mut S, k: &str, items: &[T], each: impl Fn(&mut S, &T)) {
     key(out, k);
-    out.push('[');
+    out.raw("[");
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.raw(",");
         }
-        out.push('{');
+        out.raw("{");
         each(out, item);
-        out.push('}');
+        out.raw("}");
     }
-    out.push(']');
+    out.raw("]");
 }
 
-fn minimization(out: &mut String, m: &pb::MinimizationSummary) {
-    out.push('{');
+fn minimization(out: &mut impl Sink, m: &pb::MinimizationSummary) {
+    out.raw("{");
     array(out, "budget_cuts", &m.budget_cuts, |out, c| {
         num(out, "bytes_after", c.bytes_after);
         num(out, "bytes_before", c.bytes_before);
@@ -382,15 +468,15 @@ fn minimization(out: &mut String, m: &pb::MinimizationSummary) {
         num(out, "count", c.count);
         text(out, "kind", &c.kind);
     });
-    out.push('}');
+    out.raw("}");
 }
 
 /// What `serde_json::to_string` gives for `warden_gateway::record_json(r)` without its
 /// `hash`: the keys in order (serde_json's map is sorted), compact.
-pub(crate) fn write_record_json(r: &AuditRecord, out: &mut String) {
+pub(crate) fn write_record_json(r: &AuditRecord, out: &mut impl Sink) {
     let m = r.minimization.as_ref();
     let u = r.usage.as_ref();
-    out.push('{');
+    out.raw("{");
     text(out, "agent_run_id", &r.agent_run_id);
     array(out, "attempts", &r.attempts, |out, a| {
         num(out, "latency_ms", a.latency_ms);
@@ -402,14 +488,14 @@ pub(crate) fn write_record_json(r: &AuditRecord, out: &mut String) {
     num(out, "bytes_before", m.map_or(0, |m| m.bytes_before));
     text(out, "caller", &r.caller);
     key(out, "data_types");
-    out.push('[');
+    out.raw("[");
     for (i, d) in r.data_types.iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.raw(",");
         }
         string(out, data_type(*d));
     }
-    out.push(']');
+    out.raw("]");
     text(
         out,
         "decision",
@@ -431,7 +517,7 @@ pub(crate) fn write_record_json(r: &AuditRecord, out: &mut String) {
     key(out, "minimization");
     match m {
         Some(m) => minimization(out, m),
-        None => out.push_str("null"),
+        None => out.raw("null"),
     }
     text(out, "model", &r.model);
     text(out, "outcome", &r.outcome);
@@ -457,38 +543,37 @@ pub(crate) fn write_record_json(r: &AuditRecord, out: &mut String) {
                 .iter()
                 .map(|c| (c.kind.as_str(), c.count))
                 .collect();
-            out.push('{');
-            for (k, n) in counts {
-                if !out.ends_with('{') {
-                    out.push(',');
+            out.raw("{");
+            for (i, (k, n)) in counts.into_iter().enumerate() {
+                if i > 0 {
+                    out.raw(",");
                 }
                 string(out, k);
-                let _ = write!(out, ":{n}");
+                out.raw(":");
+                int(out, n);
             }
-            out.push('}');
+            out.raw("}");
         }
-        None => out.push_str("null"),
+        None => out.raw("null"),
     }
     num(out, "sequence", r.sequence);
     text(out, "tenant_id", &r.tenant_id);
     key(out, "time");
     match &r.time {
-        Some(t) => {
-            let _ = write!(out, "{}", t.seconds * 1000 + i64::from(t.nanos / 1_000_000));
-        }
-        None => out.push_str("null"),
+        Some(t) => int(out, t.seconds * 1000 + i64::from(t.nanos / 1_000_000)),
+        None => out.raw("null"),
     }
     key(out, "usage");
     match u {
         Some(u) => {
-            out.push('{');
+            out.raw("{");
             num(out, "input_tokens", u.input_tokens);
             num(out, "output_tokens", u.output_tokens);
-            out.push('}');
+            out.raw("}");
         }
-        None => out.push_str("null"),
+        None => out.raw("null"),
     }
-    out.push('}');
+    out.raw("}");
 }
 
 #[cfg(test)]

@@ -4,4 +4,5 @@
 pub mod audit_verify;
 mod audit_verify_fast;
 pub mod demo;
+mod export_pieces;
 pub mod services;

@@ -184,6 +184,17 @@ fn bar(len: u64, what: &str) -> indicatif::ProgressBar {
     bar
 }
 
+/// A bar over bytes: an export is checked piece by piece as it is read.
+fn bytes_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+        "verifying {what}: {{bytes}}/{{total_bytes}} [{{bar:30}}] {{bytes_per_sec}} {{eta}}"
+    )) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
 fn verify(a: VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
     let key = verifier(&a)?;
     let mut out = std::io::stdout().lock();
@@ -192,10 +203,11 @@ fn verify(a: VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
         Ok(std::process::ExitCode::FAILURE)
     };
     if let Some(file) = &a.file {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read {}", file.display()))?;
-        let b = bar(text.lines().count().saturating_sub(1) as u64, "records");
-        let r = audit_verify::verify_export(&text, &key, &|n| b.inc(n));
+        let input =
+            std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let size = input.metadata().map_or(0, |m| m.len());
+        let b = bytes_bar(size, "the export");
+        let r = audit_verify::verify_export_from(input, &key, &|n| b.inc(n));
         b.finish_and_clear();
         return match r {
             Ok(r) => {
