@@ -14,6 +14,7 @@ mod audit;
 mod audit_batch;
 pub mod audit_entry;
 mod audit_proofs;
+mod audit_sqlite;
 mod cluster;
 mod db;
 mod durable;
