@@ -416,7 +416,7 @@ pub(crate) async fn head_in(
 /// Chains and inserts `batch` in one transaction with the checkpoint that covers it, on
 /// SQLite on the writer's own thread (`audit_sqlite.rs`), on PostgreSQL on the
 /// committer's own connection (`conn`, taken from the pool when there is none;
-/// the append lock held); returns the new head, the receipts and the checkpoint.
+/// `audit_pg.rs`); returns the new head, the receipts and the checkpoint.
 async fn commit(
     db: &Db,
     conn: &mut Option<PoolConnection<sqlx::Any>>,
@@ -458,41 +458,9 @@ async fn commit(
             "the audit writer has no connection".into(),
         )));
     };
-    let mut tx = begin_locked(conn).await?;
-    let start = Head::read(&mut tx).await?;
-    let mut next = start.clone();
-    let now = now_ms();
-    let mut sealed = Vec::with_capacity(batch.len());
-    for p in batch.iter_mut() {
-        sealed.push(chain(keys, &mut next, &mut p.record, now).await?);
-    }
-    let rows: Vec<NewRow<'_>> = batch
-        .iter()
-        .zip(sealed)
-        .map(|(p, (stored, commitment))| NewRow {
-            record: &p.record,
-            time_ms: now,
-            stored,
-            commitment,
-        })
-        .collect();
-    crate::audit_batch::insert_rows(&mut tx, &rows).await?;
+    let (next, note) = crate::audit_pg::commit(conn, keys, log, head, batch).await?;
     let receipts = batch.iter().map(|p| receipt(&p.record)).collect();
-    let note = extend_tree(&mut tx, log, &start, &next, now).await?;
-    durable::commit(tx).await?;
     Ok((next, receipts, note))
-}
-
-/// Begins the committer's PostgreSQL transaction with the append lock taken in the same
-/// round trip (`head_in`'s lock, for the replicas).
-async fn begin_locked(
-    conn: &mut sqlx::AnyConnection,
-) -> Result<sqlx::Transaction<'_, sqlx::Any>, sqlx::Error> {
-    sqlx::Connection::begin_with(
-        conn,
-        format!("BEGIN; SELECT pg_advisory_xact_lock({AUDIT_APPEND_LOCK})"),
-    )
-    .await
 }
 
 /// 32 random bytes: the salt that makes a record's commitment hiding.

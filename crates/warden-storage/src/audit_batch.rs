@@ -164,7 +164,7 @@ struct JsonRow<'a> {
     i: &'a str,
 }
 
-/// `rows` as the JSON array [`insert_rows_pg`] hands PostgreSQL's
+/// `rows` as the JSON array [`insert_rows_pg`] (and `audit_pg.rs`) hand PostgreSQL's
 /// `json_to_recordset`.
 pub(crate) fn rows_json(rows: &[NewRow<'_>]) -> Result<String, serde_json::Error> {
     let json: Vec<JsonRow<'_>> = rows

@@ -13,6 +13,7 @@ mod api_keys;
 mod audit;
 mod audit_batch;
 pub mod audit_entry;
+mod audit_pg;
 mod audit_proofs;
 mod audit_sqlite;
 mod cluster;
