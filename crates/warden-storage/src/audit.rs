@@ -27,6 +27,7 @@ use warden_proto::storage::v1::{
 use warden_tls::{Role, authorize};
 
 use crate::audit_batch::NewRow;
+use crate::audit_sqlite::SqliteWriter;
 use crate::durable::{self, CommitError};
 use crate::keyring::Keyring;
 use crate::log_key::LogSigner;
@@ -35,21 +36,29 @@ use crate::util::{check_len, check_tenant, ms_of, new_id, now_ms, ts};
 use crate::{Db, DbError, Storage};
 
 /// The PostgreSQL advisory lock that serializes audit appends across storage replicas.
-const AUDIT_APPEND_LOCK: i64 = 0x5741_5244_454e_4155; // "WARDENAU"
+pub(crate) const AUDIT_APPEND_LOCK: i64 = 0x5741_5244_454e_4155; // "WARDENAU"
 
 /// The audit log's name for gRPC health checking.
 pub(crate) const AUDIT_LOG_SERVICE: &str = "warden.storage.v1.AuditLog";
 
-const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The end of the chain: the next sequence number and the last hash.
 #[derive(Debug, Clone)]
 pub(crate) struct Head {
     pub(crate) next_sequence: u64,
-    last_hash: String,
+    pub(crate) last_hash: String,
 }
 
 impl Head {
+    /// The head of an empty log.
+    pub(crate) fn genesis() -> Head {
+        Head {
+            next_sequence: 1,
+            last_hash: GENESIS.to_owned(),
+        }
+    }
+
     pub(crate) async fn load(db: &Db) -> Result<Head, DbError> {
         let mut conn = db.pool.acquire().await?;
         Ok(Head::read(&mut conn).await?)
@@ -65,10 +74,7 @@ impl Head {
                 next_sequence: r.try_get::<i64, _>(0)? as u64 + 1,
                 last_hash: r.try_get(1)?,
             },
-            None => Head {
-                next_sequence: 1,
-                last_hash: GENESIS.to_owned(),
-            },
+            None => Head::genesis(),
         })
     }
 }
@@ -127,8 +133,8 @@ fn record_hash(record: &AuditRecord) -> String {
 const MAX_BATCH: usize = 256;
 
 /// One append waiting for the committer.
-struct Pending {
-    record: AuditRecord,
+pub(crate) struct Pending {
+    pub(crate) record: AuditRecord,
     done: oneshot::Sender<Result<AuditReceipt, Status>>,
 }
 
@@ -268,6 +274,22 @@ async fn run_committer(
     let mut poisoned: Option<String> = None;
     // SQLite: WAL checkpoints on another connection, after acknowledgements.
     let mut wal = crate::wal_checkpoint::WalCheckpoints::start(&db);
+    // SQLite: the transaction runs on the writer's own thread (`audit_sqlite.rs`).
+    let sqlite = match db.backend {
+        crate::db::Backend::Sqlite => match SqliteWriter::start(&db) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                poison(
+                    &mut poisoned,
+                    &writable,
+                    format!("the audit writer could not start: {e}"),
+                    0,
+                );
+                None
+            }
+        },
+        crate::db::Backend::Postgres => None,
+    };
     loop {
         tokio::select! {
             biased;
@@ -285,7 +307,7 @@ async fn run_committer(
                     continue;
                 }
                 metrics::histogram!("warden_storage_audit_batch_records").record(batch.len() as f64);
-                match commit(&db, &mut conn, &keys, &log, &head, &mut batch).await {
+                match commit(&db, &mut conn, sqlite.as_ref(), &keys, &log, &head, &mut batch).await {
                     Ok((next, receipts, note)) => {
                         head = next;
                         log.published(note);
@@ -391,42 +413,14 @@ pub(crate) async fn head_in(
     }
 }
 
-/// Begins the committer's transaction; on PostgreSQL with the append lock taken in the
-/// same round trip (`head_in`'s lock, for the replicas).
-async fn begin_locked<'c>(
-    conn: &'c mut sqlx::AnyConnection,
-    db: &Db,
-) -> Result<sqlx::Transaction<'c, sqlx::Any>, sqlx::Error> {
-    if db.backend == crate::db::Backend::Postgres {
-        sqlx::Connection::begin_with(
-            conn,
-            format!("BEGIN; SELECT pg_advisory_xact_lock({AUDIT_APPEND_LOCK})"),
-        )
-        .await
-    } else {
-        sqlx::Connection::begin(conn).await
-    }
-}
-
-/// [`head_in`] once the lock is held ([`begin_locked`]).
-async fn head_after_lock(
-    tx: &mut sqlx::AnyConnection,
-    db: &Db,
-    head: &Head,
-) -> Result<Head, sqlx::Error> {
-    if db.backend == crate::db::Backend::Postgres {
-        Head::read(tx).await
-    } else {
-        Ok(head.clone())
-    }
-}
-
 /// Chains and inserts `batch` in one transaction with the checkpoint that covers it, on
-/// the committer's own connection (`conn`, taken from the pool when there is none);
-/// returns the new head, the receipts and the checkpoint.
+/// SQLite on the writer's own thread (`audit_sqlite.rs`), on PostgreSQL on the
+/// committer's own connection (`conn`, taken from the pool when there is none;
+/// `audit_pg.rs`); returns the new head, the receipts and the checkpoint.
 async fn commit(
     db: &Db,
     conn: &mut Option<PoolConnection<sqlx::Any>>,
+    sqlite: Option<&SqliteWriter>,
     keys: &Keyring,
     log: &LogCtx,
     head: &Head,
@@ -439,43 +433,33 @@ async fn commit(
     for t in tenants {
         keys.prepare(&audit_scope(t)).await.map_err(seal_error)?;
     }
-    if conn.is_none() {
-        let mut c = db.pool.acquire().await?;
-        if db.backend == crate::db::Backend::Sqlite {
-            // Its WAL checkpoints run elsewhere (`wal_checkpoint.rs`), but for this bound.
-            sqlx::query(&crate::wal_checkpoint::writer_pragma())
-                .execute(&mut *c)
-                .await?;
+    if let Some(writer) = sqlite {
+        // The only writer of this file: the committer's head is the truth.
+        let now = now_ms();
+        let mut next = head.clone();
+        let mut rows = Vec::with_capacity(batch.len());
+        for p in batch.iter_mut() {
+            let (stored, commitment) = chain(keys, &mut next, &mut p.record, now).await?;
+            rows.push(crate::audit_sqlite::Row::new(
+                &p.record, now, stored, commitment,
+            ));
         }
-        *conn = Some(c);
+        let note = writer
+            .commit(rows, head.next_sequence - 1, log.signer.clone(), now)
+            .await?;
+        let receipts = batch.iter().map(|p| receipt(&p.record)).collect();
+        return Ok((next, receipts, note));
+    }
+    if conn.is_none() {
+        *conn = Some(db.pool.acquire().await?);
     }
     let Some(conn) = conn.as_mut() else {
         return Err(CommitError::RolledBack(DbError::Corrupt(
             "the audit writer has no connection".into(),
         )));
     };
-    let mut tx = begin_locked(conn, db).await?;
-    let start = head_after_lock(&mut tx, db, head).await?;
-    let mut next = start.clone();
-    let now = now_ms();
-    let mut sealed = Vec::with_capacity(batch.len());
-    for p in batch.iter_mut() {
-        sealed.push(chain(keys, &mut next, &mut p.record, now).await?);
-    }
-    let rows: Vec<NewRow<'_>> = batch
-        .iter()
-        .zip(sealed)
-        .map(|(p, (stored, commitment))| NewRow {
-            record: &p.record,
-            time_ms: now,
-            stored,
-            commitment,
-        })
-        .collect();
-    crate::audit_batch::insert_rows(&mut tx, &rows).await?;
+    let (next, note) = crate::audit_pg::commit(conn, keys, log, head, batch).await?;
     let receipts = batch.iter().map(|p| receipt(&p.record)).collect();
-    let note = extend_tree(&mut tx, log, &start, &next, now).await?;
-    durable::commit(tx).await?;
     Ok((next, receipts, note))
 }
 
@@ -511,7 +495,7 @@ pub(crate) async fn insert(
 /// Chains `record` onto `next`: sets what storage sets (id, sequence, time, link, salt),
 /// seals it under its tenant's data key (open in memory: no database access) and hashes
 /// it. Returns the sealed text and the commitment to insert with it.
-async fn chain(
+pub(crate) async fn chain(
     keys: &Keyring,
     next: &mut Head,
     record: &mut AuditRecord,

@@ -164,14 +164,9 @@ struct JsonRow<'a> {
     i: &'a str,
 }
 
-/// PostgreSQL: the three statements as one, whatever the batch's size: the rows travel
-/// as one JSON array, and data-modifying WITH clauses insert and delete. They all see
-/// the snapshot from before the statement, which is what inserting before deleting gave
-/// (an outcome never closes an intent of its own batch, see the module's documentation).
-async fn insert_rows_pg(
-    conn: &mut sqlx::AnyConnection,
-    rows: &[NewRow<'_>],
-) -> Result<(), sqlx::Error> {
+/// `rows` as the JSON array [`insert_rows_pg`] (and `audit_pg.rs`) hand PostgreSQL's
+/// `json_to_recordset`.
+pub(crate) fn rows_json(rows: &[NewRow<'_>]) -> Result<String, serde_json::Error> {
     let json: Vec<JsonRow<'_>> = rows
         .iter()
         .map(|row| {
@@ -197,7 +192,18 @@ async fn insert_rows_pg(
             }
         })
         .collect();
-    let json = serde_json::to_string(&json).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    serde_json::to_string(&json)
+}
+
+/// PostgreSQL: the three statements as one, whatever the batch's size: the rows travel
+/// as one JSON array, and data-modifying WITH clauses insert and delete. They all see
+/// the snapshot from before the statement, which is what inserting before deleting gave
+/// (an outcome never closes an intent of its own batch, see the module's documentation).
+async fn insert_rows_pg(
+    conn: &mut sqlx::AnyConnection,
+    rows: &[NewRow<'_>],
+) -> Result<(), sqlx::Error> {
+    let json = rows_json(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query(
         "WITH b AS (SELECT * FROM json_to_recordset($1::json)
                 AS x(s BIGINT, id TEXT, t TEXT, ms BIGINT, d BIGINT, r TEXT, h TEXT, c TEXT, k BIGINT, i TEXT)),

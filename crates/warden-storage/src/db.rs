@@ -10,6 +10,9 @@ use sqlx::{AnyPool, Executor};
 pub enum DbError {
     #[error("database: {0}")]
     Sql(#[from] sqlx::Error),
+    /// From the SQLite audit writer's own connection (`audit_sqlite.rs`).
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("unsupported database URL (use sqlite://PATH or postgres://...)")]
     UnsupportedUrl,
     #[error("stored record {0} is corrupt")]

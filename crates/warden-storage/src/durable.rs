@@ -64,7 +64,7 @@ pub(crate) fn is_io(e: &sqlx::Error) -> bool {
 }
 
 /// PostgreSQL's SQLSTATE has five characters; SQLite's extended codes at most four digits.
-fn io_code(code: &str) -> bool {
+pub(crate) fn io_code(code: &str) -> bool {
     if code.len() == 5 {
         code.starts_with("58") || code == "XX001" || code == "XX002"
     } else {

@@ -102,7 +102,7 @@ pub(crate) fn append(
         .collect()
 }
 
-fn hashes_of(hex_text: &str) -> Result<Vec<Hash>, sqlx::Error> {
+pub(crate) fn hashes_of(hex_text: &str) -> Result<Vec<Hash>, sqlx::Error> {
     let bytes = hex::decode(hex_text).map_err(|_| corrupt("a tile is not hex"))?;
     if bytes.len() % 32 != 0 {
         return Err(corrupt("a tile is not whole hashes"));
@@ -171,7 +171,7 @@ fn edge_keys(size: u64) -> Vec<((u8, u64), usize)> {
 }
 
 /// The stored tiles `keys` (those that are there), in one statement.
-async fn read_tiles(
+pub(crate) async fn read_tiles(
     conn: &mut sqlx::AnyConnection,
     keys: &BTreeSet<(u8, u64)>,
 ) -> Result<BTreeMap<(u8, u64), Vec<Hash>>, sqlx::Error> {
@@ -196,11 +196,201 @@ async fn read_tiles(
     Ok(out)
 }
 
-/// What a commit reads back before it signs.
-struct ReadBack {
-    entries: Vec<LeafEntry>,
-    checkpoint: Option<(u64, String)>,
-    tiles: BTreeMap<(u8, u64), Vec<Hash>>,
+/// A tile's place: `(level, index)`.
+pub(crate) type TileKey = (u8, u64);
+
+/// What a commit reads back before it signs, from whichever backend.
+pub(crate) struct ReadBack {
+    /// The new records' leaf entries, as stored.
+    pub(crate) entries: Vec<LeafEntry>,
+    /// The latest stored checkpoint: `(size, note)`.
+    pub(crate) checkpoint: Option<(u64, String)>,
+    /// The stored tiles read, each at its stored width.
+    pub(crate) tiles: BTreeMap<TileKey, Vec<Hash>>,
+}
+
+impl ReadBack {
+    pub(crate) fn with_capacity(records: usize) -> ReadBack {
+        ReadBack {
+            entries: Vec::with_capacity(records),
+            checkpoint: None,
+            tiles: BTreeMap::new(),
+        }
+    }
+}
+
+/// How records `size + 1 ..= new_size`, inserted in the current transaction, join the
+/// tree: which stored tiles a backend reads back, and then, from what it read and
+/// without any database, the changed tiles and the checkpoint to write ([`Plan::finish`]).
+/// Every backend's commit goes through it, so what is signed is decided in one place.
+pub(crate) struct Plan {
+    size: u64,
+    new_size: u64,
+    signed: bool,
+    /// The tree's right edge before the append, each tile with its width.
+    edge: Vec<(TileKey, usize)>,
+    /// Every tile asked for so far.
+    keys: BTreeSet<TileKey>,
+    /// The tiles the new root and the consistency proof read.
+    wanted: BTreeSet<TileId>,
+}
+
+/// What a commit writes besides its records.
+pub(crate) struct Extended {
+    /// Every tile that changed, whole, at its new width.
+    pub(crate) tiles: BTreeMap<TileKey, Vec<Hash>>,
+    /// A newly signed checkpoint of the new size, to insert with the tiles.
+    pub(crate) signed: Option<String>,
+    /// The checkpoint of the new size (newly signed or already stored).
+    pub(crate) note: Option<String>,
+}
+
+impl Plan {
+    /// `signed`: a checkpoint is signed (a signer is configured). The tiles to read
+    /// guess that the last checkpoint is at `size`, as every signed commit leaves it.
+    pub(crate) fn new(size: u64, new_size: u64, signed: bool) -> Plan {
+        let mut wanted = BTreeSet::new();
+        if signed {
+            wanted = tiles::tiles_for_root(new_size);
+            if size > 0 && size < new_size {
+                wanted.extend(tiles::tiles_for_consistency(size, new_size));
+            }
+        }
+        let edge = edge_keys(size);
+        let keys = edge
+            .iter()
+            .map(|(k, _)| *k)
+            .chain(wanted.iter().map(|t| (t.level, t.index)))
+            .collect();
+        Plan {
+            size,
+            new_size,
+            signed,
+            edge,
+            keys,
+            wanted,
+        }
+    }
+
+    pub(crate) fn signed(&self) -> bool {
+        self.signed
+    }
+
+    /// The stored tiles to read back with the rows and the latest checkpoint.
+    pub(crate) fn keys(&self) -> &BTreeSet<TileKey> {
+        &self.keys
+    }
+
+    /// After the read-back: the tiles still to read because the last checkpoint is not
+    /// at `size` (the first signed, or one signed before a restart); usually none.
+    pub(crate) fn more_keys(&mut self, back: &ReadBack) -> BTreeSet<TileKey> {
+        if !self.signed {
+            return BTreeSet::new();
+        }
+        let mut wanted = tiles::tiles_for_root(self.new_size);
+        if let Some((prev_size, _)) = &back.checkpoint
+            && *prev_size > 0
+            && *prev_size < self.new_size
+        {
+            wanted.extend(tiles::tiles_for_consistency(*prev_size, self.new_size));
+        }
+        let more = wanted
+            .iter()
+            .map(|t| (t.level, t.index))
+            .filter(|k| self.keys.insert(*k))
+            .collect();
+        self.wanted = wanted;
+        more
+    }
+
+    /// Appends the read-back leaves to the stored right edge and, with a signer, signs
+    /// the new head from the root and the consistency proof computed from what was read
+    /// back; the signer refuses a head that does not extend the last checkpoint. Pure.
+    pub(crate) fn finish(
+        self,
+        back: ReadBack,
+        signer: Option<&dyn LogSigner>,
+    ) -> Result<Extended, sqlx::Error> {
+        let (size, new_size) = (self.size, self.new_size);
+        for (i, e) in back.entries.iter().enumerate() {
+            if e.sequence != size + 1 + i as u64 {
+                return Err(corrupt(format!(
+                    "record {} is missing",
+                    size + 1 + i as u64
+                )));
+            }
+        }
+        if back.entries.len() as u64 != new_size.saturating_sub(size) {
+            return Err(corrupt(format!(
+                "records {}..={new_size} are not all there",
+                size + 1
+            )));
+        }
+        let leaves: Vec<Hash> = back.entries.iter().map(LeafEntry::leaf_hash).collect();
+        let stored = back.tiles;
+        let mut edge = BTreeMap::new();
+        for ((level, index), width) in self.edge {
+            let hashes = stored
+                .get(&(level, index))
+                .ok_or_else(|| corrupt(format!("tile {level}/{index} is missing")))?;
+            let hashes = hashes
+                .get(..width)
+                .ok_or_else(|| corrupt(format!("tile {level}/{index} is short")))?;
+            edge.insert((level, index), hashes.to_vec());
+        }
+        let changed = append(size, edge, &leaves);
+        let unsigned = |tiles, note| Extended {
+            tiles,
+            signed: None,
+            note,
+        };
+        let Some(signer) = signer.filter(|_| self.signed) else {
+            return Ok(unsigned(changed, None));
+        };
+        let previous = back.checkpoint;
+        if let Some((prev_size, note)) = &previous
+            && *prev_size == new_size
+        {
+            let note = Some(note.clone());
+            return Ok(unsigned(changed, note));
+        }
+        // The new tree's tiles: rewritten by this append, or as stored.
+        let mut tile_map = TileMap::new();
+        for id in self.wanted {
+            let key = (id.level, id.index);
+            let hashes = changed
+                .get(&key)
+                .or_else(|| stored.get(&key))
+                .ok_or_else(|| corrupt(format!("{id} is missing")))?;
+            let width = usize::from(id.width);
+            if hashes.len() < width {
+                return Err(corrupt(format!("{id} holds only {} hashes", hashes.len())));
+            }
+            tile_map.insert(id, hashes[..width].concat());
+        }
+        let root =
+            tiles::root_from_tiles(new_size, &tile_map).map_err(|e| corrupt(e.to_string()))?;
+        let proof = match &previous {
+            Some((prev_size, _)) if *prev_size > 0 && *prev_size < new_size => {
+                tiles::consistency_proof_from_tiles(*prev_size, new_size, &tile_map)
+                    .map_err(|e| corrupt(e.to_string()))?
+            }
+            _ => Vec::new(),
+        };
+        let note = signer
+            .sign(
+                previous.as_ref().map(|(_, n)| n.as_bytes()),
+                new_size,
+                root,
+                &proof,
+            )
+            .map_err(|e| corrupt(format!("checkpoint refused: {e}")))?;
+        Ok(Extended {
+            tiles: changed,
+            signed: Some(note.clone()),
+            note: Some(note),
+        })
+    }
 }
 
 /// The entries of records `from..=to`, the latest checkpoint (if `checkpoint`) and the
@@ -240,43 +430,52 @@ async fn read_back(
     for (level, index) in keys {
         q = q.bind(i64::from(*level)).bind(*index as i64);
     }
-    let mut back = ReadBack {
-        entries: Vec::with_capacity((to + 1).saturating_sub(from) as usize),
-        checkpoint: None,
-        tiles: BTreeMap::new(),
-    };
+    let mut back = ReadBack::with_capacity((to + 1).saturating_sub(from) as usize);
     for r in q.fetch_all(&mut *conn).await? {
-        let n = r.try_get::<i64, _>(1)?;
-        match r.try_get::<i64, _>(0)? {
-            0 => {
-                let e = LeafEntry::of_row(
-                    n as u64,
-                    &r.try_get::<String, _>(4)?,
-                    &r.try_get::<String, _>(5)?,
-                    r.try_get(2)?,
-                    r.try_get(3)?,
-                    &r.try_get::<String, _>(6)?,
-                    &r.try_get::<String, _>(7)?,
-                );
-                let want = from + back.entries.len() as u64;
-                if e.sequence != want {
-                    return Err(corrupt(format!("record {want} is missing")));
-                }
-                back.entries.push(e);
-            }
-            1 => back.checkpoint = Some((n as u64, r.try_get(4)?)),
-            _ => {
-                let level = u8::try_from(n).map_err(|_| corrupt("a tile level"))?;
-                let index = r.try_get::<i64, _>(2)? as u64;
-                back.tiles
-                    .insert((level, index), hashes_of(&r.try_get::<String, _>(4)?)?);
-            }
-        }
+        read_back_row(&r, from, &mut back)?;
     }
     if back.entries.len() as u64 != to + 1 - from {
         return Err(corrupt(format!("records {from}..={to} are not all there")));
     }
     Ok(back)
+}
+
+/// One row of the read-back: `(0, sequence, time_ms, decision, id, tenant_id,
+/// commitment, record)` for a new record (from `from` on, in order), `(1, size, _, _,
+/// note, ..)` for the latest checkpoint, `(2, level, index, _, hashes, ..)` for a tile.
+pub(crate) fn read_back_row(
+    r: &sqlx::any::AnyRow,
+    from: u64,
+    back: &mut ReadBack,
+) -> Result<(), sqlx::Error> {
+    let n = r.try_get::<i64, _>(1)?;
+    match r.try_get::<i64, _>(0)? {
+        0 => {
+            let e = LeafEntry::of_row(
+                n as u64,
+                &r.try_get::<String, _>(4)?,
+                &r.try_get::<String, _>(5)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                &r.try_get::<String, _>(6)?,
+                &r.try_get::<String, _>(7)?,
+            );
+            let want = from + back.entries.len() as u64;
+            if e.sequence != want {
+                return Err(corrupt(format!("record {want} is missing")));
+            }
+            back.entries.push(e);
+        }
+        1 => back.checkpoint = Some((n as u64, r.try_get(4)?)),
+        2 => {
+            let level = u8::try_from(n).map_err(|_| corrupt("a tile level"))?;
+            let index = r.try_get::<i64, _>(2)? as u64;
+            back.tiles
+                .insert((level, index), hashes_of(&r.try_get::<String, _>(4)?)?);
+        }
+        other => return Err(corrupt(format!("a read-back row of kind {other}"))),
+    }
+    Ok(())
 }
 
 /// How many leaves the stored tiles hold (from the level-0 tiles).
@@ -344,98 +543,18 @@ pub(crate) async fn extend(
             None => Ok(None),
         };
     }
-    // The tiles the new root and the consistency proof read, in the tree of `new_size`,
-    // guessing that the last checkpoint is at `size` (every commit signs one), and the
-    // tree's right edge to append to.
-    let mut wanted = BTreeSet::new();
-    if signer.is_some() {
-        wanted = tiles::tiles_for_root(new_size);
-        if size > 0 {
-            wanted.extend(tiles::tiles_for_consistency(size, new_size));
-        }
-    }
-    let edge_keys = edge_keys(size);
-    let mut keys: BTreeSet<(u8, u64)> = edge_keys
-        .iter()
-        .map(|(k, _)| *k)
-        .chain(wanted.iter().map(|t| (t.level, t.index)))
-        .collect();
+    let mut plan = Plan::new(size, new_size, signer.is_some());
     // Read back what was written, not what was meant to be written: the new rows, the
     // last checkpoint and those tiles, in one statement.
-    let back = read_back(conn, size + 1, new_size, signer.is_some(), &keys).await?;
-    let leaves: Vec<Hash> = back.entries.iter().map(LeafEntry::leaf_hash).collect();
-    let previous = back.checkpoint;
-    let mut stored = back.tiles;
-    if signer.is_some() {
-        // What the checkpoint read needs exactly; when it is not at `size` (the first
-        // signed, or one signed before a restart), tiles besides those read.
-        wanted = tiles::tiles_for_root(new_size);
-        if let Some((prev_size, _)) = &previous
-            && *prev_size > 0
-            && *prev_size < new_size
-        {
-            wanted.extend(tiles::tiles_for_consistency(*prev_size, new_size));
-        }
-        let more: BTreeSet<(u8, u64)> = wanted
-            .iter()
-            .map(|t| (t.level, t.index))
-            .filter(|k| keys.insert(*k))
-            .collect();
-        stored.extend(read_tiles(conn, &more).await?);
+    let mut back = read_back(conn, size + 1, new_size, plan.signed(), plan.keys()).await?;
+    let more = plan.more_keys(&back);
+    back.tiles.extend(read_tiles(conn, &more).await?);
+    let extended = plan.finish(back, signer)?;
+    match &extended.signed {
+        Some(note) => store(conn, &extended.tiles, new_size, note, now_ms).await?,
+        None => upsert_tiles(conn, &extended.tiles).await?,
     }
-    let mut edge = BTreeMap::new();
-    for ((level, index), width) in edge_keys {
-        let hashes = stored
-            .get(&(level, index))
-            .ok_or_else(|| corrupt(format!("tile {level}/{index} is missing")))?;
-        let hashes = hashes
-            .get(..width)
-            .ok_or_else(|| corrupt(format!("tile {level}/{index} is short")))?;
-        edge.insert((level, index), hashes.to_vec());
-    }
-    let changed = append(size, edge, &leaves);
-    let Some(signer) = signer else {
-        upsert_tiles(conn, &changed).await?;
-        return Ok(None);
-    };
-    if let Some((prev_size, note)) = &previous
-        && *prev_size == new_size
-    {
-        upsert_tiles(conn, &changed).await?;
-        return Ok(Some(note.clone()));
-    }
-    // The new tree's tiles: rewritten by this append, or as stored.
-    let mut tile_map = TileMap::new();
-    for id in wanted {
-        let key = (id.level, id.index);
-        let hashes = changed
-            .get(&key)
-            .or_else(|| stored.get(&key))
-            .ok_or_else(|| corrupt(format!("{id} is missing")))?;
-        let width = usize::from(id.width);
-        if hashes.len() < width {
-            return Err(corrupt(format!("{id} holds only {} hashes", hashes.len())));
-        }
-        tile_map.insert(id, hashes[..width].concat());
-    }
-    let root = tiles::root_from_tiles(new_size, &tile_map).map_err(|e| corrupt(e.to_string()))?;
-    let proof = match &previous {
-        Some((prev_size, _)) if *prev_size > 0 && *prev_size < new_size => {
-            tiles::consistency_proof_from_tiles(*prev_size, new_size, &tile_map)
-                .map_err(|e| corrupt(e.to_string()))?
-        }
-        _ => Vec::new(),
-    };
-    let note = signer
-        .sign(
-            previous.as_ref().map(|(_, n)| n.as_bytes()),
-            new_size,
-            root,
-            &proof,
-        )
-        .map_err(|e| corrupt(format!("checkpoint refused: {e}")))?;
-    store(conn, &changed, new_size, &note, now_ms).await?;
-    Ok(Some(note))
+    Ok(extended.note)
 }
 
 /// Writes the changed `tiles` and the checkpoint: on PostgreSQL in one statement (each

@@ -1,0 +1,429 @@
+//! PostgreSQL only: the audit committer's transaction in three round trips.
+//!
+//! Why: every statement was a network round trip (six a commit: `BEGIN` with the append
+//! lock, the head, the rows, the read-back, the tiles with the checkpoint, `COMMIT`), and
+//! the committer waits for each, while PostgreSQL shares the two cores. Now:
+//!
+//! 1. `BEGIN` and the append lock (the simple query protocol: two statements, one trip);
+//! 2. one prepared statement: the rows, the intents they open and close, inserted only if
+//!    the stored head is the one they were chained onto, and in the same answer the rows
+//!    as the database inserted them (`RETURNING`), the stored head, the latest checkpoint
+//!    and the stored tiles the tree's [`Plan`] reads;
+//! 3. the changed tiles, the checkpoint signed from what was read back, and `COMMIT`
+//!    (the simple protocol again: these statements cannot be prepared with `COMMIT`).
+//!
+//! The second stays prepared on purpose: as unprepared text (one round trip fewer) its
+//! planning and the lexing of the rows as a literal cost more than a round trip here.
+//! The simple protocol takes no parameters, so in the third every value is written into
+//! the SQL by this file, never text from a record: numbers formatted by Rust, tiles as
+//! hex digits, the checkpoint's note as a hex literal the server decodes
+//! (`convert_from(decode('..', 'hex'), 'UTF8')`).
+//!
+//! Other storage replicas may append to the same chain. The rows are inserted only if the
+//! database's head is the one they were chained onto, read after the lock was taken; if
+//! another replica moved it, nothing was inserted, the answer says where the head is, and
+//! the batch is chained again onto it and inserted in the same transaction (the lock is
+//! still held, so the second attempt cannot miss). The chain never forks.
+
+use std::fmt::Write as _;
+
+use sqlx::Row;
+
+use crate::audit::{AUDIT_APPEND_LOCK, Head, LogCtx, Pending};
+use crate::audit_batch::NewRow;
+use crate::durable::CommitError;
+use crate::keyring::Keyring;
+use crate::merkle_log::{Extended, Plan, ReadBack};
+use crate::{DbError, util::now_ms};
+
+/// The kind of the stored head's row in the read-back (beside `merkle_log`'s 0..=2).
+const HEAD: i64 = 3;
+
+fn corrupt(what: impl Into<String>) -> CommitError {
+    CommitError::RolledBack(DbError::Corrupt(what.into()))
+}
+
+/// `text` as a SQL literal that the server decodes: hex digits only.
+fn text_literal(text: &str) -> String {
+    format!(
+        "convert_from(decode('{}', 'hex'), 'UTF8')",
+        hex::encode(text.as_bytes())
+    )
+}
+
+/// Chains and inserts `batch` onto `head` (or wherever another replica moved the head),
+/// extends the tree, signs the checkpoint and commits, on `conn`. Returns the new head
+/// and the checkpoint.
+pub(crate) async fn commit(
+    conn: &mut sqlx::AnyConnection,
+    keys: &Keyring,
+    log: &LogCtx,
+    head: &Head,
+    batch: &mut [Pending],
+) -> Result<(Head, Option<String>), CommitError> {
+    let signer = log.signer();
+    let now = now_ms();
+    let mut start = head.clone();
+    let mut first = true;
+    let (next, plan, mut back) = loop {
+        let mut next = start.clone();
+        let mut sealed = Vec::with_capacity(batch.len());
+        for p in batch.iter_mut() {
+            sealed.push(crate::audit::chain(keys, &mut next, &mut p.record, now).await?);
+        }
+        let rows: Vec<NewRow<'_>> = batch
+            .iter()
+            .zip(sealed)
+            .map(|(p, (stored, commitment))| NewRow {
+                record: &p.record,
+                time_ms: now,
+                stored,
+                commitment,
+            })
+            .collect();
+        let size = start.next_sequence - 1;
+        let new_size = next.next_sequence - 1;
+        let plan = Plan::new(size, new_size, signer.is_some());
+        if first {
+            let lock = format!("BEGIN; SELECT pg_advisory_xact_lock({AUDIT_APPEND_LOCK})");
+            execute_raw(conn, &lock).await?;
+        }
+        let found = insert_and_read_back(conn, &rows, &start, &plan).await?;
+        let mut back = ReadBack::with_capacity(rows.len());
+        let mut db_head = Head::genesis();
+        for r in &found {
+            if r.try_get::<i64, _>(0)? == HEAD {
+                db_head = Head {
+                    next_sequence: r.try_get::<i64, _>(1)? as u64 + 1,
+                    last_hash: r.try_get(4)?,
+                };
+            } else {
+                crate::merkle_log::read_back_row(r, size + 1, &mut back)?;
+            }
+        }
+        match back.entries.len() {
+            n if n == batch.len() => break (next, plan, back),
+            // Another replica moved the head: chain onto it, under the lock now held.
+            0 if first => {
+                tracing::info!(
+                    expected = size,
+                    found = db_head.next_sequence - 1,
+                    "another storage replica appended to the audit log; chaining onto its head"
+                );
+                start = db_head;
+                first = false;
+            }
+            other => {
+                return Err(corrupt(format!(
+                    "audit append inserted {other} of {} rows",
+                    batch.len()
+                )));
+            }
+        }
+    };
+    let mut plan = plan;
+    let more = plan.more_keys(&back);
+    if !more.is_empty() {
+        back.tiles
+            .extend(crate::merkle_log::read_tiles(conn, &more).await?);
+    }
+    let extended = plan.finish(back, signer)?;
+    let sql = store_sql(&extended, next.next_sequence - 1, now);
+    if let Err(e) = execute_raw(conn, &sql).await {
+        return Err(failed_commit(conn, e).await);
+    }
+    Ok((next, extended.note))
+}
+
+/// `sql` (several statements, no parameters) in one round trip: the simple query
+/// protocol. A named lifetime, not a generic executor: the committer's future must be
+/// `Send` for every lifetime, which sqlx's generic `raw_sql` cannot prove.
+fn execute_raw<'c>(
+    conn: &'c mut sqlx::AnyConnection,
+    sql: &'c str,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'c>> {
+    use sqlx::Executor as _;
+    Box::pin(async move { conn.execute(sqlx::raw_sql(sql)).await.map(|_| ()) })
+}
+
+/// After the last round trip failed: if the transaction is still open (in error), the
+/// failure came before `COMMIT` and nothing was written; if not, `COMMIT` itself failed
+/// and the outcome is unknown (`durable.rs`). The connection is dropped either way.
+async fn failed_commit(conn: &mut sqlx::AnyConnection, e: sqlx::Error) -> CommitError {
+    if crate::durable::is_io(&e) {
+        return CommitError::from(e);
+    }
+    let aborted = match execute_raw(conn, "SELECT 1").await {
+        // 25P02: "current transaction is aborted": COMMIT never ran.
+        Err(sqlx::Error::Database(d)) => d.code().as_deref() == Some("25P02"),
+        _ => false,
+    };
+    if aborted {
+        CommitError::RolledBack(DbError::Sql(e))
+    } else {
+        CommitError::Durability(format!("the commit failed: {e}"))
+    }
+}
+
+/// The second round trip: inserts `rows` (and the intents they open and close) if the
+/// stored head is `start`, and answers with `merkle_log`'s read-back rows (the inserted
+/// rows as the database inserted them, the latest checkpoint, the stored tiles the plan
+/// names) and the stored head before the insert (kind 3). One statement of one shape:
+/// the rows and the tile keys travel as JSON.
+async fn insert_and_read_back(
+    conn: &mut sqlx::AnyConnection,
+    rows: &[NewRow<'_>],
+    start: &Head,
+    plan: &Plan,
+) -> Result<Vec<sqlx::any::AnyRow>, CommitError> {
+    let encode = |e| CommitError::RolledBack(DbError::Sql(sqlx::Error::Encode(Box::new(e))));
+    let json = crate::audit_batch::rows_json(rows).map_err(encode)?;
+    let keys: Vec<serde_json::Value> = plan
+        .keys()
+        .iter()
+        .map(|(level, index)| serde_json::json!({ "l": level, "i": index }))
+        .collect();
+    let keys = serde_json::to_string(&keys).map_err(encode)?;
+    let found = sqlx::query(
+        "WITH b AS (SELECT * FROM json_to_recordset($1::json)
+                AS x(s BIGINT, id TEXT, t TEXT, ms BIGINT, d BIGINT, r TEXT, h TEXT, c TEXT, k BIGINT, i TEXT)),
+            ok AS (SELECT 1 AS y WHERE COALESCE((SELECT max(sequence) FROM audit_log), 0) = $2
+                AND COALESCE((SELECT hash FROM audit_log WHERE sequence = $2), $3) = $4),
+            a AS (INSERT INTO audit_log (sequence, id, tenant_id, time_ms, decision, record, hash, commitment)
+                SELECT s, id, t, ms, d, r, h, c FROM b, ok ORDER BY s
+                RETURNING sequence, time_ms, decision, id, tenant_id, commitment, record),
+            o AS (INSERT INTO audit_open_intents (intent_id, tenant_id, time_ms)
+                SELECT id, t, ms FROM b, ok WHERE k = 1),
+            q AS (DELETE FROM audit_open_intents AS q USING b, ok
+                WHERE b.k = 2 AND q.intent_id = b.i AND q.tenant_id = b.t),
+            tk AS (SELECT * FROM json_to_recordset($6::json) AS y(l BIGINT, i BIGINT))
+        SELECT CAST(0 AS BIGINT), sequence, time_ms, decision, id, tenant_id, commitment, record FROM a
+        UNION ALL SELECT CAST(3 AS BIGINT), sequence, CAST(0 AS BIGINT), CAST(0 AS BIGINT), hash, '', '', ''
+            FROM (SELECT sequence, hash FROM audit_log ORDER BY sequence DESC LIMIT 1) h
+        UNION ALL SELECT CAST(1 AS BIGINT), tree_size, CAST(0 AS BIGINT), CAST(0 AS BIGINT), note, '', '', ''
+            FROM (SELECT tree_size, note FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1) c
+            WHERE $5 = 1
+        UNION ALL SELECT CAST(2 AS BIGINT), level, idx, CAST(0 AS BIGINT), hashes, '', '', ''
+            FROM audit_tiles JOIN tk ON level = tk.l AND idx = tk.i
+        ORDER BY 1, 2",
+    )
+    .bind(json)
+    .bind((start.next_sequence - 1) as i64)
+    .bind(crate::audit::GENESIS)
+    .bind(start.last_hash.as_str())
+    .bind(i64::from(plan.signed()))
+    .bind(keys)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(found)
+}
+
+/// The changed tiles, the new checkpoint (if one was signed) and `COMMIT`.
+fn store_sql(extended: &Extended, size: u64, now: i64) -> String {
+    let mut sql = String::new();
+    let tiles = (!extended.tiles.is_empty()).then(|| {
+        let values = extended
+            .tiles
+            .iter()
+            // hex::encode writes hex digits only.
+            .map(|((level, index), hashes)| {
+                format!("({level}, {index}, '{}')", hex::encode(hashes.concat()))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "INSERT INTO audit_tiles (level, idx, hashes) VALUES {values}
+             ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes"
+        )
+    });
+    match (&extended.signed, tiles) {
+        (Some(note), tiles) => {
+            if let Some(tiles) = tiles {
+                let _ = write!(sql, "WITH t AS ({tiles}) ");
+            }
+            let _ = write!(
+                sql,
+                "INSERT INTO audit_checkpoints (tree_size, note, time_ms) VALUES ({size}, {}, {now}); ",
+                text_literal(note)
+            );
+        }
+        (None, Some(tiles)) => {
+            let _ = write!(sql, "{tiles}; ");
+        }
+        (None, None) => {}
+    }
+    sql.push_str("COMMIT");
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::sync::Arc;
+
+    use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
+
+    use super::*;
+    use crate::log_key::{KeyFileSigner, LogSigner};
+    use crate::{Db, MemoryKeyProvider, Storage, StorageOptions};
+
+    const ORIGIN: &str = "t.example/log";
+
+    fn signer() -> Arc<dyn LogSigner> {
+        let key = warden_merkle::SignerKey::from_seed(ORIGIN, &[9; 32]).unwrap();
+        Arc::new(KeyFileSigner::from_key(ORIGIN, key).unwrap())
+    }
+
+    /// A URL on a fresh schema of the test server, or None (outside CI) without one.
+    async fn fresh_schema() -> Option<String> {
+        sqlx::any::install_default_drivers();
+        let base = std::env::var("WARDEN_TEST_PG")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let pool = match sqlx::AnyPool::connect(&base).await {
+            Ok(p) => p,
+            Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("CI=true and no PostgreSQL at {base}: {e}")
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: no PostgreSQL at {base} ({e})");
+                return None;
+            }
+        };
+        let schema = format!("warden_test_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let sep = if base.contains('?') { '&' } else { '?' };
+        Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+    }
+
+    async fn replica(url: &str, keys: &Arc<MemoryKeyProvider>) -> Storage {
+        let opts = StorageOptions {
+            log_signer: Some(signer()),
+            ..StorageOptions::default()
+        };
+        Storage::open_with(Db::connect(url).await.unwrap(), keys.clone(), opts)
+            .await
+            .unwrap()
+    }
+
+    fn record(i: usize) -> AuditRecord {
+        AuditRecord {
+            kind: AuditKind::Admin as i32,
+            tenant_id: "acme".into(),
+            caller: format!("caller-{i}"),
+            decision: AuditDecision::Allowed as i32,
+            ..Default::default()
+        }
+    }
+
+    /// Two storage replicas on one PostgreSQL chain: each commit of one finds the head
+    /// the other moved, chains onto it under the append lock, and the log stays one
+    /// chain with a signed checkpoint that extends the one before, in every commit.
+    #[tokio::test]
+    async fn two_replicas_append_to_one_chain_without_forking_it() {
+        let Some(url) = fresh_schema().await else {
+            return;
+        };
+        let keys = Arc::new(MemoryKeyProvider::new());
+        let a = replica(&url, &keys).await;
+        let b = replica(&url, &keys).await;
+        let mut sequences = Vec::new();
+        // Alternating: every append after the first finds the head moved by the other.
+        for i in 0..20 {
+            let s = if i % 2 == 0 { &a } else { &b };
+            sequences.push(s.append_audit(record(i)).await.unwrap().sequence);
+        }
+        assert_eq!(sequences, (1..=20).collect::<Vec<u64>>());
+        // And at once, from both.
+        let mut tasks = Vec::new();
+        for i in 20..100 {
+            let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tasks.push(tokio::spawn(async move { s.append_audit(record(i)).await }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let v = a.verify_audit(0, 0).await.unwrap();
+        assert!(v.ok, "{v:?}");
+        assert_eq!(v.records_checked, 100);
+        let report = crate::verify_log(a.db(), &signer().verifier(), ORIGIN, &[], &|_, _| {})
+            .await
+            .unwrap();
+        assert_eq!(report.first_bad, None, "{report:?}");
+        assert_eq!(report.records, 100);
+        // A third replica reads back the tree both wrote and takes appends.
+        let c = replica(&url, &keys).await;
+        assert_eq!(c.append_audit(record(100)).await.unwrap().sequence, 101);
+    }
+
+    #[test]
+    fn text_is_written_into_the_sql_as_hex_digits_only() {
+        let lit = text_literal("x'); DROP TABLE audit_log; --\n— é");
+        let inner = lit
+            .strip_prefix("convert_from(decode('")
+            .and_then(|l| l.strip_suffix("', 'hex'), 'UTF8')"))
+            .unwrap();
+        assert!(inner.bytes().all(|b| b.is_ascii_hexdigit()), "{lit}");
+    }
+
+    async fn exec(s: &Storage, sql: &str) {
+        sqlx::raw_sql(sql).execute(&s.db().pool).await.unwrap();
+    }
+
+    /// A statement of the last round trip refused before `COMMIT` ran: nothing was
+    /// written and the writer carries on. A `COMMIT` that fails (a deferred foreign key
+    /// a trigger violates): the outcome is unknown and the writer refuses until restart.
+    #[tokio::test]
+    async fn a_refusal_before_commit_rolls_back_and_a_failed_commit_poisons() {
+        let Some(url) = fresh_schema().await else {
+            return;
+        };
+        let keys = Arc::new(MemoryKeyProvider::new());
+        let s = replica(&url, &keys).await;
+        s.append_audit(record(0)).await.unwrap();
+        exec(
+            &s,
+            "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql;
+             CREATE TRIGGER refuse BEFORE INSERT ON audit_checkpoints FOR EACH ROW EXECUTE FUNCTION refuse();",
+        )
+        .await;
+        let err = s.append_audit(record(1)).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+        assert!(err.message().contains("nothing was recorded"), "{err:?}");
+        assert!(*s.audit_writable().borrow());
+        exec(&s, "DROP TRIGGER refuse ON audit_checkpoints").await;
+        assert_eq!(s.append_audit(record(2)).await.unwrap().sequence, 2);
+
+        exec(
+            &s,
+            "CREATE TABLE trap_target (id TEXT PRIMARY KEY);
+             CREATE TABLE trap (id TEXT REFERENCES trap_target (id) DEFERRABLE INITIALLY DEFERRED);
+             CREATE FUNCTION trap() RETURNS trigger AS $$ BEGIN INSERT INTO trap VALUES ('missing'); RETURN NEW; END $$ LANGUAGE plpgsql;
+             CREATE TRIGGER trap AFTER INSERT ON audit_checkpoints FOR EACH ROW EXECUTE FUNCTION trap();",
+        )
+        .await;
+        let err = s.append_audit(record(3)).await.unwrap_err();
+        assert!(
+            err.message()
+                .contains("whether this record was written is unknown"),
+            "{err:?}"
+        );
+        assert!(!*s.audit_writable().borrow());
+        exec(&s, "DROP TRIGGER trap ON audit_checkpoints").await;
+        let err = s.append_audit(record(4)).await.unwrap_err();
+        assert!(
+            err.message()
+                .contains("accepts no records since a commit failed"),
+            "{err:?}"
+        );
+        drop(s);
+        let s = replica(&url, &keys).await;
+        assert_eq!(s.append_audit(record(5)).await.unwrap().sequence, 3);
+        let v = s.verify_audit(0, 0).await.unwrap();
+        assert!(v.ok && v.records_checked == 3, "{v:?}");
+    }
+}
