@@ -679,7 +679,26 @@ mod tests {
         for r in cases {
             let mut got = String::new();
             write_record_json(&r, &mut got);
-            assert_eq!(got, gateway_json(&r));
+            let want = gateway_json(&r);
+            assert_eq!(got, want);
+            // Compared in place: equal to that text only, not to any one byte changed,
+            // a byte more or a byte less.
+            let compare = |text: &str| {
+                let mut c = Compare::new(text);
+                write_record_json(&r, &mut c);
+                c.equal()
+            };
+            assert!(compare(&want));
+            assert!(!compare(&format!("{want} ")));
+            assert!(!compare(&want[..want.len() - 1]));
+            for at in (0..want.len())
+                .filter(|&i| want.is_char_boundary(i) && want.as_bytes()[i].is_ascii())
+            {
+                let mut changed = want.clone().into_bytes();
+                changed[at] = if changed[at] == b'x' { b'y' } else { b'x' };
+                let changed = String::from_utf8(changed).unwrap();
+                assert!(!compare(&changed), "byte {at} changed");
+            }
         }
     }
 
@@ -694,7 +713,7 @@ mod tests {
     ) -> bool {
         let texts: Vec<Vec<String>> = proofs
             .iter()
-            .map(|p| p.iter().map(|h| B64.encode(h)).collect())
+            .map(|p| p.iter().map(|h| B64.encode_to_string(h)).collect())
             .collect();
         let expect = Expect {
             tenant_id: "t",
@@ -711,7 +730,7 @@ mod tests {
         if let Some((at, bit)) = mutate {
             proof[at][0] ^= bit;
         }
-        let mutated: Vec<String> = proof.iter().map(|h| B64.encode(h)).collect();
+        let mutated: Vec<String> = proof.iter().map(|h| B64.encode_to_string(h)).collect();
         s.texts = mutated.iter().map(String::as_str).collect();
         included(i as u64, leaves[i], &expect, &mut s).is_some()
     }
@@ -749,7 +768,8 @@ mod tests {
                             size: size as u64,
                             root: warden_merkle::root(&leaves),
                         };
-                        let texts: Vec<String> = proofs[i].iter().map(|h| B64.encode(h)).collect();
+                        let texts: Vec<String> =
+                            proofs[i].iter().map(|h| B64.encode_to_string(h)).collect();
                         s.texts = texts.iter().map(String::as_str).collect();
                         assert!(
                             included(i as u64, wrong[i], &expect, &mut s).is_none(),
