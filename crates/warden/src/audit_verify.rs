@@ -280,7 +280,7 @@ fn verify_bytes(
     expect: &crate::audit_verify_fast::Expect<'_>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Piece {
-    let (text, not_utf8) = match std::str::from_utf8(piece) {
+    let (text, not_utf8) = match simdutf8::compat::from_utf8(piece) {
         Ok(text) => (text, false),
         Err(e) => {
             let whole = memchr::memrchr(b'\n', &piece[..e.valid_up_to()]).map_or(0, |at| at + 1);

@@ -53,6 +53,26 @@ pub(crate) struct Scratch<'t> {
     record: AuditRecord,
 }
 
+/// `a == b` for the short texts a line is checked in (keys, values, proof hashes), eight
+/// bytes at a time in place: a call to `memcmp` for each of a record's hundred or so
+/// pieces was a seventh of the time.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let word = |c: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        u64::from_ne_bytes(w)
+    };
+    let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
+    if x.by_ref().zip(y.by_ref()).any(|(p, q)| word(p) != word(q)) {
+        return false;
+    }
+    let (x, y) = (x.remainder(), y.remainder());
+    (0..x.len()).all(|i| x[i] == y[i])
+}
+
 /// `text` up to the first `"`, and what follows it.
 fn until_quote(text: &str) -> Option<(&str, &str)> {
     let at = memchr::memchr(b'"', text.as_bytes())?;
@@ -181,7 +201,7 @@ fn included<'t>(index: u64, leaf: Hash, expect: &Expect<'_>, s: &mut Scratch<'t>
         .count();
     let text_at = |k: usize| s.texts[depth - 1 - k];
     if !s.last.is_empty() {
-        if (0..shared).any(|k| text_at(k) != s.last[k].sibling_text) {
+        if (0..shared).any(|k| !same(text_at(k).as_bytes(), s.last[k].sibling_text.as_bytes())) {
             return None;
         }
         if shared == depth {
@@ -353,9 +373,10 @@ impl Sink for Compare<'_> {
         if !self.same {
             return;
         }
-        match self.rest.strip_prefix(s.as_bytes()) {
-            Some(rest) => self.rest = rest,
-            None => self.same = false,
+        let s = s.as_bytes();
+        match self.rest.split_at_checked(s.len()) {
+            Some((head, rest)) if same(head, s) => self.rest = rest,
+            _ => self.same = false,
         }
     }
     fn after_open(&self) -> bool {
