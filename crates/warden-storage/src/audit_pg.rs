@@ -275,30 +275,7 @@ mod tests {
         Arc::new(KeyFileSigner::from_key(ORIGIN, key).unwrap())
     }
 
-    /// A URL on a fresh schema of the test server, or None (outside CI) without one.
-    async fn fresh_schema() -> Option<String> {
-        sqlx::any::install_default_drivers();
-        let base = std::env::var("WARDEN_TEST_PG")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let pool = match sqlx::AnyPool::connect(&base).await {
-            Ok(p) => p,
-            Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-                panic!("CI=true and no PostgreSQL at {base}: {e}")
-            }
-            Err(e) => {
-                eprintln!("SKIPPED: no PostgreSQL at {base} ({e})");
-                return None;
-            }
-        };
-        let schema = format!("warden_test_{}", uuid::Uuid::new_v4().simple());
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-        let sep = if base.contains('?') { '&' } else { '?' };
-        Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
-    }
+    use crate::test_pg::fresh_schema_url as fresh_schema;
 
     async fn replica(url: &str, keys: &Arc<MemoryKeyProvider>) -> Storage {
         let opts = StorageOptions {

@@ -33,6 +33,8 @@ mod seal;
 mod signals;
 mod telemetry_query;
 mod tenants;
+#[cfg(test)]
+mod test_pg;
 mod util;
 pub mod verify_log;
 mod wal_checkpoint;

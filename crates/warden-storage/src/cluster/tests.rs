@@ -32,27 +32,7 @@ async fn sqlite() -> (Storage, tempfile::TempDir) {
 /// A store on a fresh schema of the test PostgreSQL server (`WARDEN_TEST_PG`); `None`
 /// when there is none, except under `CI=true`, where that fails the test.
 async fn postgres() -> Option<Storage> {
-    sqlx::any::install_default_drivers();
-    let base = std::env::var("WARDEN_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let pool = match sqlx::AnyPool::connect(&base).await {
-        Ok(p) => p,
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true and no PostgreSQL at {base}: {e}")
-        }
-        Err(e) => {
-            eprintln!("SKIPPED: no PostgreSQL at {base} ({e})");
-            return None;
-        }
-    };
-    let schema = format!("warden_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    Some(open(&format!("{base}{sep}options=-c%20search_path%3D{schema}")).await)
+    Some(open(&crate::test_pg::fresh_schema_url().await?).await)
 }
 
 /// Runs `case` once on SQLite and once on PostgreSQL.

@@ -38,27 +38,7 @@ pub(crate) async fn sqlite() -> Store {
 /// A store on a fresh schema of the test PostgreSQL server, or `None` (outside CI) when
 /// no server answers.
 pub(crate) async fn postgres() -> Option<Store> {
-    sqlx::any::install_default_drivers();
-    let base = std::env::var("WARDEN_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let pool = match sqlx::AnyPool::connect(&base).await {
-        Ok(p) => p,
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true and no PostgreSQL at {base}: {e}")
-        }
-        Err(e) => {
-            eprintln!("SKIPPED: no PostgreSQL at {base} ({e}); set WARDEN_TEST_PG to run it");
-            return None;
-        }
-    };
-    let schema = format!("warden_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    let url = crate::test_pg::fresh_schema_url().await?;
     let db = Db::connect(&url).await.unwrap();
     let s = Storage::open(db, Arc::new(MemoryKeyProvider::new()))
         .await
