@@ -174,22 +174,26 @@ fn verifier(a: &VerifyArgs) -> anyhow::Result<VerifierKey> {
     Ok(warden_storage::log_key::read_key(path)?.verifier())
 }
 
+/// A bar over records, entries or checkpoints.
 fn bar(len: u64, what: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
-        "verifying {what}: {{pos}}/{{len}} [{{bar:30}}] {{per_sec}} {{eta}}"
-    )) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar
+    styled_bar(len, what, "{pos}/{len} [{bar:30}] {per_sec} {eta}")
 }
 
 /// A bar over bytes: an export is checked piece by piece as it is read.
 fn bytes_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    styled_bar(
+        len,
+        what,
+        "{bytes}/{total_bytes} [{bar:30}] {bytes_per_sec} {eta}",
+    )
+}
+
+fn styled_bar(len: u64, what: &str, counts: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
-        "verifying {what}: {{bytes}}/{{total_bytes}} [{{bar:30}}] {{bytes_per_sec}} {{eta}}"
-    )) {
+    // `what` is ours, never braces: it cannot be read as a template key.
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template(&format!("verifying {what}: {counts}"))
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar
