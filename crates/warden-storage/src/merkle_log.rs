@@ -368,23 +368,7 @@ impl Plan {
             }
             tile_map.insert(id, hashes[..width].concat());
         }
-        let root =
-            tiles::root_from_tiles(new_size, &tile_map).map_err(|e| corrupt(e.to_string()))?;
-        let proof = match &previous {
-            Some((prev_size, _)) if *prev_size > 0 && *prev_size < new_size => {
-                tiles::consistency_proof_from_tiles(*prev_size, new_size, &tile_map)
-                    .map_err(|e| corrupt(e.to_string()))?
-            }
-            _ => Vec::new(),
-        };
-        let note = signer
-            .sign(
-                previous.as_ref().map(|(_, n)| n.as_bytes()),
-                new_size,
-                root,
-                &proof,
-            )
-            .map_err(|e| corrupt(format!("checkpoint refused: {e}")))?;
+        let note = sign_over(signer, previous.as_ref(), new_size, &tile_map)?;
         Ok(Extended {
             tiles: changed,
             signed: Some(note.clone()),
@@ -620,6 +604,28 @@ async fn upsert_tiles(
     Ok(())
 }
 
+/// Signs the checkpoint of the tree of `size` whose tiles are in `tiles` (those of its
+/// root, and of the consistency proof from `previous`, the latest checkpoint): the
+/// signer refuses a head that does not extend it. Pure.
+fn sign_over(
+    signer: &dyn LogSigner,
+    previous: Option<&(u64, String)>,
+    size: u64,
+    tiles: &TileMap,
+) -> Result<String, sqlx::Error> {
+    let root = tiles::root_from_tiles(size, tiles).map_err(|e| corrupt(e.to_string()))?;
+    let proof = match previous {
+        Some((prev_size, _)) if *prev_size > 0 && *prev_size < size => {
+            tiles::consistency_proof_from_tiles(*prev_size, size, tiles)
+                .map_err(|e| corrupt(e.to_string()))?
+        }
+        _ => Vec::new(),
+    };
+    signer
+        .sign(previous.map(|(_, n)| n.as_bytes()), size, root, &proof)
+        .map_err(|e| corrupt(format!("checkpoint refused: {e}")))
+}
+
 async fn insert_checkpoint(
     conn: &mut sqlx::AnyConnection,
     size: u64,
@@ -651,28 +657,18 @@ pub(crate) async fn sign_head(
     }
     let mut tiles = TileMap::new();
     load_tiles(conn, tiles::tiles_for_root(size), &mut tiles).await?;
-    let root = tiles::root_from_tiles(size, &tiles).map_err(|e| corrupt(e.to_string()))?;
-    let proof = match &previous {
-        Some((prev_size, _)) if *prev_size > 0 && *prev_size < size => {
-            load_tiles(
-                conn,
-                tiles::tiles_for_consistency(*prev_size, size),
-                &mut tiles,
-            )
-            .await?;
-            tiles::consistency_proof_from_tiles(*prev_size, size, &tiles)
-                .map_err(|e| corrupt(e.to_string()))?
-        }
-        _ => Vec::new(),
-    };
-    let note = signer
-        .sign(
-            previous.as_ref().map(|(_, n)| n.as_bytes()),
-            size,
-            root,
-            &proof,
+    if let Some((prev_size, _)) = &previous
+        && *prev_size > 0
+        && *prev_size < size
+    {
+        load_tiles(
+            conn,
+            tiles::tiles_for_consistency(*prev_size, size),
+            &mut tiles,
         )
-        .map_err(|e| corrupt(format!("checkpoint refused: {e}")))?;
+        .await?;
+    }
+    let note = sign_over(signer, previous.as_ref(), size, &tiles)?;
     insert_checkpoint(conn, size, &note, now_ms).await?;
     Ok(note)
 }
