@@ -8,9 +8,6 @@
 //! commit. A revocation is announced on the settings watch for the key's tenant, so every
 //! gateway drops its cached copy and ends the key's open streams at once.
 
-use aes_gcm::aead::OsRng;
-use aes_gcm::aead::rand_core::RngCore;
-use sha2::{Digest, Sha256};
 use sqlx::Row;
 use tonic::{Request, Response, Status};
 use warden_proto::common::v1::DataType;
@@ -19,6 +16,7 @@ use warden_proto::storage::v1::api_keys_server::ApiKeys;
 use warden_proto::storage::v1::{TenantSettingsChange, api_keys_server};
 use warden_tls::authorize;
 
+use crate::bearer::{SecretTable, digest, new_secret};
 use crate::util::{check_len, check_tenant, new_id, now_ms, ts};
 use crate::watch::WatchEvent;
 use crate::{DbError, Storage};
@@ -26,15 +24,12 @@ use crate::{DbError, Storage};
 /// Every key starts with this, so a leaked one is recognizable (secret scanners, logs).
 pub const KEY_PREFIX: &str = "wdn_key_";
 
-fn digest(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
-}
-
-fn new_key() -> String {
-    let mut bytes = [0u8; 32];
-    OsRng.fill_bytes(&mut bytes);
-    format!("{KEY_PREFIX}{}", hex::encode(bytes))
-}
+const API_KEYS: SecretTable = SecretTable {
+    table: "api_keys",
+    id_column: "key_id",
+    noun: "API key",
+    revoked: "API_KEY_REVOKED",
+};
 
 /// An identity name as certificates spell them: 1 to 64 of letters, digits, '-', '_', '.'.
 fn check_identity(identity: &str) -> Result<(), Status> {
@@ -118,7 +113,7 @@ impl ApiKeys for Storage {
             )));
         }
         let key_id = new_id();
-        let key = new_key();
+        let key = new_secret(KEY_PREFIX);
         let description = self.seal_nonempty(&r.tenant_id, &r.description).await?;
         // Audited before it is committed: a key nobody can account for never exists.
         self.audit_admin_action(
@@ -183,37 +178,8 @@ impl ApiKeys for Storage {
         check_tenant(&r.tenant_id)?;
         let caller = auth.for_tenant(&r.tenant_id)?;
         check_len("key_id", &r.key_id, 64)?;
-        let found =
-            sqlx::query("SELECT revoked_ms FROM api_keys WHERE tenant_id = $1 AND key_id = $2")
-                .bind(&r.tenant_id)
-                .bind(&r.key_id)
-                .fetch_optional(&self.inner.db.pool)
-                .await
-                .map_err(DbError::from)?;
-        let Some(found) = found else {
-            return Err(Status::not_found(format!(
-                "tenant {} has no API key {:?}",
-                r.tenant_id, r.key_id
-            )));
-        };
-        if found.try_get::<i64, _>(0).map_err(DbError::from)? == 0 {
-            self.audit_admin_action(
-                &r.tenant_id,
-                &caller,
-                "API_KEY_REVOKED",
-                format!("API key {} revoked", r.key_id),
-            )
+        self.revoke_secret(&API_KEYS, &r.tenant_id, &r.key_id, &caller)
             .await?;
-            sqlx::query(
-                "UPDATE api_keys SET revoked_ms = $1 WHERE tenant_id = $2 AND key_id = $3 AND revoked_ms = 0",
-            )
-            .bind(now_ms())
-            .bind(&r.tenant_id)
-            .bind(&r.key_id)
-            .execute(&self.inner.db.pool)
-            .await
-            .map_err(DbError::from)?;
-        }
         // Every gateway drops the key now, open streams included.
         self.announce_tenant(&r.tenant_id).await?;
         Ok(Response::new(st::RevokeApiKeyResponse {}))
@@ -255,11 +221,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_are_prefixed_random_and_stored_as_their_hash() {
-        let (a, b) = (new_key(), new_key());
-        assert_ne!(a, b);
-        assert!(a.starts_with(KEY_PREFIX) && a.len() == KEY_PREFIX.len() + 64);
-        assert!(!digest(&a).contains(&a[KEY_PREFIX.len()..]));
+    fn identities_are_names_as_certificates_spell_them() {
         assert!(check_identity("triage-bot").is_ok());
         assert!(check_identity("").is_err() && check_identity("a b").is_err());
     }

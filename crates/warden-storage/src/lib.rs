@@ -16,6 +16,7 @@ pub mod audit_entry;
 mod audit_pg;
 mod audit_proofs;
 mod audit_sqlite;
+mod bearer;
 mod cluster;
 mod db;
 mod durable;

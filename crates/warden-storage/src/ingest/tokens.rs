@@ -6,15 +6,13 @@
 //! storage keeps only its SHA-256, so a copy of the database authenticates nobody.
 //! Every ingest request looks its token up again: a revocation holds from the next request.
 
-use aes_gcm::aead::OsRng;
-use aes_gcm::aead::rand_core::RngCore;
-use sha2::{Digest, Sha256};
 use sqlx::Row;
 use tonic::{Request, Response, Status};
 use warden_proto::telemetry::v1 as tm;
 use warden_proto::telemetry::v1::ingest_tokens_server::IngestTokens;
 use warden_tls::authorize;
 
+use crate::bearer::{SecretTable, digest, new_secret};
 use crate::util::{check_len, check_tenant, new_id, now_ms, ts};
 use crate::{DbError, Storage};
 
@@ -22,16 +20,12 @@ use crate::{DbError, Storage};
 pub const TOKEN_PREFIX: &str = "wdn_ingest_";
 
 /// The stored form of a token.
-fn digest(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// A new token: the prefix and 32 random bytes in hex.
-fn new_token() -> String {
-    let mut bytes = [0u8; 32];
-    OsRng.fill_bytes(&mut bytes);
-    format!("{TOKEN_PREFIX}{}", hex::encode(bytes))
-}
+const INGEST_TOKENS: SecretTable = SecretTable {
+    table: "ingest_tokens",
+    id_column: "token_id",
+    noun: "ingest token",
+    revoked: "INGEST_TOKEN_REVOKED",
+};
 
 impl Storage {
     /// The tenant of a live token, or UNAUTHENTICATED (the message never repeats the token).
@@ -72,7 +66,7 @@ impl IngestTokens for Storage {
         let caller = auth.for_tenant(&r.tenant_id)?;
         check_len("description", &r.description, 256)?;
         let token_id = new_id();
-        let token = new_token();
+        let token = new_secret(TOKEN_PREFIX);
         let description = self.seal_nonempty(&r.tenant_id, &r.description).await?;
         // Audited before it is committed: a token nobody can account for never exists.
         self.audit_admin_action(
@@ -162,54 +156,8 @@ impl IngestTokens for Storage {
         check_tenant(&r.tenant_id)?;
         let caller = auth.for_tenant(&r.tenant_id)?;
         check_len("token_id", &r.token_id, 64)?;
-        let found = sqlx::query(
-            "SELECT revoked_ms FROM ingest_tokens WHERE tenant_id = $1 AND token_id = $2",
-        )
-        .bind(&r.tenant_id)
-        .bind(&r.token_id)
-        .fetch_optional(&self.inner.db.pool)
-        .await
-        .map_err(DbError::from)?;
-        let Some(found) = found else {
-            return Err(Status::not_found(format!(
-                "tenant {} has no ingest token {:?}",
-                r.tenant_id, r.token_id
-            )));
-        };
-        if found.try_get::<i64, _>(0).map_err(DbError::from)? != 0 {
-            return Ok(Response::new(tm::RevokeIngestTokenResponse {}));
-        }
-        self.audit_admin_action(
-            &r.tenant_id,
-            &caller,
-            "INGEST_TOKEN_REVOKED",
-            format!("ingest token {} revoked", r.token_id),
-        )
-        .await?;
-        sqlx::query(
-            "UPDATE ingest_tokens SET revoked_ms = $1 WHERE tenant_id = $2 AND token_id = $3 AND revoked_ms = 0",
-        )
-        .bind(now_ms())
-        .bind(&r.tenant_id)
-        .bind(&r.token_id)
-        .execute(&self.inner.db.pool)
-        .await
-        .map_err(DbError::from)?;
+        self.revoke_secret(&INGEST_TOKENS, &r.tenant_id, &r.token_id, &caller)
+            .await?;
         Ok(Response::new(tm::RevokeIngestTokenResponse {}))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn tokens_are_prefixed_random_and_stored_as_their_hash() {
-        let (a, b) = (new_token(), new_token());
-        assert_ne!(a, b);
-        assert!(a.starts_with(TOKEN_PREFIX) && a.len() == TOKEN_PREFIX.len() + 64);
-        assert_eq!(digest(&a).len(), 64);
-        assert!(!digest(&a).contains(&a[TOKEN_PREFIX.len()..]));
     }
 }
