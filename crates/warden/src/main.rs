@@ -76,10 +76,7 @@ where
     F: std::future::Future<Output = anyhow::Result<()>>,
 {
     init_tracing();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run(args))?;
+    cmd::block_on(run(args))?;
     Ok(ExitCode::SUCCESS)
 }
 

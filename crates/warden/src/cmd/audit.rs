@@ -81,10 +81,7 @@ struct VerifyArgs {
 pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
     match args.action {
         Action::Export(a) => {
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(export(a))?;
+            super::block_on(export(a))?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Action::Verify(a) => verify(a),
@@ -255,22 +252,19 @@ fn verify(a: VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
         .iter()
         .map(|p| std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display())))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let report = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(async {
-            let db = warden_storage::Db::connect(&url)
-                .await
-                .context("cannot open the database")?;
-            let b = bar(0, "records");
-            let r = warden_storage::verify_log(&db, &key, &a.origin, &kept, &|done, total| {
-                b.set_length(total);
-                b.set_position(done);
-            })
-            .await;
-            b.finish_and_clear();
-            anyhow::Ok(r?)
-        })?;
+    let report = super::block_on(async {
+        let db = warden_storage::Db::connect(&url)
+            .await
+            .context("cannot open the database")?;
+        let b = bar(0, "records");
+        let r = warden_storage::verify_log(&db, &key, &a.origin, &kept, &|done, total| {
+            b.set_length(total);
+            b.set_position(done);
+        })
+        .await;
+        b.finish_and_clear();
+        anyhow::Ok(r?)
+    })?;
     match report.first_bad {
         None => {
             writeln!(

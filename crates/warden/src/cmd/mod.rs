@@ -11,6 +11,16 @@ pub mod redact;
 pub mod serve;
 pub mod up;
 
+/// Runs a command's async body on a multi-threaded runtime of its own.
+pub(crate) fn block_on<T>(
+    body: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(body)
+}
+
 /// A channel to the Warden service `role` at `addr`, as identity `identity` from the
 /// certificates directory `pki` (`ca.pem`, `<identity>.pem`, `<identity>-key.pem`).
 pub(crate) fn connect_as(

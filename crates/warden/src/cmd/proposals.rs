@@ -104,10 +104,7 @@ enum Action {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run_async(args))
+    super::block_on(run_async(args))
 }
 
 fn enum_arg<E>(
