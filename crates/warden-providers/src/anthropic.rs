@@ -9,7 +9,7 @@
 //! so `temperature` is dropped for it. The key is exposed only while building headers.
 
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
@@ -132,43 +132,25 @@ impl Anthropic {
     ) -> Result<reqwest::Response, ProviderError> {
         let body = request_body(req, &self.cfg, stream);
         let url = format!("{}/v1/messages", self.cfg.base_url);
-        let fut = self
-            .client
-            .post(url)
-            .headers(self.headers()?)
-            .json(&body)
-            .send();
-        let resp = match tokio::time::timeout(self.cfg.http.timeouts.first_byte, fut).await {
-            Err(_) => {
-                return Err(ProviderError::Timeout {
-                    provider: self.cfg.name.clone(),
-                });
-            }
-            Ok(r) => r.map_err(|e| http::transport_error(&self.cfg.name, e))?,
-        };
-        if resp.status().is_success() {
-            return Ok(resp);
-        }
-        let status = resp.status().as_u16();
-        let retry_after = http::retry_after(resp.headers(), SystemTime::now());
-        let request_id = header_str(resp.headers(), "request-id");
-        let body = tokio::time::timeout(self.cfg.http.timeouts.idle, resp.bytes())
-            .await
-            .ok()
-            .and_then(Result::ok);
-        Err(status_error(
+        let request = self.client.post(url).headers(self.headers()?).json(&body);
+        http::send(
             &self.cfg.name,
-            status,
-            retry_after,
-            body.as_deref().unwrap_or_default(),
-            request_id.as_deref(),
-            &self.cfg.api_key,
-        ))
+            request,
+            &self.cfg.http.timeouts,
+            "request-id",
+            |r| {
+                status_error(
+                    &self.cfg.name,
+                    r.status,
+                    r.retry_after,
+                    r.body,
+                    r.request_id,
+                    &self.cfg.api_key,
+                )
+            },
+        )
+        .await
     }
-}
-
-fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
-    h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 fn uses_bearer(version: &str) -> bool {
@@ -531,21 +513,14 @@ impl Provider for Anthropic {
     }
 
     async fn complete(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        let work = async {
-            let resp = self.send(req, false).await?;
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| http::transport_error(&self.cfg.name, e))?;
-            parse_response(&self.cfg.name, &body)
-        };
-        tokio::time::timeout(self.cfg.http.timeouts.total, work)
-            .await
-            .unwrap_or_else(|_| {
-                Err(ProviderError::Timeout {
-                    provider: self.cfg.name.clone(),
-                })
-            })
+        let name = &self.cfg.name;
+        http::unary(
+            name,
+            self.cfg.http.timeouts.total,
+            self.send(req, false),
+            |b| parse_response(name, b),
+        )
+        .await
     }
 
     async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {

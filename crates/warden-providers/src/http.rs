@@ -163,6 +163,77 @@ pub(crate) fn transport_error(provider: &str, e: reqwest::Error) -> ProviderErro
     }
 }
 
+/// A provider's error answer, as read for its own error mapping.
+pub(crate) struct Refusal<'a> {
+    pub(crate) status: u16,
+    pub(crate) retry_after: Option<Duration>,
+    /// The body, read within the idle timeout (empty if it did not come).
+    pub(crate) body: &'a [u8],
+    pub(crate) request_id: Option<&'a str>,
+}
+
+/// Sends `request` and waits for the answer's head within the first-byte timeout. A
+/// success is handed back to be read; any other status is read (body within the idle
+/// timeout, `Retry-After`, the request id in `request_id_header`) and turned into the
+/// provider's own error by `refused`.
+pub(crate) async fn send(
+    provider: &str,
+    request: reqwest::RequestBuilder,
+    timeouts: &Timeouts,
+    request_id_header: &str,
+    refused: impl FnOnce(Refusal<'_>) -> ProviderError,
+) -> Result<reqwest::Response, ProviderError> {
+    let resp = tokio::time::timeout(timeouts.first_byte, request.send())
+        .await
+        .map_err(|_| ProviderError::Timeout {
+            provider: provider.into(),
+        })?
+        .map_err(|e| transport_error(provider, e))?;
+    if resp.status().is_success() {
+        return Ok(resp);
+    }
+    let status = resp.status().as_u16();
+    let retry_after = retry_after(resp.headers(), SystemTime::now());
+    let request_id = resp
+        .headers()
+        .get(request_id_header)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = tokio::time::timeout(timeouts.idle, resp.bytes())
+        .await
+        .ok()
+        .and_then(Result::ok);
+    Err(refused(Refusal {
+        status,
+        retry_after,
+        body: body.as_deref().unwrap_or_default(),
+        request_id: request_id.as_deref(),
+    }))
+}
+
+/// A unary call: the answer `send` starts, read whole and parsed by `parse`, all within
+/// `total`.
+pub(crate) async fn unary<T>(
+    provider: &str,
+    total: Duration,
+    send: impl Future<Output = Result<reqwest::Response, ProviderError>>,
+    parse: impl FnOnce(&[u8]) -> Result<T, ProviderError>,
+) -> Result<T, ProviderError> {
+    let work = async {
+        let body = send
+            .await?
+            .bytes()
+            .await
+            .map_err(|e| transport_error(provider, e))?;
+        parse(&body)
+    };
+    tokio::time::timeout(total, work).await.unwrap_or_else(|_| {
+        Err(ProviderError::Timeout {
+            provider: provider.into(),
+        })
+    })
+}
+
 /// Takes a byte stream and enforces `idle` between chunks: a stall becomes `Timeout`.
 pub(crate) fn idle_guarded<S>(
     provider: String,
