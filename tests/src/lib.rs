@@ -617,39 +617,9 @@ pub fn logs_request(tenant_id: &str, text: &str) -> gw::CompleteRequest {
     }
 }
 
-/// The PostgreSQL server tests use, overridable with `WARDEN_TEST_PG`.
-pub fn postgres_base_url() -> String {
-    std::env::var("WARDEN_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// A fresh, empty schema on the test PostgreSQL server, as a database URL whose
-/// connections use it. `None` (with a message) when no server answers, except under
-/// `CI=true`, where a missing server fails the test.
-pub async fn fresh_postgres_schema() -> Option<String> {
-    sqlx::any::install_default_drivers();
-    let base = postgres_base_url();
-    let pool = match sqlx::AnyPool::connect(&base).await {
-        Ok(p) => p,
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true and no PostgreSQL at {base}: {e}")
-        }
-        Err(e) => {
-            eprintln!(
-                "SKIPPED: no PostgreSQL at {base} ({e}); set WARDEN_TEST_PG to run the PostgreSQL tests"
-            );
-            return None;
-        }
-    };
-    let schema = format!("warden_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
-}
+pub use warden_storage::test_pg::{
+    base_url as postgres_base_url, fresh_schema_url as fresh_postgres_schema,
+};
 
 /// An OTLP logs export: one resource (`service.name` = `service`, plus `resource`
 /// attributes), one record per body, at the current time, severity ERROR.

@@ -34,8 +34,9 @@ mod seal;
 mod signals;
 mod telemetry_query;
 mod tenants;
-#[cfg(test)]
-mod test_pg;
+#[cfg(any(test, feature = "test-pg"))]
+#[doc(hidden)]
+pub mod test_pg;
 mod util;
 pub mod verify_log;
 mod wal_checkpoint;

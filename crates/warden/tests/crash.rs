@@ -423,38 +423,11 @@ async fn sqlite_storage_killed_mid_append_loses_no_acknowledged_record() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_storage_killed_mid_append_loses_no_acknowledged_record() {
-    let Some(url) = fresh_postgres_schema().await else {
+    let Some(url) = warden_storage::test_pg::fresh_schema_url().await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     crash_and_check(&url, dir.path()).await;
-}
-
-/// A fresh, empty schema on the test PostgreSQL server (`WARDEN_TEST_PG`, default
-/// 127.0.0.1:5432 db `test`), as a URL whose connections use it; `None` when no server
-/// answers, except under `CI=true`, where that fails the test.
-async fn fresh_postgres_schema() -> Option<String> {
-    sqlx::any::install_default_drivers();
-    let base = std::env::var("WARDEN_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let pool = match sqlx::AnyPool::connect(&base).await {
-        Ok(p) => p,
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true and no PostgreSQL at {base}: {e}")
-        }
-        Err(e) => {
-            eprintln!("SKIPPED: no PostgreSQL at {base} ({e}); set WARDEN_TEST_PG to run it");
-            return None;
-        }
-    };
-    let schema = format!("warden_crash_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
 }
 
 /// `strace`, or None (SKIPPED) when it is not installed; under `CI=true` that fails.
