@@ -192,13 +192,13 @@ pub(crate) async fn who(
     extensions: &axum::http::Extensions,
     rpc: &'static str,
 ) -> Result<Who, HttpError> {
-    let leaf = extensions
+    // Read once per connection (the chain is the connection's, verified at its handshake).
+    let from_certificate = extensions
         .get::<PeerCertificates>()
-        .and_then(PeerCertificates::leaf);
-    let (caller, api_key, default_data_type) = match leaf {
-        Some(leaf) => (
-            Caller::from_der(leaf.as_ref())
-                .map_err(|e| HttpError::unauthenticated(e.to_string()))?,
+        .and_then(|peer| g.inner.known_callers.caller(&peer.0));
+    let (caller, api_key, default_data_type) = match from_certificate {
+        Some(caller) => (
+            caller.map_err(|e| HttpError::unauthenticated(e.to_string()))?,
             None,
             None,
         ),
