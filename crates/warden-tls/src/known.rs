@@ -85,9 +85,15 @@ mod tests {
     use super::*;
     use crate::{DevPki, Role};
 
-    fn der_of(pki: &DevPki, name: &str) -> Vec<u8> {
-        let pem = std::fs::read(pki.files(name).cert).unwrap();
-        x509_parser::pem::parse_x509_pem(&pem).unwrap().1.contents
+    /// The DER certificates of a fresh dev PKI's `agent` and `admin`.
+    fn agent_and_admin() -> (Vec<u8>, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = DevPki::load_or_create(dir.path()).unwrap();
+        let der_of = |name: &str| {
+            let pem = std::fs::read(pki.files(name).cert).unwrap();
+            x509_parser::pem::parse_x509_pem(&pem).unwrap().1.contents
+        };
+        (der_of("agent"), der_of("admin"))
     }
 
     /// A new connection's chain.
@@ -97,11 +103,10 @@ mod tests {
 
     #[test]
     fn each_chain_is_read_once_and_answers_for_itself_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let pki = DevPki::load_or_create(dir.path()).unwrap();
+        let (agent_der, admin_der) = agent_and_admin();
         let known = KnownCallers::new();
-        let agent = chain(&der_of(&pki, "agent"));
-        let admin = chain(&der_of(&pki, "admin"));
+        let agent = chain(&agent_der);
+        let admin = chain(&admin_der);
         let first = known.caller(&agent).unwrap().unwrap();
         assert_eq!(first.role, Role::Agent);
         assert_eq!(known.len(), 1);
@@ -114,7 +119,7 @@ mod tests {
         assert_eq!(known.caller(&admin).unwrap().unwrap().role, Role::Admin);
         assert_eq!(known.len(), 2);
         // The same certificate on another connection is its own entry, with the same caller.
-        let again = chain(&der_of(&pki, "agent"));
+        let again = chain(&agent_der);
         assert_eq!(known.caller(&again).unwrap().unwrap(), first);
         assert_eq!(known.len(), 3);
     }
@@ -137,12 +142,10 @@ mod tests {
 
     #[test]
     fn closed_connections_make_room() {
-        let dir = tempfile::tempdir().unwrap();
-        let pki = DevPki::load_or_create(dir.path()).unwrap();
+        let (agent, admin) = agent_and_admin();
         let known = KnownCallers::new();
-        let open = chain(&der_of(&pki, "agent"));
+        let open = chain(&agent);
         known.caller(&open).unwrap().unwrap();
-        let admin = der_of(&pki, "admin");
         for _ in 0..CAPACITY {
             // Each dropped at once: a connection that closed.
             known.caller(&chain(&admin)).unwrap().unwrap();
