@@ -27,10 +27,14 @@ pub type PeerChain = Arc<Vec<CertificateDer<'static>>>;
 /// Entries kept before those of closed connections are dropped.
 const CAPACITY: usize = 4096;
 
+/// A remembered caller: the chain it was read from (held so its address stays its own)
+/// and the caller, by the chain's address.
+type ByChain = HashMap<usize, (Weak<Vec<CertificateDer<'static>>>, Caller)>;
+
 /// The callers of open connections, by their certificate chain.
 #[derive(Debug, Default)]
 pub struct KnownCallers {
-    by_chain: Mutex<HashMap<usize, (Weak<Vec<CertificateDer<'static>>>, Caller)>>,
+    by_chain: Mutex<ByChain>,
 }
 
 impl KnownCallers {
@@ -71,10 +75,7 @@ impl KnownCallers {
         self.len() == 0
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<usize, (Weak<Vec<CertificateDer<'static>>>, Caller)>>
-    {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ByChain> {
         // Nothing panics while the lock is held; a poisoned map is still consistent.
         self.by_chain.lock().unwrap_or_else(PoisonError::into_inner)
     }
