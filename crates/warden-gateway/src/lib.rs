@@ -65,6 +65,8 @@ struct Inner {
     engines: engines::Engines,
     /// API keys of the HTTP front, resolved through storage.
     api_keys: api_keys::ApiKeys,
+    /// The HTTP front's callers by their connection's certificate chain.
+    known_callers: warden_tls::KnownCallers,
 }
 
 impl Gateway {
@@ -91,6 +93,7 @@ impl Gateway {
                 limiter,
                 engines: engines::Engines::new(engine),
                 api_keys,
+                known_callers: warden_tls::KnownCallers::new(),
             }),
         }
     }
@@ -135,6 +138,7 @@ impl Gateway {
                 limiter: i.limiter.clone(),
                 engines: i.engines.clone(),
                 api_keys: i.api_keys.clone(),
+                known_callers: warden_tls::KnownCallers::new(),
             }),
         }
     }

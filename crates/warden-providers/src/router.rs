@@ -374,7 +374,9 @@ impl Router {
                             outcome: Outcome::Ok,
                             latency,
                         });
-                        tracing::info!(provider = %name, model = %model, attempts = attempts.len(), latency_ms = latency.as_millis() as u64, "provider answered");
+                        // Debug, not info: every answered call is in the audit outcome and the
+                        // metrics already, and a log line per call was a write(2) per request.
+                        tracing::debug!(provider = %name, model = %model, attempts = attempts.len(), latency_ms = latency.as_millis() as u64, "provider answered");
                         return Ok(Routed {
                             value,
                             provider: name.clone(),

@@ -72,7 +72,9 @@ impl ServiceHost {
     ) -> impl Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone + use<>
     {
         let insecure = self.security.is_insecure();
-        move |req| warden_tls::identify(req, insecure)
+        // One for all of this host's services: a connection's certificate is read once.
+        let known = std::sync::Arc::new(warden_tls::KnownCallers::new());
+        move |req| warden_tls::identify(req, insecure, &known)
     }
 
     /// Serves `routes` plus gRPC health and reflection until `shutdown` resolves; then

@@ -10,6 +10,8 @@ use std::str::FromStr;
 
 use tonic::{Request, Status};
 
+use crate::known::KnownCallers;
+
 /// What a certificate holder is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
@@ -260,15 +262,17 @@ impl Caller {
     }
 }
 
-/// Interceptor body: turns the peer certificate into a [`Caller`] stored in the request.
-/// With `insecure_dev` and no TLS, the caller is a dev superuser (the server refused to
-/// start on anything but loopback and warned at start).
-pub fn identify<T>(mut req: Request<T>, insecure_dev: bool) -> Result<Request<T>, Status> {
-    let certs = req.peer_certs();
-    let caller = match certs.as_ref().and_then(|c| c.first()) {
-        Some(leaf) => {
-            Caller::from_der(leaf.as_ref()).map_err(|e| Status::unauthenticated(e.to_string()))?
-        }
+/// Interceptor body: turns the peer certificate into a [`Caller`] stored in the request
+/// (read once per connection, through `known`). With `insecure_dev` and no TLS, the
+/// caller is a dev superuser (the server refused to start on anything but loopback and
+/// warned at start).
+pub fn identify<T>(
+    mut req: Request<T>,
+    insecure_dev: bool,
+    known: &KnownCallers,
+) -> Result<Request<T>, Status> {
+    let caller = match req.peer_certs().and_then(|chain| known.caller(&chain)) {
+        Some(caller) => caller.map_err(|e| Status::unauthenticated(e.to_string()))?,
         None if insecure_dev => Caller::insecure(),
         None => {
             return Err(Status::unauthenticated(

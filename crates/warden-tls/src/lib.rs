@@ -13,8 +13,10 @@
 
 pub mod access;
 mod identity;
+mod known;
 mod pki;
 
 pub use access::{Authorized, authorize, authorize_caller};
 pub use identity::{Caller, IdentityError, Role, Scope, caller_of, identify, valid_tenant_id};
+pub use known::{KnownCallers, PeerChain};
 pub use pki::{BUILT_IN, DevPki, IdentityPaths, PkiError, TlsFiles};

@@ -139,12 +139,7 @@ impl HttpError {
             }
         };
         metrics::counter!("warden_gateway_http_errors_total", "type" => kind).increment(1);
-        let mut resp = (
-            self.status,
-            [(header::CONTENT_TYPE, "application/json")],
-            body.to_string(),
-        )
-            .into_response();
+        let mut resp = json_response(self.status, &body);
         if let Some(secs) = self.retry_after
             && let Ok(v) = header::HeaderValue::from_str(&secs.to_string())
         {
@@ -192,13 +187,13 @@ pub(crate) async fn who(
     extensions: &axum::http::Extensions,
     rpc: &'static str,
 ) -> Result<Who, HttpError> {
-    let leaf = extensions
+    // Read once per connection (the chain is the connection's, verified at its handshake).
+    let from_certificate = extensions
         .get::<PeerCertificates>()
-        .and_then(PeerCertificates::leaf);
-    let (caller, api_key, default_data_type) = match leaf {
-        Some(leaf) => (
-            Caller::from_der(leaf.as_ref())
-                .map_err(|e| HttpError::unauthenticated(e.to_string()))?,
+        .and_then(|peer| g.inner.known_callers.caller(&peer.0));
+    let (caller, api_key, default_data_type) = match from_certificate {
+        Some(caller) => (
+            caller.map_err(|e| HttpError::unauthenticated(e.to_string()))?,
             None,
             None,
         ),
@@ -381,12 +376,7 @@ async fn models(State(g): State<Gateway>, req: Request) -> Response {
     } else {
         Vec::new()
     };
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        serde_json::json!({"object": "list", "data": data, "has_more": false}).to_string(),
-    )
-        .into_response()
+    json_ok(&serde_json::json!({"object": "list", "data": data, "has_more": false}))
 }
 
 /// A text part.
@@ -463,12 +453,15 @@ pub(crate) async fn run(
 
 /// A 200 with a JSON body.
 pub(crate) fn json_ok(body: &serde_json::Value) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    json_response(StatusCode::OK, body)
+}
+
+/// A JSON body written straight into bytes: `Display` (`to_string`) goes through the
+/// formatter a few bytes at a time, and was half the cost of writing an answer.
+fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+    // A Value always serializes: its map keys are strings.
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
 /// Server-sent events: each relayed event as `render` writes it, until it writes "".
