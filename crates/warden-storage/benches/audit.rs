@@ -594,7 +594,6 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Each goal of issue 18 against what this run measured.
 /// Issue 18's goals: records/s with 64 appenders (closed loop), and the p99 of an append
 /// with 64 appenders offering that rate, against one fsync + 1 ms.
 fn goals(backend: &str, b: &Backend) {
@@ -636,8 +635,9 @@ const POSTGRES_GOAL: f64 = 15_000.0;
 
 fn main() {
     // `cargo bench` passes `--bench`; there is nothing to filter.
+    let records = knob("WARDEN_BENCH_AUDIT_RECORDS", 20_000);
     let counts = Counts {
-        records: knob("WARDEN_BENCH_AUDIT_RECORDS", 20_000),
+        records,
         appenders: std::env::var("WARDEN_BENCH_AUDIT_APPENDERS")
             .unwrap_or_else(|_| "1,16,64".into())
             .split(',')
@@ -646,10 +646,7 @@ fn main() {
             .collect(),
         verify: knob("WARDEN_BENCH_AUDIT_VERIFY", 100_000),
         fsyncs: knob("WARDEN_BENCH_AUDIT_FSYNCS", 2_000),
-        plain: knob(
-            "WARDEN_BENCH_AUDIT_PLAIN",
-            knob("WARDEN_BENCH_AUDIT_RECORDS", 20_000),
-        ),
+        plain: knob("WARDEN_BENCH_AUDIT_PLAIN", records),
     };
     let leaves = knob("WARDEN_BENCH_AUDIT_PROOF_LEAVES", 1_000_000).max(4096);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());

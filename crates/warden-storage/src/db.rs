@@ -168,9 +168,8 @@ impl Db {
     /// lock); it applies to values written from then on.
     async fn store_uncompressed(&self, table: &str, column: &str) -> Result<(), DbError> {
         let storage: Option<String> = sqlx::query_scalar(
-            "SELECT CAST(a.attstorage AS TEXT) FROM pg_attribute a
-             JOIN pg_class c ON c.oid = a.attrelid
-             WHERE c.oid = to_regclass($1) AND a.attname = $2",
+            "SELECT CAST(attstorage AS TEXT) FROM pg_attribute
+             WHERE attrelid = to_regclass($1) AND attname = $2",
         )
         .bind(table)
         .bind(column)

@@ -19,7 +19,7 @@ use crate::{DbError, Storage};
 /// Every token starts with this, so a leaked one is recognizable (secret scanners, logs).
 pub const TOKEN_PREFIX: &str = "wdn_ingest_";
 
-/// The stored form of a token.
+/// Where tokens are kept, and how errors and audit records name them.
 const INGEST_TOKENS: SecretTable = SecretTable {
     table: "ingest_tokens",
     id_column: "token_id",
