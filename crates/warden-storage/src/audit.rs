@@ -5,9 +5,9 @@
 //! The tree is the proof: a checkpoint signed with a key the database does not hold pins
 //! every record before it. The chain names the exact record that was changed, deleted,
 //! reordered or inserted ([`Storage::verify_audit`]). Appends are serialized through one
-//! committer task that owns the head (group commit: every append that arrives during a
-//! commit joins the next transaction), and a record is acknowledged only after its
-//! commit, which holds its checkpoint. The first commit that fails stops the writer
+//! committer task that owns the head (`committer.rs`; group commit: every append that
+//! arrives during a commit joins the next transaction), and a record is acknowledged only
+//! after its commit, which holds its checkpoint. The first commit that fails stops the writer
 //! until restart (`durable.rs`).
 
 use std::sync::Arc;
@@ -15,7 +15,6 @@ use std::sync::Arc;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
-use sqlx::pool::PoolConnection;
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status};
 use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
@@ -27,12 +26,10 @@ use warden_proto::storage::v1::{
 use warden_tls::{Role, authorize};
 
 use crate::audit_batch::NewRow;
-use crate::audit_sqlite::SqliteWriter;
-use crate::durable::{self, CommitError};
 use crate::keyring::Keyring;
 use crate::log_key::LogSigner;
 use crate::reconcile::Reconciled;
-use crate::util::{check_len, check_tenant, ms_of, new_id, now_ms, ts};
+use crate::util::{check_len, check_tenant, ms_of, new_id, ts};
 use crate::{Db, DbError, Storage};
 
 /// The PostgreSQL advisory lock that serializes audit appends across storage replicas.
@@ -111,7 +108,7 @@ pub(crate) fn audit_scope(tenant_id: &str) -> String {
 }
 
 /// A sealing failure inside a commit, as the commit's error.
-fn seal_error(s: Status) -> sqlx::Error {
+pub(crate) fn seal_error(s: Status) -> sqlx::Error {
     sqlx::Error::Encode(Box::new(std::io::Error::other(format!(
         "audit record could not be sealed: {}",
         s.message()
@@ -130,18 +127,18 @@ fn record_hash(record: &AuditRecord) -> String {
 }
 
 /// Most records committed in one transaction.
-const MAX_BATCH: usize = 256;
+pub(crate) const MAX_BATCH: usize = 256;
 
 /// One append waiting for the committer.
 pub(crate) struct Pending {
     pub(crate) record: AuditRecord,
-    done: oneshot::Sender<Result<AuditReceipt, Status>>,
+    pub(crate) done: oneshot::Sender<Result<AuditReceipt, Status>>,
 }
 
 /// A reconciliation waiting for the committer: close intents committed before `before_ms`.
 pub(crate) struct ReconcileJob {
-    before_ms: i64,
-    done: oneshot::Sender<Result<Reconciled, Status>>,
+    pub(crate) before_ms: i64,
+    pub(crate) done: oneshot::Sender<Result<Reconciled, Status>>,
 }
 
 /// The one writer of the chain (group commit). A single task owns the head; every
@@ -197,7 +194,7 @@ pub(crate) async fn extend_tree(
     .await
 }
 
-fn unavailable() -> Status {
+pub(crate) fn unavailable() -> Status {
     Status::unavailable("the audit log could not be written; nothing was recorded")
 }
 
@@ -206,7 +203,7 @@ impl Committer {
         let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
         let (reconcile, reconcile_rx) = mpsc::channel(4);
         let (writable_tx, writable) = tokio::sync::watch::channel(true);
-        tokio::spawn(run_committer(
+        tokio::spawn(crate::committer::run(
             db,
             keys,
             head,
@@ -258,141 +255,6 @@ pub(crate) async fn reconcile_via(
     report.await.map_err(|_| unavailable())?
 }
 
-async fn run_committer(
-    db: Db,
-    keys: Arc<Keyring>,
-    mut head: Head,
-    log: LogCtx,
-    mut rx: mpsc::Receiver<Pending>,
-    mut reconcile_rx: mpsc::Receiver<ReconcileJob>,
-    writable: tokio::sync::watch::Sender<bool>,
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    // The committer's own connection: no pool checkout (and its ping) in every commit.
-    let mut conn: Option<PoolConnection<sqlx::Any>> = None;
-    // Set by the first failed commit; from then on every append is refused (`durable.rs`).
-    let mut poisoned: Option<String> = None;
-    // SQLite: WAL checkpoints on another connection, after acknowledgements.
-    let mut wal = crate::wal_checkpoint::WalCheckpoints::start(&db);
-    // SQLite: the transaction runs on the writer's own thread (`audit_sqlite.rs`).
-    let sqlite = match db.backend {
-        crate::db::Backend::Sqlite => match SqliteWriter::start(&db) {
-            Ok(w) => Some(w),
-            Err(e) => {
-                poison(
-                    &mut poisoned,
-                    &writable,
-                    format!("the audit writer could not start: {e}"),
-                    0,
-                );
-                None
-            }
-        },
-        crate::db::Backend::Postgres => None,
-    };
-    loop {
-        tokio::select! {
-            biased;
-            Some(reason) = async { wal.as_mut()?.failed.recv().await }, if poisoned.is_none() => {
-                poison(&mut poisoned, &writable, reason, 0);
-            }
-            n = rx.recv_many(&mut batch, MAX_BATCH) => {
-                if n == 0 {
-                    break;
-                }
-                if let Some(reason) = &poisoned {
-                    for p in batch.drain(..) {
-                        let _ = p.done.send(Err(durable::poisoned(reason)));
-                    }
-                    continue;
-                }
-                metrics::histogram!("warden_storage_audit_batch_records").record(batch.len() as f64);
-                match commit(&db, &mut conn, sqlite.as_ref(), &keys, &log, &head, &mut batch).await {
-                    Ok((next, receipts, note)) => {
-                        head = next;
-                        log.published(note);
-                        for (p, receipt) in batch.drain(..).zip(receipts) {
-                            let _ = p.done.send(Ok(receipt));
-                        }
-                        if let Some(wal) = wal.as_mut() {
-                            wal.committed();
-                        }
-                    }
-                    Err(CommitError::RolledBack(e)) => {
-                        tracing::error!(error = %e, records = batch.len(), "audit append failed");
-                        for p in batch.drain(..) {
-                            let _ = p.done.send(Err(unavailable()));
-                        }
-                        // The next commit starts on a fresh connection.
-                        if let Some(c) = conn.take() {
-                            let _ = c.close().await;
-                        }
-                        head = reload(&db, head).await;
-                    }
-                    Err(CommitError::Durability(reason)) => {
-                        poison(&mut poisoned, &writable, reason, batch.len());
-                        for p in batch.drain(..) {
-                            let _ = p.done.send(Err(durable::outcome_unknown()));
-                        }
-                    }
-                }
-            }
-            Some(job) = reconcile_rx.recv() => {
-                if let Some(reason) = &poisoned {
-                    let _ = job.done.send(Err(durable::poisoned(reason)));
-                    continue;
-                }
-                match crate::reconcile::close_pending(&db, &keys, &log, &head, job.before_ms).await {
-                    Ok((next, report, note)) => {
-                        head = next;
-                        log.published(note);
-                        let _ = job.done.send(Ok(report));
-                    }
-                    Err(CommitError::RolledBack(e)) => {
-                        tracing::error!(error = %e, "audit reconciliation failed");
-                        let _ = job.done.send(Err(unavailable()));
-                        head = reload(&db, head).await;
-                    }
-                    Err(CommitError::Durability(reason)) => {
-                        poison(&mut poisoned, &writable, reason, 0);
-                        let _ = job.done.send(Err(durable::outcome_unknown()));
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Stops the writer for good (until restart): see `durable.rs` for why it never retries.
-/// Storage's health follows (`writable`), before any caller hears of the failure.
-fn poison(
-    poisoned: &mut Option<String>,
-    writable: &tokio::sync::watch::Sender<bool>,
-    reason: String,
-    records: usize,
-) {
-    tracing::error!(
-        error = %reason,
-        records,
-        "an audit commit failed; the audit log refuses every append until storage restarts and `warden audit verify --database` passes"
-    );
-    metrics::gauge!("warden_storage_audit_poisoned").set(1.0);
-    writable.send_replace(false);
-    *poisoned = Some(reason);
-}
-
-/// After a commit that was rolled back: start again from what the database holds, so
-/// the chain never forks.
-async fn reload(db: &Db, head: Head) -> Head {
-    match Head::load(db).await {
-        Ok(h) => h,
-        Err(e) => {
-            tracing::error!(error = %e, "audit head could not be reloaded");
-            head
-        }
-    }
-}
-
 /// The head to chain onto inside the transaction `tx`. Other storage replicas may append
 /// to the same PostgreSQL chain: one appender at a time across all of them (an advisory
 /// lock held until the transaction ends), continuing from the head the database holds.
@@ -411,56 +273,6 @@ pub(crate) async fn head_in(
     } else {
         Ok(head.clone())
     }
-}
-
-/// Chains and inserts `batch` in one transaction with the checkpoint that covers it, on
-/// SQLite on the writer's own thread (`audit_sqlite.rs`), on PostgreSQL on the
-/// committer's own connection (`conn`, taken from the pool when there is none;
-/// `audit_pg.rs`); returns the new head, the receipts and the checkpoint.
-async fn commit(
-    db: &Db,
-    conn: &mut Option<PoolConnection<sqlx::Any>>,
-    sqlite: Option<&SqliteWriter>,
-    keys: &Keyring,
-    log: &LogCtx,
-    head: &Head,
-    batch: &mut [Pending],
-) -> Result<(Head, Vec<AuditReceipt>, Option<String>), CommitError> {
-    // Every tenant's data key exists (and is open) before the transaction: making one is
-    // a write of its own, and SQLite has one writer.
-    let tenants: std::collections::BTreeSet<&str> =
-        batch.iter().map(|p| p.record.tenant_id.as_str()).collect();
-    for t in tenants {
-        keys.prepare(&audit_scope(t)).await.map_err(seal_error)?;
-    }
-    if let Some(writer) = sqlite {
-        // The only writer of this file: the committer's head is the truth.
-        let now = now_ms();
-        let mut next = head.clone();
-        let mut rows = Vec::with_capacity(batch.len());
-        for p in batch.iter_mut() {
-            let (stored, commitment) = chain(keys, &mut next, &mut p.record, now).await?;
-            rows.push(crate::audit_sqlite::Row::new(
-                &p.record, now, stored, commitment,
-            ));
-        }
-        let note = writer
-            .commit(rows, head.next_sequence - 1, log.signer.clone(), now)
-            .await?;
-        let receipts = batch.iter().map(|p| receipt(&p.record)).collect();
-        return Ok((next, receipts, note));
-    }
-    if conn.is_none() {
-        *conn = Some(db.pool.acquire().await?);
-    }
-    let Some(conn) = conn.as_mut() else {
-        return Err(CommitError::RolledBack(DbError::Corrupt(
-            "the audit writer has no connection".into(),
-        )));
-    };
-    let (next, note) = crate::audit_pg::commit(conn, keys, log, head, batch).await?;
-    let receipts = batch.iter().map(|p| receipt(&p.record)).collect();
-    Ok((next, receipts, note))
 }
 
 /// 32 random bytes: the salt that makes a record's commitment hiding.
@@ -504,7 +316,7 @@ pub(crate) async fn chain(
     record.id = new_id();
     record.sequence = next.next_sequence;
     record.time = Some(ts(now));
-    record.prev_hash = std::mem::take(&mut next.last_hash);
+    record.prev_hash.clone_from(&next.last_hash);
     record.hash.clear();
     record.salt = salt();
     let plain = record.encode_to_vec();
@@ -526,7 +338,7 @@ pub(crate) async fn chain(
     Ok((stored, commitment))
 }
 
-fn receipt(record: &AuditRecord) -> AuditReceipt {
+pub(crate) fn receipt(record: &AuditRecord) -> AuditReceipt {
     AuditReceipt {
         id: record.id.clone(),
         sequence: record.sequence,

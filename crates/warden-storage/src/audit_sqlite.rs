@@ -81,7 +81,7 @@ struct Job {
     size: u64,
     signer: Option<Arc<dyn LogSigner>>,
     now_ms: i64,
-    done: oneshot::Sender<Result<Option<String>, CommitError>>,
+    done: oneshot::Sender<Answer>,
 }
 
 /// The committer's handle on its writer thread; the thread ends when this is dropped.
@@ -106,31 +106,34 @@ impl SqliteWriter {
         Ok(SqliteWriter { jobs })
     }
 
-    /// Inserts `rows` (records `size + 1 ..`), extends the tree and signs its head in one
-    /// transaction; returns the checkpoint once it is committed.
-    pub(crate) async fn commit(
+    /// Hands the writer `rows` (records `size + 1 ..`) to insert, extend the tree with
+    /// and sign its head over, in one transaction; the answer is the checkpoint once it
+    /// is committed. The caller goes on meanwhile (`committer.rs`).
+    pub(crate) fn submit(
         &self,
         rows: Vec<Row>,
         size: u64,
         signer: Option<Arc<dyn LogSigner>>,
         now_ms: i64,
-    ) -> Result<Option<String>, CommitError> {
+    ) -> oneshot::Receiver<Answer> {
         let (done, answer) = oneshot::channel();
-        self.jobs
-            .send(Job {
-                rows,
-                size,
-                signer,
-                now_ms,
-                done,
-            })
-            .map_err(|_| gone())?;
-        // The thread went away mid-commit (it panicked): whether it committed is unknown.
-        answer.await.map_err(|_| gone())?
+        // A thread that stopped drops the job, and with it `done`: the answer says so.
+        let _ = self.jobs.send(Job {
+            rows,
+            size,
+            signer,
+            now_ms,
+            done,
+        });
+        answer
     }
 }
 
-fn gone() -> CommitError {
+/// What a commit on the writer thread comes to: its checkpoint, once committed.
+pub(crate) type Answer = Result<Option<String>, CommitError>;
+
+/// The answer when the thread went away (it panicked): whether it committed is unknown.
+pub(crate) fn gone() -> CommitError {
     CommitError::Durability("the audit writer thread stopped".into())
 }
 

@@ -18,6 +18,7 @@ mod audit_proofs;
 mod audit_sqlite;
 mod bearer;
 mod cluster;
+mod committer;
 mod db;
 mod durable;
 pub mod ingest;

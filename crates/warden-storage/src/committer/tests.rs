@@ -1,0 +1,165 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+//! The SQLite pipeline's failure paths, on a real database: a slow commit holds the
+//! writer thread while more appends arrive and are chained behind it, then it is refused
+//! (rolled back) or fails at COMMIT.
+
+use std::time::Duration;
+
+use tonic::Code;
+use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
+use warden_proto::storage::v1::QueryRequest;
+
+use crate::{Db, MemoryKeyProvider, Storage};
+
+async fn open(dir: &tempfile::TempDir) -> Storage {
+    let url = format!("sqlite://{}", dir.path().join("a.db").display());
+    Storage::open(
+        Db::connect(&url).await.unwrap(),
+        std::sync::Arc::new(MemoryKeyProvider::new()),
+    )
+    .await
+    .unwrap()
+}
+
+fn intent(tenant: &str, caller: &str) -> AuditRecord {
+    AuditRecord {
+        kind: AuditKind::Intent as i32,
+        tenant_id: tenant.into(),
+        caller: caller.into(),
+        decision: AuditDecision::Allowed as i32,
+        ..Default::default()
+    }
+}
+
+async fn exec(s: &Storage, sql: &str) {
+    sqlx::raw_sql(sql).execute(&s.inner.db.pool).await.unwrap();
+}
+
+async fn callers(s: &Storage, tenant: &str) -> Vec<String> {
+    let mut c: Vec<String> = s
+        .query_audit(&QueryRequest {
+            tenant_id: tenant.into(),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.caller)
+        .collect();
+    c.sort();
+    c
+}
+
+/// A record of tenant `slow` holds its commit for a while (a million-row join in a
+/// trigger), then, with `refuse`, aborts it.
+async fn slow_commits(s: &Storage, refuse: bool) {
+    let outcome = if refuse {
+        "RAISE(ABORT, 'refused')"
+    } else {
+        "NULL"
+    };
+    exec(
+        s,
+        &format!(
+            "CREATE TABLE big (x INTEGER);
+             WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1500)
+             INSERT INTO big SELECT x FROM c;
+             CREATE TRIGGER slow BEFORE INSERT ON audit_log WHEN NEW.tenant_id = 'slow'
+             BEGIN SELECT CASE WHEN (SELECT count(*) FROM big a, big b) > 0 THEN {outcome} END; END;"
+        ),
+    )
+    .await;
+}
+
+/// Appends `n` records of `acme` at once, after the slow one has reached the writer.
+async fn behind_a_slow_commit(
+    s: &Storage,
+    n: usize,
+) -> (
+    Result<warden_proto::storage::v1::AuditReceipt, tonic::Status>,
+    Vec<Result<warden_proto::storage::v1::AuditReceipt, tonic::Status>>,
+) {
+    let slow = {
+        let s = s.clone();
+        tokio::spawn(async move { s.append_audit(intent("slow", "slow")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let rest: Vec<_> = (0..n)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.append_audit(intent("acme", &format!("c{i:02}"))).await })
+        })
+        .collect();
+    let slow = slow.await.unwrap();
+    let mut answers = Vec::new();
+    for r in rest {
+        answers.push(r.await.unwrap());
+    }
+    (slow, answers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_chained_behind_a_refused_commit_are_chained_again_and_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir).await;
+    s.append_audit(intent("acme", "first")).await.unwrap();
+    slow_commits(&s, true).await;
+
+    let (slow, rest) = behind_a_slow_commit(&s, 20).await;
+    let err = slow.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(err.message().contains("nothing was recorded"), "{err:?}");
+    // Chained onto the refused record while it was committing, chained again onto the
+    // head the database holds: every one lands, with no gap in the sequence.
+    let mut sequences: Vec<u64> = rest.into_iter().map(|r| r.unwrap().sequence).collect();
+    sequences.sort_unstable();
+    assert_eq!(sequences, (2..=21).collect::<Vec<u64>>());
+    assert!(*s.audit_writable().borrow());
+    let mut expected: Vec<String> = (0..20).map(|i| format!("c{i:02}")).collect();
+    expected.push("first".into());
+    expected.sort();
+    assert_eq!(callers(&s, "acme").await, expected);
+    assert!(callers(&s, "slow").await.is_empty());
+    let v = s.verify_audit(0, 0).await.unwrap();
+    assert!(v.ok, "{v:?}");
+    assert_eq!(v.records_checked, 21);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_chained_behind_a_failed_commit_are_refused_and_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir).await;
+    s.append_audit(intent("acme", "first")).await.unwrap();
+    slow_commits(&s, false).await;
+    // Every COMMIT that inserted an audit record fails at COMMIT (a deferred foreign
+    // key), the way a failed fsync of the write-ahead log does.
+    exec(
+        &s,
+        "CREATE TABLE trap_target (id TEXT PRIMARY KEY);
+         CREATE TABLE trap (id TEXT REFERENCES trap_target (id) DEFERRABLE INITIALLY DEFERRED);
+         CREATE TRIGGER trap_commit AFTER INSERT ON audit_log BEGIN INSERT INTO trap VALUES ('missing'); END;",
+    )
+    .await;
+
+    let (slow, rest) = behind_a_slow_commit(&s, 20).await;
+    let err = slow.unwrap_err();
+    assert!(
+        err.message()
+            .contains("whether this record was written is unknown"),
+        "{err:?}"
+    );
+    for r in rest {
+        let err = r.unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+        assert!(
+            err.message()
+                .contains("accepts no records since a commit failed")
+                && err.message().contains("nothing was recorded"),
+            "{err:?}"
+        );
+    }
+    assert!(!*s.audit_writable().borrow());
+    assert_eq!(callers(&s, "acme").await, ["first"]);
+}
