@@ -94,10 +94,7 @@ impl SqliteWriter {
     /// Starts the writer thread for the database of `db` (SQLite). The connection is
     /// opened by the first commit (and again after a failure to open).
     pub(crate) fn start(db: &Db) -> Result<SqliteWriter, DbError> {
-        use std::str::FromStr as _;
-        let path = sqlx::sqlite::SqliteConnectOptions::from_str(&db.url)?
-            .get_filename()
-            .to_path_buf();
+        let path = path_of(db)?;
         let (jobs, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("audit-sqlite".into())
@@ -131,6 +128,14 @@ impl SqliteWriter {
 
 /// What a commit on the writer thread comes to: its checkpoint, once committed.
 pub(crate) type Answer = Result<Option<String>, CommitError>;
+
+/// The file of a SQLite database.
+pub(crate) fn path_of(db: &Db) -> Result<PathBuf, DbError> {
+    use std::str::FromStr as _;
+    Ok(sqlx::sqlite::SqliteConnectOptions::from_str(&db.url)?
+        .get_filename()
+        .to_path_buf())
+}
 
 /// The answer when the thread went away (it panicked): whether it committed is unknown.
 pub(crate) fn gone() -> CommitError {
