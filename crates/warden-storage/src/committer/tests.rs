@@ -163,3 +163,46 @@ async fn records_chained_behind_a_failed_commit_are_refused_and_never_written() 
     assert!(!*s.audit_writable().borrow());
     assert_eq!(callers(&s, "acme").await, ["first"]);
 }
+
+/// Reconciliations hold the writer between two commits while appends keep arriving:
+/// whatever was staged meanwhile is chained again after them, and the log stays one
+/// chain that verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliations_between_busy_commits_keep_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir).await;
+    let appenders: Vec<_> = (0..8)
+        .map(|a| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                for i in 0..60 {
+                    s.append_audit(intent("acme", &format!("a{a}-{i}")))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut closed = 0;
+    for _ in 0..15 {
+        closed += s
+            .reconcile_audit(Duration::ZERO)
+            .await
+            .unwrap()
+            .closed
+            .len();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    for a in appenders {
+        a.await.unwrap();
+    }
+    assert!(closed > 0, "no reconciliation overlapped the appends");
+    let v = s.verify_audit(0, 0).await.unwrap();
+    assert!(v.ok, "{v:?}");
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
+        .fetch_one(&s.inner.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(v.records_checked, n as u64);
+    assert!(n >= 480, "{n} records");
+}
