@@ -38,6 +38,8 @@ mod tenants;
 #[cfg(any(test, feature = "test-pg"))]
 #[doc(hidden)]
 pub mod test_pg;
+#[cfg(test)]
+mod test_support;
 mod util;
 pub mod verify_log;
 mod wal_checkpoint;

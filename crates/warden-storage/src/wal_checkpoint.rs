@@ -149,20 +149,15 @@ mod tests {
 
     use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
 
-    use crate::{Db, MemoryKeyProvider, Storage};
+    use crate::test_support::open_sqlite;
 
     /// The records reach the database file while the writer's own connection would not
     /// checkpoint until far later: the background task copies them.
     #[tokio::test]
     async fn the_wal_is_copied_into_the_database_file_off_the_commit_path() {
         let dir = tempfile::tempdir().unwrap();
+        let s = open_sqlite(&dir).await;
         let path = dir.path().join("a.db");
-        let db = Db::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap();
-        let s = Storage::open(db, std::sync::Arc::new(MemoryKeyProvider::new()))
-            .await
-            .unwrap();
         let before = std::fs::metadata(&path).unwrap().len();
         // Sequential appends: one commit each, far below the writer's own bound.
         for i in 0..200 {
@@ -213,25 +208,23 @@ mod tests {
             if comm.trim_end() != name {
                 continue;
             }
-            let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
-            // Fields after the parenthesised name: state is field 3, nice field 19.
-            let rest = &stat[stat.rfind(')')? + 2..];
-            return rest.split(' ').nth(16)?.parse().ok();
+            return nice_in(&std::fs::read_to_string(dir.join("stat")).ok()?);
         }
         None
+    }
+
+    /// The nice value in a `/proc/.../stat` line: field 19, the 17th after the
+    /// parenthesised name (which may hold spaces).
+    fn nice_in(stat: &str) -> Option<i64> {
+        let rest = &stat[stat.rfind(')')? + 2..];
+        rest.split(' ').nth(16)?.parse().ok()
     }
 
     /// Copying the WAL never takes a core from the writer: its thread runs at nice 19.
     #[tokio::test]
     async fn the_checkpoint_thread_runs_at_the_lowest_priority() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.db");
-        let db = Db::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap();
-        let _s = Storage::open(db, std::sync::Arc::new(MemoryKeyProvider::new()))
-            .await
-            .unwrap();
+        let _s = open_sqlite(&dir).await;
         let mut nice = None;
         for _ in 0..100 {
             nice = nice_of_thread("audit-wal-checkpoint");
@@ -242,13 +235,7 @@ mod tests {
         }
         assert_eq!(nice, Some(19), "the checkpoint thread's nice value");
         // The writer keeps the process's own priority.
-        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-        let own: i64 = stat[stat.rfind(')').unwrap() + 2..]
-            .split(' ')
-            .nth(16)
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert_eq!(nice_of_thread("audit-sqlite"), Some(own), "the writer's");
+        let own = nice_in(&std::fs::read_to_string("/proc/self/stat").unwrap());
+        assert_eq!(nice_of_thread("audit-sqlite"), own, "the writer's");
     }
 }

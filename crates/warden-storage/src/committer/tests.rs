@@ -7,47 +7,12 @@
 use std::time::Duration;
 
 use tonic::Code;
-use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
-use warden_proto::storage::v1::QueryRequest;
 
-use crate::{Db, MemoryKeyProvider, Storage};
-
-async fn open(dir: &tempfile::TempDir) -> Storage {
-    let url = format!("sqlite://{}", dir.path().join("a.db").display());
-    Storage::open(
-        Db::connect(&url).await.unwrap(),
-        std::sync::Arc::new(MemoryKeyProvider::new()),
-    )
-    .await
-    .unwrap()
-}
-
-fn intent(tenant: &str, caller: &str) -> AuditRecord {
-    AuditRecord {
-        kind: AuditKind::Intent as i32,
-        tenant_id: tenant.into(),
-        caller: caller.into(),
-        decision: AuditDecision::Allowed as i32,
-        ..Default::default()
-    }
-}
-
-async fn exec(s: &Storage, sql: &str) {
-    sqlx::raw_sql(sql).execute(&s.inner.db.pool).await.unwrap();
-}
+use crate::Storage;
+use crate::test_support::{exec, intent, open_sqlite as open};
 
 async fn callers(s: &Storage, tenant: &str) -> Vec<String> {
-    let mut c: Vec<String> = s
-        .query_audit(&QueryRequest {
-            tenant_id: tenant.into(),
-            limit: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.caller)
-        .collect();
+    let mut c = crate::test_support::callers(s, tenant).await;
     c.sort();
     c
 }

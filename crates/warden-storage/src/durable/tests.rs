@@ -5,13 +5,13 @@
 //! COMMIT, the way a failed fsync of the write-ahead log does.
 
 use tonic::Code;
-use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
-use warden_proto::storage::v1::QueryRequest;
+use warden_proto::common::v1::AuditRecord;
 
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+use crate::test_support::exec;
 use crate::{Db, Storage};
 
 const AUDIT_LOG: &str = "warden.storage.v1.AuditLog";
@@ -29,30 +29,11 @@ async fn open(url: &str) -> Storage {
 }
 
 fn intent(caller: &str) -> AuditRecord {
-    AuditRecord {
-        kind: AuditKind::Intent as i32,
-        tenant_id: "acme".into(),
-        caller: caller.into(),
-        decision: AuditDecision::Allowed as i32,
-        ..Default::default()
-    }
+    crate::test_support::intent("acme", caller)
 }
 
 async fn callers(s: &Storage) -> Vec<String> {
-    s.query_audit(&QueryRequest {
-        tenant_id: "acme".into(),
-        limit: 1000,
-        ..Default::default()
-    })
-    .await
-    .unwrap()
-    .into_iter()
-    .map(|r| r.caller)
-    .collect()
-}
-
-async fn exec(s: &Storage, sql: &str) {
-    sqlx::raw_sql(sql).execute(&s.inner.db.pool).await.unwrap();
+    crate::test_support::callers(s, "acme").await
 }
 
 /// Every COMMIT that inserted an audit record fails (at COMMIT, not before).

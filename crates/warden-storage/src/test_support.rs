@@ -1,0 +1,51 @@
+//! What the storage crate's own tests share: a storage on a fresh SQLite file, audit
+//! records, raw SQL, and who the log holds.
+
+use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
+use warden_proto::storage::v1::QueryRequest;
+
+use crate::{Db, MemoryKeyProvider, Storage};
+
+/// Storage on `a.db` in `dir`, with keys of its own.
+pub(crate) async fn open_sqlite(dir: &tempfile::TempDir) -> Storage {
+    let url = format!("sqlite://{}", dir.path().join("a.db").display());
+    Storage::open(
+        Db::connect(&url).await.expect("connect"),
+        std::sync::Arc::new(MemoryKeyProvider::new()),
+    )
+    .await
+    .expect("open storage")
+}
+
+/// An allowed INTENT of `tenant` by `caller`.
+pub(crate) fn intent(tenant: &str, caller: &str) -> AuditRecord {
+    AuditRecord {
+        kind: AuditKind::Intent as i32,
+        tenant_id: tenant.into(),
+        caller: caller.into(),
+        decision: AuditDecision::Allowed as i32,
+        ..Default::default()
+    }
+}
+
+/// Runs `sql` (several statements) on the storage's own pool.
+pub(crate) async fn exec(s: &Storage, sql: &str) {
+    sqlx::raw_sql(sql)
+        .execute(&s.inner.db.pool)
+        .await
+        .expect("test SQL");
+}
+
+/// The callers of `tenant`'s audit records, in the log's order.
+pub(crate) async fn callers(s: &Storage, tenant: &str) -> Vec<String> {
+    s.query_audit(&QueryRequest {
+        tenant_id: tenant.into(),
+        limit: 1000,
+        ..Default::default()
+    })
+    .await
+    .expect("query the audit log")
+    .into_iter()
+    .map(|r| r.caller)
+    .collect()
+}
