@@ -24,17 +24,7 @@ use warden_integration_tests::{Options, enabled_tenant};
 use warden_proto::common::v1 as pb;
 use warden_proto::storage::v1 as st;
 use warden_testkit::Turn;
-
-/// Whether process `pid` is still running (a zombie counts as gone: it runs nothing,
-/// but the test also waits for it to be reaped).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
-}
+use warden_testkit::process::alive;
 
 async fn gone(pid: u32) -> bool {
     for _ in 0..200 {

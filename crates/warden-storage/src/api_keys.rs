@@ -12,13 +12,12 @@ use sqlx::Row;
 use tonic::{Request, Response, Status};
 use warden_proto::common::v1::DataType;
 use warden_proto::storage::v1 as st;
+use warden_proto::storage::v1::api_keys_server;
 use warden_proto::storage::v1::api_keys_server::ApiKeys;
-use warden_proto::storage::v1::{TenantSettingsChange, api_keys_server};
 use warden_tls::authorize;
 
 use crate::bearer::{SecretTable, digest, new_secret};
 use crate::util::{check_len, check_tenant, new_id, now_ms, ts};
-use crate::watch::WatchEvent;
 use crate::{DbError, Storage};
 
 /// Every key starts with this, so a leaked one is recognizable (secret scanners, logs).
@@ -51,24 +50,10 @@ impl Storage {
     /// Tells every watcher (here and, through PostgreSQL NOTIFY, on every replica) that
     /// something about `tenant_id` changed, with its current settings.
     pub(crate) async fn announce_tenant(&self, tenant_id: &str) -> Result<(), Status> {
-        if let Some(channel) = &self.inner.notify_channel {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(channel)
-                .bind(tenant_id)
-                .execute(&self.inner.db.pool)
-                .await
-                .map_err(DbError::from)?;
-        }
+        let mut conn = self.inner.db.pool.acquire().await.map_err(DbError::from)?;
+        self.notify_replicas(&mut conn, tenant_id).await?;
         if let Some(settings) = self.tenant_settings(tenant_id).await? {
-            let _ = self
-                .inner
-                .changes
-                .send(WatchEvent::Change(Box::new(TenantSettingsChange {
-                    tenant_id: tenant_id.to_owned(),
-                    version: settings.version,
-                    settings: Some(settings),
-                    sync: false,
-                })));
+            self.push_change(tenant_id.to_owned(), settings);
         }
         Ok(())
     }

@@ -16,13 +16,12 @@ use warden_proto::storage::v1::{
     CustomerCredentials, GetCustomerCredentialsRequest, GetSourceCredentialsRequest,
     GetTenantSettingsRequest, ListEnabledTenantsRequest, ListEnabledTenantsResponse,
     PutCustomerCredentialsRequest, PutCustomerCredentialsResponse, PutSourceCredentialsRequest,
-    PutSourceCredentialsResponse, PutTenantSettingsRequest, TenantSettingsChange,
-    WatchTenantSettingsRequest,
+    PutSourceCredentialsResponse, PutTenantSettingsRequest, WatchTenantSettingsRequest,
 };
 use warden_tls::authorize;
 
 use crate::util::{check_len, check_tenant, new_id, now_ms, ts};
-use crate::watch::{ChangeStream, WatchEvent};
+use crate::watch::ChangeStream;
 use crate::{DbError, Storage};
 
 impl Storage {
@@ -129,27 +128,10 @@ impl Storage {
                 tracing::info!(tenant = %tenant_id, cancelled, "runs cancelled: the tenant opted out");
             }
         }
-        if let Some(channel) = &self.inner.notify_channel {
-            // Delivered to every replica's listener when (and only if) this commits.
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(channel)
-                .bind(&tenant_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(DbError::from)?;
-        }
+        self.notify_replicas(&mut tx, &tenant_id).await?;
         tx.commit().await.map_err(DbError::from)?;
         tracing::info!(tenant = %tenant_id, version, enabled = settings.enabled, by = changed_by, "tenant settings changed");
-        // No receivers is fine: no gateway is watching yet.
-        let _ = self
-            .inner
-            .changes
-            .send(WatchEvent::Change(Box::new(TenantSettingsChange {
-                tenant_id,
-                version: version as u64,
-                settings: Some(settings.clone()),
-                sync: false,
-            })));
+        self.push_change(tenant_id, settings.clone());
         Ok(settings)
     }
 

@@ -21,6 +21,7 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tonic::Status;
+use warden_proto::common::v1::TenantSettings;
 use warden_proto::storage::v1::TenantSettingsChange;
 
 use crate::db::Backend;
@@ -125,6 +126,38 @@ impl Storage {
     pub(crate) fn resync_watchers(&self) {
         let _ = self.inner.changes.send(WatchEvent::Resync);
     }
+
+    /// Pushes a tenant's current settings to this replica's watchers (none watching is
+    /// fine: no gateway is connected yet).
+    pub(crate) fn push_change(&self, tenant_id: String, settings: TenantSettings) {
+        let _ = self
+            .inner
+            .changes
+            .send(WatchEvent::Change(Box::new(TenantSettingsChange {
+                tenant_id,
+                version: settings.version,
+                settings: Some(settings),
+                sync: false,
+            })));
+    }
+
+    /// On PostgreSQL, tells every replica's listener that `tenant_id` changed; on `conn`
+    /// in a transaction it is delivered when (and only if) that commits. Nothing on
+    /// SQLite, which has one replica.
+    pub(crate) async fn notify_replicas(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        tenant_id: &str,
+    ) -> Result<(), crate::DbError> {
+        if let Some(channel) = &self.inner.notify_channel {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channel)
+                .bind(tenant_id)
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 /// Where a replica listens: the NOTIFY channel of this database and schema (replicas on
@@ -221,16 +254,7 @@ async fn follow(inner: &Weak<Inner>, listener: &mut sqlx::postgres::PgListener) 
             return;
         };
         match storage.tenant_settings(&tenant_id).await {
-            Ok(Some(settings)) => {
-                let _ = storage.inner.changes.send(WatchEvent::Change(Box::new(
-                    TenantSettingsChange {
-                        tenant_id,
-                        version: settings.version,
-                        settings: Some(settings),
-                        sync: false,
-                    },
-                )));
-            }
+            Ok(Some(settings)) => storage.push_change(tenant_id, settings),
             // Not ours (should not happen with a per-schema channel): nothing to push.
             Ok(None) => {}
             Err(e) => {

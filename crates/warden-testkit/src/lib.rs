@@ -19,6 +19,8 @@
 //! [`github`] mocks the GitHub REST API (contents, code search, commits, compare, and the
 //! App installation-token exchange), checking every request's credentials.
 //!
+//! [`process`] tells whether a child process still runs.
+//!
 //! [`prometheus`] and [`alertmanager`] run the real Debian servers (installed by
 //! `scripts/test-deps`) on loopback, for tests against the genuine article.
 //!
@@ -33,6 +35,7 @@ pub mod eventstream;
 pub mod github;
 pub mod kms;
 pub mod openai;
+pub mod process;
 pub mod prometheus;
 pub mod scripted;
 pub mod sigv4;

@@ -29,6 +29,7 @@ use warden_proto::gateway::v1 as gw;
 use warden_proto::gateway::v1::admin_client::AdminClient;
 use warden_proto::storage::v1 as st;
 use warden_rpc::{Limits, Security};
+use warden_testkit::process::alive;
 use warden_testkit::{MockServer, ScriptedAnthropic, TestCa, Turn};
 use warden_tls::{DevPki, Role};
 
@@ -55,15 +56,6 @@ fn agent(dir: &Path, pki: &DevPki, name: &str, gateway: u16, storage: u16) -> (S
         .spawn()
         .unwrap();
     (Service(child), port)
-}
-
-/// Whether process `pid` runs (a zombie does not: it waits only to be reaped).
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-    })
 }
 
 async fn wait_healthy(pki: &DevPki, port: u16) {
