@@ -13,7 +13,7 @@
 use std::sync::{Arc, LazyLock};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use regex::bytes::Regex;
+use regex::bytes::{Regex, RegexSet, RegexSetBuilder};
 
 use crate::check;
 use crate::linefilter::LineFilter;
@@ -52,6 +52,10 @@ struct Inner {
     targets: Vec<Vec<Target>>,
     /// Pattern rules without keywords: run on the whole text.
     always: Vec<usize>,
+    /// The `[[key]]` rules' key regexes as one set, in rule order: one search names every key
+    /// rule a key matches (the first one wins) where one search per rule did; `None` if the
+    /// set outgrows the size limit, and then the rules are tried one by one.
+    key_set: Option<RegexSet>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,6 +231,12 @@ impl Engine {
         } else {
             None
         };
+        let key_set = RegexSetBuilder::new(rules.keys.iter().map(|k| k.key.as_str()))
+            .unicode(false)
+            .size_limit(crate::rules::REGEX_SIZE_LIMIT)
+            .dfa_size_limit(crate::rules::REGEX_SIZE_LIMIT)
+            .build()
+            .ok();
         Ok(Engine {
             inner: Arc::new(Inner {
                 rules,
@@ -234,6 +244,7 @@ impl Engine {
                 lines,
                 targets,
                 always,
+                key_set,
             }),
         })
     }
@@ -585,7 +596,11 @@ impl Engine {
             }
         }
         let key = &key[..n];
-        self.inner.rules.keys.iter().find(|r| r.key.is_match(key))
+        let keys = &self.inner.rules.keys;
+        match &self.inner.key_set {
+            Some(set) => set.matches(key).iter().next().and_then(|i| keys.get(i)),
+            None => keys.iter().find(|r| r.key.is_match(key)),
+        }
     }
 
     fn accept_value(&self, rule: &KeyRule, v: &[u8]) -> bool {
