@@ -358,7 +358,8 @@ impl Engine {
                     match rule.regex {
                         Some(_) => self.run_pattern(rule, text, s, e, out),
                         None => {
-                            if self.accept_pattern(rule, text, s, e) {
+                            // The check has passed just above: not run twice.
+                            if self.accept_checked(rule, &text[s..e]) {
                                 out.push(Raw {
                                     start: s,
                                     end: e,
@@ -454,11 +455,12 @@ impl Engine {
     }
 
     fn accept_pattern(&self, rule: &PatternRule, text: &[u8], s: usize, e: usize) -> bool {
-        let v = &text[s..e];
+        check::passes(rule.check, text, s, e) && self.accept_checked(rule, &text[s..e])
+    }
+
+    /// [`Engine::accept_pattern`] for a value whose rule check has passed.
+    fn accept_checked(&self, rule: &PatternRule, v: &[u8]) -> bool {
         if v.is_empty() || v.len() < rule.min_len {
-            return false;
-        }
-        if !check::passes(rule.check, text, s, e) {
             return false;
         }
         if rule.min_entropy > 0.0 && check::entropy(v) < rule.min_entropy {
