@@ -491,31 +491,18 @@ impl Engine {
     fn run_assign(&self, text: &[u8], from: usize, to: usize, out: &mut Vec<Raw>) {
         let Some(re) = ASSIGN.as_ref() else { return };
         let hay = &text[from..to];
-        let mut locs = re.capture_locations();
         let mut pos = 0;
         while pos < hay.len() {
-            let Some(m) = re.captures_read_at(&mut locs, hay, pos) else {
+            // The match alone (no capture groups: a third of the cost); its key and form are
+            // read from its bytes by `assign_key`.
+            let Some(m) = re.find_at(hay, pos) else {
                 break;
             };
             pos = m.end().max(pos + 1);
-            let (key, form) = if let Some(k) = locs.get(1) {
-                (k, ValueForm::Json)
-            } else if let Some(k) = locs.get(2) {
-                (k, ValueForm::Bare)
-            } else if let Some(k) = locs.get(3) {
-                (
-                    k,
-                    if locs.get(4).is_some() {
-                        ValueForm::FlagSpace
-                    } else {
-                        ValueForm::Bare
-                    },
-                )
-            } else if let Some(k) = locs.get(5) {
-                (k, ValueForm::Xml)
-            } else {
+            let Some(((ks, ke), form)) = assign_key(m.as_bytes()) else {
                 continue;
             };
+            let key = (m.start() + ks, m.start() + ke);
             if let Some(ve) = self.judge_pair(text, (from, to), key, m.end(), form, out) {
                 pos = pos.max(ve);
             }
@@ -623,6 +610,47 @@ impl Engine {
             return false;
         }
         !rule.ignore.as_ref().is_some_and(|re| re.is_match(v))
+    }
+}
+
+/// The key (bytes `start..end` of `m`) and the value form of one [`ASSIGN`] match `m`, as its
+/// capture groups would say. Each alternative starts with its own bytes (`qk` a quote or
+/// backslash, `fk` a dash, `xk` a `<`, `bk` a letter or `_`), and no key holds a separator
+/// byte, so the key is the match without its trailing separator.
+fn assign_key(m: &[u8]) -> Option<((usize, usize), ValueForm)> {
+    let blank = |b: &u8| matches!(b, b' ' | b'\t');
+    let trim_blank = |mut e: usize| {
+        while e > 0 && blank(&m[e - 1]) {
+            e -= 1;
+        }
+        e
+    };
+    let end = m.len();
+    match *m.first()? {
+        b'<' => Some(((1, end.checked_sub(1)?), ValueForm::Xml)),
+        b'-' if m.last() == Some(&b'=') => Some(((0, end - 1), ValueForm::Bare)),
+        b'-' => Some(((0, trim_blank(end)), ValueForm::FlagSpace)),
+        first => {
+            // `[ \t]*` separator `[ \t]*`, where the separator is `=>`, `:=` or one of `:=`
+            // (a quoted key's is only the last).
+            let e = trim_blank(end);
+            let sep = if first.is_ascii_alphabetic() || first == b'_' {
+                if m[..e].ends_with(b"=>") || m[..e].ends_with(b":=") {
+                    2
+                } else {
+                    1
+                }
+            } else {
+                1
+            };
+            let key_end = trim_blank(e.checked_sub(sep)?);
+            let form = if matches!(first, b'"' | b'\'' | b'\\') {
+                ValueForm::Json
+            } else {
+                ValueForm::Bare
+            };
+            Some(((0, key_end), form))
+        }
     }
 }
 
@@ -882,4 +910,99 @@ fn widen_to_chars(text: &str, mut start: usize, mut end: usize) -> (usize, usize
         end += 1;
     }
     (start, end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `assign_key` reads from a match what the capture groups of [`ASSIGN`] say.
+    #[test]
+    fn assign_key_agrees_with_the_capture_groups() {
+        #![allow(clippy::unwrap_used)]
+        let re = ASSIGN.as_ref().unwrap();
+        let pieces: [&[u8]; 30] = [
+            b"password",
+            b"a.b-c_d",
+            b"\"",
+            b"\\\"",
+            b"'",
+            b"--",
+            b"-",
+            b"<",
+            b">",
+            b"=",
+            b":",
+            b"=>",
+            b":=",
+            b" ",
+            b"\t",
+            b"x9",
+            b"_k",
+            b"\\",
+            b"</",
+            b",",
+            b"{",
+            b"v",
+            b"AKIA",
+            b"\n",
+            b"\"token\"",
+            b"\\\"api_key\\\"",
+            b"'pw'",
+            b"<secret>",
+            b"--pass",
+            b"-p",
+        ];
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let (mut seen, mut matches) = (Vec::new(), 0);
+        for _ in 0..20_000 {
+            let mut hay = Vec::new();
+            for _ in 0..next() % 14 {
+                hay.extend_from_slice(pieces[(next() % pieces.len() as u64) as usize]);
+            }
+            let mut locs = re.capture_locations();
+            let mut pos = 0;
+            while let Some(m) = re.captures_read_at(&mut locs, &hay, pos) {
+                let want = [
+                    (1, ValueForm::Json),
+                    (2, ValueForm::Bare),
+                    (5, ValueForm::Xml),
+                ]
+                .into_iter()
+                .chain([(
+                    3,
+                    if locs.get(4).is_some() {
+                        ValueForm::FlagSpace
+                    } else {
+                        ValueForm::Bare
+                    },
+                )])
+                .find_map(|(g, form)| locs.get(g).map(|k| (k, form)));
+                let found = re.find_at(&hay, pos).unwrap();
+                assert_eq!((found.start(), found.end()), (m.start(), m.end()));
+                let got = assign_key(m.as_bytes())
+                    .map(|((s, e), form)| ((m.start() + s, m.start() + e), form));
+                assert_eq!(got, want, "{:?} at {pos}", String::from_utf8_lossy(&hay));
+                matches += 1;
+                if let Some((_, form)) = want
+                    && !seen.contains(&form)
+                {
+                    seen.push(form);
+                }
+                pos = m.end().max(pos + 1);
+                if pos > hay.len() {
+                    break;
+                }
+            }
+        }
+        // Every alternative was met.
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert!(matches > 10_000, "{matches}");
+    }
 }
