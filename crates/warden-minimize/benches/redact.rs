@@ -55,7 +55,11 @@ fn labelled() -> Option<String> {
 /// About 4 KiB of whole lines, as one gateway request carries: Loghub lines taken in turn from
 /// the seven logs, and every twentieth line a one-line labelled document with a secret or
 /// personal datum (the corpus's own, in file order).
+/// `WARDEN_BENCH_BODY_FILE` replaces it with a file's text (the gateway load's own body, say).
 fn request_4k() -> Option<String> {
+    if let Ok(path) = std::env::var("WARDEN_BENCH_BODY_FILE") {
+        return std::fs::read_to_string(path).ok();
+    }
     let logs: Vec<String> = LOGS
         .iter()
         .map(|name| std::fs::read_to_string(format!("{DATA}/loghub/{name}_2k.log")).ok())
