@@ -66,6 +66,10 @@ enum Target {
     Structure(usize),
 }
 
+/// Up to this many keywords the keyword automaton is a full DFA (the shipped pack has a few
+/// hundred).
+const MAX_DFA_KEYWORDS: usize = 2000;
+
 /// Size of the blocks that all passes share while they are in cache.
 const BLOCK: usize = 32 << 10;
 
@@ -175,12 +179,24 @@ impl Engine {
         } else {
             // A full DFA (one table load a byte) rather than the contiguous NFA the builder
             // picks for this many keywords: it runs only on the lines the filter names, and
-            // there the NFA's failure-link walks cost three times the instructions.
-            let ac = AhoCorasickBuilder::new()
+            // there the NFA's failure-link walks cost three times the instructions. Its table
+            // grows with the keywords, so a tenant pack with very many keeps the builder's
+            // choice, as does one whose DFA does not build.
+            let mut builder = AhoCorasickBuilder::new();
+            builder
                 .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
-                .kind(Some(AhoCorasickKind::DFA))
-                .build(&words)
+                .match_kind(MatchKind::Standard);
+            let dfa = (words.len() <= MAX_DFA_KEYWORDS)
+                .then(|| {
+                    builder
+                        .clone()
+                        .kind(Some(AhoCorasickKind::DFA))
+                        .build(&words)
+                        .ok()
+                })
+                .flatten();
+            let ac = dfa
+                .map_or_else(|| builder.build(&words), Ok)
                 .map_err(|e| RuleError {
                     origin: "rules".into(),
                     line: 1,
