@@ -210,13 +210,18 @@ impl LineFilter {
                 (st[0].state, st[1].state, st[2].state, st[3].state);
             // Eight bytes of each stream at a time, one test after them (match states absorb).
             let mut j = 0;
-            while j + 8 <= n {
+            while let (Some(wa), Some(wb), Some(wc), Some(wd)) = (
+                a[j..].first_chunk::<8>(),
+                b[j..].first_chunk::<8>(),
+                c[j..].first_chunk::<8>(),
+                d[j..].first_chunk::<8>(),
+            ) {
                 let (mut t0, mut t1, mut t2, mut t3) = (s0, s1, s2, s3);
-                for k in j..j + 8 {
-                    t0 = self.step(t0, a[k]);
-                    t1 = self.step(t1, b[k]);
-                    t2 = self.step(t2, c[k]);
-                    t3 = self.step(t3, d[k]);
+                for k in 0..8 {
+                    t0 = self.step(t0, wa[k]);
+                    t1 = self.step(t1, wb[k]);
+                    t2 = self.step(t2, wc[k]);
+                    t3 = self.step(t3, wd[k]);
                 }
                 if (t0 >= m) | (t1 >= m) | (t2 >= m) | (t3 >= m) {
                     break;
