@@ -33,27 +33,37 @@ fn luhn_card(m: &[u8], before: Option<u8>, after: Option<u8>) -> bool {
     {
         return false;
     }
-    let digits: Vec<u8> = m
-        .iter()
-        .filter(|b| b.is_ascii_digit())
-        .map(|b| b - b'0')
-        .collect();
-    if !(13..=19).contains(&digits.len()) {
+    // Digits (at most 19) and the separator kept on the stack: this runs on every long digit
+    // run of a log.
+    let mut buf = [0u8; 19];
+    let mut n = 0;
+    let mut sep = None;
+    for &b in m {
+        if b.is_ascii_digit() {
+            let Some(slot) = buf.get_mut(n) else {
+                return false;
+            };
+            *slot = b - b'0';
+            n += 1;
+        } else if sep.is_some_and(|s| s != b) {
+            // Separators, if any, are all the same character ...
+            return false;
+        } else {
+            sep = Some(b);
+        }
+    }
+    if n < 13 {
         return false;
     }
-    // Separators, if any, are all the same character and split groups of 3 to 6 digits.
-    let seps: Vec<u8> = m.iter().copied().filter(|b| !b.is_ascii_digit()).collect();
-    if let Some(&first) = seps.first() {
-        if seps.iter().any(|&s| s != first) {
-            return false;
-        }
-        if m.split(|&b| b == first)
+    let digits = &buf[..n];
+    // ... and split groups of 3 to 6 digits.
+    if let Some(first) = sep
+        && m.split(|&b| b == first)
             .any(|g| !(3..=6).contains(&g.len()))
-        {
-            return false;
-        }
+    {
+        return false;
     }
-    if !issuer_prefix(&digits) {
+    if !issuer_prefix(digits) {
         return false;
     }
     let sum: u32 = digits

@@ -10,13 +10,14 @@
 //! Invariant: time is linear in the input (regex is a finite automaton, structure detectors
 //! never revisit consumed bytes), spans are sorted, disjoint and on UTF-8 boundaries.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use regex::bytes::Regex;
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use regex::bytes::{RegexSet, RegexSetBuilder};
 
 use crate::check;
 use crate::linefilter::LineFilter;
+use crate::pairs::{ASSIGN, ATTR, MAX_OBJECT, ValueForm, assign_key, object_strings, value_after};
 use crate::rules::{BUILTIN_RULES, Class, KeyRule, PatternRule, RuleError, RuleSet, first_error};
 use crate::structure;
 
@@ -52,6 +53,10 @@ struct Inner {
     targets: Vec<Vec<Target>>,
     /// Pattern rules without keywords: run on the whole text.
     always: Vec<usize>,
+    /// The `[[key]]` rules' key regexes as one set, in rule order: one search names every key
+    /// rule a key matches (the first one wins) where one search per rule did; `None` if the
+    /// set outgrows the size limit, and then the rules are tried one by one.
+    key_set: Option<RegexSet>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +65,10 @@ enum Target {
     Assign,
     Structure(usize),
 }
+
+/// Up to this many keywords the keyword automaton is a full DFA (the shipped pack has a few
+/// hundred).
+const MAX_DFA_KEYWORDS: usize = 2000;
 
 /// Size of the blocks that all passes share while they are in cache.
 const BLOCK: usize = 32 << 10;
@@ -71,46 +80,6 @@ pub(crate) struct Raw {
     pub end: usize,
     pub kind: usize,
     pub priority: i32,
-}
-
-/// The key/value shapes that `[[key]]` rules judge: JSON (also escaped inside a JSON string),
-/// YAML, `key=value`, env dumps, `--flag=value`, `--flag value` and `<key>value</key>` (the
-/// .NET / NuGet attribute pair is [`ATTR`]).
-/// The regex finds only the key and its separator; the value is read by [`value_after`], and
-/// only for keys a rule claims, so scanning stays linear however values nest.
-static ASSIGN: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    crate::rules::compile(
-        r#"(?x)
-            (?P<qk>\\{0,3}"[A-Za-z0-9_.\-]{1,64}\\{0,3}"|'[A-Za-z0-9_.\-]{1,64}')[\ \t]*[:=][\ \t]*
-          | (?P<bk>[A-Za-z_][A-Za-z0-9_.\-]{0,63})[\ \t]*(?:=>|:=|[:=])[\ \t]*
-          | (?P<fk>--?[A-Za-z][A-Za-z0-9_\-]{0,63})(?:=|(?P<fs>[\ \t]+))
-          | <(?P<xk>[A-Za-z_][A-Za-z0-9_.\-]{0,63})>
-        "#,
-    )
-    .ok()
-});
-
-/// The .NET / NuGet attribute pair `<add key="name" value="...">`, run only on lines that hold
-/// `value`. Its own regex: as a sixth alternative of [`ASSIGN`] it made that regex's search
-/// four times slower on secret-dense text (docs/BENCHMARKS.md, "Redaction").
-static ATTR: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    crate::rules::compile(
-        r#"\b(?:key|name)[\ \t]*=[\ \t]*"(?P<ak>[A-Za-z0-9_.\-:]{1,64})"[\ \t]+value[\ \t]*=[\ \t]*"#,
-    )
-    .ok()
-});
-
-/// How the value after a key is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ValueForm {
-    /// After a quoted (JSON) key: a bare value stops before `,`, `}` and `]`.
-    Json,
-    /// After a bare key or `--flag=`.
-    Bare,
-    /// After `--flag ` (space): the value may not start with `-`.
-    FlagSpace,
-    /// `<key>value</key>`.
-    Xml,
 }
 
 // === impl Engine ===
@@ -208,10 +177,26 @@ impl Engine {
         let keywords = if words.is_empty() {
             None
         } else {
-            let ac = AhoCorasickBuilder::new()
+            // A full DFA (one table load a byte) rather than the contiguous NFA the builder
+            // picks for this many keywords: it runs only on the lines the filter names, and
+            // there the NFA's failure-link walks cost three times the instructions. Its table
+            // grows with the keywords, so a tenant pack with very many keeps the builder's
+            // choice, as does one whose DFA does not build.
+            let mut builder = AhoCorasickBuilder::new();
+            builder
                 .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
-                .build(&words)
+                .match_kind(MatchKind::Standard);
+            let dfa = (words.len() <= MAX_DFA_KEYWORDS)
+                .then(|| {
+                    builder
+                        .clone()
+                        .kind(Some(AhoCorasickKind::DFA))
+                        .build(&words)
+                        .ok()
+                })
+                .flatten();
+            let ac = dfa
+                .map_or_else(|| builder.build(&words), Ok)
                 .map_err(|e| RuleError {
                     origin: "rules".into(),
                     line: 1,
@@ -227,6 +212,12 @@ impl Engine {
         } else {
             None
         };
+        let key_set = RegexSetBuilder::new(rules.keys.iter().map(|k| k.key.as_str()))
+            .unicode(false)
+            .size_limit(crate::rules::REGEX_SIZE_LIMIT)
+            .dfa_size_limit(crate::rules::REGEX_SIZE_LIMIT)
+            .build()
+            .ok();
         Ok(Engine {
             inner: Arc::new(Inner {
                 rules,
@@ -234,6 +225,7 @@ impl Engine {
                 lines,
                 targets,
                 always,
+                key_set,
             }),
         })
     }
@@ -347,7 +339,8 @@ impl Engine {
                     match rule.regex {
                         Some(_) => self.run_pattern(rule, text, s, e, out),
                         None => {
-                            if self.accept_pattern(rule, text, s, e) {
+                            // The check has passed just above: not run twice.
+                            if self.accept_checked(rule, &text[s..e]) {
                                 out.push(Raw {
                                     start: s,
                                     end: e,
@@ -443,11 +436,12 @@ impl Engine {
     }
 
     fn accept_pattern(&self, rule: &PatternRule, text: &[u8], s: usize, e: usize) -> bool {
-        let v = &text[s..e];
+        check::passes(rule.check, text, s, e) && self.accept_checked(rule, &text[s..e])
+    }
+
+    /// [`Engine::accept_pattern`] for a value whose rule check has passed.
+    fn accept_checked(&self, rule: &PatternRule, v: &[u8]) -> bool {
         if v.is_empty() || v.len() < rule.min_len {
-            return false;
-        }
-        if !check::passes(rule.check, text, s, e) {
             return false;
         }
         if rule.min_entropy > 0.0 && check::entropy(v) < rule.min_entropy {
@@ -474,31 +468,18 @@ impl Engine {
     fn run_assign(&self, text: &[u8], from: usize, to: usize, out: &mut Vec<Raw>) {
         let Some(re) = ASSIGN.as_ref() else { return };
         let hay = &text[from..to];
-        let mut locs = re.capture_locations();
         let mut pos = 0;
         while pos < hay.len() {
-            let Some(m) = re.captures_read_at(&mut locs, hay, pos) else {
+            // The match alone (no capture groups: a third of the cost); its key and form are
+            // read from its bytes by `assign_key`.
+            let Some(m) = re.find_at(hay, pos) else {
                 break;
             };
             pos = m.end().max(pos + 1);
-            let (key, form) = if let Some(k) = locs.get(1) {
-                (k, ValueForm::Json)
-            } else if let Some(k) = locs.get(2) {
-                (k, ValueForm::Bare)
-            } else if let Some(k) = locs.get(3) {
-                (
-                    k,
-                    if locs.get(4).is_some() {
-                        ValueForm::FlagSpace
-                    } else {
-                        ValueForm::Bare
-                    },
-                )
-            } else if let Some(k) = locs.get(5) {
-                (k, ValueForm::Xml)
-            } else {
+            let Some(((ks, ke), form)) = assign_key(m.as_bytes()) else {
                 continue;
             };
+            let key = (m.start() + ks, m.start() + ke);
             if let Some(ve) = self.judge_pair(text, (from, to), key, m.end(), form, out) {
                 pos = pos.max(ve);
             }
@@ -585,7 +566,11 @@ impl Engine {
             }
         }
         let key = &key[..n];
-        self.inner.rules.keys.iter().find(|r| r.key.is_match(key))
+        let keys = &self.inner.rules.keys;
+        match &self.inner.key_set {
+            Some(set) => set.matches(key).iter().next().and_then(|i| keys.get(i)),
+            None => keys.iter().find(|r| r.key.is_match(key)),
+        }
     }
 
     fn accept_value(&self, rule: &KeyRule, v: &[u8]) -> bool {
@@ -603,155 +588,6 @@ impl Engine {
         }
         !rule.ignore.as_ref().is_some_and(|re| re.is_match(v))
     }
-}
-
-/// The value that starts at `i` (just after a key and its separator), without its quotes.
-fn value_after(hay: &[u8], i: usize, form: ValueForm) -> Option<(usize, usize)> {
-    let rest = hay.get(i..)?;
-    let first = *rest.first()?;
-    if form == ValueForm::Xml {
-        let len = memchr::memchr2(b'<', b'\n', rest).unwrap_or(rest.len());
-        let (s, e) = trim(rest, 0, len);
-        return (s < e).then_some((i + s, i + e));
-    }
-    // Escaped quotes: a JSON document inside a JSON string (`\"password\":\"...\"`).
-    let slashes = rest.iter().take_while(|&&b| b == b'\\').count();
-    if slashes > 0 && rest.get(slashes) == Some(&b'"') {
-        let body = &rest[slashes + 1..];
-        let mut len = memchr::memchr2(b'"', b'\n', body).unwrap_or(body.len());
-        while len > 0 && body[len - 1] == b'\\' {
-            len -= 1;
-        }
-        let s = i + slashes + 1;
-        return (len > 0).then_some((s, s + len));
-    }
-    match first {
-        b'"' => {
-            let body = &rest[1..];
-            let mut j = 0;
-            while j < body.len() && body[j] != b'"' && body[j] != b'\n' {
-                j += if body[j] == b'\\' { 2 } else { 1 };
-            }
-            let len = j.min(body.len());
-            (len > 0).then_some((i + 1, i + 1 + len))
-        }
-        b'\'' => {
-            let body = &rest[1..];
-            let len = memchr::memchr2(b'\'', b'\n', body).unwrap_or(body.len());
-            (len > 0).then_some((i + 1, i + 1 + len))
-        }
-        b'{' | b'[' => None,
-        b'-' if form == ValueForm::FlagSpace => None,
-        _ => {
-            let mut len = rest
-                .iter()
-                .take_while(|&&b| !b.is_ascii_whitespace() && b != b'"')
-                .count();
-            if form == ValueForm::Json {
-                while len > 0 && matches!(rest[len - 1], b',' | b'}' | b']') {
-                    len -= 1;
-                }
-            }
-            len = cut_at_next_pair(&rest[..len]);
-            // `Password=x;` ends a connection-string pair; the `;` is not part of the value.
-            while len > 0 && rest[len - 1] == b';' {
-                len -= 1;
-            }
-            (len > 0).then_some((i, i + len))
-        }
-    }
-}
-
-/// Longest stretch after a `{` that a secret key's object of strings is followed over.
-const MAX_OBJECT: usize = 4096;
-
-/// Reports the string members of the flat JSON object that opens at `hay[i]` (`{"k":"v",...}`)
-/// and returns where the scan stopped; stops at the first nested object or anything else.
-fn object_strings(
-    hay: &[u8],
-    i: usize,
-    found: &mut dyn FnMut((usize, usize), (usize, usize)),
-) -> usize {
-    let skip_ws = |mut j: usize| {
-        while hay
-            .get(j)
-            .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
-        {
-            j += 1;
-        }
-        j
-    };
-    let string_end = |j: usize| -> Option<usize> {
-        // `j` is just after an opening quote; returns the index of the closing one.
-        let mut k = j;
-        while let Some(&b) = hay.get(k) {
-            match b {
-                b'"' => return Some(k),
-                b'\n' => return None,
-                b'\\' => k += 2,
-                _ => k += 1,
-            }
-        }
-        None
-    };
-    let mut j = i + 1;
-    loop {
-        j = skip_ws(j);
-        if hay.get(j) != Some(&b'"') {
-            return j;
-        }
-        let key_start = j + 1;
-        let Some(key_end) = string_end(key_start) else {
-            return j;
-        };
-        j = skip_ws(key_end + 1);
-        if hay.get(j) != Some(&b':') {
-            return j;
-        }
-        j = skip_ws(j + 1);
-        if hay.get(j) != Some(&b'"') {
-            return j;
-        }
-        let Some(value_end) = string_end(j + 1) else {
-            return j;
-        };
-        if value_end > j + 1 {
-            found((key_start, key_end), (j + 1, value_end));
-        }
-        j = skip_ws(value_end + 1);
-        if hay.get(j) != Some(&b',') {
-            return j;
-        }
-        j += 1;
-    }
-}
-
-fn trim(v: &[u8], mut s: usize, mut e: usize) -> (usize, usize) {
-    while s < e && v[s].is_ascii_whitespace() {
-        s += 1;
-    }
-    while e > s && v[e - 1].is_ascii_whitespace() {
-        e -= 1;
-    }
-    (s, e)
-}
-
-/// Length of a bare value up to the next `;key=`, `&key=` or `,key=` (connection strings, URL
-/// queries), so one pair's value does not swallow the next pair.
-fn cut_at_next_pair(v: &[u8]) -> usize {
-    for (i, &b) in v.iter().enumerate() {
-        if matches!(b, b';' | b'&' | b',') {
-            let rest = &v[i + 1..];
-            let name = rest
-                .iter()
-                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-' | b' '))
-                .count();
-            if name > 0 && rest.get(name) == Some(&b'=') && rest[0].is_ascii_alphabetic() {
-                return i;
-            }
-        }
-    }
-    v.len()
 }
 
 /// Which rules fired on the current line; flushed when the keyword scan moves past it.

@@ -46,6 +46,7 @@ pub mod fuzzing;
 mod json;
 mod linefilter;
 mod minimize;
+mod pairs;
 mod pipeline;
 mod placeholder;
 mod rules;

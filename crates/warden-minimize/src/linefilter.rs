@@ -10,6 +10,11 @@
 //! full automaton runs on every byte), so a keyword lies inside one line and the matches found
 //! line by line are exactly those found over the whole block.
 //!
+//! Match states are absorbing (every byte leads from a match state to itself), so a scan may
+//! step through eight bytes and test once: a state at or past the first match state after the
+//! eight means a keyword ended among them, and only then are those eight stepped again one by
+//! one to find where. That halves the instructions per byte on the common, keyword-free bytes.
+//!
 //! Invariant: a line is reported if and only if it contains an occurrence of a keyword, ASCII
 //! case ignored (the same folding as the automaton it stands in front of). Time is linear: every
 //! byte is read at most once by the automaton, plus one `memchr` to the end of each reported line.
@@ -134,7 +139,13 @@ impl LineFilter {
         let mut trans: Box<[u16; TABLE]> = vec![0u16; TABLE].into_boxed_slice().try_into().ok()?;
         for s in 0..states {
             for c in 0..classes {
-                trans[usize::from(id[s]) + c] = id[delta[s * classes + c]];
+                // Absorbing match states: see the module docs.
+                let to = if is_match[s] {
+                    s
+                } else {
+                    delta[s * classes + c]
+                };
+                trans[usize::from(id[s]) + c] = id[to];
             }
         }
         Some(LineFilter {
@@ -197,14 +208,37 @@ impl LineFilter {
             );
             let (mut s0, mut s1, mut s2, mut s3) =
                 (st[0].state, st[1].state, st[2].state, st[3].state);
+            // Eight bytes of each stream at a time, one test after them (match states absorb).
+            let mut j = 0;
+            while let (Some(wa), Some(wb), Some(wc), Some(wd)) = (
+                a[j..].first_chunk::<8>(),
+                b[j..].first_chunk::<8>(),
+                c[j..].first_chunk::<8>(),
+                d[j..].first_chunk::<8>(),
+            ) {
+                let (mut t0, mut t1, mut t2, mut t3) = (s0, s1, s2, s3);
+                for k in 0..8 {
+                    t0 = self.step(t0, wa[k]);
+                    t1 = self.step(t1, wb[k]);
+                    t2 = self.step(t2, wc[k]);
+                    t3 = self.step(t3, wd[k]);
+                }
+                if (t0 >= m) | (t1 >= m) | (t2 >= m) | (t3 >= m) {
+                    break;
+                }
+                (s0, s1, s2, s3) = (t0, t1, t2, t3);
+                j += 8;
+            }
+            // Byte by byte from there, to the first match (at most eight bytes on) or the end.
             let mut used = n;
-            for j in 0..n {
+            while j < n {
                 s0 = self.step(s0, a[j]);
                 s1 = self.step(s1, b[j]);
                 s2 = self.step(s2, c[j]);
                 s3 = self.step(s3, d[j]);
+                j += 1;
                 if (s0 >= m) | (s1 >= m) | (s2 >= m) | (s3 >= m) {
-                    used = j + 1;
+                    used = j;
                     break;
                 }
             }
@@ -222,12 +256,28 @@ impl LineFilter {
     fn single(&self, text: &[u8], s: &mut Stream, out: &mut Vec<(usize, usize)>) {
         let m = self.first_match;
         while s.at < s.end {
+            let bytes = &text[s.at..s.end];
             let mut state = s.state;
-            let mut used = s.end - s.at;
-            for (j, &b) in text[s.at..s.end].iter().enumerate() {
+            // Eight bytes at a time, one test after them (match states absorb).
+            let (chunks, _) = bytes.as_chunks::<8>();
+            let mut j = 0;
+            for chunk in chunks {
+                let mut t = state;
+                for &b in chunk {
+                    t = self.step(t, b);
+                }
+                if t >= m {
+                    break;
+                }
+                state = t;
+                j += 8;
+            }
+            // Byte by byte from there, to the first match (at most eight bytes on) or the end.
+            let mut used = bytes.len();
+            for (k, &b) in bytes[j..].iter().enumerate() {
                 state = self.step(state, b);
                 if state >= m {
-                    used = j + 1;
+                    used = j + k + 1;
                     break;
                 }
             }

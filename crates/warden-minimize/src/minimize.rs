@@ -188,7 +188,7 @@ impl Engine {
                 dropped: false,
             });
         }
-        summary.redactions = table.counts().clone();
+        summary.redactions = table.take_counts();
         Ok(Minimized {
             parts: out,
             summary,

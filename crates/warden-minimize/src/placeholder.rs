@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::fmt::Write as _;
 
 use crate::detect::{Kind, Span};
 use crate::rules::Class;
@@ -56,7 +57,7 @@ impl Placeholders {
                 continue;
             };
             out.push_str(before);
-            out.push_str(&self.placeholder(&s.kind, value));
+            self.push_placeholder(&s.kind, value, &mut out);
             at = s.end;
         }
         out.push_str(text.get(at..).unwrap_or_default());
@@ -65,33 +66,59 @@ impl Placeholders {
 
     /// The placeholder for `value`, allocating the next number on first sight.
     pub fn placeholder(&mut self, kind: &Kind, value: &str) -> String {
-        *self.counts.entry(kind.name().to_owned()).or_default() += 1;
+        let mut out = String::new();
+        self.push_placeholder(kind, value, &mut out);
+        out
+    }
+
+    /// Appends the placeholder for `value` to `out`: the per-span work of [`Placeholders::replace`],
+    /// which allocates only on a value's first sight (its table entry) and a kind's first count.
+    fn push_placeholder(&mut self, kind: &Kind, value: &str, out: &mut String) {
+        match self.counts.get_mut(kind.name()) {
+            Some(n) => *n += 1,
+            None => {
+                self.counts.insert(kind.name().to_owned(), 1);
+            }
+        }
         if let Some(p) = self.by_value.get(value) {
-            return p.clone();
+            out.push_str(p);
+            return;
         }
         if self.by_value.len() >= MAX_ENTRIES {
             self.by_value.clear();
         }
         self.next += 1;
-        let p = match kind.class() {
-            Class::Secret => format!("[SECRET:{}:{}]", kind.name(), self.next),
-            Class::Identifier | Class::Personal => {
-                format!("[{}:{}]", kind.name().to_ascii_uppercase(), self.next)
+        let mut p = String::with_capacity(kind.name().len() + 32);
+        match kind.class() {
+            Class::Secret => {
+                p.push_str("[SECRET:");
+                p.push_str(kind.name());
             }
-        };
+            Class::Identifier | Class::Personal => {
+                p.push('[');
+                p.extend(kind.name().chars().map(|c| c.to_ascii_uppercase()));
+            }
+        }
+        // Writing to a `String` cannot fail.
+        let _ = write!(p, ":{}]", self.next);
+        out.push_str(&p);
         if kind.class() == Class::Identifier
             && let Some(ps) = &mut self.pseudonyms
             && ps.map.len() < MAX_ENTRIES
         {
             ps.map.insert(p.clone(), value.to_owned());
         }
-        self.by_value.insert(value.to_owned(), p.clone());
-        p
+        self.by_value.insert(value.to_owned(), p);
     }
 
     /// Replacements made so far, by kind (counts only).
     pub fn counts(&self) -> &BTreeMap<String, u64> {
         &self.counts
+    }
+
+    /// The counts, leaving none behind (for a table that is about to be consumed).
+    pub(crate) fn take_counts(&mut self) -> BTreeMap<String, u64> {
+        std::mem::take(&mut self.counts)
     }
 
     /// The pseudonym map (empty unless the table was made with `pseudonymize`).

@@ -18,7 +18,7 @@ use crate::scan::Scanner;
 pub const BUILTIN_RULES: &str = include_str!("../../../config/redaction-rules.toml");
 
 /// Largest compiled regex we accept from a rule file; keeps a bad rule from eating memory.
-const REGEX_SIZE_LIMIT: usize = 8 << 20;
+pub(crate) const REGEX_SIZE_LIMIT: usize = 8 << 20;
 
 /// A rule file that cannot be loaded: which file, which line, which rule, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

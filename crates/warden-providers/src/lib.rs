@@ -14,12 +14,28 @@
 mod anthropic;
 mod bedrock;
 mod http;
+mod json_out;
 mod local;
 mod model;
 mod openai;
 mod resilience;
 mod router;
 mod sse;
+
+/// Entry points for `benches/body.rs`, not API: the OpenAI adapter's request body as the bytes
+/// it sends and its response parse, without HTTP.
+#[doc(hidden)]
+pub mod bench_support {
+    use crate::{ChatRequest, ChatResponse, OpenAiConfig, ProviderError};
+
+    pub fn openai_request_bytes(req: &ChatRequest, cfg: &OpenAiConfig, stream: bool) -> Vec<u8> {
+        crate::openai::request_bytes(req, cfg, stream)
+    }
+
+    pub fn openai_parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
+        crate::openai::parse_response("openai", body)
+    }
+}
 
 use std::pin::Pin;
 use std::time::Duration;

@@ -9,7 +9,7 @@ use std::fmt;
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::anthropic::scrub;
 use crate::http::{self, BuildError, HttpSettings};
@@ -116,9 +116,9 @@ impl OpenAi {
         req: &ChatRequest,
         stream: bool,
     ) -> Result<reqwest::Response, ProviderError> {
-        let body = request_body(req, &self.cfg, stream);
+        let body = request_bytes(req, &self.cfg, stream);
         let url = format!("{}/chat/completions", self.cfg.base_url);
-        let request = self.client.post(url).headers(self.headers()?).json(&body);
+        let request = self.client.post(url).headers(self.headers()?).body(body);
         http::send(
             &self.cfg.name,
             request,
@@ -140,27 +140,49 @@ impl OpenAi {
     }
 }
 
-/// The request body for `req`. Tool results become `role: tool` messages placed before
-/// the user's text, because OpenAI requires them right after the assistant's tool calls.
-pub(crate) fn request_body(req: &ChatRequest, cfg: &OpenAiConfig, stream: bool) -> Value {
-    let model = req
-        .model
-        .clone()
-        .unwrap_or_else(|| cfg.default_model.clone());
-    let mut messages = Vec::new();
+/// The request body for `req`, written straight as the bytes sent (`json_out`: each text
+/// escaped once, no `Value` tree), keys in the order `serde_json` writes a `Value`'s. Tool
+/// results become `role: tool` messages placed before the user's text, because OpenAI requires
+/// them right after the assistant's tool calls.
+pub(crate) fn request_bytes(req: &ChatRequest, cfg: &OpenAiConfig, stream: bool) -> Vec<u8> {
+    use crate::json_out::{joined, string, value, value_as_string};
+    let model = req.model.as_deref().unwrap_or(&cfg.default_model);
+    let mut out = Vec::with_capacity(req.content_bytes() + 512);
+    out.push(b'{');
+    if req.max_tokens > 0 {
+        out.extend_from_slice(if cfg.legacy_max_tokens {
+            b"\"max_tokens\":"
+        } else {
+            b"\"max_completion_tokens\":"
+        });
+        value(&mut out, &req.max_tokens);
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"messages\":[");
+    let mut first = true;
+    let mut open = |out: &mut Vec<u8>| {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        out.push(b'{');
+    };
     if let Some(system) = &req.system {
-        messages.push(json!({"role": "system", "content": system}));
+        open(&mut out);
+        out.extend_from_slice(b"\"content\":");
+        string(&mut out, system);
+        out.extend_from_slice(b",\"role\":\"system\"}");
     }
     for m in &req.messages {
-        let text: String = m
+        let texts: Vec<&str> = m
             .content
             .iter()
             .filter_map(|c| match c {
                 Content::Text { text } => Some(text.as_str()),
                 _ => None,
             })
-            .collect::<Vec<_>>()
-            .join("\n");
+            .collect();
+        // As `texts.join("\n")` would be non-empty.
+        let has_text = texts.len() > 1 || texts.first().is_some_and(|t| !t.is_empty());
         match m.role {
             MessageRole::User => {
                 for c in &m.content {
@@ -170,57 +192,82 @@ pub(crate) fn request_body(req: &ChatRequest, cfg: &OpenAiConfig, stream: bool) 
                         ..
                     } = c
                     {
-                        messages.push(json!({"role": "tool", "tool_call_id": tool_use_id, "content": content}));
+                        open(&mut out);
+                        out.extend_from_slice(b"\"content\":");
+                        string(&mut out, content);
+                        out.extend_from_slice(b",\"role\":\"tool\",\"tool_call_id\":");
+                        string(&mut out, tool_use_id);
+                        out.push(b'}');
                     }
                 }
-                if !text.is_empty() {
-                    messages.push(json!({"role": "user", "content": text}));
+                if has_text {
+                    open(&mut out);
+                    out.extend_from_slice(b"\"content\":");
+                    joined(&mut out, &texts);
+                    out.extend_from_slice(b",\"role\":\"user\"}");
                 }
             }
             MessageRole::Assistant => {
-                let calls: Vec<Value> = m
-                    .content
-                    .iter()
-                    .filter_map(|c| match c {
-                        Content::ToolUse { id, name, input } => Some(
-                            json!({"id": id, "type": "function", "function": {"name": name, "arguments": input.to_string()}}),
-                        ),
-                        _ => None,
-                    })
-                    .collect();
-                let mut msg = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { Value::String(text) }});
-                if !calls.is_empty() {
-                    msg["tool_calls"] = Value::Array(calls);
+                open(&mut out);
+                out.extend_from_slice(b"\"content\":");
+                if has_text {
+                    joined(&mut out, &texts);
+                } else {
+                    out.extend_from_slice(b"null");
                 }
-                messages.push(msg);
+                out.extend_from_slice(b",\"role\":\"assistant\"");
+                let mut calls = m.content.iter().filter_map(|c| match c {
+                    Content::ToolUse { id, name, input } => Some((id, name, input)),
+                    _ => None,
+                });
+                if let Some(call) = calls.next() {
+                    out.extend_from_slice(b",\"tool_calls\":[");
+                    for (i, (id, name, input)) in std::iter::once(call).chain(calls).enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        out.extend_from_slice(b"{\"function\":{\"arguments\":");
+                        value_as_string(&mut out, input);
+                        out.extend_from_slice(b",\"name\":");
+                        string(&mut out, name);
+                        out.extend_from_slice(b"},\"id\":");
+                        string(&mut out, id);
+                        out.extend_from_slice(b",\"type\":\"function\"}");
+                    }
+                    out.push(b']');
+                }
+                out.push(b'}');
             }
         }
     }
-    let mut body = json!({"model": model, "messages": messages});
-    if req.max_tokens > 0 {
-        let field = if cfg.legacy_max_tokens {
-            "max_tokens"
-        } else {
-            "max_completion_tokens"
-        };
-        body[field] = json!(req.max_tokens);
+    out.extend_from_slice(b"],\"model\":");
+    string(&mut out, model);
+    if stream {
+        out.extend_from_slice(b",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
     }
     if let Some(t) = req.temperature {
-        body["temperature"] = json!(t);
+        // As a `Value` held it: the `f32` widened to `f64`.
+        out.extend_from_slice(b",\"temperature\":");
+        value(&mut out, &f64::from(t));
     }
     if !req.tools.is_empty() {
-        body["tools"] = req
-            .tools
-            .iter()
-            .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.input_schema}}))
-            .collect();
-        body["tool_choice"] = json!("auto");
+        out.extend_from_slice(b",\"tool_choice\":\"auto\",\"tools\":[");
+        for (i, t) in req.tools.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"function\":{\"description\":");
+            string(&mut out, &t.description);
+            out.extend_from_slice(b",\"name\":");
+            string(&mut out, &t.name);
+            out.extend_from_slice(b",\"parameters\":");
+            value(&mut out, &t.input_schema);
+            out.extend_from_slice(b"},\"type\":\"function\"}");
+        }
+        out.push(b']');
     }
-    if stream {
-        body["stream"] = Value::Bool(true);
-        body["stream_options"] = json!({"include_usage": true});
-    }
-    body
+    out.push(b'}');
+    out
 }
 
 pub(crate) fn finish_reason(s: &str) -> StopReason {
@@ -503,6 +550,8 @@ impl Provider for OpenAi {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::sse::SseDecoder;
     use crate::{Message, ToolDef};
@@ -545,7 +594,48 @@ mod tests {
         };
         let cfg = OpenAiConfig::new("openai", None, "default");
         let sdk: Value = serde_json::from_str(r#"{"model":"gpt-test","stream":true,"messages":[{"role":"system","content":"You are a weather bot."},{"role":"user","content":"Weather in Paris?"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},{"role":"tool","tool_call_id":"call_1","content":"18C, sunny"}],"max_completion_tokens":512,"stream_options":{"include_usage":true},"tool_choice":"auto","tools":[{"type":"function","function":{"name":"get_weather","description":"Get weather","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}]}"#).unwrap();
-        assert_eq!(request_body(&req, &cfg, true), sdk);
+        // Byte for byte as `serde_json` writes that `Value` (its keys sorted).
+        let sent = String::from_utf8(request_bytes(&req, &cfg, true)).unwrap();
+        assert_eq!(sent, sdk.to_string());
+    }
+
+    /// The bytes are those of the `Value` the adapter used to build (keys in `serde_json`'s
+    /// order, the temperature widened to `f64`), for the fields the SDK test above leaves out.
+    #[test]
+    fn writes_the_bytes_serde_json_wrote() {
+        let req = ChatRequest {
+            model: None,
+            messages: vec![
+                Message {
+                    role: MessageRole::User,
+                    content: vec![Content::text("two \"parts\"\t"), Content::text("é\u{1}")],
+                },
+                Message {
+                    role: MessageRole::Assistant,
+                    content: vec![Content::text("")],
+                },
+                Message {
+                    role: MessageRole::Assistant,
+                    content: vec![Content::text("a"), Content::text("")],
+                },
+                Message {
+                    role: MessageRole::User,
+                    content: vec![],
+                },
+            ],
+            max_tokens: 7,
+            temperature: Some(0.2),
+            ..Default::default()
+        };
+        let mut cfg = OpenAiConfig::new("openai", None, "default-model");
+        cfg.legacy_max_tokens = true;
+        let want = json!({"model": "default-model", "max_tokens": 7, "temperature": 0.2f32,
+            "messages": [{"role": "user", "content": "two \"parts\"\t\né\u{1}"},
+                {"role": "assistant", "content": null}, {"role": "assistant", "content": "a\n"}]});
+        assert_eq!(
+            String::from_utf8(request_bytes(&req, &cfg, false)).unwrap(),
+            want.to_string()
+        );
     }
 
     /// The literal stream from the reference (§2.4), parsed by openai 3.57.0 there.

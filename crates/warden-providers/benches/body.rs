@@ -1,0 +1,124 @@
+//! The OpenAI adapter's own CPU per call, without HTTP: the request body for a 4 KiB log
+//! question turned into the bytes sent, and a chat completion answer parsed. Figures and
+//! method: docs/BENCHMARKS.md, section "Gateway CPU per request".
+//!
+//! `WARDEN_BENCH_BODY=N cargo bench -p warden-providers --bench body` skips criterion and runs
+//! both N times, for callgrind: the instructions of N = 1001 minus those of N = 1, over 1000,
+//! are one call's.
+#![expect(clippy::print_stdout, reason = "criterion reports on stdout")]
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group};
+use warden_providers::bench_support::{openai_parse_response, openai_request_bytes};
+use warden_providers::{ChatRequest, Content, Message, MessageRole, OpenAiConfig};
+
+/// About 4 KiB of service log lines as the gateway's load bodies carry them (the shapes of
+/// `warden_benches::sample_logs`, after minimization: a placeholder where the credential was),
+/// and every tenth line a JSON log line, whose quotes JSON escaping meets.
+fn logs() -> String {
+    let mut out = String::new();
+    let mut i = 0u64;
+    while out.len() < 4096 {
+        let (m, s) = (i / 60 % 60, i % 60);
+        out.push_str(&match i % 10 {
+            0 => format!(
+                "2026-11-30T10:{m:02}:{s:02}Z checkout ERROR db connect failed url=postgres://app:[SECRET:url_credentials:{i}]@10.0.0.7:5432/orders\n"
+            ),
+            1..=3 => format!(
+                "2026-11-30T10:{m:02}:{s:02}Z checkout WARN payment timeout after {} ms order={:08x} client=[IPV4:{}]\n",
+                800 + i * 7 % 900,
+                i * 2_654_435_761 % 0xffff_ffff,
+                i % 250
+            ),
+            9 => format!(
+                "{{\"ts\":\"2026-11-30T10:{m:02}:{s:02}Z\",\"level\":\"info\",\"msg\":\"cart updated\",\"items\":{}}}\n",
+                i % 9
+            ),
+            _ => format!(
+                "2026-11-30T10:{m:02}:{s:02}Z checkout INFO request served path=/api/cart/{} status=200 took={}ms trace={:016x}\n",
+                i % 97,
+                10 + i % 40,
+                i.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            ),
+        });
+        i += 1;
+    }
+    out
+}
+
+fn request() -> ChatRequest {
+    ChatRequest {
+        model: Some("bench-model".into()),
+        messages: vec![Message {
+            role: MessageRole::User,
+            content: vec![Content::text(logs())],
+        }],
+        max_tokens: 1024,
+        ..Default::default()
+    }
+}
+
+/// A chat completion as OpenAI answers one: about 1 KiB of text and the usual fields.
+fn answer() -> Vec<u8> {
+    let text = "The checkout service served every request with status 200; latency stayed between 10 and 49 ms. ".repeat(10);
+    serde_json::to_vec(&serde_json::json!({
+        "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT", "object": "chat.completion",
+        "created": 1_741_569_952u64, "model": "gpt-4.1-2025-04-14",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text,
+            "refusal": null, "annotations": []}, "logprobs": null, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1117, "completion_tokens": 210, "total_tokens": 1327,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}},
+        "service_tier": "default", "system_fingerprint": "fp_b2d0c4b1a4"
+    }))
+    .unwrap_or_default()
+}
+
+fn bench(c: &mut Criterion) {
+    let (req, cfg, body) = (
+        request(),
+        OpenAiConfig::new("openai", None, "bench"),
+        answer(),
+    );
+    let mut group = c.benchmark_group("openai");
+    group
+        .sample_size(50)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
+    group.throughput(Throughput::Bytes(req.content_bytes() as u64));
+    group.bench_function("request_bytes", |b| {
+        b.iter(|| black_box(openai_request_bytes(black_box(&req), &cfg, false)))
+    });
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    group.bench_function("parse_response", |b| {
+        b.iter(|| black_box(openai_parse_response(black_box(&body)).is_ok()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+
+fn main() {
+    if let Some(runs) = std::env::var("WARDEN_BENCH_BODY")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        let (req, cfg, body) = (
+            request(),
+            OpenAiConfig::new("openai", None, "bench"),
+            answer(),
+        );
+        let (mut sent, mut parsed) = (0, 0);
+        for _ in 0..runs {
+            sent = openai_request_bytes(black_box(&req), &cfg, false).len();
+            parsed = openai_parse_response(black_box(&body)).map_or(0, |r| r.content.len());
+        }
+        println!("openai: {runs} x ({sent} bytes sent, {parsed} parts parsed)");
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
