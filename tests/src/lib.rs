@@ -484,6 +484,43 @@ impl AuditSink for BrokenAudit {
 }
 
 impl Cluster {
+    /// Stores `token` as one of `tenant`'s source credentials through the admin API;
+    /// returns its id.
+    pub async fn source_token(&self, tenant: &str, token: &str) -> String {
+        self.admin("admin")
+            .put_source_credentials(bearer(tenant, token))
+            .await
+            .unwrap()
+            .into_inner()
+            .credentials_id
+    }
+
+    /// Stores `token` as `tenant`'s release credential through the admin API; returns
+    /// its id.
+    pub async fn release_token(&self, tenant: &str, token: &str) -> String {
+        self.admin("admin")
+            .put_release_credentials(bearer(tenant, token))
+            .await
+            .unwrap()
+            .into_inner()
+            .credentials_id
+    }
+
+    /// Replaces proposal `into`'s stored content with proposal `from`'s, behind storage's
+    /// back (what an attacker with the database's write access could do).
+    pub async fn swap_proposal_content(&self, from: &str, into: &str) {
+        let db = self.db().await;
+        sqlx::query(
+            "UPDATE proposals SET sealed = (SELECT sealed FROM proposals WHERE id = $1) WHERE id = $2",
+        )
+        .bind(from)
+        .bind(into)
+        .execute(&db)
+        .await
+        .unwrap();
+        db.close().await;
+    }
+
     /// A connection pool on this cluster's database, to assert on what storage wrote.
     pub async fn db(&self) -> sqlx::AnyPool {
         sqlx::any::install_default_drivers();
@@ -696,5 +733,17 @@ impl Cluster {
             .export(otlp_logs(service, &[], bodies))
             .await
             .unwrap();
+    }
+}
+
+/// A bearer-token credential of `tenant`, as the admin API takes it.
+fn bearer(tenant: &str, token: &str) -> gw::PutSourceCredentialsRequest {
+    gw::PutSourceCredentialsRequest {
+        tenant_id: tenant.into(),
+        credentials: Some(pb::SourceCredentials {
+            credentials: Some(pb::source_credentials::Credentials::BearerToken(
+                token.into(),
+            )),
+        }),
     }
 }

@@ -538,16 +538,7 @@ async fn an_approval_counts_only_for_the_content_it_was_given_on() {
         .into_inner();
     assert_eq!(first.approvals, vec!["reviewer/alice".to_owned()]);
     // A's stored content is swapped for B's behind storage's back.
-    let db = c.db().await;
-    sqlx::query(
-        "UPDATE proposals SET sealed = (SELECT sealed FROM proposals WHERE id = $1) WHERE id = $2",
-    )
-    .bind(&b.id)
-    .bind(&a.id)
-    .execute(&db)
-    .await
-    .unwrap();
-    db.close().await;
+    c.swap_proposal_content(&b.id, &a.id).await;
     // Carol approves what is stored now: alice's approval was of other content, so one
     // approval of two, and nothing is approved.
     let swapped = c

@@ -60,39 +60,9 @@ async fn github(c: &Cluster) -> GitHub {
         .with_ref("acme/api", "main", &sha_for(1))
         .with_file("acme/api", &sha_for(1), "src/payments.rs", BASE);
     let server = mock.start(&ca).await.unwrap();
-    let token = |t: &str| pb::SourceCredentials {
-        credentials: Some(pb::source_credentials::Credentials::BearerToken(t.into())),
-    };
-    let read = c
-        .admin("admin")
-        .put_source_credentials(gw::PutSourceCredentialsRequest {
-            tenant_id: "acme".into(),
-            credentials: Some(token(READ_TOKEN)),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .credentials_id;
-    let write = c
-        .admin("admin")
-        .put_release_credentials(gw::PutSourceCredentialsRequest {
-            tenant_id: "acme".into(),
-            credentials: Some(token(WRITE_TOKEN)),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .credentials_id;
-    let hook = c
-        .admin("admin")
-        .put_source_credentials(gw::PutSourceCredentialsRequest {
-            tenant_id: "acme".into(),
-            credentials: Some(token(HOOK_SECRET)),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .credentials_id;
+    let read = c.source_token("acme", READ_TOKEN).await;
+    let write = c.release_token("acme", WRITE_TOKEN).await;
+    let hook = c.source_token("acme", HOOK_SECRET).await;
     let mut s = enabled_tenant("acme");
     s.github = Some(pb::GitHubSource {
         api_url: server.url(),
@@ -454,16 +424,7 @@ async fn release_refusals(database_url: Option<String>) {
 
     // A's stored content replaced by B's behind storage's back: its digest is no longer
     // the approved one, so it is not released.
-    let db = c.db().await;
-    sqlx::query(
-        "UPDATE proposals SET sealed = (SELECT sealed FROM proposals WHERE id = $1) WHERE id = $2",
-    )
-    .bind(&b.id)
-    .bind(&a.id)
-    .execute(&db)
-    .await
-    .unwrap();
-    db.close().await;
+    c.swap_proposal_content(&b.id, &a.id).await;
     let err = releases(&c, "reviewer")
         .release_proposal(release_req(&a))
         .await
@@ -837,18 +798,7 @@ async fn an_approved_kubernetes_change_is_one_signed_delivery_to_the_tenants_web
     use hmac::Mac;
     let c = Cluster::start().await;
     const KEY: &str = "whsec-release-key-of-acme";
-    let key = c
-        .admin("admin")
-        .put_release_credentials(gw::PutSourceCredentialsRequest {
-            tenant_id: "acme".into(),
-            credentials: Some(pb::SourceCredentials {
-                credentials: Some(pb::source_credentials::Credentials::BearerToken(KEY.into())),
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .credentials_id;
+    let key = c.release_token("acme", KEY).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/warden", listener.local_addr().unwrap());
     let mut s = enabled_tenant("acme");

@@ -320,24 +320,14 @@ async fn github_tenant(
         .with_ref("acme/api", "v2.4.1", &sha_for(2));
     let server = mock.start(&ca).await.unwrap();
     let creds = c
-        .admin("admin")
-        .put_source_credentials(warden_proto::gateway::v1::PutSourceCredentialsRequest {
-            tenant_id: "acme".into(),
-            credentials: Some(pb::SourceCredentials {
-                credentials: Some(pb::source_credentials::Credentials::BearerToken(
-                    "ghp_integrationtesttoken000000000000000".into(),
-                )),
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        .source_token("acme", "ghp_integrationtesttoken000000000000000")
+        .await;
     let mut s = enabled_tenant("acme");
     s.allowed_data_types.push(pb::DataType::SourceCode as i32);
     s.github_integration = integration;
     s.github = Some(pb::GitHubSource {
         api_url: server.url(),
-        credentials_id: creds.credentials_id,
+        credentials_id: creds,
         repositories: vec![pb::ServiceRepository {
             service: "checkout".into(),
             repository: "acme/api".into(),

@@ -14,7 +14,6 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use warden_integration_tests::{Cluster, enabled_tenant};
 use warden_proto::common::v1 as pb;
-use warden_proto::gateway::v1 as gw;
 use warden_proto::storage::v1 as st;
 use warden_proto::telemetry::v1 as tm;
 use warden_tls::Role;
@@ -159,22 +158,10 @@ fn deployment_status(state: &str) -> Value {
 async fn a_github_deployment_is_verified_by_the_tenants_secret_and_deduplicated_by_delivery() {
     let c = Cluster::start().await;
     let secret = "whsec-acme-7c1d0e";
-    let creds = c
-        .admin("admin")
-        .put_source_credentials(gw::PutSourceCredentialsRequest {
-            tenant_id: "acme".into(),
-            credentials: Some(pb::SourceCredentials {
-                credentials: Some(pb::source_credentials::Credentials::BearerToken(
-                    secret.into(),
-                )),
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let creds = c.source_token("acme", secret).await;
     let mut s = enabled_tenant("acme");
     s.github = Some(pb::GitHubSource {
-        webhook_secret_id: creds.credentials_id,
+        webhook_secret_id: creds,
         ..Default::default()
     });
     c.set_tenant(s).await;
