@@ -17,7 +17,7 @@
 //! `COMMIT` the transaction is rolled back and the writer carries on, unless SQLite
 //! reported an I/O error or corruption; a failed `COMMIT` poisons it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -142,7 +142,7 @@ pub(crate) fn gone() -> CommitError {
     CommitError::Durability("the audit writer thread stopped".into())
 }
 
-fn run(path: &PathBuf, jobs: &mpsc::Receiver<Job>) {
+fn run(path: &Path, jobs: &mpsc::Receiver<Job>) {
     let mut conn: Option<Connection> = None;
     while let Ok(job) = jobs.recv() {
         if conn.is_none() {
@@ -165,8 +165,9 @@ fn run(path: &PathBuf, jobs: &mpsc::Receiver<Job>) {
     }
 }
 
-/// The writer's connection, with the pool's settings (`db.rs`) and the WAL bound.
-fn open(path: &PathBuf) -> Result<Connection, rusqlite::Error> {
+/// A connection with the pool's settings (`db.rs`) and the writer's WAL bound: the
+/// writer's, and the WAL checkpoint thread's (`wal_checkpoint.rs`).
+pub(crate) fn open(path: &Path) -> Result<Connection, rusqlite::Error> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -182,17 +183,17 @@ fn open(path: &PathBuf) -> Result<Connection, rusqlite::Error> {
 
 /// A failure before COMMIT: rolled back, unless the disk failed (`durable.rs`).
 fn failed(e: rusqlite::Error) -> CommitError {
-    let io = match &e {
-        rusqlite::Error::SqliteFailure(f, _) => {
-            crate::durable::io_code(&f.extended_code.to_string())
-        }
-        _ => false,
-    };
-    if io {
+    if is_io(&e) {
         CommitError::Durability(format!("the database reported an I/O error: {e}"))
     } else {
         CommitError::RolledBack(DbError::Sqlite(e))
     }
+}
+
+/// SQLite's `SQLITE_IOERR` and `SQLITE_CORRUPT` families (`durable.rs`).
+pub(crate) fn is_io(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if crate::durable::io_code(&f.extended_code.to_string()))
 }
 
 fn exec(conn: &Connection, sql: &str) -> Result<(), CommitError> {

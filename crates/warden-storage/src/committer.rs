@@ -203,6 +203,12 @@ impl Staged {
         self.chain(shared, &mut again).await;
     }
 
+    /// Refuses everything staged: the writer is poisoned, and none of it was written.
+    fn refuse_poisoned(&mut self, shared: &Shared) {
+        self.rows.clear();
+        shared.refuse_poisoned(self.batch.drain(..));
+    }
+
     /// Hands everything staged to the writer as one commit onto `head`.
     fn launch(&mut self, shared: &Shared, writer: &SqliteWriter, head: &Head) -> Option<Flight> {
         if self.batch.is_empty() {
@@ -249,8 +255,7 @@ async fn run_sqlite(
             biased;
             Some(reason) = async { wal.as_mut()?.failed.recv().await }, if shared.poisoned.is_none() => {
                 shared.poison(reason, 0);
-                shared.refuse_poisoned(staged.batch.drain(..));
-                staged.rows.clear();
+                staged.refuse_poisoned(&shared);
             }
             answer = async {
                 match flight.as_mut() {
@@ -282,8 +287,7 @@ async fn run_sqlite(
                     }
                 }
                 if shared.poisoned.is_some() {
-                    shared.refuse_poisoned(staged.batch.drain(..));
-                    staged.rows.clear();
+                    staged.refuse_poisoned(&shared);
                     if let Some(job) = reconcile.take() {
                         shared.reconcile(&mut head, job).await;
                     }

@@ -28,6 +28,14 @@ pub(crate) fn intent(tenant: &str, caller: &str) -> AuditRecord {
     }
 }
 
+/// Makes every COMMIT that inserted an audit record fail at COMMIT, not before (a
+/// deferred foreign key that a trigger on `audit_log` violates), the way a failed fsync
+/// of the write-ahead log does.
+pub(crate) const FAIL_COMMITS: &str = "
+    CREATE TABLE trap_target (id TEXT PRIMARY KEY);
+    CREATE TABLE trap (id TEXT REFERENCES trap_target (id) DEFERRABLE INITIALLY DEFERRED);
+    CREATE TRIGGER trap_commit AFTER INSERT ON audit_log BEGIN INSERT INTO trap VALUES ('missing'); END;";
+
 /// Runs `sql` (several statements) on the storage's own pool.
 pub(crate) async fn exec(s: &Storage, sql: &str) {
     sqlx::raw_sql(sql)

@@ -20,7 +20,6 @@
 
 use std::path::Path;
 use std::sync::mpsc as sync;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -91,7 +90,7 @@ fn run(path: &Path, woken: &sync::Receiver<()>, fail: &mpsc::Sender<String>) {
     let mut conn: Option<rusqlite::Connection> = None;
     while woken.recv().is_ok() {
         if conn.is_none() {
-            match open(path) {
+            match crate::audit_sqlite::open(path) {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     // Not the disk: the next one tries again, and the writer's bound holds.
@@ -108,7 +107,7 @@ fn run(path: &Path, woken: &sync::Receiver<()>, fail: &mpsc::Sender<String>) {
                 metrics::gauge!("warden_storage_audit_wal_pages").set(log as f64);
                 tracing::trace!(log, copied, "WAL checkpoint");
             }
-            Err(e) if io_error(&e) => {
+            Err(e) if crate::audit_sqlite::is_io(&e) => {
                 let _ = fail.blocking_send(format!("a WAL checkpoint failed: {e}"));
                 return;
             }
@@ -118,22 +117,6 @@ fn run(path: &Path, woken: &sync::Receiver<()>, fail: &mpsc::Sender<String>) {
             }
         }
     }
-}
-
-fn open(path: &Path) -> Result<rusqlite::Connection, rusqlite::Error> {
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(Duration::from_millis(5000))?;
-    conn.execute_batch("PRAGMA synchronous=FULL")?;
-    Ok(conn)
-}
-
-/// SQLite's `SQLITE_IOERR` and `SQLITE_CORRUPT` families (`durable.rs`).
-fn io_error(e: &rusqlite::Error) -> bool {
-    matches!(e, rusqlite::Error::SqliteFailure(f, _)
-        if crate::durable::io_code(&f.extended_code.to_string()))
 }
 
 /// What the committer's own connection runs once: checkpoint only past the hard bound.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tonic::Code;
 
 use crate::Storage;
-use crate::test_support::{exec, intent, open_sqlite as open};
+use crate::test_support::{FAIL_COMMITS, exec, intent, open_sqlite as open};
 
 async fn callers(s: &Storage, tenant: &str) -> Vec<String> {
     let mut c = crate::test_support::callers(s, tenant).await;
@@ -98,15 +98,7 @@ async fn records_chained_behind_a_failed_commit_are_refused_and_never_written() 
     let s = open(&dir).await;
     s.append_audit(intent("acme", "first")).await.unwrap();
     slow_commits(&s, false).await;
-    // Every COMMIT that inserted an audit record fails at COMMIT (a deferred foreign
-    // key), the way a failed fsync of the write-ahead log does.
-    exec(
-        &s,
-        "CREATE TABLE trap_target (id TEXT PRIMARY KEY);
-         CREATE TABLE trap (id TEXT REFERENCES trap_target (id) DEFERRABLE INITIALLY DEFERRED);
-         CREATE TRIGGER trap_commit AFTER INSERT ON audit_log BEGIN INSERT INTO trap VALUES ('missing'); END;",
-    )
-    .await;
+    exec(&s, FAIL_COMMITS).await;
 
     let (slow, rest) = behind_a_slow_commit(&s, 20).await;
     let err = slow.unwrap_err();

@@ -11,7 +11,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::test_support::exec;
+use crate::test_support::{FAIL_COMMITS, exec};
 use crate::{Db, Storage};
 
 const AUDIT_LOG: &str = "warden.storage.v1.AuditLog";
@@ -35,12 +35,6 @@ fn intent(caller: &str) -> AuditRecord {
 async fn callers(s: &Storage) -> Vec<String> {
     crate::test_support::callers(s, "acme").await
 }
-
-/// Every COMMIT that inserted an audit record fails (at COMMIT, not before).
-const FAIL_COMMITS: &str = "
-    CREATE TABLE trap_target (id TEXT PRIMARY KEY);
-    CREATE TABLE trap (id TEXT REFERENCES trap_target (id) DEFERRABLE INITIALLY DEFERRED);
-    CREATE TRIGGER trap_commit AFTER INSERT ON audit_log BEGIN INSERT INTO trap VALUES ('missing'); END;";
 
 #[tokio::test]
 async fn a_failed_commit_poisons_the_writer_until_restart_and_is_never_retried() {
