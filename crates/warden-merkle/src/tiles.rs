@@ -20,6 +20,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::{Hash, ProofError, empty_root, node_hash, path, root, split, subproof};
 
+mod memo;
+pub use memo::SubtreeMemo;
+
 /// Each tile spans 8 tree levels.
 pub const TILE_HEIGHT: u32 = 8;
 /// A full tile holds 256 hashes; a full bundle 256 entries.
@@ -275,6 +278,8 @@ struct Reader<'a> {
     size: u64,
     tiles: Option<&'a TileMap>,
     wanted: BTreeSet<TileId>,
+    /// Subtree hashes within tiles, kept by the caller between computations or fresh.
+    memo: Option<&'a mut SubtreeMemo>,
 }
 
 impl Reader<'_> {
@@ -298,8 +303,8 @@ impl Reader<'_> {
         let r = height % TILE_HEIGHT;
         let first = k << r;
         let id = TileId::holding(self.size, level, first);
-        self.wanted.insert(id);
-        let Some(tiles) = self.tiles else {
+        let seen = !self.wanted.insert(id);
+        let (Some(tiles), Some(memo)) = (self.tiles, self.memo.as_deref_mut()) else {
             return Ok([0; 32]);
         };
         let data = tiles
@@ -313,33 +318,41 @@ impl Reader<'_> {
                 want,
             });
         }
-        let from = (first % TILE_WIDTH) as usize;
-        let hashes: Vec<Hash> = data[from * 32..(from + (1 << r)) * 32]
-            .chunks_exact(32)
-            .map(|c| {
-                let mut h = [0u8; 32];
-                h.copy_from_slice(c);
-                h
-            })
-            .collect();
-        Ok(root(&hashes))
+        if !seen {
+            memo.check(id, data);
+        }
+        Ok(memo.subtree(id, data, (first % TILE_WIDTH) as usize, r))
     }
 }
 
-fn reader(size: u64, tiles: Option<&TileMap>) -> Reader<'_> {
+fn reader<'a>(
+    size: u64,
+    tiles: Option<&'a TileMap>,
+    memo: Option<&'a mut SubtreeMemo>,
+) -> Reader<'a> {
     Reader {
         size,
         tiles,
         wanted: BTreeSet::new(),
+        memo,
     }
 }
 
 /// The root of the tree of `size` leaves, from its tiles.
 pub fn root_from_tiles(size: u64, tiles: &TileMap) -> Result<Hash, TileError> {
+    root_from_tiles_with(size, tiles, &mut SubtreeMemo::default())
+}
+
+/// [`root_from_tiles`], hashing only what `memo` does not already hold for these bytes.
+pub fn root_from_tiles_with(
+    size: u64,
+    tiles: &TileMap,
+    memo: &mut SubtreeMemo,
+) -> Result<Hash, TileError> {
     if size == 0 {
         return Ok(empty_root());
     }
-    reader(size, Some(tiles)).hash(0, size)
+    reader(size, Some(tiles), Some(memo)).hash(0, size)
 }
 
 /// The inclusion proof of leaf `index` in the tree of `size` leaves, from its tiles.
@@ -351,7 +364,8 @@ pub fn inclusion_proof_from_tiles(
     if index >= size {
         return Err(ProofError::IndexOutOfRange { index, size }.into());
     }
-    let mut r = reader(size, Some(tiles));
+    let mut memo = SubtreeMemo::default();
+    let mut r = reader(size, Some(tiles), Some(&mut memo));
     let mut proof = Vec::new();
     path(&mut |a, b| r.hash(a, b), 0, size, index, &mut proof)?;
     Ok(proof)
@@ -363,12 +377,22 @@ pub fn consistency_proof_from_tiles(
     size2: u64,
     tiles: &TileMap,
 ) -> Result<Vec<Hash>, TileError> {
+    consistency_proof_from_tiles_with(size1, size2, tiles, &mut SubtreeMemo::default())
+}
+
+/// [`consistency_proof_from_tiles`], hashing only what `memo` does not already hold.
+pub fn consistency_proof_from_tiles_with(
+    size1: u64,
+    size2: u64,
+    tiles: &TileMap,
+    memo: &mut SubtreeMemo,
+) -> Result<Vec<Hash>, TileError> {
     if size1 > size2 {
         return Err(ProofError::SizesOutOfOrder { size1, size2 }.into());
     }
     let mut proof = Vec::new();
     if size1 > 0 && size1 < size2 {
-        let mut r = reader(size2, Some(tiles));
+        let mut r = reader(size2, Some(tiles), Some(memo));
         subproof(&mut |a, b| r.hash(a, b), 0, size2, size1, true, &mut proof)?;
     }
     Ok(proof)
@@ -376,7 +400,7 @@ pub fn consistency_proof_from_tiles(
 
 /// The tiles [`root_from_tiles`] reads for a tree of `size`.
 pub fn tiles_for_root(size: u64) -> BTreeSet<TileId> {
-    let mut r = reader(size, None);
+    let mut r = reader(size, None, None);
     if size > 0 {
         let _ = r.hash(0, size);
     }
@@ -385,7 +409,7 @@ pub fn tiles_for_root(size: u64) -> BTreeSet<TileId> {
 
 /// The tiles [`inclusion_proof_from_tiles`] reads (empty if `index >= size`).
 pub fn tiles_for_inclusion(index: u64, size: u64) -> BTreeSet<TileId> {
-    let mut r = reader(size, None);
+    let mut r = reader(size, None, None);
     if index < size {
         let _ = path(&mut |a, b| r.hash(a, b), 0, size, index, &mut Vec::new());
     }
@@ -394,7 +418,7 @@ pub fn tiles_for_inclusion(index: u64, size: u64) -> BTreeSet<TileId> {
 
 /// The tiles [`consistency_proof_from_tiles`] reads.
 pub fn tiles_for_consistency(size1: u64, size2: u64) -> BTreeSet<TileId> {
-    let mut r = reader(size2, None);
+    let mut r = reader(size2, None, None);
     if size1 > 0 && size1 < size2 {
         let _ = subproof(
             &mut |a, b| r.hash(a, b),

@@ -7,9 +7,10 @@
 
 use proptest::prelude::*;
 use warden_merkle::tiles::{
-    self, TileError, TileMap, TilePath, consistency_proof_from_tiles, decode_bundle, encode_bundle,
-    inclusion_proof_from_tiles, parse_path, root_from_tiles, tiles_for_consistency,
-    tiles_for_inclusion, tiles_for_root,
+    self, SubtreeMemo, TileError, TileMap, TilePath, consistency_proof_from_tiles,
+    consistency_proof_from_tiles_with, decode_bundle, encode_bundle, inclusion_proof_from_tiles,
+    parse_path, root_from_tiles, root_from_tiles_with, tiles_for_consistency, tiles_for_inclusion,
+    tiles_for_root,
 };
 use warden_merkle::{
     Hash, TileId, consistency_proof, inclusion_proof, leaf_hash, root, verify_inclusion,
@@ -309,4 +310,103 @@ fn entry_bundles_round_trip_and_refuse_truncation() {
     for (i, e) in decode_bundle(&bundle).unwrap().iter().enumerate() {
         assert_eq!(&tile[i * 32..(i + 1) * 32], leaf_hash(e));
     }
+}
+
+/// A log that grows a few leaves at a time, signing each head as a committer does: one
+/// memo carried from commit to commit gives the in-memory root and consistency proof at
+/// every size, across tile boundaries and into the second level.
+#[test]
+fn a_memo_carried_across_commits_gives_the_same_roots_and_proofs() {
+    let all = leaves(65_600);
+    // The tiles of every smaller tree are prefixes of the whole tree's.
+    let whole: std::collections::BTreeMap<(u8, u64), Vec<u8>> = tiles::tiles(&all)
+        .into_iter()
+        .map(|(id, data)| ((id.level, id.index), data))
+        .collect();
+    let tiles_of = |n: u64| -> TileMap {
+        TileId::for_tree(n)
+            .into_iter()
+            .map(|id| {
+                (
+                    id,
+                    whole[&(id.level, id.index)][..usize::from(id.width) * 32].to_vec(),
+                )
+            })
+            .collect()
+    };
+    let mut memo = SubtreeMemo::default();
+    let (mut size, mut step) = (0usize, 1usize);
+    while size < all.len() {
+        // Batch sizes 1..=41, and large ones (a tile or more at once) in the middle.
+        step = (step * 7 + 3) % 41 + 1;
+        let batch = if size > 600 && size < 65_400 {
+            step * 97
+        } else {
+            step
+        };
+        let next = (size + batch).min(all.len());
+        let t = tiles_of(next as u64);
+        let r = root_from_tiles_with(next as u64, &t, &mut memo).unwrap();
+        let p = consistency_proof_from_tiles_with(size as u64, next as u64, &t, &mut memo).unwrap();
+        assert_eq!(r, root_from_tiles(next as u64, &t).unwrap(), "size {next}");
+        assert_eq!(
+            p,
+            consistency_proof_from_tiles(size as u64, next as u64, &t).unwrap(),
+            "{size} → {next}"
+        );
+        if next < 2_000 {
+            assert_eq!(r, root(&all[..next]), "size {next}");
+            assert_eq!(p, consistency_proof(&all[..next], size).unwrap());
+        }
+        size = next;
+    }
+    assert_eq!(
+        root_from_tiles_with(65_600, &tiles_of(65_600), &mut memo).unwrap(),
+        root(&all)
+    );
+    assert!(memo.remembered() > 0);
+}
+
+/// What the memo remembers never outweighs the bytes in front of it: a tile whose stored
+/// hashes changed (a rolled-back append followed by others, a rewritten row) gives the
+/// root of its new bytes, as a fresh computation does.
+#[test]
+fn a_memo_never_hides_a_changed_tile() {
+    let all = leaves(300);
+    let mut memo = SubtreeMemo::default();
+    let t = tiles::tiles(&all);
+    assert_eq!(
+        root_from_tiles_with(300, &t, &mut memo).unwrap(),
+        root(&all)
+    );
+    // Every hash of the rightmost level-0 tile (positions 256..300) and of the full one
+    // before it, changed in turn.
+    for i in [0usize, 1, 100, 254, 255, 256, 257, 280, 299] {
+        let mut other = all.clone();
+        other[i][0] ^= 1;
+        let changed = tiles::tiles(&other);
+        let got = root_from_tiles_with(300, &changed, &mut memo).unwrap();
+        assert_eq!(got, root(&other), "hash {i} changed");
+        assert_ne!(got, root(&all), "hash {i} changed");
+        let p = consistency_proof_from_tiles_with(290, 300, &changed, &mut memo).unwrap();
+        assert_eq!(
+            p,
+            consistency_proof(&other, 290).unwrap(),
+            "hash {i} changed"
+        );
+        // And back: the original bytes give the original root again.
+        assert_eq!(
+            root_from_tiles_with(300, &t, &mut memo).unwrap(),
+            root(&all)
+        );
+    }
+    // A rolled-back append: 5 leaves seen, then 5 others in their place.
+    let mut rolled = all[..295].to_vec();
+    rolled.extend(leaves(5).iter().map(|l| {
+        let mut l = *l;
+        l[31] ^= 0xff;
+        l
+    }));
+    let got = root_from_tiles_with(300, &tiles::tiles(&rolled), &mut memo).unwrap();
+    assert_eq!(got, root(&rolled));
 }

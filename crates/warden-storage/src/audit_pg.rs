@@ -28,6 +28,7 @@
 use std::fmt::Write as _;
 
 use sqlx::Row;
+use warden_merkle::tiles::SubtreeMemo;
 
 use crate::audit::{AUDIT_APPEND_LOCK, Head, LogCtx, Pending};
 use crate::audit_batch::NewRow;
@@ -60,6 +61,7 @@ pub(crate) async fn commit(
     log: &LogCtx,
     head: &Head,
     batch: &mut [Pending],
+    memo: &mut SubtreeMemo,
 ) -> Result<(Head, Option<String>), CommitError> {
     let signer = log.signer();
     let now = now_ms();
@@ -127,7 +129,7 @@ pub(crate) async fn commit(
         back.tiles
             .extend(crate::merkle_log::read_tiles(conn, &more).await?);
     }
-    let extended = plan.finish(back, signer)?;
+    let extended = plan.finish(back, signer, memo)?;
     let sql = store_sql(&extended, next.next_sequence - 1, now);
     if let Err(e) = execute_raw(conn, &sql).await {
         return Err(failed_commit(conn, e).await);

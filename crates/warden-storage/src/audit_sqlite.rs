@@ -25,6 +25,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 use warden_merkle::Hash;
+use warden_merkle::tiles::SubtreeMemo;
 use warden_proto::common::v1::{AuditKind, AuditRecord};
 
 use crate::audit_entry::LeafEntry;
@@ -144,6 +145,9 @@ pub(crate) fn gone() -> CommitError {
 
 fn run(path: &Path, jobs: &mpsc::Receiver<Job>) {
     let mut conn: Option<Connection> = None;
+    // Subtree hashes of the tiles of earlier commits, checked against each commit's
+    // read-back before use (`merkle_log::sign_over`).
+    let mut memo = SubtreeMemo::default();
     while let Ok(job) = jobs.recv() {
         if conn.is_none() {
             match open(path) {
@@ -155,7 +159,7 @@ fn run(path: &Path, jobs: &mpsc::Receiver<Job>) {
             }
         }
         let Some(c) = conn.as_ref() else { continue };
-        let result = commit(c, &job);
+        let result = commit(c, &job, &mut memo);
         let stop = matches!(result, Err(CommitError::Durability(_)));
         let _ = job.done.send(result);
         if stop {
@@ -203,9 +207,13 @@ fn exec(conn: &Connection, sql: &str) -> Result<(), CommitError> {
         .map_err(failed)
 }
 
-fn commit(conn: &Connection, job: &Job) -> Result<Option<String>, CommitError> {
+fn commit(
+    conn: &Connection,
+    job: &Job,
+    memo: &mut SubtreeMemo,
+) -> Result<Option<String>, CommitError> {
     exec(conn, "BEGIN IMMEDIATE")?;
-    let note = match in_transaction(conn, job) {
+    let note = match in_transaction(conn, job, memo) {
         Ok(note) => note,
         Err(e) => {
             rollback(conn)?;
@@ -235,7 +243,11 @@ fn rollback(conn: &Connection) -> Result<(), CommitError> {
     })
 }
 
-fn in_transaction(conn: &Connection, job: &Job) -> Result<Option<String>, CommitError> {
+fn in_transaction(
+    conn: &Connection,
+    job: &Job,
+    memo: &mut SubtreeMemo,
+) -> Result<Option<String>, CommitError> {
     insert_rows(conn, &job.rows).map_err(failed)?;
     let new_size = job.size + job.rows.len() as u64;
     let signer = job.signer.as_deref();
@@ -247,7 +259,7 @@ fn in_transaction(conn: &Connection, job: &Job) -> Result<Option<String>, Commit
             back.tiles.insert(key, hashes);
         }
     }
-    let extended = plan.finish(back, signer)?;
+    let extended = plan.finish(back, signer, memo)?;
     let mut upsert = conn
         .prepare_cached(
             "INSERT INTO audit_tiles (level, idx, hashes) VALUES (?1, ?2, ?3)

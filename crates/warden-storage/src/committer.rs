@@ -20,6 +20,7 @@ use std::sync::Arc;
 use sqlx::pool::PoolConnection;
 use tokio::sync::{mpsc, oneshot, watch};
 use tonic::Status;
+use warden_merkle::tiles::SubtreeMemo;
 
 use crate::audit::{Head, LogCtx, MAX_BATCH, Pending, ReconcileJob, audit_scope, seal_error};
 use crate::audit_sqlite::{Answer, Row, SqliteWriter};
@@ -334,6 +335,8 @@ async fn run_postgres(
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // The committer's own connection: no pool checkout (and its ping) in every commit.
     let mut conn: Option<PoolConnection<sqlx::Any>> = None;
+    // Subtree hashes of earlier commits' tiles, checked against each read-back.
+    let mut memo = SubtreeMemo::default();
     loop {
         tokio::select! {
             biased;
@@ -346,7 +349,7 @@ async fn run_postgres(
                     continue;
                 }
                 metrics::histogram!("warden_storage_audit_batch_records").record(batch.len() as f64);
-                match commit_postgres(&shared, &mut conn, &head, &mut batch).await {
+                match commit_postgres(&shared, &mut conn, &head, &mut batch, &mut memo).await {
                     Ok((next, note)) => {
                         head = next;
                         shared.log.published(note);
@@ -380,6 +383,7 @@ async fn commit_postgres(
     conn: &mut Option<PoolConnection<sqlx::Any>>,
     head: &Head,
     batch: &mut [Pending],
+    memo: &mut SubtreeMemo,
 ) -> Result<(Head, Option<String>), CommitError> {
     shared.prepare_keys(batch).await?;
     if conn.is_none() {
@@ -390,7 +394,7 @@ async fn commit_postgres(
             "the audit writer has no connection".into(),
         )));
     };
-    crate::audit_pg::commit(conn, &shared.keys, &shared.log, head, batch).await
+    crate::audit_pg::commit(conn, &shared.keys, &shared.log, head, batch, memo).await
 }
 
 #[cfg(test)]

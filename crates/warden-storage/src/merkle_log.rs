@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 
 use sqlx::Row;
 use warden_merkle::checkpoint::Checkpoint;
-use warden_merkle::tiles::{self, TILE_WIDTH, TileMap};
+use warden_merkle::tiles::{self, SubtreeMemo, TILE_WIDTH, TileMap};
 use warden_merkle::{Hash, TileId, note, root};
 
 use crate::audit_entry::LeafEntry;
@@ -310,6 +310,7 @@ impl Plan {
         self,
         back: ReadBack,
         signer: Option<&dyn LogSigner>,
+        memo: &mut SubtreeMemo,
     ) -> Result<Extended, sqlx::Error> {
         let (size, new_size) = (self.size, self.new_size);
         for (i, e) in back.entries.iter().enumerate() {
@@ -368,7 +369,7 @@ impl Plan {
             }
             tile_map.insert(id, hashes[..width].concat());
         }
-        let note = sign_over(signer, previous.as_ref(), new_size, &tile_map)?;
+        let note = sign_over(signer, previous.as_ref(), new_size, &tile_map, memo)?;
         Ok(Extended {
             tiles: changed,
             signed: Some(note.clone()),
@@ -533,7 +534,7 @@ pub(crate) async fn extend(
     let mut back = read_back(conn, size + 1, new_size, plan.signed(), plan.keys()).await?;
     let more = plan.more_keys(&back);
     back.tiles.extend(read_tiles(conn, &more).await?);
-    let extended = plan.finish(back, signer)?;
+    let extended = plan.finish(back, signer, &mut SubtreeMemo::default())?;
     match &extended.signed {
         Some(note) => store(conn, &extended.tiles, new_size, note, now_ms).await?,
         None => upsert_tiles(conn, &extended.tiles).await?,
@@ -606,17 +607,21 @@ async fn upsert_tiles(
 
 /// Signs the checkpoint of the tree of `size` whose tiles are in `tiles` (those of its
 /// root, and of the consistency proof from `previous`, the latest checkpoint): the
-/// signer refuses a head that does not extend it. Pure.
+/// signer refuses a head that does not extend it. `memo` holds subtree hashes of earlier
+/// commits' tiles, used only where these tiles' bytes are the same (`SubtreeMemo`), so a
+/// commit hashes what it added, not its whole rightmost tile. Pure.
 fn sign_over(
     signer: &dyn LogSigner,
     previous: Option<&(u64, String)>,
     size: u64,
     tiles: &TileMap,
+    memo: &mut SubtreeMemo,
 ) -> Result<String, sqlx::Error> {
-    let root = tiles::root_from_tiles(size, tiles).map_err(|e| corrupt(e.to_string()))?;
+    let root =
+        tiles::root_from_tiles_with(size, tiles, memo).map_err(|e| corrupt(e.to_string()))?;
     let proof = match previous {
         Some((prev_size, _)) if *prev_size > 0 && *prev_size < size => {
-            tiles::consistency_proof_from_tiles(*prev_size, size, tiles)
+            tiles::consistency_proof_from_tiles_with(*prev_size, size, tiles, memo)
                 .map_err(|e| corrupt(e.to_string()))?
         }
         _ => Vec::new(),
@@ -668,7 +673,13 @@ pub(crate) async fn sign_head(
         )
         .await?;
     }
-    let note = sign_over(signer, previous.as_ref(), size, &tiles)?;
+    let note = sign_over(
+        signer,
+        previous.as_ref(),
+        size,
+        &tiles,
+        &mut SubtreeMemo::default(),
+    )?;
     insert_checkpoint(conn, size, &note, now_ms).await?;
     Ok(note)
 }
