@@ -130,9 +130,9 @@ impl Anthropic {
         req: &ChatRequest,
         stream: bool,
     ) -> Result<reqwest::Response, ProviderError> {
-        let body = request_body(req, &self.cfg, stream);
+        let body = request_bytes(req, &self.cfg, stream);
         let url = format!("{}/v1/messages", self.cfg.base_url);
-        let request = self.client.post(url).headers(self.headers()?).json(&body);
+        let request = self.client.post(url).headers(self.headers()?).body(body);
         http::send(
             &self.cfg.name,
             request,
@@ -155,6 +155,11 @@ impl Anthropic {
 
 fn uses_bearer(version: &str) -> bool {
     version != VERSION_2023
+}
+
+/// The request body for `req` as the bytes sent (what `reqwest`'s `.json` wrote of it).
+pub(crate) fn request_bytes(req: &ChatRequest, cfg: &AnthropicConfig, stream: bool) -> Vec<u8> {
+    serde_json::to_vec(&request_body(req, cfg, stream)).unwrap_or_default()
 }
 
 /// The request body for `req`. Pure, so the wire shape is a table test.
