@@ -15,6 +15,7 @@ mod anthropic;
 mod bedrock;
 mod http;
 mod json_out;
+mod lenient;
 mod local;
 mod model;
 mod openai;
