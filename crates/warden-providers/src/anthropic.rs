@@ -8,6 +8,7 @@
 //! `2026-10-21` (and later) uses `Authorization: Bearer` and rejects sampling parameters,
 //! so `temperature` is dropped for it. The key is exposed only while building headers.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -16,11 +17,14 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 use crate::http::{self, BuildError, HttpSettings};
+use crate::lenient::{self, Read};
 use crate::sse::{SseEvent, SseMapper};
 use crate::{
     ChatRequest, ChatResponse, Content, EventStream, MessageRole, Provider, ProviderError,
     StopReason, StreamEvent, Usage,
 };
+
+mod wire;
 
 /// The version with `x-api-key` auth, understood by every Anthropic deployment.
 pub const VERSION_2023: &str = "2023-06-01";
@@ -272,6 +276,56 @@ fn protocol(provider: &str, message: impl Into<String>) -> ProviderError {
 
 /// Parses a non-streaming Messages response.
 pub(crate) fn parse_response(provider: &str, body: &[u8]) -> Result<ChatResponse, ProviderError> {
+    typed_response(provider, body).unwrap_or_else(|| parse_response_value(provider, body))
+}
+
+/// The answer read into [`wire`] types, or `None` where that reading gives up and
+/// [`parse_response_value`] gives the answer (`crate::lenient`).
+fn typed_response(provider: &str, body: &[u8]) -> Option<Result<ChatResponse, ProviderError>> {
+    let a = match serde_json::from_slice::<Read<wire::Answer>>(body) {
+        Ok(Read(a)) => a,
+        Err(e) if lenient::gave_up(&e) => return None,
+        Err(_) => return Some(Err(protocol(provider, "response is not JSON"))),
+    };
+    Some(answer_of(provider, a))
+}
+
+fn answer_of(provider: &str, a: wire::Answer<'_>) -> Result<ChatResponse, ProviderError> {
+    let blocks = a
+        .content
+        .ok_or_else(|| protocol(provider, "response has no content array"))?;
+    let mut content = Vec::with_capacity(blocks.len());
+    for b in blocks {
+        match b.r#type.as_deref() {
+            Some("text") => content.push(Content::Text {
+                text: owned(b.text),
+            }),
+            Some("tool_use") => content.push(Content::ToolUse {
+                id: owned(b.id),
+                name: owned(b.name),
+                input: b.input.unwrap_or_else(|| json!({})),
+            }),
+            _ => {} // thinking and future block types are not part of the normalized answer
+        }
+    }
+    Ok(ChatResponse {
+        model: owned(a.model),
+        content,
+        stop_reason: stop_reason(a.stop_reason.as_deref().unwrap_or("end_turn")),
+        usage: Usage {
+            input_tokens: a.usage.input_tokens.unwrap_or(0),
+            output_tokens: a.usage.output_tokens.unwrap_or(0),
+        },
+    })
+}
+
+fn owned(s: wire::Str<'_>) -> String {
+    s.map(Cow::into_owned).unwrap_or_default()
+}
+
+/// The reading of a `Value` that [`typed_response`] replaced, kept for the inputs where that
+/// gives up, and as the reference its tests compare with.
+fn parse_response_value(provider: &str, body: &[u8]) -> Result<ChatResponse, ProviderError> {
     let v: Value =
         serde_json::from_slice(body).map_err(|_| protocol(provider, "response is not JSON"))?;
     let blocks = v
@@ -572,3 +626,5 @@ impl Provider for Anthropic {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wire_tests;

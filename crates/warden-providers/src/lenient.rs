@@ -96,6 +96,13 @@ impl<'de, T: Lenient<'de>> Lenient<'de> for Vec<T> {
     }
 }
 
+/// An array's elements, each read as `T`; `None` for anything that is not an array.
+impl<'de, T: Lenient<'de>> Lenient<'de> for Option<Vec<T>> {
+    fn array<A: SeqAccess<'de>>(seq: A) -> Result<Self, A::Error> {
+        Vec::array(seq).map(Some)
+    }
+}
+
 /// An array's first element read as `T` (the rest parsed and dropped); `None` for an empty
 /// array or anything that is not an array.
 #[derive(Debug, Default)]

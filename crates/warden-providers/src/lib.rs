@@ -18,6 +18,8 @@ mod json_out;
 mod lenient;
 mod local;
 mod model;
+#[cfg(test)]
+mod odd_json;
 mod openai;
 mod resilience;
 mod router;

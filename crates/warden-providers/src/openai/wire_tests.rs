@@ -7,107 +7,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-
-/// JSON texts put in place of each value in turn.
-const ODD: &[&str] = &[
-    "null",
-    "true",
-    "0",
-    "7",
-    "-3",
-    "1.5",
-    "2e3",
-    "18446744073709551616",
-    "1e400",
-    r#""""#,
-    r#""x""#,
-    r#""caf\u00e9 \ud83e\udd80 \"q\" \n""#,
-    r#""\ud800""#,
-    r#""{\"a\":1}""#,
-    "[]",
-    "[null]",
-    r#"[{"x":1},"y"]"#,
-    "{}",
-    r#"{"x":[1,{"y":null}]}"#,
-    r#"{"content":"hi","arguments":"{}","id":"c","prompt_tokens":5,"code":"rate_limit"}"#,
-    r#"{"$serde_json::private::RawValue":"[1]"}"#,
-];
-
-/// Where a value sits: the keys and indexes from the root.
-#[derive(Clone, Debug)]
-enum Step {
-    Key(String),
-    Index(usize),
-}
-
-fn paths(v: &Value, at: &mut Vec<Step>, out: &mut Vec<Vec<Step>>) {
-    match v {
-        Value::Object(m) => {
-            for (k, x) in m {
-                at.push(Step::Key(k.clone()));
-                out.push(at.clone());
-                paths(x, at, out);
-                at.pop();
-            }
-        }
-        Value::Array(a) => {
-            for (i, x) in a.iter().enumerate() {
-                at.push(Step::Index(i));
-                out.push(at.clone());
-                paths(x, at, out);
-                at.pop();
-            }
-        }
-        _ => {}
-    }
-}
-
-fn at<'v>(v: &'v mut Value, path: &[Step]) -> &'v mut Value {
-    path.iter().fold(v, |v, s| match s {
-        Step::Key(k) => &mut v[k.as_str()],
-        Step::Index(i) => &mut v[*i],
-    })
-}
-
-const HOLE: &str = "\u{1}hole";
-
-/// `base` as text with the value at `path` replaced by the text `with`.
-fn replaced(base: &Value, path: &[Step], with: &str) -> String {
-    let mut v = base.clone();
-    *at(&mut v, path) = Value::String(HOLE.into());
-    v.to_string()
-        .replace(&serde_json::to_string(HOLE).unwrap_or_default(), with)
-}
-
-/// Every variant of `base`: each value replaced by each of [`ODD`]; each object member
-/// repeated with an odd value before and after its own; an unknown member with each odd
-/// value in each object.
-fn variants(base: &Value) -> Vec<String> {
-    let mut all = Vec::new();
-    paths(base, &mut Vec::new(), &mut all);
-    let mut out = vec![base.to_string()];
-    for path in &all {
-        let own = at(&mut base.clone(), path).to_string();
-        for odd in ODD {
-            out.push(replaced(base, path, odd));
-            if let Some(Step::Key(k)) = path.last() {
-                let k = serde_json::to_string(k).unwrap_or_default();
-                out.push(replaced(base, path, &format!("{odd},{k}:{own}")));
-                out.push(replaced(base, path, &format!("{own},{k}:{odd}")));
-            }
-        }
-    }
-    for path in std::iter::once(Vec::new()).chain(all) {
-        let mut v = base.clone();
-        if at(&mut v, &path).is_object() {
-            for odd in ODD {
-                at(&mut v, &path)["zz_unknown"] = Value::String(HOLE.into());
-                out.push(replaced(&v, &[], odd));
-            }
-        }
-    }
-    out
-}
+use crate::odd_json::{bad_members, private, variants};
 
 fn completion_bases() -> Vec<Value> {
     vec![
@@ -159,41 +59,12 @@ fn odd_bodies() -> Vec<Vec<u8>> {
         r#"{"choices":[{"message":{"content":"a"}}],"usage":{"prompt_tokens":18446744073709551615}}"#,
         r#"{"$serde_json::private::RawValue":"{\"choices\":[{\"message\":{}}]}"}"#,
         r#"{"choices":[{"message":{"$serde_json::private::RawValue":"{\"content\":\"hi\"}"}}]}"#,
-        r#"{"choices":[{"message":{"content":"a"}}],"x":{"$serde_json::private::Number":"1"}}"#,
-        r#"{"choices":[{"message":{"content":"a"}}],"x":"\ud800\u0041"}"#,
-        r#"{"choices":[{"message":{"content":"a"}}],"x":"\udc00"}"#,
-        r#"{"choices":[{"message":{"content":"a"}}],"x":"\ud800\udc00"}"#,
-        r#"{"choices":[{"message":{"content":"a"}}],"x":"tab	in string"}"#,
-        r#"{"choices":[{"message":{"content":"a"}}],"x":"\q"}"#,
-        r#"{"choices":[{"message":{"content":"a"}}],"x":01}"#,
-        r#"{"choices":[{"message":{"content":"a"}}],"x":-}"#,
-        r#"{"choices":[{"message":{"content":"a"}}],"x":1e}"#,
-        r#"{"choices":[{"message":{"content":"a"}}],"x":tru}"#,
-        r#"{"choices":[{"message":{"content":"a"}}],"x":-1e-400}"#,
-        r#"{"choices":[{"message":{"content":"a"}}],"x":123456789012345678901234567890}"#,
     ]
     .iter()
     .map(|s| s.as_bytes().to_vec())
     .collect();
-    // Not UTF-8 inside a string that is not read.
-    out.push(b"{\"choices\":[{\"message\":{\"content\":\"a\"}}],\"x\":\"\xff\"}".to_vec());
-    out.push(b"{\"choices\":[{\"message\":{\"content\":\"a\"}}],\"\xc3\":1}".to_vec());
-    // Nesting at and beyond `serde_json`'s depth limit (128), inside a member not read.
-    for depth in [125, 126, 127, 128, 200] {
-        let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
-        out.push(
-            format!(r#"{{"choices":[{{"message":{{"content":"a"}}}}],"x":{deep}}}"#).into_bytes(),
-        );
-        let deep = format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
-        out.push(
-            format!(r#"{{"choices":[{{"message":{{"content":"a"}}}}],"x":{deep}}}"#).into_bytes(),
-        );
-    }
+    out.extend(bad_members(r#"{"choices":[{"message":{"content":"a"}}]}"#));
     out
-}
-
-fn private(body: &[u8]) -> bool {
-    String::from_utf8_lossy(body).contains("$serde_json::private::")
 }
 
 #[test]
