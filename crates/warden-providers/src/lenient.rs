@@ -37,7 +37,7 @@ pub(crate) trait Lenient<'de>: Default {
         Self::default()
     }
 
-    /// A non-negative integer that fits in a `u64` (what `Value::as_u64` gives).
+    /// An integer that fits in a `u64` (what `Value::as_u64` gives).
     fn unsigned(_: u64) -> Self {
         Self::default()
     }
@@ -173,8 +173,9 @@ impl<'de, T: Lenient<'de>> Visitor<'de> for ReadVisitor<T> {
         Ok(T::other())
     }
 
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<T, E> {
-        Ok(T::other())
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<T, E> {
+        // `-0` arrives here; a `Value` holds it as the unsigned 0.
+        Ok(u64::try_from(n).map_or_else(|_| T::other(), T::unsigned))
     }
 
     fn visit_u64<E: de::Error>(self, n: u64) -> Result<T, E> {
