@@ -1,18 +1,23 @@
-//! The OpenAI adapter's own CPU per call, without HTTP: the request body for a 4 KiB log
-//! question turned into the bytes sent, and a chat completion answer parsed. Figures and
-//! method: docs/BENCHMARKS.md, section "Gateway CPU per request".
+//! The adapters' own CPU per call, without HTTP: the request body for a 4 KiB log question
+//! turned into the bytes sent (OpenAI, Anthropic), a 1 KiB answer parsed (both), and the
+//! chunks of an OpenAI stream read. Figures and method: docs/BENCHMARKS.md, sections "Gateway
+//! CPU per request".
 //!
 //! `WARDEN_BENCH_BODY=N cargo bench -p warden-providers --bench body` skips criterion and runs
-//! both N times, for callgrind: the instructions of N = 1001 minus those of N = 1, over 1000,
-//! are one call's.
+//! each N times, for callgrind: the instructions of N = 1001 minus those of N = 1, over 1000,
+//! are one call's (each case's own, from the inclusive count of its `bench_support` function).
 #![expect(clippy::print_stdout, reason = "criterion reports on stdout")]
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group};
-use warden_providers::bench_support::{openai_parse_response, openai_request_bytes};
-use warden_providers::{ChatRequest, Content, Message, MessageRole, OpenAiConfig};
+use secrecy::SecretString;
+use warden_providers::bench_support::{
+    anthropic_parse_response, anthropic_request_bytes, openai_parse_response, openai_request_bytes,
+    openai_stream,
+};
+use warden_providers::{AnthropicConfig, ChatRequest, Content, Message, MessageRole, OpenAiConfig};
 
 /// About 4 KiB of service log lines as the gateway's load bodies carry them (the shapes of
 /// `warden_benches::sample_logs`, after minimization: a placeholder where the credential was),
@@ -60,9 +65,14 @@ fn request() -> ChatRequest {
     }
 }
 
+/// About 1 KiB of answer text.
+fn answer_text() -> String {
+    "The checkout service served every request with status 200; latency stayed between 10 and 49 ms. ".repeat(10)
+}
+
 /// A chat completion as OpenAI answers one: about 1 KiB of text and the usual fields.
 fn answer() -> Vec<u8> {
-    let text = "The checkout service served every request with status 200; latency stayed between 10 and 49 ms. ".repeat(10);
+    let text = answer_text();
     serde_json::to_vec(&serde_json::json!({
         "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT", "object": "chat.completion",
         "created": 1_741_569_952u64, "model": "gpt-4.1-2025-04-14",
@@ -75,6 +85,62 @@ fn answer() -> Vec<u8> {
         "service_tier": "default", "system_fingerprint": "fp_b2d0c4b1a4"
     }))
     .unwrap_or_default()
+}
+
+/// The `data:` payloads of an OpenAI stream of the same answer, as the API sends them: the
+/// role, 32 text deltas of a few words, the finish reason, the usage, `[DONE]`.
+fn stream() -> Vec<String> {
+    let chunk = |delta: serde_json::Value, finish: serde_json::Value, usage: serde_json::Value| {
+        serde_json::json!({"id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
+            "object": "chat.completion.chunk", "created": 1_741_569_952u64,
+            "model": "gpt-4.1-2025-04-14", "service_tier": "default",
+            "system_fingerprint": "fp_b2d0c4b1a4",
+            "choices": if usage.is_null() { serde_json::json!([{"index": 0, "delta": delta,
+                "logprobs": null, "finish_reason": finish}]) } else { serde_json::json!([]) },
+            "usage": usage, "obfuscation": "x3Kq"})
+        .to_string()
+    };
+    let null = serde_json::Value::Null;
+    let mut out = vec![chunk(
+        serde_json::json!({"role": "assistant", "content": "", "refusal": null}),
+        null.clone(),
+        null.clone(),
+    )];
+    let text = answer_text();
+    let words: Vec<&str> = text.split_inclusive(' ').collect();
+    for part in words.chunks(words.len().div_ceil(32)) {
+        out.push(chunk(
+            serde_json::json!({"content": part.concat()}),
+            null.clone(),
+            null.clone(),
+        ));
+    }
+    out.push(chunk(serde_json::json!({}), "stop".into(), null.clone()));
+    out.push(chunk(
+        null.clone(),
+        null,
+        serde_json::json!({"prompt_tokens": 1117, "completion_tokens": 210, "total_tokens": 1327}),
+    ));
+    out.push("[DONE]".into());
+    out
+}
+
+/// A Messages answer as Anthropic sends one: the same text and the usual fields.
+fn anthropic_answer() -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "id": "msg_01XFDUDYJgAACzvnptvVoYEL", "type": "message", "role": "assistant",
+        "model": "claude-sonnet-4-5-20250929",
+        "content": [{"type": "text", "text": answer_text()}],
+        "stop_reason": "end_turn", "stop_sequence": null,
+        "usage": {"input_tokens": 1117, "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0, "cache_creation": {"ephemeral_5m_input_tokens": 0,
+            "ephemeral_1h_input_tokens": 0}, "output_tokens": 210, "service_tier": "standard"}
+    }))
+    .unwrap_or_default()
+}
+
+fn anthropic_config() -> AnthropicConfig {
+    AnthropicConfig::new("anthropic", SecretString::from("bench"), "bench")
 }
 
 fn bench(c: &mut Criterion) {
@@ -96,6 +162,26 @@ fn bench(c: &mut Criterion) {
     group.bench_function("parse_response", |b| {
         b.iter(|| black_box(openai_parse_response(black_box(&body)).is_ok()))
     });
+    let chunks = stream();
+    group.throughput(Throughput::Elements(chunks.len() as u64));
+    group.bench_function("stream", |b| {
+        b.iter(|| black_box(openai_stream(black_box(&chunks)).is_ok()))
+    });
+    group.finish();
+    let (acfg, abody) = (anthropic_config(), anthropic_answer());
+    let mut group = c.benchmark_group("anthropic");
+    group
+        .sample_size(50)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
+    group.throughput(Throughput::Bytes(req.content_bytes() as u64));
+    group.bench_function("request_bytes", |b| {
+        b.iter(|| black_box(anthropic_request_bytes(black_box(&req), &acfg, false)))
+    });
+    group.throughput(Throughput::Bytes(abody.len() as u64));
+    group.bench_function("parse_response", |b| {
+        b.iter(|| black_box(anthropic_parse_response(black_box(&abody)).is_ok()))
+    });
     group.finish();
 }
 
@@ -111,12 +197,20 @@ fn main() {
             OpenAiConfig::new("openai", None, "bench"),
             answer(),
         );
-        let (mut sent, mut parsed) = (0, 0);
+        let (chunks, acfg, abody) = (stream(), anthropic_config(), anthropic_answer());
+        let (mut sent, mut parsed, mut events, mut asent, mut aparsed) = (0, 0, 0, 0, 0);
         for _ in 0..runs {
             sent = openai_request_bytes(black_box(&req), &cfg, false).len();
             parsed = openai_parse_response(black_box(&body)).map_or(0, |r| r.content.len());
+            events = openai_stream(black_box(&chunks)).unwrap_or(0);
+            asent = anthropic_request_bytes(black_box(&req), &acfg, false).len();
+            aparsed = anthropic_parse_response(black_box(&abody)).map_or(0, |r| r.content.len());
         }
-        println!("openai: {runs} x ({sent} bytes sent, {parsed} parts parsed)");
+        println!(
+            "openai: {runs} x ({sent} bytes sent, {parsed} parts parsed, {} chunks read into {events} events)",
+            chunks.len()
+        );
+        println!("anthropic: {runs} x ({asent} bytes sent, {aparsed} parts parsed)");
         return;
     }
     benches();

@@ -8,6 +8,7 @@
 //! `2026-10-21` (and later) uses `Authorization: Bearer` and rejects sampling parameters,
 //! so `temperature` is dropped for it. The key is exposed only while building headers.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -16,11 +17,14 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 use crate::http::{self, BuildError, HttpSettings};
+use crate::lenient::{self, Read};
 use crate::sse::{SseEvent, SseMapper};
 use crate::{
     ChatRequest, ChatResponse, Content, EventStream, MessageRole, Provider, ProviderError,
     StopReason, StreamEvent, Usage,
 };
+
+mod wire;
 
 /// The version with `x-api-key` auth, understood by every Anthropic deployment.
 pub const VERSION_2023: &str = "2023-06-01";
@@ -130,9 +134,9 @@ impl Anthropic {
         req: &ChatRequest,
         stream: bool,
     ) -> Result<reqwest::Response, ProviderError> {
-        let body = request_body(req, &self.cfg, stream);
+        let body = request_bytes(req, &self.cfg, stream);
         let url = format!("{}/v1/messages", self.cfg.base_url);
-        let request = self.client.post(url).headers(self.headers()?).json(&body);
+        let request = self.client.post(url).headers(self.headers()?).body(body);
         http::send(
             &self.cfg.name,
             request,
@@ -157,64 +161,100 @@ fn uses_bearer(version: &str) -> bool {
     version != VERSION_2023
 }
 
-/// The request body for `req`. Pure, so the wire shape is a table test.
-pub(crate) fn request_body(req: &ChatRequest, cfg: &AnthropicConfig, stream: bool) -> Value {
-    let model = req
-        .model
-        .clone()
-        .unwrap_or_else(|| cfg.default_model.clone());
+/// The request body for `req`, written straight as the bytes sent (`json_out`: each text
+/// escaped once, no `Value` tree), keys in the order `serde_json` writes a `Value`'s, which is
+/// how it was built before (the tests compare the two).
+pub(crate) fn request_bytes(req: &ChatRequest, cfg: &AnthropicConfig, stream: bool) -> Vec<u8> {
+    use crate::json_out::{string, value};
+    let model = req.model.as_deref().unwrap_or(&cfg.default_model);
     let max_tokens = if req.max_tokens == 0 {
         cfg.default_max_tokens
     } else {
         req.max_tokens
     };
-    let messages: Vec<Value> = req
-        .messages
-        .iter()
-        .map(|m| {
-            let role = match m.role {
-                MessageRole::User => "user",
-                MessageRole::Assistant => "assistant",
-            };
-            let content: Vec<Value> = m
-                .content
-                .iter()
-                .map(|c| match c {
-                    Content::Text { text } => json!({"type": "text", "text": text}),
-                    Content::ToolUse { id, name, input } => json!({"type": "tool_use", "id": id, "name": name, "input": input}),
-                    Content::ToolResult { tool_use_id, content, is_error } => {
-                        let mut v = json!({"type": "tool_result", "tool_use_id": tool_use_id, "content": content});
-                        if *is_error {
-                            v["is_error"] = Value::Bool(true);
-                        }
-                        v
+    let mut out = Vec::with_capacity(req.content_bytes() + 512);
+    out.extend_from_slice(b"{\"max_tokens\":");
+    value(&mut out, &max_tokens);
+    out.extend_from_slice(b",\"messages\":[");
+    for (i, m) in req.messages.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"content\":[");
+        for (j, c) in m.content.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            match c {
+                Content::Text { text } => {
+                    out.extend_from_slice(b"{\"text\":");
+                    string(&mut out, text);
+                    out.extend_from_slice(b",\"type\":\"text\"}");
+                }
+                Content::ToolUse { id, name, input } => {
+                    out.extend_from_slice(b"{\"id\":");
+                    string(&mut out, id);
+                    out.extend_from_slice(b",\"input\":");
+                    value(&mut out, input);
+                    out.extend_from_slice(b",\"name\":");
+                    string(&mut out, name);
+                    out.extend_from_slice(b",\"type\":\"tool_use\"}");
+                }
+                Content::ToolResult {
+                    tool_use_id,
+                    content,
+                    is_error,
+                } => {
+                    out.extend_from_slice(b"{\"content\":");
+                    string(&mut out, content);
+                    if *is_error {
+                        out.extend_from_slice(b",\"is_error\":true");
                     }
-                })
-                .collect();
-            json!({"role": role, "content": content})
-        })
-        .collect();
-    let mut body = json!({"model": model, "max_tokens": max_tokens, "messages": messages});
-    if let Some(system) = &req.system {
-        body["system"] = Value::String(system.clone());
+                    out.extend_from_slice(b",\"tool_use_id\":");
+                    string(&mut out, tool_use_id);
+                    out.extend_from_slice(b",\"type\":\"tool_result\"}");
+                }
+            }
+        }
+        out.extend_from_slice(match m.role {
+            MessageRole::User => b"],\"role\":\"user\"}",
+            MessageRole::Assistant => b"],\"role\":\"assistant\"}",
+        });
     }
-    if !req.tools.is_empty() {
-        body["tools"] = req
-            .tools
-            .iter()
-            .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.input_schema}))
-            .collect();
-        body["tool_choice"] = json!({"type": "auto"});
+    out.extend_from_slice(b"],\"model\":");
+    string(&mut out, model);
+    if stream {
+        out.extend_from_slice(b",\"stream\":true");
+    }
+    if let Some(system) = &req.system {
+        out.extend_from_slice(b",\"system\":");
+        string(&mut out, system);
     }
     if let Some(t) = req.temperature
         && !uses_bearer(&cfg.api_version)
     {
-        body["temperature"] = json!(t);
+        // As a `Value` held it: the `f32` widened to `f64` (`null` when not finite).
+        out.extend_from_slice(b",\"temperature\":");
+        value(&mut out, &f64::from(t));
     }
-    if stream {
-        body["stream"] = Value::Bool(true);
+    if !req.tools.is_empty() {
+        out.extend_from_slice(b",\"tool_choice\":{\"type\":\"auto\"},\"tools\":[");
+        for (i, t) in req.tools.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"description\":");
+            string(&mut out, &t.description);
+            out.extend_from_slice(b",\"input_schema\":");
+            value(&mut out, &t.input_schema);
+            out.extend_from_slice(b",\"name\":");
+            string(&mut out, &t.name);
+            out.push(b'}');
+        }
+        out.push(b']');
     }
-    body
+    out.push(b'}');
+    out
 }
 
 pub(crate) fn stop_reason(s: &str) -> StopReason {
@@ -236,6 +276,56 @@ fn protocol(provider: &str, message: impl Into<String>) -> ProviderError {
 
 /// Parses a non-streaming Messages response.
 pub(crate) fn parse_response(provider: &str, body: &[u8]) -> Result<ChatResponse, ProviderError> {
+    typed_response(provider, body).unwrap_or_else(|| parse_response_value(provider, body))
+}
+
+/// The answer read into [`wire`] types, or `None` where that reading gives up and
+/// [`parse_response_value`] gives the answer (`crate::lenient`).
+fn typed_response(provider: &str, body: &[u8]) -> Option<Result<ChatResponse, ProviderError>> {
+    let a = match serde_json::from_slice::<Read<wire::Answer>>(body) {
+        Ok(Read(a)) => a,
+        Err(e) if lenient::gave_up(&e) => return None,
+        Err(_) => return Some(Err(protocol(provider, "response is not JSON"))),
+    };
+    Some(answer_of(provider, a))
+}
+
+fn answer_of(provider: &str, a: wire::Answer<'_>) -> Result<ChatResponse, ProviderError> {
+    let blocks = a
+        .content
+        .ok_or_else(|| protocol(provider, "response has no content array"))?;
+    let mut content = Vec::with_capacity(blocks.len());
+    for b in blocks {
+        match b.r#type.as_deref() {
+            Some("text") => content.push(Content::Text {
+                text: owned(b.text),
+            }),
+            Some("tool_use") => content.push(Content::ToolUse {
+                id: owned(b.id),
+                name: owned(b.name),
+                input: b.input.unwrap_or_else(|| json!({})),
+            }),
+            _ => {} // thinking and future block types are not part of the normalized answer
+        }
+    }
+    Ok(ChatResponse {
+        model: owned(a.model),
+        content,
+        stop_reason: stop_reason(a.stop_reason.as_deref().unwrap_or("end_turn")),
+        usage: Usage {
+            input_tokens: a.usage.input_tokens.unwrap_or(0),
+            output_tokens: a.usage.output_tokens.unwrap_or(0),
+        },
+    })
+}
+
+fn owned(s: wire::Str<'_>) -> String {
+    s.map(Cow::into_owned).unwrap_or_default()
+}
+
+/// The reading of a `Value` that [`typed_response`] replaced, kept for the inputs where that
+/// gives up, and as the reference its tests compare with.
+fn parse_response_value(provider: &str, body: &[u8]) -> Result<ChatResponse, ProviderError> {
     let v: Value =
         serde_json::from_slice(body).map_err(|_| protocol(provider, "response is not JSON"))?;
     let blocks = v
@@ -535,260 +625,6 @@ impl Provider for Anthropic {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sse::SseDecoder;
-    use crate::{Message, ToolDef};
-
-    fn run(stream: &str) -> Result<Vec<StreamEvent>, ProviderError> {
-        let mut m = StreamMapper::new("anthropic");
-        let mut out = Vec::new();
-        for ev in SseDecoder::default().push(stream.as_bytes()).unwrap() {
-            out.extend(m.on_event(ev)?);
-        }
-        assert!(m.is_done());
-        Ok(out)
-    }
-
-    #[test]
-    fn a_key_across_the_cut_is_scrubbed_before_the_message_is_cut() {
-        let key = "sk-ant-api03-Zx9QwErTy7UiOp1AsDfGhJkL";
-        let secret = SecretString::from(key);
-        // The key starts at character 190: a cut at 200 would keep its first ten characters.
-        let message = format!("{}{key} is not valid", "x".repeat(190));
-        let out = scrub(&message, &secret);
-        assert!(out.chars().count() <= 200);
-        assert!(!out.contains(&key[..8]), "{out}");
-        assert!(out.contains("[REDACTED]"), "{out}");
-        assert_eq!(scrub("short", &secret), "short");
-    }
-
-    /// The official docs example stream (reference §1.5): text, then a tool call.
-    #[test]
-    fn maps_the_documented_stream() {
-        let stream = r#"event: message_start
-data: {"type":"message_start","message":{"id":"msg_014p7gG3wDgGV9EUtLvnow3U","type":"message","role":"assistant","model":"claude-opus-4-1-20250805","stop_sequence":null,"usage":{"input_tokens":472,"output_tokens":2},"content":[],"stop_reason":null}}
-
-event: content_block_start
-data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}
-
-event: ping
-data: {"type": "ping"}
-
-event: content_block_delta
-data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Okay"}}
-
-event: content_block_stop
-data: {"type":"content_block_stop","index":0}
-
-event: content_block_start
-data: {"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_01T1x1fJ34qAmk2tNTrN7Up6","name":"get_weather","input":{}}}
-
-event: content_block_delta
-data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":""}}
-
-event: content_block_delta
-data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"location\":"}}
-
-event: content_block_delta
-data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":" \"San Francisco, CA\"}"}}
-
-event: content_block_stop
-data: {"type":"content_block_stop","index":1}
-
-event: message_delta
-data: {"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":89}}
-
-event: message_stop
-data: {"type":"message_stop"}
-
-"#;
-        assert_eq!(
-            run(stream).unwrap(),
-            vec![
-                StreamEvent::Start {
-                    model: "claude-opus-4-1-20250805".into()
-                },
-                StreamEvent::TextDelta {
-                    text: "Okay".into()
-                },
-                StreamEvent::ToolCallStart {
-                    index: 0,
-                    id: "toolu_01T1x1fJ34qAmk2tNTrN7Up6".into(),
-                    name: "get_weather".into()
-                },
-                StreamEvent::ToolCallDelta {
-                    index: 0,
-                    partial_json: "{\"location\":".into()
-                },
-                StreamEvent::ToolCallDelta {
-                    index: 0,
-                    partial_json: " \"San Francisco, CA\"}".into()
-                },
-                StreamEvent::Usage {
-                    usage: Usage {
-                        input_tokens: 472,
-                        output_tokens: 89
-                    }
-                },
-                StreamEvent::Stop {
-                    reason: StopReason::ToolUse
-                },
-            ]
-        );
-    }
-
-    #[test]
-    fn unknown_events_are_ignored_and_mid_stream_errors_are_classified_by_type() {
-        let mut m = StreamMapper::new("anthropic");
-        let ev = |event: &str, data: &str| SseEvent {
-            event: Some(event.into()),
-            data: data.into(),
-        };
-        assert_eq!(
-            m.on_event(ev("future_event", r#"{"type":"future_event"}"#))
-                .unwrap(),
-            vec![]
-        );
-        let err = m
-            .on_event(ev(
-                "error",
-                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
-            ))
-            .unwrap_err();
-        assert!(
-            matches!(err, ProviderError::Status { status: 529, .. }),
-            "{err:?}"
-        );
-        let err = m
-            .on_event(ev(
-                "error",
-                r#"{"type":"error","error":{"type":"rate_limit_error","message":"x"}}"#,
-            ))
-            .unwrap_err();
-        assert!(err.is_rate_limited());
-        assert!(matches!(
-            m.on_event(ev("content_block_delta", "{not json")),
-            Err(ProviderError::Protocol { .. })
-        ));
-    }
-
-    /// The real non-streaming tool-use capture (reference §1.3).
-    #[test]
-    fn parses_the_captured_tool_response() {
-        let body = br#"{"model":"claude-haiku-4-5-20251001","id":"msg_0191iYfpERYfS27xLsdW2nbb","type":"message","role":"assistant",
- "content":[{"type":"tool_use","id":"toolu_01Q9ExVZnzZj7E2QQYHYtNUa","name":"json","input":{"elements":[{"location":"San Francisco","temperature":-5,"condition":"snowy"}]}}],
- "stop_reason":"tool_use",
- "usage":{"input_tokens":1151,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,
-          "cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":0},"output_tokens":87,"service_tier":"standard"}}"#;
-        let r = parse_response("anthropic", body).unwrap();
-        assert_eq!(r.model, "claude-haiku-4-5-20251001");
-        assert_eq!(r.stop_reason, StopReason::ToolUse);
-        assert_eq!(
-            r.usage,
-            Usage {
-                input_tokens: 1151,
-                output_tokens: 87
-            }
-        );
-        let Content::ToolUse { name, input, .. } = &r.content[0] else {
-            panic!("{r:?}")
-        };
-        assert_eq!(name, "json");
-        assert_eq!(input["elements"][0]["temperature"], -5);
-    }
-
-    #[test]
-    fn errors_keep_type_and_request_id_and_classify_spend_limits() {
-        let key = SecretString::from("sk-ant-zzz");
-        let e = status_error(
-            "anthropic",
-            529,
-            None,
-            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
-            Some("req_1"),
-            &key,
-        );
-        assert_eq!(
-            e.to_string(),
-            "provider anthropic answered HTTP 529: overloaded_error: Overloaded (request-id req_1)"
-        );
-        let spend = br#"{"type":"error","error":{"type":"rate_limit_error","message":"spend","details":{"error_code":"enforced_spend_limit_reached"}}}"#;
-        assert!(matches!(
-            status_error("anthropic", 429, None, spend, None, &key),
-            ProviderError::QuotaExhausted { .. }
-        ));
-        let echo = br#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key sk-ant-zzz"}}"#;
-        let e = status_error("anthropic", 401, None, echo, None, &key);
-        assert!(!e.to_string().contains("sk-ant-zzz"), "{e}");
-        assert!(matches!(
-            status_error("anthropic", 400, None, b"not json", None, &key),
-            ProviderError::Invalid { .. }
-        ));
-    }
-
-    /// The wire body for the reference tool round trip (anthropic 2.13 sent the same fields).
-    #[test]
-    fn encodes_the_tool_round_trip_like_the_sdk() {
-        let req = ChatRequest {
-            model: Some("claude-test".into()),
-            system: Some("You are a weather bot.".into()),
-            messages: vec![
-                Message {
-                    role: MessageRole::User,
-                    content: vec![Content::text("Weather in Paris?")],
-                },
-                Message {
-                    role: MessageRole::Assistant,
-                    content: vec![Content::ToolUse {
-                        id: "toolu_01A".into(),
-                        name: "get_weather".into(),
-                        input: json!({"city":"Paris"}),
-                    }],
-                },
-                Message {
-                    role: MessageRole::User,
-                    content: vec![Content::ToolResult {
-                        tool_use_id: "toolu_01A".into(),
-                        content: "18C, sunny".into(),
-                        is_error: false,
-                    }],
-                },
-            ],
-            tools: vec![ToolDef {
-                name: "get_weather".into(),
-                description: "Get weather".into(),
-                input_schema: json!({"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}),
-            }],
-            max_tokens: 512,
-            temperature: Some(0.5),
-            ..Default::default()
-        };
-        let mut cfg = AnthropicConfig::new("anthropic", SecretString::from("k"), "default");
-        let body = request_body(&req, &cfg, false);
-        assert_eq!(
-            body,
-            json!({"max_tokens":512,"messages":[
-                {"role":"user","content":[{"type":"text","text":"Weather in Paris?"}]},
-                {"role":"assistant","content":[{"type":"tool_use","id":"toolu_01A","name":"get_weather","input":{"city":"Paris"}}]},
-                {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_01A","content":"18C, sunny"}]}],
-                "model":"claude-test","system":"You are a weather bot.","temperature":0.5,"tool_choice":{"type":"auto"},
-                "tools":[{"name":"get_weather","description":"Get weather","input_schema":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}]})
-        );
-        // 2026-10-21 rejects sampling parameters: temperature is dropped.
-        cfg.api_version = "2026-10-21".into();
-        assert!(request_body(&req, &cfg, true).get("temperature").is_none());
-        assert_eq!(request_body(&req, &cfg, true)["stream"], true);
-    }
-
-    #[test]
-    fn refuses_plain_http_and_redacts_debug() {
-        let mut cfg = AnthropicConfig::new("anthropic", SecretString::from("sk-ant-SECRET"), "m");
-        cfg.base_url = "http://127.0.0.1:9".into();
-        let err = Anthropic::new(cfg.clone()).unwrap_err();
-        assert!(matches!(err, BuildError::PlainHttp { .. }), "{err}");
-        cfg.http.allow_plain_http = true;
-        let a = Anthropic::new(cfg).unwrap();
-        assert!(!format!("{a:?}").contains("SECRET"));
-    }
-}
+mod tests;
+#[cfg(test)]
+mod wire_tests;

@@ -15,18 +15,22 @@ mod anthropic;
 mod bedrock;
 mod http;
 mod json_out;
+mod lenient;
 mod local;
 mod model;
+#[cfg(test)]
+mod odd_json;
 mod openai;
 mod resilience;
 mod router;
 mod sse;
 
-/// Entry points for `benches/body.rs`, not API: the OpenAI adapter's request body as the bytes
-/// it sends and its response parse, without HTTP.
+/// Entry points for `benches/body.rs`, not API: the adapters' request bodies as the bytes they
+/// send, their response parses and the OpenAI stream's chunk reading, without HTTP.
 #[doc(hidden)]
 pub mod bench_support {
-    use crate::{ChatRequest, ChatResponse, OpenAiConfig, ProviderError};
+    use crate::sse::{SseEvent, SseMapper};
+    use crate::{AnthropicConfig, ChatRequest, ChatResponse, OpenAiConfig, ProviderError};
 
     pub fn openai_request_bytes(req: &ChatRequest, cfg: &OpenAiConfig, stream: bool) -> Vec<u8> {
         crate::openai::request_bytes(req, cfg, stream)
@@ -34,6 +38,33 @@ pub mod bench_support {
 
     pub fn openai_parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
         crate::openai::parse_response("openai", body)
+    }
+
+    /// The events of a whole stream, `data:` payloads in order: how many there were.
+    pub fn openai_stream(chunks: &[String]) -> Result<usize, ProviderError> {
+        let mut m = crate::openai::StreamMapper::new("openai");
+        let mut n = 0;
+        for data in chunks {
+            n += m
+                .on_event(SseEvent {
+                    event: None,
+                    data: data.clone(),
+                })?
+                .len();
+        }
+        Ok(n)
+    }
+
+    pub fn anthropic_request_bytes(
+        req: &ChatRequest,
+        cfg: &AnthropicConfig,
+        stream: bool,
+    ) -> Vec<u8> {
+        crate::anthropic::request_bytes(req, cfg, stream)
+    }
+
+    pub fn anthropic_parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
+        crate::anthropic::parse_response("anthropic", body)
     }
 }
 

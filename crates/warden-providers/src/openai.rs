@@ -5,6 +5,7 @@
 //! audit record gets token counts, and end at `data: [DONE]`. Tool-call arguments arrive
 //! as string fragments keyed by index and are passed through as `ToolCallDelta`s.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -13,11 +14,14 @@ use serde_json::Value;
 
 use crate::anthropic::scrub;
 use crate::http::{self, BuildError, HttpSettings};
+use crate::lenient::{self, Read};
 use crate::sse::{SseEvent, SseMapper};
 use crate::{
     ChatRequest, ChatResponse, Content, EventStream, MessageRole, Provider, ProviderError,
     StopReason, StreamEvent, Usage,
 };
+
+mod wire;
 
 /// Everything needed to build an [`OpenAi`] adapter.
 #[derive(Clone)]
@@ -298,6 +302,67 @@ fn usage_of(u: &Value) -> Usage {
 
 /// Parses a non-streaming chat completion.
 pub(crate) fn parse_response(provider: &str, body: &[u8]) -> Result<ChatResponse, ProviderError> {
+    typed_response(provider, body).unwrap_or_else(|| parse_response_value(provider, body))
+}
+
+/// The completion read into [`wire`] types, or `None` where that reading gives up and
+/// [`parse_response_value`] gives the answer (`crate::lenient`).
+fn typed_response(provider: &str, body: &[u8]) -> Option<Result<ChatResponse, ProviderError>> {
+    let c = match serde_json::from_slice::<Read<wire::Completion>>(body) {
+        Ok(Read(c)) => c,
+        Err(e) if lenient::gave_up(&e) => return None,
+        Err(_) => return Some(Err(protocol(provider, "response is not JSON"))),
+    };
+    Some(response_of(provider, c))
+}
+
+fn response_of(provider: &str, c: wire::Completion<'_>) -> Result<ChatResponse, ProviderError> {
+    let choice = c
+        .choice
+        .ok_or_else(|| protocol(provider, "response has no choices"))?;
+    let msg = choice
+        .message
+        .ok_or_else(|| protocol(provider, "choice has no message"))?;
+    let mut content = Vec::with_capacity(1 + msg.tool_calls.len());
+    if let Some(text) = msg.content
+        && !text.is_empty()
+    {
+        content.push(Content::Text {
+            text: text.into_owned(),
+        });
+    }
+    for call in msg.tool_calls {
+        let args = call.function.arguments.as_deref().unwrap_or("{}");
+        let input = serde_json::from_str(args)
+            .map_err(|_| protocol(provider, "tool call arguments are not JSON"))?;
+        content.push(Content::ToolUse {
+            id: owned(call.id),
+            name: owned(call.function.name),
+            input,
+        });
+    }
+    Ok(ChatResponse {
+        model: owned(c.model),
+        content,
+        stop_reason: finish_reason(choice.finish_reason.as_deref().unwrap_or("stop")),
+        usage: usage_of_wire(&c.usage),
+    })
+}
+
+fn owned(s: wire::Str<'_>) -> String {
+    s.map(Cow::into_owned).unwrap_or_default()
+}
+
+fn usage_of_wire(u: &wire::Usage) -> Usage {
+    Usage {
+        input_tokens: u.prompt_tokens.unwrap_or(0),
+        output_tokens: u.completion_tokens.unwrap_or(0),
+    }
+}
+
+/// The reading of a `Value` that [`typed_response`] replaced, kept for the inputs where that
+/// gives up, and as the reference its tests compare with.
+fn parse_response_value(provider: &str, body: &[u8]) -> Result<ChatResponse, ProviderError> {
     let v: Value =
         serde_json::from_slice(body).map_err(|_| protocol(provider, "response is not JSON"))?;
     let choice = v
@@ -424,22 +489,76 @@ impl StreamMapper {
             ..Default::default()
         }
     }
-}
 
-impl SseMapper for StreamMapper {
-    fn on_event(&mut self, ev: SseEvent) -> Result<Vec<StreamEvent>, ProviderError> {
-        let mut out = Vec::new();
-        if ev.data.trim() == "[DONE]" {
-            self.done = true;
-            if let Some(usage) = self.usage {
-                out.push(StreamEvent::Usage { usage });
-            }
-            out.push(StreamEvent::Stop {
-                reason: self.stop.unwrap_or_default(),
-            });
-            return Ok(out);
+    /// A chunk read into [`wire`] types, or `None` (and no change) where that reading gives up
+    /// and [`Self::on_value_chunk`] gives the answer (`crate::lenient`).
+    fn typed_chunk(&mut self, data: &str) -> Option<Result<Vec<StreamEvent>, ProviderError>> {
+        match serde_json::from_str::<Read<wire::Chunk>>(data) {
+            Ok(Read(chunk)) => Some(self.on_chunk(chunk)),
+            Err(e) if lenient::gave_up(&e) => None,
+            Err(_) => Some(Err(protocol(&self.provider, "malformed stream chunk"))),
         }
-        let v: Value = serde_json::from_str(&ev.data)
+    }
+
+    fn on_chunk(&mut self, chunk: wire::Chunk<'_>) -> Result<Vec<StreamEvent>, ProviderError> {
+        let mut out = Vec::new();
+        if let Some(err) = chunk.error {
+            let ty = err.code.unwrap_or(err.r#type);
+            let ty = ty.as_deref().unwrap_or("error");
+            return Err(ProviderError::Status {
+                provider: self.provider.clone(),
+                status: if ty.contains("rate_limit") { 429 } else { 500 },
+                retry_after: None,
+                message: format!("mid-stream {ty}"),
+            });
+        }
+        if !self.started {
+            self.started = true;
+            out.push(StreamEvent::Start {
+                model: owned(chunk.model),
+            });
+        }
+        if let Some(u) = &chunk.usage.0 {
+            self.usage = Some(usage_of_wire(u));
+        }
+        for choice in chunk.choices {
+            if let Some(text) = choice.delta.content
+                && !text.is_empty()
+            {
+                out.push(StreamEvent::TextDelta {
+                    text: text.into_owned(),
+                });
+            }
+            for call in choice.delta.tool_calls {
+                let index = call.index.unwrap_or(0) as u32;
+                if let Some(id) = call.id {
+                    out.push(StreamEvent::ToolCallStart {
+                        index,
+                        id: id.into_owned(),
+                        name: owned(call.function.name),
+                    });
+                }
+                if let Some(args) = call.function.arguments
+                    && !args.is_empty()
+                {
+                    out.push(StreamEvent::ToolCallDelta {
+                        index,
+                        partial_json: args.into_owned(),
+                    });
+                }
+            }
+            if let Some(r) = choice.finish_reason {
+                self.stop = Some(finish_reason(&r));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The reading of a `Value` that [`Self::on_chunk`] replaced, kept for the chunks where
+    /// the typed reading gives up, and as the reference its tests compare with.
+    fn on_value_chunk(&mut self, data: &str) -> Result<Vec<StreamEvent>, ProviderError> {
+        let mut out = Vec::new();
+        let v: Value = serde_json::from_str(data)
             .map_err(|_| protocol(&self.provider, "malformed stream chunk"))?;
         if let Some(err) = v.get("error") {
             let ty = err
@@ -514,6 +633,24 @@ impl SseMapper for StreamMapper {
         }
         Ok(out)
     }
+}
+
+impl SseMapper for StreamMapper {
+    fn on_event(&mut self, ev: SseEvent) -> Result<Vec<StreamEvent>, ProviderError> {
+        if ev.data.trim() == "[DONE]" {
+            self.done = true;
+            let mut out = Vec::new();
+            if let Some(usage) = self.usage {
+                out.push(StreamEvent::Usage { usage });
+            }
+            out.push(StreamEvent::Stop {
+                reason: self.stop.unwrap_or_default(),
+            });
+            return Ok(out);
+        }
+        self.typed_chunk(&ev.data)
+            .unwrap_or_else(|| self.on_value_chunk(&ev.data))
+    }
 
     fn is_done(&self) -> bool {
         self.done
@@ -547,6 +684,9 @@ impl Provider for OpenAi {
         ))
     }
 }
+
+#[cfg(test)]
+mod wire_tests;
 
 #[cfg(test)]
 mod tests {
