@@ -1,6 +1,6 @@
 //! The adapters' own CPU per call, without HTTP: the request body for a 4 KiB log question
 //! turned into the bytes sent (OpenAI, Anthropic), a 1 KiB answer parsed (both), and the
-//! chunks of an OpenAI stream read. Figures and method: docs/BENCHMARKS.md, sections "Gateway
+//! events of a stream read (both). Figures and method: docs/BENCHMARKS.md, sections "Gateway
 //! CPU per request".
 //!
 //! `WARDEN_BENCH_BODY=N cargo bench -p warden-providers --bench body` skips criterion and runs
@@ -14,8 +14,8 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group};
 use secrecy::SecretString;
 use warden_providers::bench_support::{
-    anthropic_parse_response, anthropic_request_bytes, openai_parse_response, openai_request_bytes,
-    openai_stream,
+    anthropic_parse_response, anthropic_request_bytes, anthropic_stream, openai_parse_response,
+    openai_request_bytes, openai_stream,
 };
 use warden_providers::{AnthropicConfig, ChatRequest, Content, Message, MessageRole, OpenAiConfig};
 
@@ -139,6 +139,75 @@ fn anthropic_answer() -> Vec<u8> {
     .unwrap_or_default()
 }
 
+/// The `(event, data)` pairs of an Anthropic stream of the same answer followed by a tool
+/// call, as the API sends them (36 events): `message_start`, the text block's start, a `ping`,
+/// 23 text deltas of a few words, its stop, the `tool_use` block's start, 5 `input_json_delta`
+/// pieces, its stop, `message_delta` with the stop reason and usage, `message_stop`.
+fn anthropic_stream_events() -> Vec<(String, String)> {
+    use serde_json::json;
+    let mut out = Vec::new();
+    let mut push = |event: &str, data: serde_json::Value| {
+        out.push((event.to_owned(), data.to_string()));
+    };
+    push(
+        "message_start",
+        json!({"type": "message_start", "message": {"id": "msg_01XFDUDYJgAACzvnptvVoYEL",
+            "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929",
+            "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 1117, "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0, "cache_creation": {"ephemeral_5m_input_tokens": 0,
+                "ephemeral_1h_input_tokens": 0}, "output_tokens": 1, "service_tier": "standard"}}}),
+    );
+    push(
+        "content_block_start",
+        json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "text", "text": ""}}),
+    );
+    push("ping", json!({"type": "ping"}));
+    let text = answer_text();
+    let words: Vec<&str> = text.split_inclusive(' ').collect();
+    for part in words.chunks(words.len().div_ceil(23)) {
+        push(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+                "delta": {"type": "text_delta", "text": part.concat()}}),
+        );
+    }
+    push(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    );
+    push(
+        "content_block_start",
+        json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use",
+            "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "name": "create_ticket", "input": {}}}),
+    );
+    for piece in [
+        "",
+        "{\"service\": \"checkout\"",
+        ", \"severity\": \"warn\", \"summ",
+        "ary\": \"payment timeouts after 800 ms\"",
+        "}",
+    ] {
+        push(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1,
+                "delta": {"type": "input_json_delta", "partial_json": piece}}),
+        );
+    }
+    push(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 1}),
+    );
+    push(
+        "message_delta",
+        json!({"type": "message_delta", "delta": {"stop_reason": "tool_use",
+            "stop_sequence": null}, "usage": {"output_tokens": 262}}),
+    );
+    push("message_stop", json!({"type": "message_stop"}));
+    out
+}
+
 fn anthropic_config() -> AnthropicConfig {
     AnthropicConfig::new("anthropic", SecretString::from("bench"), "bench")
 }
@@ -182,6 +251,11 @@ fn bench(c: &mut Criterion) {
     group.bench_function("parse_response", |b| {
         b.iter(|| black_box(anthropic_parse_response(black_box(&abody)).is_ok()))
     });
+    let aevents = anthropic_stream_events();
+    group.throughput(Throughput::Elements(aevents.len() as u64));
+    group.bench_function("stream", |b| {
+        b.iter(|| black_box(anthropic_stream(black_box(&aevents)).is_ok()))
+    });
     group.finish();
 }
 
@@ -198,19 +272,25 @@ fn main() {
             answer(),
         );
         let (chunks, acfg, abody) = (stream(), anthropic_config(), anthropic_answer());
+        let aevents = anthropic_stream_events();
         let (mut sent, mut parsed, mut events, mut asent, mut aparsed) = (0, 0, 0, 0, 0);
+        let mut astreamed = 0;
         for _ in 0..runs {
             sent = openai_request_bytes(black_box(&req), &cfg, false).len();
             parsed = openai_parse_response(black_box(&body)).map_or(0, |r| r.content.len());
             events = openai_stream(black_box(&chunks)).unwrap_or(0);
             asent = anthropic_request_bytes(black_box(&req), &acfg, false).len();
             aparsed = anthropic_parse_response(black_box(&abody)).map_or(0, |r| r.content.len());
+            astreamed = anthropic_stream(black_box(&aevents)).unwrap_or(0);
         }
         println!(
             "openai: {runs} x ({sent} bytes sent, {parsed} parts parsed, {} chunks read into {events} events)",
             chunks.len()
         );
-        println!("anthropic: {runs} x ({asent} bytes sent, {aparsed} parts parsed)");
+        println!(
+            "anthropic: {runs} x ({asent} bytes sent, {aparsed} parts parsed, {} stream events read into {astreamed} events)",
+            aevents.len()
+        );
         return;
     }
     benches();

@@ -312,10 +312,7 @@ fn answer_of(provider: &str, a: wire::Answer<'_>) -> Result<ChatResponse, Provid
         model: owned(a.model),
         content,
         stop_reason: stop_reason(a.stop_reason.as_deref().unwrap_or("end_turn")),
-        usage: Usage {
-            input_tokens: a.usage.input_tokens.unwrap_or(0),
-            output_tokens: a.usage.output_tokens.unwrap_or(0),
-        },
+        usage: usage_of_wire(&a.usage),
     })
 }
 
@@ -364,6 +361,13 @@ fn str_field(v: &Value, k: &str) -> String {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned()
+}
+
+fn usage_of_wire(u: &wire::Usage) -> Usage {
+    Usage {
+        input_tokens: u.input_tokens.unwrap_or(0),
+        output_tokens: u.output_tokens.unwrap_or(0),
+    }
 }
 
 fn usage_of(u: &Value) -> Usage {
@@ -438,8 +442,12 @@ fn stream_error(provider: &str, data: &Value) -> ProviderError {
     let ty = data
         .get("error")
         .and_then(|e| e.get("type"))
-        .and_then(Value::as_str)
-        .unwrap_or("unknown_error");
+        .and_then(Value::as_str);
+    stream_error_of(provider, ty.unwrap_or("unknown_error"))
+}
+
+/// The error for a mid-stream `error.type` of `ty`.
+fn stream_error_of(provider: &str, ty: &str) -> ProviderError {
     let status = match ty {
         "overloaded_error" => 529,
         "rate_limit_error" => 429,
@@ -489,8 +497,121 @@ impl StreamMapper {
     }
 }
 
-impl SseMapper for StreamMapper {
-    fn on_event(&mut self, ev: SseEvent) -> Result<Vec<StreamEvent>, ProviderError> {
+impl StreamMapper {
+    /// An event read into [`wire`] types, or `None` (and no change) where that reading gives
+    /// up and [`Self::on_value_event`] gives the answer (`crate::lenient`).
+    fn typed_event(&mut self, ev: &SseEvent) -> Option<Result<Vec<StreamEvent>, ProviderError>> {
+        match serde_json::from_str::<Read<wire::Event>>(&ev.data) {
+            Ok(Read(data)) => Some(self.on_wire_event(ev.event.as_deref(), data)),
+            Err(e) if lenient::gave_up(&e) => None,
+            Err(_) => Some(Err(protocol(&self.provider, "malformed stream event"))),
+        }
+    }
+
+    fn on_wire_event(
+        &mut self,
+        event: Option<&str>,
+        data: wire::Event<'_>,
+    ) -> Result<Vec<StreamEvent>, ProviderError> {
+        let mut out = Vec::new();
+        match event.or(data.r#type.as_deref()).unwrap_or_default() {
+            "message_start" => {
+                let msg = data
+                    .message
+                    .ok_or_else(|| protocol(&self.provider, "message_start without message"))?;
+                if let Some(u) = msg.usage {
+                    self.usage = usage_of_wire(&u);
+                }
+                out.push(StreamEvent::Start {
+                    model: owned(msg.model),
+                });
+            }
+            "content_block_start" => {
+                let index = data.index.unwrap_or(0);
+                let block = data.content_block;
+                match block.r#type.as_deref() {
+                    Some("tool_use") => {
+                        let t = self.next_tool;
+                        self.next_tool += 1;
+                        self.tool_blocks.push((index, t));
+                        out.push(StreamEvent::ToolCallStart {
+                            index: t,
+                            id: owned(block.id),
+                            name: owned(block.name),
+                        });
+                    }
+                    Some("text") => {
+                        if let Some(text) = block.text
+                            && !text.is_empty()
+                        {
+                            out.push(StreamEvent::TextDelta {
+                                text: text.into_owned(),
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            "content_block_delta" => {
+                let index = data.index.unwrap_or(0);
+                let delta = data.delta;
+                match delta.r#type.as_deref() {
+                    Some("text_delta") => out.push(StreamEvent::TextDelta {
+                        text: owned(delta.text),
+                    }),
+                    Some("input_json_delta") => {
+                        let t = self.tool_index(index).ok_or_else(|| {
+                            protocol(
+                                &self.provider,
+                                "input_json_delta for a block that is not a tool call",
+                            )
+                        })?;
+                        if let Some(partial) = delta.partial_json
+                            && !partial.is_empty()
+                        {
+                            out.push(StreamEvent::ToolCallDelta {
+                                index: t,
+                                partial_json: partial.into_owned(),
+                            });
+                        }
+                    }
+                    _ => {} // thinking, signature and citations deltas are not part of the normalized stream
+                }
+            }
+            "message_delta" => {
+                if let Some(r) = data.delta.stop_reason {
+                    self.stop = Some(stop_reason(&r));
+                }
+                // Counts in message_delta are cumulative: the last one wins.
+                if let Some(o) = data.usage.output_tokens {
+                    self.usage.output_tokens = o;
+                }
+                if let Some(i) = data.usage.input_tokens {
+                    self.usage.input_tokens = i;
+                }
+            }
+            "message_stop" => {
+                self.done = true;
+                out.push(StreamEvent::Usage { usage: self.usage });
+                out.push(StreamEvent::Stop {
+                    reason: self.stop.unwrap_or_default(),
+                });
+            }
+            "error" => {
+                let ty = data.error.r#type;
+                return Err(stream_error_of(
+                    &self.provider,
+                    ty.as_deref().unwrap_or("unknown_error"),
+                ));
+            }
+            _ => {} // ping, content_block_stop and future event types
+        }
+        Ok(out)
+    }
+
+    /// The reading of a `Value` that [`Self::on_wire_event`] replaced, kept for the events
+    /// where the typed reading gives up, and as the reference its tests compare with.
+    fn on_value_event(&mut self, ev: &SseEvent) -> Result<Vec<StreamEvent>, ProviderError> {
         let data: Value = serde_json::from_str(&ev.data)
             .map_err(|_| protocol(&self.provider, "malformed stream event"))?;
         let name = ev
@@ -589,6 +710,13 @@ impl SseMapper for StreamMapper {
             _ => {} // ping, content_block_stop and future event types
         }
         Ok(out)
+    }
+}
+
+impl SseMapper for StreamMapper {
+    fn on_event(&mut self, ev: SseEvent) -> Result<Vec<StreamEvent>, ProviderError> {
+        self.typed_event(&ev)
+            .unwrap_or_else(|| self.on_value_event(&ev))
     }
 
     fn is_done(&self) -> bool {

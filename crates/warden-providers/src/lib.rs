@@ -26,7 +26,7 @@ mod router;
 mod sse;
 
 /// Entry points for `benches/body.rs`, not API: the adapters' request bodies as the bytes they
-/// send, their response parses and the OpenAI stream's chunk reading, without HTTP.
+/// send, their response parses and their streams' event reading, without HTTP.
 #[doc(hidden)]
 pub mod bench_support {
     use crate::sse::{SseEvent, SseMapper};
@@ -65,6 +65,22 @@ pub mod bench_support {
 
     pub fn anthropic_parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
         crate::anthropic::parse_response("anthropic", body)
+    }
+
+    /// The events of a whole Anthropic stream, `(event, data)` pairs in order: how many there
+    /// were.
+    pub fn anthropic_stream(events: &[(String, String)]) -> Result<usize, ProviderError> {
+        let mut m = crate::anthropic::StreamMapper::new("anthropic");
+        let mut n = 0;
+        for (event, data) in events {
+            n += m
+                .on_event(SseEvent {
+                    event: Some(event.clone()),
+                    data: data.clone(),
+                })?
+                .len();
+        }
+        Ok(n)
     }
 }
 

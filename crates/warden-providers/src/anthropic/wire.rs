@@ -1,7 +1,8 @@
-//! Anthropic's Messages answer as far as the adapter reads it, read straight from the bytes
-//! (`crate::lenient`), not through a `Value` of every member: a field of an unexpected type
-//! reads as absent, a repeated key's last value wins, unknown members are parsed and dropped.
-//! A tool call's `input` is the one part kept whole, as a `Value`, since it is passed on.
+//! Anthropic's Messages answer and stream events as far as the adapter reads them, read
+//! straight from the bytes (`crate::lenient`), not through a `Value` of every member: a field
+//! of an unexpected type reads as absent, a repeated key's last value wins, unknown members are
+//! parsed and dropped. A tool call's `input` in an answer is the one part kept whole, as a
+//! `Value`, since it is passed on; in a stream it arrives as `input_json_delta` strings.
 
 use std::borrow::Cow;
 
@@ -31,6 +32,54 @@ pub(super) struct Block<'a> {
     pub name: Str<'a>,
     /// Whatever `input` holds (`null` too); `None` when absent.
     pub input: Option<Value>,
+}
+
+/// The `data` of one stream event. Every event type's fields are in the one struct: the
+/// event's name comes from the SSE `event:` line when there is one, not from `type`, so which
+/// fields are read is known only after the whole `data` is.
+#[derive(Debug, Default)]
+pub(super) struct Event<'a> {
+    pub r#type: Str<'a>,
+    /// `message_start`'s message: `Some` whenever the key is present, whatever its value (one
+    /// that is not an object reads as an empty one).
+    pub message: Option<StartMessage<'a>>,
+    pub index: Option<u64>,
+    pub content_block: StreamBlock<'a>,
+    pub delta: Delta<'a>,
+    pub usage: Usage,
+    pub error: EventError<'a>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct StartMessage<'a> {
+    pub model: Str<'a>,
+    /// `Some` whenever the key is present, whatever its value (zeros when not an object).
+    pub usage: Option<Usage>,
+}
+
+/// `content_block_start`'s block; a `tool_use` block's `input` (always `{}` there) is parsed
+/// and dropped.
+#[derive(Debug, Default)]
+pub(super) struct StreamBlock<'a> {
+    pub r#type: Str<'a>,
+    pub id: Str<'a>,
+    pub name: Str<'a>,
+    pub text: Str<'a>,
+}
+
+/// `content_block_delta`'s delta (`type` with `text` or `partial_json`), or `message_delta`'s
+/// (`stop_reason`).
+#[derive(Debug, Default)]
+pub(super) struct Delta<'a> {
+    pub r#type: Str<'a>,
+    pub text: Str<'a>,
+    pub partial_json: Str<'a>,
+    pub stop_reason: Str<'a>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct EventError<'a> {
+    pub r#type: Str<'a>,
 }
 
 #[derive(Debug, Default)]
@@ -79,6 +128,84 @@ impl<'de> Lenient<'de> for Usage {
             match &*key {
                 "input_tokens" => v.input_tokens = next(&mut map)?,
                 "output_tokens" => v.output_tokens = next(&mut map)?,
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(v)
+    }
+}
+
+impl<'de> Lenient<'de> for Event<'de> {
+    fn object<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
+        let mut v = Self::default();
+        while let Some(key) = next_key(&mut map)? {
+            match &*key {
+                "type" => v.r#type = next(&mut map)?,
+                "message" => v.message = Some(next(&mut map)?),
+                "index" => v.index = next(&mut map)?,
+                "content_block" => v.content_block = next(&mut map)?,
+                "delta" => v.delta = next(&mut map)?,
+                "usage" => v.usage = next(&mut map)?,
+                "error" => v.error = next(&mut map)?,
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(v)
+    }
+}
+
+impl<'de> Lenient<'de> for StartMessage<'de> {
+    fn object<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
+        let mut v = Self::default();
+        while let Some(key) = next_key(&mut map)? {
+            match &*key {
+                "model" => v.model = next(&mut map)?,
+                "usage" => v.usage = Some(next(&mut map)?),
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(v)
+    }
+}
+
+impl<'de> Lenient<'de> for StreamBlock<'de> {
+    fn object<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
+        let mut v = Self::default();
+        while let Some(key) = next_key(&mut map)? {
+            match &*key {
+                "type" => v.r#type = next(&mut map)?,
+                "id" => v.id = next(&mut map)?,
+                "name" => v.name = next(&mut map)?,
+                "text" => v.text = next(&mut map)?,
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(v)
+    }
+}
+
+impl<'de> Lenient<'de> for Delta<'de> {
+    fn object<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
+        let mut v = Self::default();
+        while let Some(key) = next_key(&mut map)? {
+            match &*key {
+                "type" => v.r#type = next(&mut map)?,
+                "text" => v.text = next(&mut map)?,
+                "partial_json" => v.partial_json = next(&mut map)?,
+                "stop_reason" => v.stop_reason = next(&mut map)?,
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(v)
+    }
+}
+
+impl<'de> Lenient<'de> for EventError<'de> {
+    fn object<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
+        let mut v = Self::default();
+        while let Some(key) = next_key(&mut map)? {
+            match &*key {
+                "type" => v.r#type = next(&mut map)?,
                 _ => skip(&mut map)?,
             }
         }
