@@ -24,6 +24,8 @@ mod openai;
 mod resilience;
 mod router;
 mod sse;
+#[cfg(test)]
+mod test_requests;
 
 /// Entry points for `benches/body.rs`, not API: the adapters' request bodies as the bytes they
 /// send, their response parses and their streams' event reading, without HTTP.

@@ -500,17 +500,22 @@ impl StreamMapper {
         }
     }
 
+    /// An `error` object sent in the stream, by its `code` or `type`: a rate limit is retried
+    /// as one.
+    fn mid_stream_error(&self, ty: &str) -> ProviderError {
+        ProviderError::Status {
+            provider: self.provider.clone(),
+            status: if ty.contains("rate_limit") { 429 } else { 500 },
+            retry_after: None,
+            message: format!("mid-stream {ty}"),
+        }
+    }
+
     fn on_chunk(&mut self, chunk: wire::Chunk<'_>) -> Result<Vec<StreamEvent>, ProviderError> {
         let mut out = Vec::new();
         if let Some(err) = chunk.error {
             let ty = err.code.unwrap_or(err.r#type);
-            let ty = ty.as_deref().unwrap_or("error");
-            return Err(ProviderError::Status {
-                provider: self.provider.clone(),
-                status: if ty.contains("rate_limit") { 429 } else { 500 },
-                retry_after: None,
-                message: format!("mid-stream {ty}"),
-            });
+            return Err(self.mid_stream_error(ty.as_deref().unwrap_or("error")));
         }
         if !self.started {
             self.started = true;
@@ -566,12 +571,7 @@ impl StreamMapper {
                 .or_else(|| err.get("type"))
                 .and_then(Value::as_str)
                 .unwrap_or("error");
-            return Err(ProviderError::Status {
-                provider: self.provider.clone(),
-                status: if ty.contains("rate_limit") { 429 } else { 500 },
-                retry_after: None,
-                message: format!("mid-stream {ty}"),
-            });
+            return Err(self.mid_stream_error(ty));
         }
         if !self.started {
             self.started = true;
@@ -693,45 +693,13 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::Message;
     use crate::sse::SseDecoder;
-    use crate::{Message, ToolDef};
 
     /// The exact body openai 3.57.0 sent for this conversation (reference §2.2).
     #[test]
     fn encodes_the_tool_round_trip_exactly_like_the_sdk() {
-        let req = ChatRequest {
-            model: Some("gpt-test".into()),
-            system: Some("You are a weather bot.".into()),
-            messages: vec![
-                Message {
-                    role: MessageRole::User,
-                    content: vec![Content::text("Weather in Paris?")],
-                },
-                Message {
-                    role: MessageRole::Assistant,
-                    content: vec![Content::ToolUse {
-                        id: "call_1".into(),
-                        name: "get_weather".into(),
-                        input: json!({"city":"Paris"}),
-                    }],
-                },
-                Message {
-                    role: MessageRole::User,
-                    content: vec![Content::ToolResult {
-                        tool_use_id: "call_1".into(),
-                        content: "18C, sunny".into(),
-                        is_error: false,
-                    }],
-                },
-            ],
-            tools: vec![ToolDef {
-                name: "get_weather".into(),
-                description: "Get weather".into(),
-                input_schema: json!({"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}),
-            }],
-            max_tokens: 512,
-            ..Default::default()
-        };
+        let req = crate::test_requests::weather_round_trip("gpt-test", "call_1");
         let cfg = OpenAiConfig::new("openai", None, "default");
         let sdk: Value = serde_json::from_str(r#"{"model":"gpt-test","stream":true,"messages":[{"role":"system","content":"You are a weather bot."},{"role":"user","content":"Weather in Paris?"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},{"role":"tool","tool_call_id":"call_1","content":"18C, sunny"}],"max_completion_tokens":512,"stream_options":{"include_usage":true},"tool_choice":"auto","tools":[{"type":"function","function":{"name":"get_weather","description":"Get weather","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}]}"#).unwrap();
         // Byte for byte as `serde_json` writes that `Value` (its keys sorted).

@@ -194,40 +194,8 @@ fn errors_keep_type_and_request_id_and_classify_spend_limits() {
 /// The wire body for the reference tool round trip (anthropic 2.13 sent the same fields).
 #[test]
 fn encodes_the_tool_round_trip_like_the_sdk() {
-    let req = ChatRequest {
-        model: Some("claude-test".into()),
-        system: Some("You are a weather bot.".into()),
-        messages: vec![
-            Message {
-                role: MessageRole::User,
-                content: vec![Content::text("Weather in Paris?")],
-            },
-            Message {
-                role: MessageRole::Assistant,
-                content: vec![Content::ToolUse {
-                    id: "toolu_01A".into(),
-                    name: "get_weather".into(),
-                    input: json!({"city":"Paris"}),
-                }],
-            },
-            Message {
-                role: MessageRole::User,
-                content: vec![Content::ToolResult {
-                    tool_use_id: "toolu_01A".into(),
-                    content: "18C, sunny".into(),
-                    is_error: false,
-                }],
-            },
-        ],
-        tools: vec![ToolDef {
-            name: "get_weather".into(),
-            description: "Get weather".into(),
-            input_schema: json!({"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}),
-        }],
-        max_tokens: 512,
-        temperature: Some(0.5),
-        ..Default::default()
-    };
+    let mut req = crate::test_requests::weather_round_trip("claude-test", "toolu_01A");
+    req.temperature = Some(0.5);
     let mut cfg = AnthropicConfig::new("anthropic", SecretString::from("k"), "default");
     let body: Value = serde_json::from_slice(&request_bytes(&req, &cfg, false)).unwrap();
     assert_eq!(
