@@ -243,3 +243,24 @@ pub(crate) fn skip<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> 
 pub(crate) fn gave_up(e: &serde_json::Error) -> bool {
     e.is_data()
 }
+
+/// `impl Lenient` for a struct read from a JSON object: each listed key into its field
+/// (through `$wrap`, e.g. `Some`, when given), every other member parsed and dropped, a
+/// repeated key's last value kept.
+macro_rules! lenient_object {
+    ($ty:ident $(<$lt:lifetime>)? { $($key:literal => $field:ident $(($wrap:path))?),* $(,)? }) => {
+        impl<'de> $crate::lenient::Lenient<'de> for $ty$(<$lt>)? {
+            fn object<A: ::serde::de::MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
+                let mut v = Self::default();
+                while let Some(key) = $crate::lenient::next_key(&mut map)? {
+                    match &*key {
+                        $($key => v.$field = $($wrap)?($crate::lenient::next(&mut map)?),)*
+                        _ => $crate::lenient::skip(&mut map)?,
+                    }
+                }
+                Ok(v)
+            }
+        }
+    };
+}
+pub(crate) use lenient_object;

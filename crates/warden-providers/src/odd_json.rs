@@ -146,3 +146,41 @@ pub(crate) fn bad_members(valid: &str) -> Vec<Vec<u8>> {
 pub(crate) fn private(body: &[u8]) -> bool {
     String::from_utf8_lossy(body).contains("$serde_json::private::")
 }
+
+/// An adapter's answer parse held to the `Value` reading it replaced, over `bodies`: the
+/// production parse and the typed reading (`None` only on a private key) both give what the
+/// reference gives, the table reaches every outcome in `outcomes`, and it is large and has
+/// private keys in it.
+pub(crate) fn check_answer_parse(
+    bodies: &[Vec<u8>],
+    parse: impl Fn(&[u8]) -> Result<crate::ChatResponse, crate::ProviderError>,
+    typed: impl Fn(&[u8]) -> Option<Result<crate::ChatResponse, crate::ProviderError>>,
+    reference: impl Fn(&[u8]) -> Result<crate::ChatResponse, crate::ProviderError>,
+    outcomes: &[&str],
+) {
+    let (mut answers, mut gave_up) = (std::collections::BTreeSet::new(), 0);
+    for body in bodies {
+        let text = String::from_utf8_lossy(body);
+        let want = reference(body);
+        assert_eq!(parse(body), want, "{text}");
+        match typed(body) {
+            Some(got) => assert_eq!(got, want, "{text}"),
+            None => {
+                assert!(private(body), "gave up on {text}");
+                gave_up += 1;
+            }
+        }
+        answers.insert(match want {
+            Ok(r) => format!("ok, {} parts", r.content.len()),
+            Err(e) => e.to_string(),
+        });
+    }
+    for outcome in outcomes {
+        assert!(answers.contains(*outcome), "{outcome} not in {answers:?}");
+    }
+    assert!(
+        gave_up > 0 && bodies.len() > 2000,
+        "{gave_up} of {}",
+        bodies.len()
+    );
+}

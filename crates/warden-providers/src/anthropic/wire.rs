@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use serde::de::MapAccess;
 use serde_json::Value;
 
-use crate::lenient::{Lenient, next, next_key, skip};
+use crate::lenient::{Lenient, lenient_object, next, next_key, skip};
 
 /// A string field: `None` when absent or not a string.
 pub(super) type Str<'a> = Option<Cow<'a, str>>;
@@ -88,21 +88,7 @@ pub(super) struct Usage {
     pub output_tokens: Option<u64>,
 }
 
-impl<'de> Lenient<'de> for Answer<'de> {
-    fn object<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-        let mut v = Self::default();
-        while let Some(key) = next_key(&mut map)? {
-            match &*key {
-                "model" => v.model = next(&mut map)?,
-                "content" => v.content = next(&mut map)?,
-                "stop_reason" => v.stop_reason = next(&mut map)?,
-                "usage" => v.usage = next(&mut map)?,
-                _ => skip(&mut map)?,
-            }
-        }
-        Ok(v)
-    }
-}
+lenient_object!(Answer<'de> { "model" => model, "content" => content, "stop_reason" => stop_reason, "usage" => usage });
 
 impl<'de> Lenient<'de> for Block<'de> {
     fn object<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
@@ -121,94 +107,14 @@ impl<'de> Lenient<'de> for Block<'de> {
     }
 }
 
-impl<'de> Lenient<'de> for Usage {
-    fn object<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-        let mut v = Self::default();
-        while let Some(key) = next_key(&mut map)? {
-            match &*key {
-                "input_tokens" => v.input_tokens = next(&mut map)?,
-                "output_tokens" => v.output_tokens = next(&mut map)?,
-                _ => skip(&mut map)?,
-            }
-        }
-        Ok(v)
-    }
-}
+lenient_object!(Usage { "input_tokens" => input_tokens, "output_tokens" => output_tokens });
 
-impl<'de> Lenient<'de> for Event<'de> {
-    fn object<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-        let mut v = Self::default();
-        while let Some(key) = next_key(&mut map)? {
-            match &*key {
-                "type" => v.r#type = next(&mut map)?,
-                "message" => v.message = Some(next(&mut map)?),
-                "index" => v.index = next(&mut map)?,
-                "content_block" => v.content_block = next(&mut map)?,
-                "delta" => v.delta = next(&mut map)?,
-                "usage" => v.usage = next(&mut map)?,
-                "error" => v.error = next(&mut map)?,
-                _ => skip(&mut map)?,
-            }
-        }
-        Ok(v)
-    }
-}
+lenient_object!(Event<'de> { "type" => r#type, "message" => message(Some), "index" => index, "content_block" => content_block, "delta" => delta, "usage" => usage, "error" => error });
 
-impl<'de> Lenient<'de> for StartMessage<'de> {
-    fn object<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-        let mut v = Self::default();
-        while let Some(key) = next_key(&mut map)? {
-            match &*key {
-                "model" => v.model = next(&mut map)?,
-                "usage" => v.usage = Some(next(&mut map)?),
-                _ => skip(&mut map)?,
-            }
-        }
-        Ok(v)
-    }
-}
+lenient_object!(StartMessage<'de> { "model" => model, "usage" => usage(Some) });
 
-impl<'de> Lenient<'de> for StreamBlock<'de> {
-    fn object<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-        let mut v = Self::default();
-        while let Some(key) = next_key(&mut map)? {
-            match &*key {
-                "type" => v.r#type = next(&mut map)?,
-                "id" => v.id = next(&mut map)?,
-                "name" => v.name = next(&mut map)?,
-                "text" => v.text = next(&mut map)?,
-                _ => skip(&mut map)?,
-            }
-        }
-        Ok(v)
-    }
-}
+lenient_object!(StreamBlock<'de> { "type" => r#type, "id" => id, "name" => name, "text" => text });
 
-impl<'de> Lenient<'de> for Delta<'de> {
-    fn object<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-        let mut v = Self::default();
-        while let Some(key) = next_key(&mut map)? {
-            match &*key {
-                "type" => v.r#type = next(&mut map)?,
-                "text" => v.text = next(&mut map)?,
-                "partial_json" => v.partial_json = next(&mut map)?,
-                "stop_reason" => v.stop_reason = next(&mut map)?,
-                _ => skip(&mut map)?,
-            }
-        }
-        Ok(v)
-    }
-}
+lenient_object!(Delta<'de> { "type" => r#type, "text" => text, "partial_json" => partial_json, "stop_reason" => stop_reason });
 
-impl<'de> Lenient<'de> for EventError<'de> {
-    fn object<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-        let mut v = Self::default();
-        while let Some(key) = next_key(&mut map)? {
-            match &*key {
-                "type" => v.r#type = next(&mut map)?,
-                _ => skip(&mut map)?,
-            }
-        }
-        Ok(v)
-    }
-}
+lenient_object!(EventError<'de> { "type" => r#type });

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::odd_json::{bad_members, private, variants};
+use crate::odd_json::{bad_members, check_answer_parse, private, variants};
 
 fn bases() -> Vec<Value> {
     vec![
@@ -60,36 +60,18 @@ fn an_answer_reads_as_its_value_did() {
         .map(String::into_bytes)
         .collect();
     bodies.extend(odd_bodies());
-    let (mut answers, mut gave_up) = (std::collections::BTreeSet::new(), 0);
-    for body in &bodies {
-        let text = String::from_utf8_lossy(body);
-        let want = parse_response_value("anthropic", body);
-        assert_eq!(parse_response("anthropic", body), want, "{text}");
-        match typed_response("anthropic", body) {
-            Some(got) => assert_eq!(got, want, "{text}"),
-            None => {
-                assert!(private(body), "gave up on {text}");
-                gave_up += 1;
-            }
-        }
-        answers.insert(match want {
-            Ok(r) => format!("ok, {} parts", r.content.len()),
-            Err(e) => e.to_string(),
-        });
-    }
-    for outcome in [
-        "ok, 0 parts",
-        "ok, 1 parts",
-        "ok, 3 parts",
-        "provider anthropic sent a malformed response: response is not JSON",
-        "provider anthropic sent a malformed response: response has no content array",
-    ] {
-        assert!(answers.contains(outcome), "{outcome} not in {answers:?}");
-    }
-    assert!(
-        gave_up > 0 && bodies.len() > 2000,
-        "{gave_up} of {}",
-        bodies.len()
+    check_answer_parse(
+        &bodies,
+        |b| parse_response("anthropic", b),
+        |b| typed_response("anthropic", b),
+        |b| parse_response_value("anthropic", b),
+        &[
+            "ok, 0 parts",
+            "ok, 1 parts",
+            "ok, 3 parts",
+            "provider anthropic sent a malformed response: response is not JSON",
+            "provider anthropic sent a malformed response: response has no content array",
+        ],
     );
 }
 

@@ -6,9 +6,7 @@
 
 use std::borrow::Cow;
 
-use serde::de::MapAccess;
-
-use crate::lenient::{First, Lenient, NotNull, next, next_key, skip};
+use crate::lenient::{First, NotNull, lenient_object};
 
 /// A string field: `None` when absent or not a string.
 pub(super) type Str<'a> = Option<Cow<'a, str>>;
@@ -83,34 +81,15 @@ pub(super) struct DeltaChoice<'a> {
     pub finish_reason: Str<'a>,
 }
 
-/// `impl Lenient` for a wire struct read from an object: each listed key's value read into its
-/// field (the last of repeated keys wins), any other key's parsed and dropped.
-macro_rules! object {
-    ($ty:ident $(<$lt:lifetime>)? { $($key:literal => $field:ident $(($wrap:path))?),* $(,)? }) => {
-        impl<'de> Lenient<'de> for $ty$(<$lt>)? {
-            fn object<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-                let mut v = Self::default();
-                while let Some(key) = next_key(&mut map)? {
-                    match &*key {
-                        $($key => v.$field = $($wrap)?(next(&mut map)?),)*
-                        _ => skip(&mut map)?,
-                    }
-                }
-                Ok(v)
-            }
-        }
-    };
-}
-
-object!(Completion<'de> { "model" => model, "choices" => choice(first), "usage" => usage });
-object!(Choice<'de> { "message" => message(Some), "finish_reason" => finish_reason });
-object!(Message<'de> { "content" => content, "tool_calls" => tool_calls });
-object!(ToolCall<'de> { "index" => index, "id" => id, "function" => function });
-object!(Function<'de> { "name" => name, "arguments" => arguments });
-object!(Usage { "prompt_tokens" => prompt_tokens, "completion_tokens" => completion_tokens });
-object!(Chunk<'de> { "error" => error(Some), "model" => model, "usage" => usage, "choices" => choices });
-object!(ChunkError<'de> { "code" => code(Some), "type" => r#type });
-object!(DeltaChoice<'de> { "delta" => delta, "finish_reason" => finish_reason });
+lenient_object!(Completion<'de> { "model" => model, "choices" => choice(first), "usage" => usage });
+lenient_object!(Choice<'de> { "message" => message(Some), "finish_reason" => finish_reason });
+lenient_object!(Message<'de> { "content" => content, "tool_calls" => tool_calls });
+lenient_object!(ToolCall<'de> { "index" => index, "id" => id, "function" => function });
+lenient_object!(Function<'de> { "name" => name, "arguments" => arguments });
+lenient_object!(Usage { "prompt_tokens" => prompt_tokens, "completion_tokens" => completion_tokens });
+lenient_object!(Chunk<'de> { "error" => error(Some), "model" => model, "usage" => usage, "choices" => choices });
+lenient_object!(ChunkError<'de> { "code" => code(Some), "type" => r#type });
+lenient_object!(DeltaChoice<'de> { "delta" => delta, "finish_reason" => finish_reason });
 
 /// `choices[0]`.
 fn first<T>(f: First<T>) -> Option<T> {

@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::odd_json::{bad_members, private, variants};
+use crate::odd_json::{bad_members, check_answer_parse, private, variants};
 
 fn completion_bases() -> Vec<Value> {
     vec![
@@ -75,40 +75,22 @@ fn a_completion_reads_as_its_value_did() {
         .map(String::into_bytes)
         .collect();
     bodies.extend(odd_bodies());
-    let (mut answers, mut gave_up) = (std::collections::BTreeSet::new(), 0);
-    for body in &bodies {
-        let text = String::from_utf8_lossy(body);
-        let want = parse_response_value("openai", body);
-        assert_eq!(parse_response("openai", body), want, "{text}");
-        match typed_response("openai", body) {
-            Some(got) => assert_eq!(got, want, "{text}"),
-            None => {
-                assert!(private(body), "gave up on {text}");
-                gave_up += 1;
-            }
-        }
-        answers.insert(match want {
-            Ok(r) => format!("ok, {} parts", r.content.len()),
-            Err(e) => e.to_string(),
-        });
-    }
     // The table reaches every outcome.
-    for outcome in [
-        "ok, 0 parts",
-        "ok, 1 parts",
-        "ok, 2 parts",
-        "ok, 3 parts",
-        "provider openai sent a malformed response: response is not JSON",
-        "provider openai sent a malformed response: response has no choices",
-        "provider openai sent a malformed response: choice has no message",
-        "provider openai sent a malformed response: tool call arguments are not JSON",
-    ] {
-        assert!(answers.contains(outcome), "{outcome} not in {answers:?}");
-    }
-    assert!(
-        gave_up > 0 && bodies.len() > 2000,
-        "{gave_up} of {}",
-        bodies.len()
+    check_answer_parse(
+        &bodies,
+        |b| parse_response("openai", b),
+        |b| typed_response("openai", b),
+        |b| parse_response_value("openai", b),
+        &[
+            "ok, 0 parts",
+            "ok, 1 parts",
+            "ok, 2 parts",
+            "ok, 3 parts",
+            "provider openai sent a malformed response: response is not JSON",
+            "provider openai sent a malformed response: response has no choices",
+            "provider openai sent a malformed response: choice has no message",
+            "provider openai sent a malformed response: tool call arguments are not JSON",
+        ],
     );
 }
 
