@@ -3,8 +3,8 @@
 //! secrets: the worst realistic case), and one gateway request's worth of minimization: a 4 KiB
 //! log body (Loghub lines of all seven systems, one labelled credential line in twenty) through
 //! `minimize_request`, as the gateway runs it per request. Skips a group with a message when its
-//! data is absent. Figures and method: docs/BENCHMARKS.md, sections "Redaction" and "Gateway CPU
-//! per request".
+//! data is absent. Figures and method: docs/BENCHMARKS.md, "Redaction", and docs/benchmarks/
+//! gateway-speed.md, "Gateway CPU per request".
 #![expect(
     clippy::unwrap_used,
     reason = "a bench without its rule pack has nothing to measure"

@@ -1,7 +1,7 @@
 //! The adapters' own CPU per call, without HTTP: the request body for a 4 KiB log question
 //! turned into the bytes sent (OpenAI, Anthropic), a 1 KiB answer parsed (both), and the
-//! events of a stream read (both). Figures and method: docs/BENCHMARKS.md, sections "Gateway
-//! CPU per request".
+//! events of a stream read (both). Figures and method: docs/benchmarks/gateway-speed.md, sections "Gateway
+//! CPU per request" and "Provider JSON".
 //!
 //! `WARDEN_BENCH_BODY=N cargo bench -p warden-providers --bench body` skips criterion and runs
 //! each N times, for callgrind: the instructions of N = 1001 minus those of N = 1, over 1000,

@@ -14,7 +14,7 @@
 //! what the latency goal ("at most one fsync plus 1 ms at p99") is stated against, and
 //! one plain-SQL `INSERT` per transaction with the same durability settings, one
 //! appender. Each run appends a fixed count of records; the figures are printed as a
-//! table (method and results: docs/BENCHMARKS.md, "Audit log throughput").
+//! table (method and results: docs/benchmarks/audit-log.md).
 //!
 //! ```text
 //! cargo bench -p warden-storage --bench audit

@@ -8,8 +8,7 @@
 //! proofs, 1 000 records a page) into the gateway's lines (`provable_line`), and the
 //! tiles written from storage's `AuditLog/ExportTiles`, as `warden audit export` does.
 //! Only the verification is timed (the export: best of `WARDEN_BENCH_AUDIT_EXPORT_RUNS`
-//! runs, default 3). Method and figures: docs/BENCHMARKS.md, "Audit log
-//! throughput (issue 18)".
+//! runs, default 3). Method and figures: docs/benchmarks/audit-log.md.
 //!
 //! ```text
 //! cargo bench -p warden --bench audit_verify
