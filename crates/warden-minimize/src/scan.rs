@@ -10,6 +10,11 @@
 
 use serde::Deserialize;
 
+#[cfg(test)]
+mod agree;
+#[cfg(test)]
+mod reference;
+
 /// Which built-in candidate finder a `[[pattern]]` rule uses instead of a whole-text regex.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
