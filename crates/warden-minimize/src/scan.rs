@@ -36,9 +36,12 @@ pub(crate) fn candidates(scanner: Scanner, text: &[u8], emit: &mut dyn FnMut(usi
 }
 
 fn ipv4(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
-    let mut next = 0;
-    for dot in memchr::memchr_iter(b'.', text) {
-        if dot < next || dot == 0 || !text[dot - 1].is_ascii_digit() {
+    // The dots of a candidate are not anchors again: the search resumes after it.
+    let mut from = 0;
+    while let Some(at) = text.get(from..).and_then(|rest| memchr::memchr(b'.', rest)) {
+        let dot = from + at;
+        from = dot + 1;
+        if dot == 0 || !text[dot - 1].is_ascii_digit() {
             continue;
         }
         let mut s = dot;
@@ -66,7 +69,7 @@ fn ipv4(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
         }
         if ok {
             emit(s, i);
-            next = i;
+            from = i;
         }
     }
 }
