@@ -139,7 +139,8 @@ fn ipv6(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
     while let Some(at) = text.get(from..).and_then(|rest| memchr::memchr(b':', rest)) {
         let colon = from + at;
         let mut s = colon;
-        while s > 0 && colon - s < 40 && is_hex_or_colon(text[s - 1]) {
+        let lowest = colon.saturating_sub(40);
+        while s > lowest && is_hex_or_colon(text[s - 1]) {
             s -= 1;
         }
         // The colons of the run and whether two are adjacent (`::`), counted on the way. The
@@ -148,7 +149,8 @@ fn ipv6(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
         // this run is 40 bytes or longer and no candidate, whatever its colons.
         let (mut colons, mut pair, mut last_colon) = (1, false, true);
         let mut e = colon + 1;
-        while e < n && e - s <= 40 && is_hex_or_colon(text[e]) {
+        let end = n.min(s + 41);
+        while e < end && is_hex_or_colon(text[e]) {
             let is_colon = text[e] == b':';
             colons += usize::from(is_colon);
             pair |= last_colon & is_colon;
