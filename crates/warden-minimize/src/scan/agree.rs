@@ -236,12 +236,12 @@ fn tuned_scanners_agree_with_the_reference_on_long_runs() {
     }
 }
 
-/// Real log and labelled text when `../shared/data` is at hand (it is not in CI's checkout
-/// of the crate alone); the random tests above do not depend on it.
+/// Real log and labelled text from `../shared/data`; skipped with a notice when it is absent,
+/// except under `CI=true`, where it must be there.
 #[test]
 fn tuned_scanners_agree_with_the_reference_on_shared_data() {
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data");
-    let mut found = 0;
+    let mut files = vec![format!("{data}/secrets/labelled-dev.jsonl")];
     for name in [
         "Apache",
         "HDFS",
@@ -251,17 +251,20 @@ fn tuned_scanners_agree_with_the_reference_on_shared_data() {
         "Spark",
         "Zookeeper",
     ] {
-        if let Ok(text) = std::fs::read(format!("{data}/loghub/{name}_2k.log")) {
-            found += 1;
-            assert_agree(&text);
-            for line in text.split(|&b| b == b'\n') {
-                assert_agree(line);
-            }
+        files.push(format!("{data}/loghub/{name}_2k.log"));
+    }
+    for path in files {
+        let Ok(text) = std::fs::read(&path) else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{path} is absent under CI"
+            );
+            eprintln!("SKIPPED: {path} is absent (shared/data is never copied into the repo)");
+            continue;
+        };
+        assert_agree(&text);
+        for line in text.split(|&b| b == b'\n') {
+            assert_agree(line);
         }
     }
-    if let Ok(text) = std::fs::read(format!("{data}/secrets/labelled-dev.jsonl")) {
-        found += 1;
-        assert_agree(&text);
-    }
-    eprintln!("{found} shared data files compared");
 }
