@@ -8,6 +8,11 @@ use std::str::FromStr;
 
 use crate::rules::Check;
 
+#[cfg(test)]
+mod agree;
+#[cfg(test)]
+mod reference;
+
 /// Does the match `text[start..end]` pass the rule's check? `text` is the whole part, so the
 /// check can look at the bytes around the match.
 pub(crate) fn passes(check: Check, text: &[u8], start: usize, end: usize) -> bool {
@@ -20,8 +25,8 @@ pub(crate) fn passes(check: Check, text: &[u8], start: usize, end: usize) -> boo
     match check {
         Check::None => true,
         Check::Luhn => luhn_card(m, before, after),
-        Check::Ipv4 => ipv4(m, before, after, after2),
-        Check::PublicIpv4 => ipv4(m, before, after, after2) && !private_ipv4(m),
+        Check::Ipv4 => ipv4(m, before, after, after2).is_some(),
+        Check::PublicIpv4 => ipv4(m, before, after, after2).is_some_and(|o| !private_ipv4(o)),
         Check::Ipv6 => ipv6(m, before, after),
     }
 }
@@ -33,11 +38,12 @@ fn luhn_card(m: &[u8], before: Option<u8>, after: Option<u8>) -> bool {
     {
         return false;
     }
-    // Digits (at most 19) and the separator kept on the stack: this runs on every long digit
-    // run of a log.
+    // Digits (at most 19) and the separator kept on the stack, and the groups between
+    // separators measured on the same pass: this runs on every long digit run of a log.
     let mut buf = [0u8; 19];
     let mut n = 0;
     let mut sep = None;
+    let (mut group, mut groups_ok) = (0, true);
     for &b in m {
         if b.is_ascii_digit() {
             let Some(slot) = buf.get_mut(n) else {
@@ -45,11 +51,14 @@ fn luhn_card(m: &[u8], before: Option<u8>, after: Option<u8>) -> bool {
             };
             *slot = b - b'0';
             n += 1;
+            group += 1;
         } else if sep.is_some_and(|s| s != b) {
             // Separators, if any, are all the same character ...
             return false;
         } else {
             sep = Some(b);
+            groups_ok &= (3..=6).contains(&group);
+            group = 0;
         }
     }
     if n < 13 {
@@ -57,10 +66,7 @@ fn luhn_card(m: &[u8], before: Option<u8>, after: Option<u8>) -> bool {
     }
     let digits = &buf[..n];
     // ... and split groups of 3 to 6 digits.
-    if let Some(first) = sep
-        && m.split(|&b| b == first)
-            .any(|g| !(3..=6).contains(&g.len()))
-    {
+    if sep.is_some() && !(groups_ok && (3..=6).contains(&group)) {
         return false;
     }
     if !issuer_prefix(digits) {
@@ -111,39 +117,46 @@ fn issuer_prefix(d: &[u8]) -> bool {
         || p2 == 67
 }
 
-fn ipv4(m: &[u8], before: Option<u8>, after: Option<u8>, after2: Option<u8>) -> bool {
+fn ipv4(m: &[u8], before: Option<u8>, after: Option<u8>, after2: Option<u8>) -> Option<[u32; 4]> {
     // `v1.2.3.4`, `1.2.3.4.5` and `x.1.2.3.4` are versions or OIDs, not addresses.
     if before.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
-        return false;
+        return None;
     }
     if after.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
         || (after == Some(b'.') && after2.is_some_and(|b| b.is_ascii_digit()))
     {
-        return false;
+        return None;
     }
-    let mut octets = 0;
-    for part in m.split(|&b| b == b'.') {
-        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
-            return false;
+    // Four dot-separated parts of one to three digits, no leading zero, each at most 255, read
+    // in one pass (this runs on every dotted quad of a log).
+    let mut octets = [0u32; 4];
+    let mut k = 0;
+    let mut i = 0;
+    loop {
+        let start = i;
+        let mut v = 0u32;
+        while let Some(&b) = m.get(i).filter(|&&b| b != b'.') {
+            if i - start == 3 {
+                return None;
+            }
+            v = v * 10 + u32::from(b.wrapping_sub(b'0'));
+            i += 1;
         }
-        let v = part
-            .iter()
-            .fold(0u32, |acc, &b| acc * 10 + u32::from(b.wrapping_sub(b'0')));
-        if v > 255 {
-            return false;
+        if i == start || (i - start > 1 && m[start] == b'0') || v > 255 {
+            return None;
         }
-        octets += 1;
+        *octets.get_mut(k)? = v;
+        k += 1;
+        if i == m.len() {
+            break;
+        }
+        i += 1;
     }
-    octets == 4 && m != b"0.0.0.0"
+    (k == 4 && m != b"0.0.0.0").then_some(octets)
 }
 
-fn private_ipv4(m: &[u8]) -> bool {
-    let mut o = [0u32; 4];
-    for (slot, part) in o.iter_mut().zip(m.split(|&b| b == b'.')) {
-        *slot = part
-            .iter()
-            .fold(0u32, |acc, &b| acc * 10 + u32::from(b.wrapping_sub(b'0')));
-    }
+/// Private (RFC 1918) and loopback addresses, from [`ipv4`]'s octets.
+fn private_ipv4(o: [u32; 4]) -> bool {
     o[0] == 10
         || o[0] == 127
         || (o[0] == 172 && (16..=31).contains(&o[1]))

@@ -10,6 +10,11 @@
 
 use serde::Deserialize;
 
+#[cfg(test)]
+mod agree;
+#[cfg(test)]
+mod reference;
+
 /// Which built-in candidate finder a `[[pattern]]` rule uses instead of a whole-text regex.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -31,9 +36,12 @@ pub(crate) fn candidates(scanner: Scanner, text: &[u8], emit: &mut dyn FnMut(usi
 }
 
 fn ipv4(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
-    let mut next = 0;
-    for dot in memchr::memchr_iter(b'.', text) {
-        if dot < next || dot == 0 || !text[dot - 1].is_ascii_digit() {
+    // The dots of a candidate are not anchors again: the search resumes after it.
+    let mut from = 0;
+    while let Some(at) = text.get(from..).and_then(|rest| memchr::memchr(b'.', rest)) {
+        let dot = from + at;
+        from = dot + 1;
+        if dot == 0 || !text[dot - 1].is_ascii_digit() {
             continue;
         }
         let mut s = dot;
@@ -61,7 +69,7 @@ fn ipv4(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
         }
         if ok {
             emit(s, i);
-            next = i;
+            from = i;
         }
     }
 }
@@ -100,36 +108,63 @@ fn for_runs(
     }
 }
 
+/// What a scanner asks of a byte, one bit each, read from [`CLASS`] with one load (the IPv6
+/// walk over hex digits and colons runs over every colon of a log, and is the hot loop).
+const HEX_OR_COLON: u8 = 1;
+
+/// The class bits of each byte value.
+static CLASS: [u8; 256] = classes();
+
+const fn classes() -> [u8; 256] {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_hexdigit() || c == b':' {
+            table[b] |= HEX_OR_COLON;
+        }
+        b += 1;
+    }
+    table
+}
+
 fn is_hex_or_colon(b: u8) -> bool {
-    b.is_ascii_hexdigit() || b == b':'
+    CLASS[usize::from(b)] & HEX_OR_COLON != 0
 }
 
 fn ipv6(text: &[u8], emit: &mut dyn FnMut(usize, usize)) {
-    let mut next = 0;
-    for colon in memchr::memchr_iter(b':', text) {
-        if colon < next {
-            continue;
-        }
+    let n = text.len();
+    // Colons inside a run already read are not anchors again: the search resumes past the run.
+    let mut from = 0;
+    while let Some(at) = text.get(from..).and_then(|rest| memchr::memchr(b':', rest)) {
+        let colon = from + at;
         let mut s = colon;
-        while s > 0 && colon - s < 40 && is_hex_or_colon(text[s - 1]) {
+        let lowest = colon.saturating_sub(40);
+        while s > lowest && is_hex_or_colon(text[s - 1]) {
             s -= 1;
         }
+        // The colons of the run and whether two are adjacent (`::`), counted on the way. The
+        // bytes before this colon hold none: the search found no colon between `from` and here,
+        // and when the walk back crossed `from` (into a run that stopped at its length bound),
+        // this run is 40 bytes or longer and no candidate, whatever its colons.
+        let (mut colons, mut pair, mut last_colon) = (1, false, true);
         let mut e = colon + 1;
-        while e < text.len() && e - s <= 40 && is_hex_or_colon(text[e]) {
+        let end = n.min(s + 41);
+        while e < end && is_hex_or_colon(text[e]) {
+            let is_colon = text[e] == b':';
+            colons += usize::from(is_colon);
+            pair |= last_colon & is_colon;
+            last_colon = is_colon;
             e += 1;
         }
-        next = e;
+        from = e;
         // A single trailing colon belongs to the prose (`from fe80::1: ...`), not the address.
         if e - s >= 2 && text[e - 1] == b':' && text[e - 2] != b':' {
             e -= 1;
+            colons -= 1;
         }
-        let run = &text[s..e];
         // Eight groups, or fewer with `::`; `hh:mm:ss` timestamps are neither.
-        let colons = run.iter().filter(|&&b| b == b':').count();
-        if run.len() >= 3
-            && run.len() <= 39
-            && (colons == 7 || (colons >= 2 && run.windows(2).any(|w| w == b"::")))
-        {
+        if (3..=39).contains(&(e - s)) && (colons == 7 || (colons >= 2 && pair)) {
             emit(s, e);
         }
     }
