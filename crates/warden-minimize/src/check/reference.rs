@@ -1,9 +1,7 @@
 //! The checks as they were before they were tuned for instruction count (branch t-scan), kept
 //! as the reference the tuned ones must agree with on every input: the tuned ones parse in one
-//! pass instead of splitting, which could change an answer in a corner case.
-
-use std::net::Ipv6Addr;
-use std::str::FromStr;
+//! pass instead of splitting, which could change an answer in a corner case. The issuer prefixes
+//! and the IPv6 check were not changed and are used as they are.
 
 use crate::rules::Check;
 
@@ -21,7 +19,7 @@ pub(super) fn passes(check: Check, text: &[u8], start: usize, end: usize) -> boo
         Check::Luhn => luhn_card(m, before, after),
         Check::Ipv4 => ipv4(m, before, after, after2),
         Check::PublicIpv4 => ipv4(m, before, after, after2) && !private_ipv4(m),
-        Check::Ipv6 => ipv6(m, before, after),
+        Check::Ipv6 => super::ipv6(m, before, after),
     }
 }
 
@@ -62,7 +60,7 @@ fn luhn_card(m: &[u8], before: Option<u8>, after: Option<u8>) -> bool {
     {
         return false;
     }
-    if !issuer_prefix(digits) {
+    if !super::issuer_prefix(digits) {
         return false;
     }
     let sum: u32 = digits
@@ -80,34 +78,6 @@ fn luhn_card(m: &[u8], before: Option<u8>, after: Option<u8>) -> bool {
         })
         .sum();
     sum.is_multiple_of(10)
-}
-
-/// Issuer identification numbers of the card networks in use (Visa, Mastercard, Amex, Discover,
-/// JCB, Diners, UnionPay, Maestro). Long numbers with other prefixes are ids, not cards.
-fn issuer_prefix(d: &[u8]) -> bool {
-    let n = |k: usize| {
-        d.iter()
-            .take(k)
-            .fold(0u32, |acc, &x| acc * 10 + u32::from(x))
-    };
-    let (p1, p2, p3, p4) = (n(1), n(2), n(3), n(4));
-    p1 == 4
-        || (51..=55).contains(&p2)
-        || (2221..=2720).contains(&p4)
-        || p2 == 34
-        || p2 == 37
-        || p4 == 6011
-        || p2 == 65
-        || (644..=649).contains(&p3)
-        || (3528..=3589).contains(&p4)
-        || (300..=305).contains(&p3)
-        || p2 == 36
-        || p2 == 38
-        || p2 == 39
-        || p2 == 62
-        || p2 == 50
-        || (56..=58).contains(&p2)
-        || p2 == 67
 }
 
 fn ipv4(m: &[u8], before: Option<u8>, after: Option<u8>, after2: Option<u8>) -> bool {
@@ -147,25 +117,4 @@ fn private_ipv4(m: &[u8]) -> bool {
         || o[0] == 127
         || (o[0] == 172 && (16..=31).contains(&o[1]))
         || (o[0] == 192 && o[1] == 168)
-}
-
-fn ipv6(m: &[u8], before: Option<u8>, after: Option<u8>) -> bool {
-    if before.is_some_and(|b| b.is_ascii_alphanumeric() || b == b':' || b == b'_' || b == b'.')
-        || after.is_some_and(|b| b.is_ascii_alphanumeric() || b == b':' || b == b'_')
-    {
-        return false;
-    }
-    let Ok(s) = std::str::from_utf8(m) else {
-        return false;
-    };
-    let Ok(addr) = Ipv6Addr::from_str(s) else {
-        return false;
-    };
-    if addr.is_loopback() || addr.is_unspecified() {
-        return false;
-    }
-    // `Face::add` and `d::` parse as addresses; real ones have three groups, or two with digits.
-    let groups = s.split(':').filter(|g| !g.is_empty()).count();
-    let has_digit = m.iter().any(u8::is_ascii_digit);
-    groups >= 3 || (groups == 2 && has_digit && s.contains("::"))
 }
