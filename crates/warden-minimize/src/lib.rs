@@ -60,4 +60,6 @@ pub use placeholder::{Placeholders, Pseudonyms};
 pub use rules::{BUILTIN_RULES, Class, RuleError, RulePackCounts, check_rules};
 
 #[cfg(test)]
+mod test_rng;
+#[cfg(test)]
 mod tests;

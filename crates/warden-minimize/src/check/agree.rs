@@ -3,6 +3,7 @@
 
 use super::{passes, reference};
 use crate::rules::Check;
+use crate::test_rng::Rng;
 
 const CHECKS: [Check; 5] = [
     Check::None,
@@ -63,21 +64,6 @@ const PIECES: &[&[u8]] = &[
     "é".as_bytes(),
     b"\xff",
 ];
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn assert_agree(text: &[u8], start: usize, end: usize) {
     for check in CHECKS {

@@ -2,6 +2,7 @@
 //! same candidates, in the same order, for every scanner on random and adversarial texts.
 
 use super::{Scanner, candidates, reference};
+use crate::test_rng::Rng;
 
 const SCANNERS: [Scanner; 4] = [
     Scanner::Ipv4,
@@ -102,21 +103,6 @@ const PIECES: &[&[u8]] = &[
 
 /// A scanner's entry point: the tuned one or the reference.
 type Scan = fn(Scanner, &[u8], &mut dyn FnMut(usize, usize));
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn run(scan: Scan, s: Scanner, t: &[u8]) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
