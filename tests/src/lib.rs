@@ -163,7 +163,7 @@ pub struct Cluster {
     pub db_url: String,
     shutdown: watch::Sender<bool>,
     storage_shutdown: watch::Sender<bool>,
-    storage_task: services::Task,
+    storage_task: Option<services::Task>,
     storage2_task: Option<services::Task>,
     tasks: Vec<services::Task>,
 }
@@ -336,7 +336,7 @@ impl Cluster {
             db_url,
             shutdown,
             storage_shutdown,
-            storage_task,
+            storage_task: Some(storage_task),
             storage2_task,
             tasks,
         }
@@ -401,6 +401,18 @@ impl Cluster {
             .into_inner()
     }
 
+    /// Stops the storage services (both, with [`Options::second_storage`]) as a shutdown
+    /// signal would, while everything else keeps running.
+    pub async fn stop_storage(&mut self) {
+        let _ = self.storage_shutdown.send(true);
+        if let Some(t) = self.storage_task.take() {
+            t.await.unwrap().unwrap();
+        }
+        if let Some(t) = self.storage2_task.take() {
+            t.await.unwrap().unwrap();
+        }
+    }
+
     /// Stops every server, letting in-flight calls finish: gateways and agent first,
     /// then storage, so calls still in flight can write their audit outcome.
     pub async fn stop(self) {
@@ -409,7 +421,9 @@ impl Cluster {
             t.await.unwrap().unwrap();
         }
         let _ = self.storage_shutdown.send(true);
-        self.storage_task.await.unwrap().unwrap();
+        if let Some(t) = self.storage_task {
+            t.await.unwrap().unwrap();
+        }
         if let Some(t) = self.storage2_task {
             t.await.unwrap().unwrap();
         }

@@ -249,6 +249,18 @@ fn body(rpc: &str) -> Vec<u8> {
             }),
         }
         .encode_to_vec(),
+        "AuditLog/AppendStream" => st::AppendStreamRequest {
+            call: 1,
+            record: Some(pb::AuditRecord {
+                kind: pb::AuditKind::Admin as i32,
+                tenant_id: t(),
+                caller: "admin/matrix".into(),
+                decision: pb::AuditDecision::Allowed as i32,
+                reason: "MATRIX".into(),
+                ..Default::default()
+            }),
+        }
+        .encode_to_vec(),
         "AuditLog/Query" => st::QueryRequest {
             tenant_id: t(),
             ..Default::default()

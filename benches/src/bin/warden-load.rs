@@ -14,8 +14,8 @@
 //!   the resident memory each one costs.
 //!
 //! The mock answers after `--mock-delay-ms`. The time storage spent on audit appends
-//! (`AuditLog/Append`, server side, from the metrics every service records) is printed
-//! for each gateway phase.
+//! (queue to commit, server side, `warden_storage_audit_append_seconds`, whichever RPC
+//! carried them) is printed for each gateway phase.
 //!
 //! ```sh
 //! cargo run --release -p warden-benches --bin warden-load -- --requests 2000 --concurrency 16
@@ -143,11 +143,7 @@ struct Measured {
 }
 
 fn appends(metrics: &PrometheusHandle) -> (f64, f64) {
-    summary_sum(
-        &metrics.render(),
-        "warden_rpc_request_duration_seconds",
-        &["AuditLog\"", "method=\"Append\""],
-    )
+    summary_sum(&metrics.render(), "warden_storage_audit_append_seconds", &[])
     .unwrap_or_default()
 }
 

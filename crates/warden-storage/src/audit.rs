@@ -224,13 +224,19 @@ impl Committer {
         self.writable.clone()
     }
 
+    /// Queues `record` and waits for its commit. The wait is recorded whichever RPC
+    /// carried the record (`Append` or a message of `AppendStream`).
     pub(crate) async fn append(&self, record: AuditRecord) -> Result<AuditReceipt, Status> {
+        let start = std::time::Instant::now();
         let (done, receipt) = oneshot::channel();
         self.queue
             .send(Pending { record, done })
             .await
             .map_err(|_| unavailable())?;
-        receipt.await.map_err(|_| unavailable())?
+        let receipt = receipt.await.map_err(|_| unavailable())?;
+        metrics::histogram!("warden_storage_audit_append_seconds")
+            .record(start.elapsed().as_secs_f64());
+        receipt
     }
 
     /// Closes every intent committed before `before_ms` that has no outcome yet.
@@ -357,6 +363,18 @@ impl Storage {
     /// restarts. A closed channel means the writer is gone.
     pub fn audit_writable(&self) -> tokio::sync::watch::Receiver<bool> {
         self.inner.audit.writable()
+    }
+
+    /// Begins the shutdown of long-lived append streams: each stops taking messages,
+    /// answers the appends it took once they commit, and ends. Call it when the service
+    /// begins to shut down, so that its graceful shutdown does not wait on callers that
+    /// keep their stream open.
+    pub fn close_streams(&self) {
+        self.inner.closing.send_replace(true);
+    }
+
+    pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.closing.subscribe()
     }
 
     /// Health that follows the audit writer: `AuditLog` (and the overall status) answer
@@ -560,6 +578,20 @@ impl Storage {
 /// What a service may append: the gateway records calls (intents, outcomes, denials) and
 /// admin actions; the agent service only admin actions (reviews are recorded by storage
 /// itself). Every field is bounded, and the fields storage sets must be empty.
+/// What every append passes before it is queued, whichever RPC carried it: a valid
+/// tenant the caller's certificate covers, a kind its role may append, and the
+/// `recorded_by` of that certificate (never of the request).
+pub(crate) fn admit_append(
+    auth: &warden_tls::Authorized,
+    mut record: AuditRecord,
+) -> Result<AuditRecord, Status> {
+    check_tenant(&record.tenant_id)?;
+    let service = auth.for_tenant(&record.tenant_id)?;
+    check_appended(&record, service.role)?;
+    record.recorded_by = service.subject();
+    Ok(record)
+}
+
 fn check_appended(record: &AuditRecord, service: Role) -> Result<(), Status> {
     let kind = AuditKind::try_from(record.kind)
         .ok()
@@ -670,16 +702,26 @@ fn decode_row_at(row: &sqlx::any::AnyRow, at: usize) -> Result<AuditRecord, DbEr
 impl AuditLog for Storage {
     async fn append(&self, req: Request<AppendRequest>) -> Result<Response<AuditReceipt>, Status> {
         let auth = authorize(&req, "warden.storage.v1.AuditLog/Append")?;
-        let mut record = req
+        let record = req
             .into_inner()
             .record
             .ok_or_else(|| Status::invalid_argument("record is required"))?;
-        check_tenant(&record.tenant_id)?;
-        let service = auth.for_tenant(&record.tenant_id)?;
-        check_appended(&record, service.role)?;
-        // Which service vouches for this record: from its certificate, never the request.
-        record.recorded_by = service.subject();
+        let record = admit_append(&auth, record)?;
         Ok(Response::new(self.append_audit(record).await?))
+    }
+
+    type AppendStreamStream = crate::audit_stream::AnswerStream;
+
+    async fn append_stream(
+        &self,
+        req: Request<tonic::Streaming<st::AppendStreamRequest>>,
+    ) -> Result<Response<Self::AppendStreamStream>, Status> {
+        let auth = authorize(&req, "warden.storage.v1.AuditLog/AppendStream")?;
+        Ok(Response::new(crate::audit_stream::serve(
+            self.clone(),
+            auth,
+            req.into_inner(),
+        )))
     }
 
     async fn query(&self, req: Request<QueryRequest>) -> Result<Response<QueryResponse>, Status> {

@@ -16,6 +16,7 @@ pub mod audit_entry;
 mod audit_pg;
 mod audit_proofs;
 mod audit_sqlite;
+mod audit_stream;
 mod bearer;
 mod cluster;
 mod committer;
@@ -86,6 +87,9 @@ struct Inner {
     /// Tenants this process has noted as telemetry senders (for retention).
     ingest_noted: ingest::retention::Noted,
     log: audit::LogCtx,
+    /// Turns true when the service begins to shut down: long-lived streams (appends)
+    /// stop taking messages, answer what they took and end, so the shutdown can finish.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// Tuning of [`Storage::open_with`].
@@ -187,6 +191,7 @@ impl Storage {
                 audit,
                 ingest_noted: Default::default(),
                 log,
+                closing: tokio::sync::watch::Sender::new(false),
             }),
         };
         ingest::retention::spawn(Arc::downgrade(&storage.inner), opts.retention_every);

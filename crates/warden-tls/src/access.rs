@@ -191,6 +191,11 @@ pub const MATRIX: &[Rule] = &[
         &[Gateway, AgentService],
         Named,
     ),
+    row(
+        "warden.storage.v1.AuditLog/AppendStream",
+        &[Gateway, AgentService],
+        Named,
+    ),
     row("warden.storage.v1.AuditLog/Query", &[Gateway], Platform),
     row("warden.storage.v1.AuditLog/Verify", &[Gateway], Platform),
     row(

@@ -152,13 +152,22 @@ pub async fn start_storage_with(
                 .await
         })
     });
+    // Append streams end when the shutdown begins, or it would wait on their callers.
+    let stop = {
+        let storage = storage.clone();
+        let stop = shutdown_future(shutdown);
+        async move {
+            stop.await;
+            storage.close_streams();
+        }
+    };
     Ok(tokio::spawn(async move {
         host.serve_gated(
             listener,
             routes,
             &warden_storage::Storage::SERVICES,
             Some(gate),
-            shutdown_future(shutdown),
+            stop,
         )
         .await?;
         if let Some(task) = ingest {
