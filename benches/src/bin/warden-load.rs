@@ -143,7 +143,11 @@ struct Measured {
 }
 
 fn appends(metrics: &PrometheusHandle) -> (f64, f64) {
-    summary_sum(&metrics.render(), "warden_storage_audit_append_seconds", &[])
+    summary_sum(
+        &metrics.render(),
+        "warden_storage_audit_append_seconds",
+        &[],
+    )
     .unwrap_or_default()
 }
 
