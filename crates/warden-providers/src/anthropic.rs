@@ -79,6 +79,11 @@ impl AnthropicConfig {
 pub struct Anthropic {
     cfg: AnthropicConfig,
     client: reqwest::Client,
+    /// `{base_url}/v1/messages`, parsed once.
+    endpoint: reqwest::Url,
+    /// The headers every request carries, built once, or why they cannot be (each call
+    /// is then refused with that reason).
+    headers: Result<HeaderMap, &'static str>,
 }
 
 impl fmt::Debug for Anthropic {
@@ -100,26 +105,18 @@ impl Anthropic {
             });
         }
         let client = http::client(&cfg.name, &cfg.http)?;
-        Ok(Anthropic { cfg, client })
+        let endpoint = http::endpoint(&cfg.name, &cfg.base_url, "/v1/messages")?;
+        let headers = request_headers(&cfg);
+        Ok(Anthropic {
+            cfg,
+            client,
+            endpoint,
+            headers,
+        })
     }
 
     fn headers(&self) -> Result<HeaderMap, ProviderError> {
-        let mut h = HeaderMap::new();
-        h.insert("content-type", HeaderValue::from_static("application/json"));
-        let version = HeaderValue::from_str(&self.cfg.api_version)
-            .map_err(|_| self.invalid("bad anthropic-version"))?;
-        h.insert("anthropic-version", version);
-        let key = self.cfg.api_key.expose_secret();
-        let (name, value) = if uses_bearer(&self.cfg.api_version) {
-            ("authorization", format!("Bearer {key}"))
-        } else {
-            ("x-api-key", key.to_owned())
-        };
-        let mut value = HeaderValue::from_str(&value)
-            .map_err(|_| self.invalid("API key is not a valid header value"))?;
-        value.set_sensitive(true);
-        h.insert(name, value);
-        Ok(h)
+        self.headers.clone().map_err(|why| self.invalid(why))
     }
 
     fn invalid(&self, message: &str) -> ProviderError {
@@ -135,8 +132,11 @@ impl Anthropic {
         stream: bool,
     ) -> Result<reqwest::Response, ProviderError> {
         let body = request_bytes(req, &self.cfg, stream);
-        let url = format!("{}/v1/messages", self.cfg.base_url);
-        let request = self.client.post(url).headers(self.headers()?).body(body);
+        let request = self
+            .client
+            .post(self.endpoint.clone())
+            .headers(self.headers()?)
+            .body(body);
         http::send(
             &self.cfg.name,
             request,
@@ -159,6 +159,25 @@ impl Anthropic {
 
 fn uses_bearer(version: &str) -> bool {
     version != VERSION_2023
+}
+
+/// The headers of every request of `cfg`, or why they cannot be built.
+fn request_headers(cfg: &AnthropicConfig) -> Result<HeaderMap, &'static str> {
+    let mut h = HeaderMap::new();
+    h.insert("content-type", HeaderValue::from_static("application/json"));
+    let version = HeaderValue::from_str(&cfg.api_version).map_err(|_| "bad anthropic-version")?;
+    h.insert("anthropic-version", version);
+    let key = cfg.api_key.expose_secret();
+    let (name, value) = if uses_bearer(&cfg.api_version) {
+        ("authorization", format!("Bearer {key}"))
+    } else {
+        ("x-api-key", key.to_owned())
+    };
+    let mut value =
+        HeaderValue::from_str(&value).map_err(|_| "API key is not a valid header value")?;
+    value.set_sensitive(true);
+    h.insert(name, value);
+    Ok(h)
 }
 
 /// The request body for `req`, written straight as the bytes sent (`json_out`: each text

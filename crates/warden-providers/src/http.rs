@@ -80,6 +80,21 @@ pub(crate) fn checked_base_url(
     Ok(url.trim_end_matches('/').to_owned())
 }
 
+/// The URL a request goes to, parsed once when the adapter is built (not on every call:
+/// parsing checks the host through IDNA), so a URL that cannot be parsed is refused with
+/// the configuration, not at the first call.
+pub(crate) fn endpoint(
+    provider: &str,
+    base_url: &str,
+    path: &str,
+) -> Result<reqwest::Url, BuildError> {
+    let url = format!("{base_url}{path}");
+    reqwest::Url::parse(&url).map_err(|_| BuildError::BadUrl {
+        provider: provider.into(),
+        url,
+    })
+}
+
 /// The one reqwest client constructor: rustls only, https only unless allowed, timeouts set.
 pub(crate) fn client(
     provider: &str,

@@ -72,6 +72,11 @@ impl OpenAiConfig {
 pub struct OpenAi {
     cfg: OpenAiConfig,
     client: reqwest::Client,
+    /// `{base_url}/chat/completions`, parsed once.
+    endpoint: reqwest::Url,
+    /// The headers every request carries, built once; `None` if the API key cannot be a
+    /// header value (each call is then refused with that reason).
+    headers: Option<HeaderMap>,
 }
 
 impl fmt::Debug for OpenAi {
@@ -91,28 +96,21 @@ impl OpenAi {
     pub fn new(mut cfg: OpenAiConfig) -> Result<Self, BuildError> {
         cfg.base_url = http::checked_base_url(&cfg.name, &cfg.base_url, cfg.http.allow_plain_http)?;
         let client = http::client(&cfg.name, &cfg.http)?;
-        Ok(OpenAi { cfg, client })
+        let endpoint = http::endpoint(&cfg.name, &cfg.base_url, "/chat/completions")?;
+        let headers = request_headers(&cfg);
+        Ok(OpenAi {
+            cfg,
+            client,
+            endpoint,
+            headers,
+        })
     }
 
     fn headers(&self) -> Result<HeaderMap, ProviderError> {
-        let mut h = HeaderMap::new();
-        h.insert("content-type", HeaderValue::from_static("application/json"));
-        if let Some(key) = &self.cfg.api_key {
-            let mut v = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret())).map_err(
-                |_| ProviderError::Invalid {
-                    provider: self.cfg.name.clone(),
-                    message: "API key is not a valid header value".into(),
-                },
-            )?;
-            v.set_sensitive(true);
-            h.insert("authorization", v);
-        }
-        if let Some(org) = &self.cfg.organization
-            && let Ok(v) = HeaderValue::from_str(org)
-        {
-            h.insert("openai-organization", v);
-        }
-        Ok(h)
+        self.headers.clone().ok_or_else(|| ProviderError::Invalid {
+            provider: self.cfg.name.clone(),
+            message: "API key is not a valid header value".into(),
+        })
     }
 
     async fn send(
@@ -121,8 +119,11 @@ impl OpenAi {
         stream: bool,
     ) -> Result<reqwest::Response, ProviderError> {
         let body = request_bytes(req, &self.cfg, stream);
-        let url = format!("{}/chat/completions", self.cfg.base_url);
-        let request = self.client.post(url).headers(self.headers()?).body(body);
+        let request = self
+            .client
+            .post(self.endpoint.clone())
+            .headers(self.headers()?)
+            .body(body);
         http::send(
             &self.cfg.name,
             request,
@@ -142,6 +143,23 @@ impl OpenAi {
         )
         .await
     }
+}
+
+/// The headers of every request of `cfg`; `None` if its API key is not a valid header value.
+fn request_headers(cfg: &OpenAiConfig) -> Option<HeaderMap> {
+    let mut h = HeaderMap::new();
+    h.insert("content-type", HeaderValue::from_static("application/json"));
+    if let Some(key) = &cfg.api_key {
+        let mut v = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret())).ok()?;
+        v.set_sensitive(true);
+        h.insert("authorization", v);
+    }
+    if let Some(org) = &cfg.organization
+        && let Ok(v) = HeaderValue::from_str(org)
+    {
+        h.insert("openai-organization", v);
+    }
+    Some(h)
 }
 
 /// The request body for `req`, written straight as the bytes sent (`json_out`: each text
@@ -842,5 +860,35 @@ data: [DONE]
         ));
         cfg.http.allow_plain_http = true;
         assert!(OpenAi::new(cfg).is_ok());
+    }
+
+    #[test]
+    fn an_endpoint_that_does_not_parse_is_refused_with_the_config() {
+        let mut cfg = OpenAiConfig::new("openai", None, "m");
+        cfg.base_url = "https://exa mple.com/v1".into();
+        assert!(matches!(OpenAi::new(cfg), Err(BuildError::BadUrl { .. })));
+    }
+
+    /// The headers are built once, so a key that cannot be one is refused at every call,
+    /// before anything is sent.
+    #[tokio::test]
+    async fn a_key_that_cannot_be_a_header_is_refused_and_nothing_is_sent() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let mut cfg = OpenAiConfig::new("openai", Some(SecretString::from("sk-bad\nkey")), "m");
+        cfg.base_url = format!("http://{}/v1", listener.local_addr().unwrap());
+        cfg.http.allow_plain_http = true;
+        let adapter = OpenAi::new(cfg).unwrap();
+        for _ in 0..2 {
+            let err = adapter.complete(&ChatRequest::default()).await.unwrap_err();
+            assert!(
+                matches!(&err, ProviderError::Invalid { message, .. } if message == "API key is not a valid header value"),
+                "{err}"
+            );
+        }
+        assert!(
+            listener.accept().is_err(),
+            "a connection reached the provider"
+        );
     }
 }

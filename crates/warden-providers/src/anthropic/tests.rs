@@ -384,3 +384,46 @@ fn request_body(req: &ChatRequest, cfg: &AnthropicConfig, stream: bool) -> Value
     }
     body
 }
+
+#[test]
+fn an_endpoint_that_does_not_parse_is_refused_with_the_config() {
+    let mut cfg = AnthropicConfig::new("anthropic", SecretString::from("sk-ant-k"), "m");
+    cfg.base_url = "https://exa mple.com".into();
+    assert!(matches!(
+        Anthropic::new(cfg),
+        Err(BuildError::BadUrl { .. })
+    ));
+}
+
+/// The headers are built once, so a version or key that cannot be one is refused at
+/// every call, with its reason, before anything is sent.
+#[tokio::test]
+async fn headers_that_cannot_be_built_are_refused_and_nothing_is_sent() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    for (key, version, why) in [
+        (
+            "sk-ant-bad\nkey",
+            VERSION_2023,
+            "API key is not a valid header value",
+        ),
+        ("sk-ant-k", "2023-06-01\n", "bad anthropic-version"),
+    ] {
+        let mut cfg = AnthropicConfig::new("anthropic", SecretString::from(key), "m");
+        cfg.base_url = format!("http://{}", listener.local_addr().unwrap());
+        cfg.http.allow_plain_http = true;
+        cfg.api_version = version.into();
+        let adapter = Anthropic::new(cfg).unwrap();
+        for _ in 0..2 {
+            let err = adapter.complete(&ChatRequest::default()).await.unwrap_err();
+            assert!(
+                matches!(&err, ProviderError::Invalid { message, .. } if message == why),
+                "{err}"
+            );
+        }
+    }
+    assert!(
+        listener.accept().is_err(),
+        "a connection reached the provider"
+    );
+}
