@@ -143,6 +143,18 @@ fn expected_allowed(rule: &Rule, who: &Who) -> Result<(), &'static str> {
     }
 }
 
+/// An admin action of tenant acme, as the services may append it.
+fn admin_record() -> pb::AuditRecord {
+    pb::AuditRecord {
+        kind: pb::AuditKind::Admin as i32,
+        tenant_id: TENANT.to_owned(),
+        caller: "admin/matrix".into(),
+        decision: pb::AuditDecision::Allowed as i32,
+        reason: "MATRIX".into(),
+        ..Default::default()
+    }
+}
+
 /// A request for `rpc` that names tenant acme wherever the RPC names a tenant, and would
 /// pass every check after authorization (or fail with something other than PERMISSION_DENIED).
 fn body(rpc: &str) -> Vec<u8> {
@@ -239,26 +251,12 @@ fn body(rpc: &str) -> Vec<u8> {
         }
         .encode_to_vec(),
         "AuditLog/Append" => st::AppendRequest {
-            record: Some(pb::AuditRecord {
-                kind: pb::AuditKind::Admin as i32,
-                tenant_id: t(),
-                caller: "admin/matrix".into(),
-                decision: pb::AuditDecision::Allowed as i32,
-                reason: "MATRIX".into(),
-                ..Default::default()
-            }),
+            record: Some(admin_record()),
         }
         .encode_to_vec(),
         "AuditLog/AppendStream" => st::AppendStreamRequest {
             call: 1,
-            record: Some(pb::AuditRecord {
-                kind: pb::AuditKind::Admin as i32,
-                tenant_id: t(),
-                caller: "admin/matrix".into(),
-                decision: pb::AuditDecision::Allowed as i32,
-                reason: "MATRIX".into(),
-                ..Default::default()
-            }),
+            record: Some(admin_record()),
         }
         .encode_to_vec(),
         "AuditLog/Query" => st::QueryRequest {
