@@ -575,16 +575,14 @@ impl Storage {
     }
 }
 
-/// What a service may append: the gateway records calls (intents, outcomes, denials) and
-/// admin actions; the agent service only admin actions (reviews are recorded by storage
-/// itself). Every field is bounded, and the fields storage sets must be empty.
-/// What every append passes before it is queued, whichever RPC carried it: a valid
-/// tenant the caller's certificate covers, a kind its role may append, and the
+/// What every append passes before it is queued, whichever RPC carried it: a record, a
+/// valid tenant the caller's certificate covers, a kind its role may append, and the
 /// `recorded_by` of that certificate (never of the request).
 pub(crate) fn admit_append(
     auth: &warden_tls::Authorized,
-    mut record: AuditRecord,
+    record: Option<AuditRecord>,
 ) -> Result<AuditRecord, Status> {
+    let mut record = record.ok_or_else(|| Status::invalid_argument("record is required"))?;
     check_tenant(&record.tenant_id)?;
     let service = auth.for_tenant(&record.tenant_id)?;
     check_appended(&record, service.role)?;
@@ -592,6 +590,9 @@ pub(crate) fn admit_append(
     Ok(record)
 }
 
+/// What a service may append: the gateway records calls (intents, outcomes, denials) and
+/// admin actions; the agent service only admin actions (reviews are recorded by storage
+/// itself). Every field is bounded, and the fields storage sets must be empty.
 fn check_appended(record: &AuditRecord, service: Role) -> Result<(), Status> {
     let kind = AuditKind::try_from(record.kind)
         .ok()
@@ -702,11 +703,7 @@ fn decode_row_at(row: &sqlx::any::AnyRow, at: usize) -> Result<AuditRecord, DbEr
 impl AuditLog for Storage {
     async fn append(&self, req: Request<AppendRequest>) -> Result<Response<AuditReceipt>, Status> {
         let auth = authorize(&req, "warden.storage.v1.AuditLog/Append")?;
-        let record = req
-            .into_inner()
-            .record
-            .ok_or_else(|| Status::invalid_argument("record is required"))?;
-        let record = admit_append(&auth, record)?;
+        let record = admit_append(&auth, req.into_inner().record)?;
         Ok(Response::new(self.append_audit(record).await?))
     }
 
