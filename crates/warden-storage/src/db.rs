@@ -103,9 +103,22 @@ impl Db {
         for stmt in SCHEMA {
             sqlx::query(stmt).execute(&self.pool).await?;
         }
+        for table in &AUDIT_TABLES {
+            sqlx::query(&table.create(self.backend, table.name))
+                .execute(&self.pool)
+                .await?;
+            for index in table.indexes {
+                sqlx::query(index).execute(&self.pool).await?;
+            }
+        }
         // Added with the Merkle log: the record's commitment (see `audit_entry.rs`).
         self.add_column("audit_log", "commitment", "TEXT NOT NULL DEFAULT ''")
             .await?;
+        if self.backend == Backend::Sqlite {
+            for table in &AUDIT_TABLES {
+                self.rekey_sqlite(table).await?;
+            }
+        }
         // Added with the durable run queue (`run_queue.rs`).
         for (table, column, decl) in [
             ("runs", "lease_owner", "TEXT NOT NULL DEFAULT ''"),
@@ -185,6 +198,50 @@ impl Db {
         Ok(())
     }
 
+    /// SQLite: a table of [`AUDIT_TABLES`] created before it had its SQLite form is
+    /// rebuilt in it, once, in one transaction (copied, dropped, renamed, indexed again), so
+    /// a crash leaves the old table or the new one, never a mix.
+    async fn rekey_sqlite(&self, table: &AuditTable) -> Result<(), DbError> {
+        let sql: Option<String> =
+            sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = $1")
+                .bind(table.name)
+                .fetch_optional(&self.pool)
+                .await?;
+        if sql.is_none_or(|sql| table.sqlite_form_of(&sql)) {
+            return Ok(());
+        }
+        let name = table.name;
+        let rebuilt = format!("{name}_rekeyed");
+        tracing::info!(
+            table = name,
+            "rebuilding an audit table in its SQLite form (once)"
+        );
+        let mut tx = self.begin_write().await?;
+        sqlx::query(&format!("DROP TABLE IF EXISTS {rebuilt}"))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&table.create(Backend::Sqlite, &rebuilt))
+            .execute(&mut *tx)
+            .await?;
+        let columns = table.column_names();
+        sqlx::query(&format!(
+            "INSERT INTO {rebuilt} ({columns}) SELECT {columns} FROM {name}"
+        ))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(&format!("DROP TABLE {name}"))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&format!("ALTER TABLE {rebuilt} RENAME TO {name}"))
+            .execute(&mut *tx)
+            .await?;
+        for index in table.indexes {
+            sqlx::query(index).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// `ALTER TABLE .. ADD COLUMN` once: looked up first, so a restart takes no lock.
     async fn add_column(&self, table: &str, column: &str, decl: &str) -> Result<(), DbError> {
         let missing = match self.backend {
@@ -217,6 +274,90 @@ impl Db {
         Ok(())
     }
 }
+
+/// A table of the audit log whose form differs by backend. On SQLite a one-column key is
+/// the table's rowid (`INTEGER PRIMARY KEY`) and a text key clusters its table
+/// (`WITHOUT ROWID`); otherwise every row also goes into a separate key index, one more
+/// WAL page in every audit commit. PostgreSQL keeps `BIGINT` (its `INTEGER` is 32 bits).
+struct AuditTable {
+    name: &'static str,
+    /// The columns after `CREATE TABLE name (`, `{key}` standing for the key's type.
+    columns: &'static str,
+    /// Appended on SQLite.
+    sqlite_suffix: &'static str,
+    indexes: &'static [&'static str],
+}
+
+impl AuditTable {
+    fn create(&self, backend: Backend, name: &str) -> String {
+        let (key, suffix) = match backend {
+            Backend::Sqlite => ("INTEGER PRIMARY KEY", self.sqlite_suffix),
+            Backend::Postgres => ("BIGINT PRIMARY KEY", ""),
+        };
+        format!(
+            "CREATE TABLE IF NOT EXISTS {name} ({}){suffix}",
+            self.columns.replace("{key}", key)
+        )
+    }
+
+    /// The column names, comma-separated.
+    fn column_names(&self) -> String {
+        self.columns
+            .split(',')
+            .filter_map(|c| c.split_whitespace().next())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Whether a SQLite table created as `sql` already has this form.
+    fn sqlite_form_of(&self, sql: &str) -> bool {
+        let want = if self.sqlite_suffix.is_empty() {
+            "INTEGER PRIMARY KEY"
+        } else {
+            self.sqlite_suffix.trim()
+        };
+        sql.contains(want)
+    }
+}
+
+const AUDIT_TABLES: [AuditTable; 3] = [
+    AuditTable {
+        name: "audit_log",
+        columns: "sequence {key},
+            id TEXT NOT NULL UNIQUE,
+            tenant_id TEXT NOT NULL,
+            time_ms BIGINT NOT NULL,
+            decision BIGINT NOT NULL,
+            record TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            commitment TEXT NOT NULL DEFAULT ''",
+        sqlite_suffix: "",
+        indexes: &[
+            "CREATE INDEX IF NOT EXISTS audit_log_tenant_time ON audit_log (tenant_id, time_ms)",
+        ],
+    },
+    // The checkpoint signed in each commit (see `merkle_log.rs`).
+    AuditTable {
+        name: "audit_checkpoints",
+        columns: "tree_size {key},
+            note TEXT NOT NULL,
+            time_ms BIGINT NOT NULL",
+        sqlite_suffix: "",
+        indexes: &[],
+    },
+    // Intents without an outcome yet, kept in the same transactions as the chain (an
+    // intent adds its row, the outcome naming it removes it), for the reconciler.
+    AuditTable {
+        name: "audit_open_intents",
+        columns: "intent_id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL,
+            time_ms BIGINT NOT NULL",
+        sqlite_suffix: " WITHOUT ROWID",
+        indexes: &[
+            "CREATE INDEX IF NOT EXISTS audit_open_intents_time ON audit_open_intents (time_ms)",
+        ],
+    },
+];
 
 const SCHEMA: &[&str] = &[
     // Each tenant's data keys, wrapped by the key provider's KEK `kek_id`; one active.
@@ -261,33 +402,15 @@ const SCHEMA: &[&str] = &[
         tenant_id TEXT NOT NULL,
         sealed TEXT NOT NULL,
         created_ms BIGINT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS audit_log (
-        sequence BIGINT PRIMARY KEY,
-        id TEXT NOT NULL UNIQUE,
-        tenant_id TEXT NOT NULL,
-        time_ms BIGINT NOT NULL,
-        decision BIGINT NOT NULL,
-        record TEXT NOT NULL,
-        hash TEXT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS audit_log_tenant_time ON audit_log (tenant_id, time_ms)",
     // The audit log's Merkle tree as C2SP tiles (hex hashes, each tile at its latest
-    // width), and the checkpoint signed in each commit (see `merkle_log.rs`).
+    // width; see `merkle_log.rs`).
     "CREATE TABLE IF NOT EXISTS audit_tiles (
         level BIGINT NOT NULL,
         idx BIGINT NOT NULL,
         hashes TEXT NOT NULL,
         PRIMARY KEY (level, idx))",
-    "CREATE TABLE IF NOT EXISTS audit_checkpoints (
-        tree_size BIGINT PRIMARY KEY,
-        note TEXT NOT NULL,
-        time_ms BIGINT NOT NULL)",
-    // Intents without an outcome yet, kept in the same transactions as the chain (an
-    // intent adds its row, the outcome naming it removes it), for the reconciler.
-    "CREATE TABLE IF NOT EXISTS audit_open_intents (
-        intent_id TEXT PRIMARY KEY,
-        tenant_id TEXT NOT NULL,
-        time_ms BIGINT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS audit_open_intents_time ON audit_open_intents (time_ms)",
+    // The audit log itself, its signed checkpoints and its open intents: see
+    // [`AUDIT_TABLES`].
     "CREATE TABLE IF NOT EXISTS runs (
         id TEXT PRIMARY KEY,
         tenant_id TEXT NOT NULL,
@@ -490,6 +613,177 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use std::sync::Arc;
+    use warden_proto::common::v1::{AuditKind, AuditRecord};
+
+    use crate::log_key::{KeyFileSigner, LogSigner};
+    use crate::{MemoryKeyProvider, Storage, StorageOptions};
+
+    const ORIGIN: &str = "t.example/log";
+
+    fn signer() -> Arc<dyn LogSigner> {
+        let key = warden_merkle::SignerKey::from_seed(ORIGIN, &[7; 32]).unwrap();
+        Arc::new(KeyFileSigner::from_key(ORIGIN, key).unwrap())
+    }
+
+    async fn storage(url: &str, keys: &Arc<MemoryKeyProvider>) -> Storage {
+        let opts = StorageOptions {
+            log_signer: Some(signer()),
+            ..StorageOptions::default()
+        };
+        Storage::open_with(Db::connect(url).await.unwrap(), keys.clone(), opts)
+            .await
+            .unwrap()
+    }
+
+    /// Every row of the three audit tables, as text, in key order.
+    async fn audit_rows(db: &Db) -> Vec<String> {
+        let mut all = Vec::new();
+        for (table, order) in [
+            ("audit_log", "sequence"),
+            ("audit_checkpoints", "tree_size"),
+            ("audit_open_intents", "intent_id"),
+        ] {
+            let columns = AUDIT_TABLES
+                .iter()
+                .find(|t| t.name == table)
+                .unwrap()
+                .column_names()
+                .replace(", ", " || '|' || ");
+            let rows: Vec<String> = sqlx::query_scalar(&format!(
+                "SELECT '{table}|' || {columns} FROM {table} ORDER BY {order}"
+            ))
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+            all.extend(rows);
+        }
+        all
+    }
+
+    /// `(create statement, root page)` of each audit table.
+    async fn audit_table_forms(db: &Db) -> Vec<(String, i64)> {
+        let mut forms = Vec::new();
+        for t in &AUDIT_TABLES {
+            let row: (String, i64) = sqlx::query_as(
+                "SELECT sql, rootpage FROM sqlite_master WHERE type = 'table' AND name = $1",
+            )
+            .bind(t.name)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            forms.push(row);
+        }
+        forms
+    }
+
+    /// A SQLite database written before the audit tables had their SQLite form (their
+    /// keys a separate index) is rebuilt in it once, at start: every record, checkpoint
+    /// and open intent is still there byte for byte, the log verifies, appends go on
+    /// from the same head, and the next start leaves the tables as they are.
+    #[tokio::test]
+    async fn sqlite_audit_tables_from_before_their_sqlite_form_are_rebuilt_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("a.db").display());
+        let keys = Arc::new(MemoryKeyProvider::new());
+        let s = storage(&url, &keys).await;
+        let mut intents = Vec::new();
+        for i in 0..30 {
+            let r = s
+                .append_audit(crate::test_support::intent("acme", &format!("c{i}")))
+                .await
+                .unwrap();
+            intents.push(r.id);
+        }
+        for id in &intents[..10] {
+            let outcome = AuditRecord {
+                kind: AuditKind::Outcome as i32,
+                intent_id: id.clone(),
+                ..crate::test_support::intent("acme", "c")
+            };
+            s.append_audit(outcome).await.unwrap();
+        }
+        drop(s);
+
+        // The tables as the previous version created them.
+        let db = Db::connect(&url).await.unwrap();
+        let before = audit_rows(&db).await;
+        let count = |rows: &[String], table: &str| {
+            rows.iter()
+                .filter(|r| r.starts_with(&format!("{table}|")))
+                .count()
+        };
+        assert_eq!(count(&before, "audit_log"), 40);
+        assert!(count(&before, "audit_checkpoints") > 1);
+        assert_eq!(count(&before, "audit_open_intents"), 20);
+        sqlx::raw_sql(
+            "BEGIN IMMEDIATE;
+             CREATE TABLE old_log (sequence BIGINT PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+                tenant_id TEXT NOT NULL, time_ms BIGINT NOT NULL, decision BIGINT NOT NULL,
+                record TEXT NOT NULL, hash TEXT NOT NULL, commitment TEXT NOT NULL DEFAULT '');
+             INSERT INTO old_log SELECT * FROM audit_log;
+             DROP TABLE audit_log;
+             ALTER TABLE old_log RENAME TO audit_log;
+             CREATE INDEX audit_log_tenant_time ON audit_log (tenant_id, time_ms);
+             CREATE TABLE old_cp (tree_size BIGINT PRIMARY KEY, note TEXT NOT NULL,
+                time_ms BIGINT NOT NULL);
+             INSERT INTO old_cp SELECT * FROM audit_checkpoints;
+             DROP TABLE audit_checkpoints;
+             ALTER TABLE old_cp RENAME TO audit_checkpoints;
+             CREATE TABLE old_open (intent_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL,
+                time_ms BIGINT NOT NULL);
+             INSERT INTO old_open SELECT * FROM audit_open_intents;
+             DROP TABLE audit_open_intents;
+             ALTER TABLE old_open RENAME TO audit_open_intents;
+             CREATE INDEX audit_open_intents_time ON audit_open_intents (time_ms);
+             COMMIT;",
+        )
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        let old = audit_table_forms(&db).await;
+        for ((sql, _), t) in old.iter().zip(&AUDIT_TABLES) {
+            assert!(!t.sqlite_form_of(sql), "{sql}");
+        }
+        assert_eq!(audit_rows(&db).await, before);
+
+        let s = storage(&url, &keys).await;
+        let rebuilt = audit_table_forms(&s.inner.db).await;
+        for ((sql, _), t) in rebuilt.iter().zip(&AUDIT_TABLES) {
+            assert!(t.sqlite_form_of(sql), "{sql}");
+        }
+        assert_eq!(audit_rows(&s.inner.db).await, before);
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name LIKE 'audit_%'
+             AND name NOT LIKE 'sqlite_autoindex_%' ORDER BY name",
+        )
+        .fetch_all(&s.inner.db.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            indexes,
+            ["audit_log_tenant_time", "audit_open_intents_time"]
+        );
+        let v = s.verify_audit(0, 0).await.unwrap();
+        assert!(v.ok && v.records_checked == 40, "{v:?}");
+        let next = s
+            .append_audit(crate::test_support::intent("acme", "after"))
+            .await
+            .unwrap();
+        assert_eq!(next.sequence, 41);
+        let report = crate::verify_log(&s.inner.db, &signer().verifier(), ORIGIN, &[], &|_, _| {})
+            .await
+            .unwrap();
+        assert_eq!((report.records, report.first_bad), (41, None));
+        drop(s);
+
+        // Once: a later start copies nothing (the root pages stay where they were).
+        let s = storage(&url, &keys).await;
+        assert_eq!(audit_table_forms(&s.inner.db).await, rebuilt);
+        let rows = audit_rows(&s.inner.db).await;
+        assert_eq!(count(&rows, "audit_log"), 41);
+        assert_eq!(count(&rows, "audit_open_intents"), 21);
+    }
 
     /// On PostgreSQL the sealed records and the tiles are stored out of line without
     /// compression, from the first migration on and after a second one (a restart).
