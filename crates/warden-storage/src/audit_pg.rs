@@ -267,27 +267,9 @@ mod tests {
     use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
 
     use super::*;
-    use crate::log_key::{KeyFileSigner, LogSigner};
-    use crate::{Db, MemoryKeyProvider, Storage, StorageOptions};
-
-    const ORIGIN: &str = "t.example/log";
-
-    fn signer() -> Arc<dyn LogSigner> {
-        let key = warden_merkle::SignerKey::from_seed(ORIGIN, &[9; 32]).unwrap();
-        Arc::new(KeyFileSigner::from_key(ORIGIN, key).unwrap())
-    }
-
     use crate::test_pg::fresh_schema_url as fresh_schema;
-
-    async fn replica(url: &str, keys: &Arc<MemoryKeyProvider>) -> Storage {
-        let opts = StorageOptions {
-            log_signer: Some(signer()),
-            ..StorageOptions::default()
-        };
-        Storage::open_with(Db::connect(url).await.unwrap(), keys.clone(), opts)
-            .await
-            .unwrap()
-    }
+    use crate::test_support::{LOG_ORIGIN as ORIGIN, log_signer as signer, open_signed as replica};
+    use crate::{MemoryKeyProvider, Storage};
 
     fn record(i: usize) -> AuditRecord {
         AuditRecord {

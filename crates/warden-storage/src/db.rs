@@ -616,25 +616,8 @@ mod tests {
     use std::sync::Arc;
     use warden_proto::common::v1::{AuditKind, AuditRecord};
 
-    use crate::log_key::{KeyFileSigner, LogSigner};
-    use crate::{MemoryKeyProvider, Storage, StorageOptions};
-
-    const ORIGIN: &str = "t.example/log";
-
-    fn signer() -> Arc<dyn LogSigner> {
-        let key = warden_merkle::SignerKey::from_seed(ORIGIN, &[7; 32]).unwrap();
-        Arc::new(KeyFileSigner::from_key(ORIGIN, key).unwrap())
-    }
-
-    async fn storage(url: &str, keys: &Arc<MemoryKeyProvider>) -> Storage {
-        let opts = StorageOptions {
-            log_signer: Some(signer()),
-            ..StorageOptions::default()
-        };
-        Storage::open_with(Db::connect(url).await.unwrap(), keys.clone(), opts)
-            .await
-            .unwrap()
-    }
+    use crate::MemoryKeyProvider;
+    use crate::test_support::{LOG_ORIGIN as ORIGIN, log_signer as signer, open_signed as storage};
 
     /// Every row of the three audit tables, as text, in key order.
     async fn audit_rows(db: &Db) -> Vec<String> {

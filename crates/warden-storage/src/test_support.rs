@@ -4,14 +4,38 @@
 use warden_proto::common::v1::{AuditDecision, AuditKind, AuditRecord};
 use warden_proto::storage::v1::QueryRequest;
 
-use crate::{Db, MemoryKeyProvider, Storage};
+use std::sync::Arc;
+
+use crate::log_key::{KeyFileSigner, LogSigner};
+use crate::{Db, MemoryKeyProvider, Storage, StorageOptions};
+
+/// The origin of the test log key ([`log_signer`]).
+pub(crate) const LOG_ORIGIN: &str = "t.example/log";
+
+/// A log signer for [`LOG_ORIGIN`] from a fixed seed.
+pub(crate) fn log_signer() -> Arc<dyn LogSigner> {
+    let key = warden_merkle::SignerKey::from_seed(LOG_ORIGIN, &[9; 32]).expect("seed");
+    Arc::new(KeyFileSigner::from_key(LOG_ORIGIN, key).expect("signer"))
+}
+
+/// Storage on the database at `url` with the data keys of `keys` and [`log_signer`]: a
+/// replica, or the same storage again after a restart.
+pub(crate) async fn open_signed(url: &str, keys: &Arc<MemoryKeyProvider>) -> Storage {
+    let opts = StorageOptions {
+        log_signer: Some(log_signer()),
+        ..StorageOptions::default()
+    };
+    Storage::open_with(Db::connect(url).await.expect("connect"), keys.clone(), opts)
+        .await
+        .expect("open storage")
+}
 
 /// Storage on `a.db` in `dir`, with keys of its own.
 pub(crate) async fn open_sqlite(dir: &tempfile::TempDir) -> Storage {
     let url = format!("sqlite://{}", dir.path().join("a.db").display());
     Storage::open(
         Db::connect(&url).await.expect("connect"),
-        std::sync::Arc::new(MemoryKeyProvider::new()),
+        Arc::new(MemoryKeyProvider::new()),
     )
     .await
     .expect("open storage")
