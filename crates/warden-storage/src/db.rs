@@ -212,9 +212,11 @@ impl Db {
         }
         let name = table.name;
         let rebuilt = format!("{name}_rekeyed");
-        tracing::info!(
+        // About 20 s a million records, and free disk of twice the table's size while it
+        // runs (docs/benchmarks/audit-log.md).
+        tracing::warn!(
             table = name,
-            "rebuilding an audit table in its SQLite form (once)"
+            "rebuilding an audit table in its SQLite form, once: this start takes longer and needs free disk of about twice the table's size"
         );
         let mut tx = self.begin_write().await?;
         sqlx::query(&format!("DROP TABLE IF EXISTS {rebuilt}"))
