@@ -74,9 +74,9 @@ pub struct OpenAi {
     client: reqwest::Client,
     /// `{base_url}/chat/completions`, parsed once.
     endpoint: reqwest::Url,
-    /// The headers every request carries, built once; `None` if the API key cannot be a
-    /// header value (each call is then refused with that reason).
-    headers: Option<HeaderMap>,
+    /// The headers every request carries, built once, or why they cannot be (each call
+    /// is then refused with that reason).
+    headers: Result<HeaderMap, &'static str>,
 }
 
 impl fmt::Debug for OpenAi {
@@ -107,9 +107,9 @@ impl OpenAi {
     }
 
     fn headers(&self) -> Result<HeaderMap, ProviderError> {
-        self.headers.clone().ok_or_else(|| ProviderError::Invalid {
+        self.headers.clone().map_err(|why| ProviderError::Invalid {
             provider: self.cfg.name.clone(),
-            message: "API key is not a valid header value".into(),
+            message: why.into(),
         })
     }
 
@@ -145,12 +145,13 @@ impl OpenAi {
     }
 }
 
-/// The headers of every request of `cfg`; `None` if its API key is not a valid header value.
-fn request_headers(cfg: &OpenAiConfig) -> Option<HeaderMap> {
+/// The headers of every request of `cfg`, or why they cannot be built.
+fn request_headers(cfg: &OpenAiConfig) -> Result<HeaderMap, &'static str> {
     let mut h = HeaderMap::new();
     h.insert("content-type", HeaderValue::from_static("application/json"));
     if let Some(key) = &cfg.api_key {
-        let mut v = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret())).ok()?;
+        let mut v = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
+            .map_err(|_| "API key is not a valid header value")?;
         v.set_sensitive(true);
         h.insert("authorization", v);
     }
@@ -159,7 +160,7 @@ fn request_headers(cfg: &OpenAiConfig) -> Option<HeaderMap> {
     {
         h.insert("openai-organization", v);
     }
-    Some(h)
+    Ok(h)
 }
 
 /// The request body for `req`, written straight as the bytes sent (`json_out`: each text
