@@ -199,13 +199,13 @@ async fn insert_and_read_back(
             q AS (DELETE FROM audit_open_intents AS q USING b, ok
                 WHERE b.k = 2 AND q.intent_id = b.i AND q.tenant_id = b.t),
             tk AS (SELECT * FROM json_to_recordset($6::json) AS y(l BIGINT, i BIGINT))
-        SELECT CAST(0 AS BIGINT), sequence, time_ms, decision, id, tenant_id, commitment, record FROM a
-        UNION ALL SELECT CAST(3 AS BIGINT), sequence, CAST(0 AS BIGINT), CAST(0 AS BIGINT), hash, '', '', ''
+        SELECT CAST(0 AS BIGINT), sequence, time_ms, decision, id, tenant_id, commitment, record, CAST(NULL AS BYTEA) FROM a
+        UNION ALL SELECT CAST(3 AS BIGINT), sequence, CAST(0 AS BIGINT), CAST(0 AS BIGINT), hash, '', '', '', CAST(NULL AS BYTEA)
             FROM (SELECT sequence, hash FROM audit_log ORDER BY sequence DESC LIMIT 1) h
-        UNION ALL SELECT CAST(1 AS BIGINT), tree_size, CAST(0 AS BIGINT), CAST(0 AS BIGINT), note, '', '', ''
+        UNION ALL SELECT CAST(1 AS BIGINT), tree_size, CAST(0 AS BIGINT), CAST(0 AS BIGINT), note, '', '', '', CAST(NULL AS BYTEA)
             FROM (SELECT tree_size, note FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1) c
             WHERE $5 = 1
-        UNION ALL SELECT CAST(2 AS BIGINT), level, idx, CAST(0 AS BIGINT), hashes, '', '', ''
+        UNION ALL SELECT CAST(2 AS BIGINT), level, idx, CAST(0 AS BIGINT), '', '', '', '', hashes
             FROM audit_tiles JOIN tk ON level = tk.l AND idx = tk.i
         ORDER BY 1, 2",
     )
@@ -227,9 +227,9 @@ fn store_sql(extended: &Extended, size: u64, now: i64) -> String {
         let values = extended
             .tiles
             .iter()
-            // hex::encode writes hex digits only.
+            // A bytea literal in hex; hex::encode writes hex digits only.
             .map(|((level, index), hashes)| {
-                format!("({level}, {index}, '{}')", hex::encode(hashes.concat()))
+                format!("({level}, {index}, '\\x{}')", hex::encode(hashes.concat()))
             })
             .collect::<Vec<_>>()
             .join(", ");

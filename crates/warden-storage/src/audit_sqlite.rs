@@ -268,11 +268,7 @@ fn in_transaction(
         .map_err(failed)?;
     for ((level, index), hashes) in &extended.tiles {
         upsert
-            .execute(params![
-                i64::from(*level),
-                *index as i64,
-                hex::encode(hashes.concat())
-            ])
+            .execute(params![i64::from(*level), *index as i64, hashes.concat()])
             .map_err(failed)?;
     }
     if let Some(note) = &extended.signed {
@@ -369,12 +365,14 @@ fn entry_of(r: &rusqlite::Row<'_>) -> Result<LeafEntry, rusqlite::Error> {
 
 /// The stored tile `(level, index)`, if there is one.
 fn read_tile(conn: &Connection, (level, index): TileKey) -> Result<Option<Vec<Hash>>, CommitError> {
-    let text: Option<String> = conn
+    let mut stmt = conn
         .prepare_cached("SELECT hashes FROM audit_tiles WHERE level = ?1 AND idx = ?2")
-        .and_then(|mut s| {
-            s.query_row(params![i64::from(level), index as i64], |r| r.get(0))
-                .optional()
-        })
         .map_err(failed)?;
-    Ok(text.map(|t| hashes_of(&t)).transpose()?)
+    let hashes = stmt
+        .query_row(params![i64::from(level), index as i64], |r| {
+            Ok(hashes_of(r.get_ref(0)?.as_blob()?))
+        })
+        .optional()
+        .map_err(failed)?;
+    Ok(hashes.transpose()?)
 }

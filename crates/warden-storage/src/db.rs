@@ -114,10 +114,13 @@ impl Db {
         // Added with the Merkle log: the record's commitment (see `audit_entry.rs`).
         self.add_column("audit_log", "commitment", "TEXT NOT NULL DEFAULT ''")
             .await?;
-        if self.backend == Backend::Sqlite {
-            for table in &AUDIT_TABLES {
-                self.rekey_sqlite(table).await?;
+        match self.backend {
+            Backend::Sqlite => {
+                for table in &AUDIT_TABLES {
+                    self.rebuild_sqlite(table).await?;
+                }
             }
+            Backend::Postgres => self.tiles_as_bytes_pg().await?,
         }
         // Added with the durable run queue (`run_queue.rs`).
         for (table, column, decl) in [
@@ -201,7 +204,7 @@ impl Db {
     /// SQLite: a table of [`AUDIT_TABLES`] created before it had its SQLite form is
     /// rebuilt in it, once, in one transaction (copied, dropped, renamed, indexed again), so
     /// a crash leaves the old table or the new one, never a mix.
-    async fn rekey_sqlite(&self, table: &AuditTable) -> Result<(), DbError> {
+    async fn rebuild_sqlite(&self, table: &AuditTable) -> Result<(), DbError> {
         let sql: Option<String> =
             sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = $1")
                 .bind(table.name)
@@ -211,7 +214,7 @@ impl Db {
             return Ok(());
         }
         let name = table.name;
-        let rebuilt = format!("{name}_rekeyed");
+        let rebuilt = format!("{name}_rebuilt");
         // About 20 s a million records, and free disk of twice the table's size while it
         // runs (docs/benchmarks/audit-log.md).
         tracing::warn!(
@@ -226,8 +229,12 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         let columns = table.column_names();
+        let copied = match table.copied_from_earlier {
+            "" => columns.as_str(),
+            copied => copied,
+        };
         sqlx::query(&format!(
-            "INSERT INTO {rebuilt} ({columns}) SELECT {columns} FROM {name}"
+            "INSERT INTO {rebuilt} ({columns}) SELECT {copied} FROM {name}"
         ))
         .execute(&mut *tx)
         .await?;
@@ -239,6 +246,32 @@ impl Db {
             .await?;
         for index in table.indexes {
             sqlx::query(index).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// PostgreSQL: the tiles' hashes from hex text (earlier versions) to `BYTEA`, once.
+    /// Looked up again under the table's lock, so two replicas starting at once on one
+    /// database convert it once and a restart takes no lock.
+    async fn tiles_as_bytes_pg(&self) -> Result<(), DbError> {
+        const TYPE: &str = "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+             WHERE attrelid = to_regclass('audit_tiles') AND attname = 'hashes'";
+        let text = |t: Option<String>| t.as_deref() == Some("text");
+        if !text(sqlx::query_scalar(TYPE).fetch_optional(&self.pool).await?) {
+            return Ok(());
+        }
+        tracing::warn!("converting the audit tiles from hex text to bytes, once");
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("LOCK TABLE audit_tiles IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        if text(sqlx::query_scalar(TYPE).fetch_optional(&mut *tx).await?) {
+            sqlx::query(
+                "ALTER TABLE audit_tiles ALTER COLUMN hashes TYPE BYTEA USING decode(hashes, 'hex')",
+            )
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -277,52 +310,56 @@ impl Db {
     }
 }
 
-/// A table of the audit log whose form differs by backend. On SQLite a one-column key is
-/// the table's rowid (`INTEGER PRIMARY KEY`) and a text key clusters its table
-/// (`WITHOUT ROWID`); otherwise every row also goes into a separate key index, one more
-/// WAL page in every audit commit. PostgreSQL keeps `BIGINT` (its `INTEGER` is 32 bits).
+/// A table of the audit log whose form differs by backend, each byte of it written in
+/// every audit commit. On SQLite a one-column key is the table's rowid (`INTEGER PRIMARY
+/// KEY`) and a text key clusters its table (`WITHOUT ROWID`); otherwise every row also
+/// goes into a separate key index, one more WAL page a commit. PostgreSQL keeps `BIGINT`
+/// (its `INTEGER` is 32 bits). Hashes are bytes (`BLOB`, `BYTEA`), not hex text: the
+/// partial tile rewritten in every commit is half the size.
 struct AuditTable {
     name: &'static str,
-    /// The columns after `CREATE TABLE name (`, `{key}` standing for the key's type.
+    /// The columns after `CREATE TABLE name (`, `{key}` standing for the key's type and
+    /// `{bytes}` for the backend's binary type.
     columns: &'static str,
     /// Appended on SQLite.
     sqlite_suffix: &'static str,
+    /// What SQLite's stored `CREATE` text holds once the table has this form.
+    sqlite_marker: &'static str,
+    /// The `SELECT` list that reads a row of the earlier SQLite form as a row of this
+    /// one; empty where the columns are the same.
+    copied_from_earlier: &'static str,
     indexes: &'static [&'static str],
 }
 
 impl AuditTable {
     fn create(&self, backend: Backend, name: &str) -> String {
-        let (key, suffix) = match backend {
-            Backend::Sqlite => ("INTEGER PRIMARY KEY", self.sqlite_suffix),
-            Backend::Postgres => ("BIGINT PRIMARY KEY", ""),
+        let (key, bytes, suffix) = match backend {
+            Backend::Sqlite => ("INTEGER PRIMARY KEY", "BLOB", self.sqlite_suffix),
+            Backend::Postgres => ("BIGINT PRIMARY KEY", "BYTEA", ""),
         };
         format!(
             "CREATE TABLE IF NOT EXISTS {name} ({}){suffix}",
-            self.columns.replace("{key}", key)
+            self.columns.replace("{key}", key).replace("{bytes}", bytes)
         )
     }
 
-    /// The column names, comma-separated.
+    /// The column names, comma-separated (not the words of a table constraint).
     fn column_names(&self) -> String {
         self.columns
             .split(',')
             .filter_map(|c| c.split_whitespace().next())
+            .filter(|w| w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
             .collect::<Vec<_>>()
             .join(", ")
     }
 
     /// Whether a SQLite table created as `sql` already has this form.
     fn sqlite_form_of(&self, sql: &str) -> bool {
-        let want = if self.sqlite_suffix.is_empty() {
-            "INTEGER PRIMARY KEY"
-        } else {
-            self.sqlite_suffix.trim()
-        };
-        sql.contains(want)
+        sql.contains(self.sqlite_marker)
     }
 }
 
-const AUDIT_TABLES: [AuditTable; 3] = [
+const AUDIT_TABLES: [AuditTable; 4] = [
     AuditTable {
         name: "audit_log",
         columns: "sequence {key},
@@ -334,9 +371,24 @@ const AUDIT_TABLES: [AuditTable; 3] = [
             hash TEXT NOT NULL,
             commitment TEXT NOT NULL DEFAULT ''",
         sqlite_suffix: "",
+        sqlite_marker: "INTEGER PRIMARY KEY",
+        copied_from_earlier: "",
         indexes: &[
             "CREATE INDEX IF NOT EXISTS audit_log_tenant_time ON audit_log (tenant_id, time_ms)",
         ],
+    },
+    // The Merkle tree as C2SP tiles, each at its latest width (see `merkle_log.rs`).
+    // Earlier versions kept the hashes as hex text.
+    AuditTable {
+        name: "audit_tiles",
+        columns: "level BIGINT NOT NULL,
+            idx BIGINT NOT NULL,
+            hashes {bytes} NOT NULL,
+            PRIMARY KEY (level, idx)",
+        sqlite_suffix: "",
+        sqlite_marker: "BLOB",
+        copied_from_earlier: "level, idx, unhex(hashes)",
+        indexes: &[],
     },
     // The checkpoint signed in each commit (see `merkle_log.rs`).
     AuditTable {
@@ -345,6 +397,8 @@ const AUDIT_TABLES: [AuditTable; 3] = [
             note TEXT NOT NULL,
             time_ms BIGINT NOT NULL",
         sqlite_suffix: "",
+        sqlite_marker: "INTEGER PRIMARY KEY",
+        copied_from_earlier: "",
         indexes: &[],
     },
     // Intents without an outcome yet, kept in the same transactions as the chain (an
@@ -355,6 +409,8 @@ const AUDIT_TABLES: [AuditTable; 3] = [
             tenant_id TEXT NOT NULL,
             time_ms BIGINT NOT NULL",
         sqlite_suffix: " WITHOUT ROWID",
+        sqlite_marker: "WITHOUT ROWID",
+        copied_from_earlier: "",
         indexes: &[
             "CREATE INDEX IF NOT EXISTS audit_open_intents_time ON audit_open_intents (time_ms)",
         ],
@@ -404,15 +460,8 @@ const SCHEMA: &[&str] = &[
         tenant_id TEXT NOT NULL,
         sealed TEXT NOT NULL,
         created_ms BIGINT NOT NULL)",
-    // The audit log's Merkle tree as C2SP tiles (hex hashes, each tile at its latest
-    // width; see `merkle_log.rs`).
-    "CREATE TABLE IF NOT EXISTS audit_tiles (
-        level BIGINT NOT NULL,
-        idx BIGINT NOT NULL,
-        hashes TEXT NOT NULL,
-        PRIMARY KEY (level, idx))",
-    // The audit log itself, its signed checkpoints and its open intents: see
-    // [`AUDIT_TABLES`].
+    // The audit log itself, its Merkle tree's tiles, its signed checkpoints and its
+    // open intents: see [`AUDIT_TABLES`].
     "CREATE TABLE IF NOT EXISTS runs (
         id TEXT PRIMARY KEY,
         tenant_id TEXT NOT NULL,
@@ -621,11 +670,13 @@ mod tests {
     use crate::MemoryKeyProvider;
     use crate::test_support::{LOG_ORIGIN as ORIGIN, log_signer as signer, open_signed as storage};
 
-    /// Every row of the three audit tables, as text, in key order.
+    /// Every row of the four audit tables, as text, in key order (the tiles' hashes as
+    /// hex, whether stored as bytes or as hex text).
     async fn audit_rows(db: &Db) -> Vec<String> {
         let mut all = Vec::new();
         for (table, order) in [
             ("audit_log", "sequence"),
+            ("audit_tiles", "level, idx"),
             ("audit_checkpoints", "tree_size"),
             ("audit_open_intents", "intent_id"),
         ] {
@@ -634,7 +685,11 @@ mod tests {
                 .find(|t| t.name == table)
                 .unwrap()
                 .column_names()
-                .replace(", ", " || '|' || ");
+                .replace(", ", " || '|' || ")
+                .replace(
+                    "hashes",
+                    "CASE WHEN typeof(hashes) = 'blob' THEN lower(hex(hashes)) ELSE hashes END",
+                );
             let rows: Vec<String> = sqlx::query_scalar(&format!(
                 "SELECT '{table}|' || {columns} FROM {table} ORDER BY {order}"
             ))
@@ -663,9 +718,10 @@ mod tests {
     }
 
     /// A SQLite database written before the audit tables had their SQLite form (their
-    /// keys a separate index) is rebuilt in it once, at start: every record, checkpoint
-    /// and open intent is still there byte for byte, the log verifies, appends go on
-    /// from the same head, and the next start leaves the tables as they are.
+    /// keys a separate index, the tiles' hashes hex text) is rebuilt in it once, at
+    /// start: every record, tile, checkpoint and open intent is still there byte for
+    /// byte, the log verifies, appends go on from the same head, and the next start
+    /// leaves the tables as they are.
     #[tokio::test]
     async fn sqlite_audit_tables_from_before_their_sqlite_form_are_rebuilt_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -701,6 +757,7 @@ mod tests {
         assert_eq!(count(&before, "audit_log"), 40);
         assert!(count(&before, "audit_checkpoints") > 1);
         assert_eq!(count(&before, "audit_open_intents"), 20);
+        assert!(count(&before, "audit_tiles") > 0);
         sqlx::raw_sql(
             "BEGIN IMMEDIATE;
              CREATE TABLE old_log (sequence BIGINT PRIMARY KEY, id TEXT NOT NULL UNIQUE,
@@ -710,6 +767,11 @@ mod tests {
              DROP TABLE audit_log;
              ALTER TABLE old_log RENAME TO audit_log;
              CREATE INDEX audit_log_tenant_time ON audit_log (tenant_id, time_ms);
+             CREATE TABLE old_tiles (level BIGINT NOT NULL, idx BIGINT NOT NULL,
+                hashes TEXT NOT NULL, PRIMARY KEY (level, idx));
+             INSERT INTO old_tiles SELECT level, idx, lower(hex(hashes)) FROM audit_tiles;
+             DROP TABLE audit_tiles;
+             ALTER TABLE old_tiles RENAME TO audit_tiles;
              CREATE TABLE old_cp (tree_size BIGINT PRIMARY KEY, note TEXT NOT NULL,
                 time_ms BIGINT NOT NULL);
              INSERT INTO old_cp SELECT * FROM audit_checkpoints;
@@ -792,5 +854,64 @@ mod tests {
             .unwrap();
             assert_eq!(storage, "e", "{table}.{column}");
         }
+    }
+
+    /// A PostgreSQL database whose tiles were hex text (earlier versions) has them as
+    /// bytes after the next start, once: the same hashes, a log that verifies, appends
+    /// from the same head.
+    #[tokio::test]
+    async fn postgres_tiles_from_before_as_hex_text_are_converted_once() {
+        let Some(url) = crate::test_pg::fresh_schema_url().await else {
+            return;
+        };
+        let keys = Arc::new(MemoryKeyProvider::new());
+        let s = storage(&url, &keys).await;
+        for i in 0..300 {
+            s.append_audit(crate::test_support::intent("acme", &format!("c{i}")))
+                .await
+                .unwrap();
+        }
+        let tiles = "SELECT level, idx, encode(hashes, 'hex') FROM audit_tiles ORDER BY level, idx";
+        let before: Vec<(i64, i64, String)> = sqlx::query_as(tiles)
+            .fetch_all(&s.inner.db.pool)
+            .await
+            .unwrap();
+        assert!(before.len() >= 2, "{before:?}");
+        let column_type = "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+             WHERE attrelid = to_regclass('audit_tiles') AND attname = 'hashes'";
+        sqlx::query(
+            "ALTER TABLE audit_tiles ALTER COLUMN hashes TYPE TEXT USING encode(hashes, 'hex')",
+        )
+        .execute(&s.inner.db.pool)
+        .await
+        .unwrap();
+        drop(s);
+
+        let s = storage(&url, &keys).await;
+        let db = &s.inner.db;
+        let now: String = sqlx::query_scalar(column_type)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(now, "bytea");
+        let after: Vec<(i64, i64, String)> =
+            sqlx::query_as(tiles).fetch_all(&db.pool).await.unwrap();
+        assert_eq!(after, before);
+        let v = s.verify_audit(0, 0).await.unwrap();
+        assert!(v.ok && v.records_checked == 300, "{v:?}");
+        let next = s
+            .append_audit(crate::test_support::intent("acme", "after"))
+            .await
+            .unwrap();
+        assert_eq!(next.sequence, 301);
+        let report = crate::verify_log(db, &signer().verifier(), ORIGIN, &[], &|_, _| {})
+            .await
+            .unwrap();
+        assert_eq!((report.records, report.first_bad), (301, None));
+        // A second start finds bytes and leaves them (decoding them again would fail).
+        drop(s);
+        let s = storage(&url, &keys).await;
+        let v = s.verify_audit(0, 0).await.unwrap();
+        assert!(v.ok && v.records_checked == 301, "{v:?}");
     }
 }

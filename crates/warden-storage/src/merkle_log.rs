@@ -102,9 +102,9 @@ pub(crate) fn append(
         .collect()
 }
 
-pub(crate) fn hashes_of(hex_text: &str) -> Result<Vec<Hash>, sqlx::Error> {
-    let bytes = hex::decode(hex_text).map_err(|_| corrupt("a tile is not hex"))?;
-    if bytes.len() % 32 != 0 {
+/// A stored tile's hashes (`audit_tiles.hashes`, 32 bytes each).
+pub(crate) fn hashes_of(bytes: &[u8]) -> Result<Vec<Hash>, sqlx::Error> {
+    if !bytes.len().is_multiple_of(32) {
         return Err(corrupt("a tile is not whole hashes"));
     }
     Ok(bytes
@@ -127,7 +127,7 @@ async fn read_tile(
         .bind(index as i64)
         .fetch_optional(&mut *conn)
         .await?;
-    row.map(|r| hashes_of(&r.try_get::<String, _>(0)?))
+    row.map(|r| hashes_of(r.try_get::<&[u8], _>(0)?))
         .transpose()
 }
 
@@ -191,7 +191,7 @@ pub(crate) async fn read_tiles(
     for r in q.fetch_all(&mut *conn).await? {
         let level = u8::try_from(r.try_get::<i64, _>(0)?).map_err(|_| corrupt("a tile level"))?;
         let index = r.try_get::<i64, _>(1)? as u64;
-        out.insert((level, index), hashes_of(&r.try_get::<String, _>(2)?)?);
+        out.insert((level, index), hashes_of(r.try_get::<&[u8], _>(2)?)?);
     }
     Ok(out)
 }
@@ -381,7 +381,7 @@ impl Plan {
 /// The entries of records `from..=to`, the latest checkpoint (if `checkpoint`) and the
 /// stored tiles `keys`, in one statement: each is a round trip, to PostgreSQL or to the
 /// thread that runs a SQLite connection. Rows are `(what, number, number, number, text,
-/// text, text, text)`.
+/// text, text, text, bytes)`.
 async fn read_back(
     conn: &mut sqlx::AnyConnection,
     from: u64,
@@ -390,12 +390,12 @@ async fn read_back(
     keys: &BTreeSet<(u8, u64)>,
 ) -> Result<ReadBack, sqlx::Error> {
     let mut sql = String::from(
-        "SELECT CAST(0 AS BIGINT), sequence, time_ms, decision, id, tenant_id, commitment, record
+        "SELECT CAST(0 AS BIGINT), sequence, time_ms, decision, id, tenant_id, commitment, record, CAST(NULL AS BYTEA)
          FROM audit_log WHERE sequence >= $1 AND sequence <= $2",
     );
     if checkpoint {
         sql.push_str(
-            " UNION ALL SELECT CAST(1 AS BIGINT), tree_size, CAST(0 AS BIGINT), CAST(0 AS BIGINT), note, '', '', ''
+            " UNION ALL SELECT CAST(1 AS BIGINT), tree_size, CAST(0 AS BIGINT), CAST(0 AS BIGINT), note, '', '', '', CAST(NULL AS BYTEA)
              FROM (SELECT tree_size, note FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1) c",
         );
     }
@@ -406,7 +406,7 @@ async fn read_back(
             .join(" OR ");
         let _ = write!(
             sql,
-            " UNION ALL SELECT CAST(2 AS BIGINT), level, idx, CAST(0 AS BIGINT), hashes, '', '', ''
+            " UNION ALL SELECT CAST(2 AS BIGINT), level, idx, CAST(0 AS BIGINT), '', '', '', '', hashes
              FROM audit_tiles WHERE {filter}"
         );
     }
@@ -426,8 +426,8 @@ async fn read_back(
 }
 
 /// One row of the read-back: `(0, sequence, time_ms, decision, id, tenant_id,
-/// commitment, record)` for a new record (from `from` on, in order), `(1, size, _, _,
-/// note, ..)` for the latest checkpoint, `(2, level, index, _, hashes, ..)` for a tile.
+/// commitment, record, _)` for a new record (from `from` on, in order), `(1, size, _, _,
+/// note, ..)` for the latest checkpoint, `(2, level, index, .., hashes)` for a tile.
 pub(crate) fn read_back_row(
     r: &sqlx::any::AnyRow,
     from: u64,
@@ -456,7 +456,7 @@ pub(crate) fn read_back_row(
             let level = u8::try_from(n).map_err(|_| corrupt("a tile level"))?;
             let index = r.try_get::<i64, _>(2)? as u64;
             back.tiles
-                .insert((level, index), hashes_of(&r.try_get::<String, _>(4)?)?);
+                .insert((level, index), hashes_of(r.try_get::<&[u8], _>(8)?)?);
         }
         other => return Err(corrupt(format!("a read-back row of kind {other}"))),
     }
@@ -473,7 +473,7 @@ pub(crate) async fn tiled_size(conn: &mut sqlx::AnyConnection) -> Result<u64, sq
     Ok(match row {
         Some(r) => {
             r.try_get::<i64, _>(0)? as u64 * TILE_WIDTH
-                + hashes_of(&r.try_get::<String, _>(1)?)?.len() as u64
+                + hashes_of(r.try_get::<&[u8], _>(1)?)?.len() as u64
         }
         None => 0,
     })
@@ -570,7 +570,7 @@ async fn store(
         q = q
             .bind(i64::from(*level))
             .bind(*index as i64)
-            .bind(hex::encode(hashes.concat()));
+            .bind(hashes.concat());
     }
     q.bind(size as i64)
         .bind(note)
@@ -598,7 +598,7 @@ async fn upsert_tiles(
             q = q
                 .bind(i64::from(*level))
                 .bind(*index as i64)
-                .bind(hex::encode(hashes.concat()));
+                .bind(hashes.concat());
         }
         q.execute(&mut *conn).await?;
     }

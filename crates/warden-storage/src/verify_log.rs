@@ -142,9 +142,8 @@ pub async fn verify_log(
                         .bind(tile_index as i64)
                         .fetch_optional(&mut *conn)
                         .await?
-                        .map(|r| r.try_get::<String, _>(0))
+                        .map(|r| r.try_get::<Vec<u8>, _>(0))
                         .transpose()?
-                        .and_then(|h| hex::decode(h).ok())
                         .unwrap_or_default();
                 let hashes = hashes
                     .chunks_exact(32)
