@@ -158,12 +158,9 @@ pub(crate) async fn insert_rows(
 /// Splitting a column at commas costs about 1 µs a record.
 ///
 /// `string_to_array('', ',')` is the empty array, so a batch of one row whose `i` is
-/// empty reads it as NULL (`unnest` pads): hence the `COALESCE`. `convert_from` takes
-/// the collation of its `name` argument ("C"); without `COLLATE "default"` the DELETE
-/// of the intents closed cannot use `audit_open_intents`' key and scans the table.
-pub(crate) const BATCH_PG: &str = "SELECT s, id,
-        convert_from(decode(t, 'hex'), 'UTF8') COLLATE \"default\" AS t, ms, d, r, h, c, k,
-        convert_from(decode(COALESCE(i, ''), 'hex'), 'UTF8') COLLATE \"default\" AS i
+/// empty reads it as NULL (`unnest` pads): hence the `COALESCE`.
+pub(crate) const BATCH_PG: &str = "SELECT s, id, convert_from(decode(t, 'hex'), 'UTF8') AS t,
+        ms, d, r, h, c, k, convert_from(decode(COALESCE(i, ''), 'hex'), 'UTF8') AS i
     FROM unnest(string_to_array($1, ',')::bigint[], string_to_array($2, ','),
         string_to_array($3, ','), string_to_array($4, ',')::bigint[],
         string_to_array($5, ',')::bigint[], string_to_array($6, ','), string_to_array($7, ','),
