@@ -321,6 +321,88 @@ mod tests {
         assert_eq!(c.append_audit(record(100)).await.unwrap().sequence, 101);
     }
 
+    /// The batch's rows arrive as they were sent, in batches of one and of many: tenants
+    /// of every allowed character, intents named with commas, quotes and non-ASCII text,
+    /// records naming no intent; and the intents their outcomes name are closed.
+    #[tokio::test]
+    async fn rows_arrive_as_sent_whatever_their_text_and_batch() {
+        let Some(url) = fresh_schema().await else {
+            return;
+        };
+        let keys = Arc::new(MemoryKeyProvider::new());
+        let s = replica(&url, &keys).await;
+        let tenant = "a.b-c_D9";
+        fn intent(tenant: &str) -> AuditRecord {
+            AuditRecord {
+                kind: AuditKind::Intent as i32,
+                tenant_id: tenant.into(),
+                decision: AuditDecision::Allowed as i32,
+                ..Default::default()
+            }
+        }
+        fn outcome(tenant: &str, intent_id: &str) -> AuditRecord {
+            AuditRecord {
+                kind: AuditKind::Outcome as i32,
+                intent_id: intent_id.into(),
+                ..intent(tenant)
+            }
+        }
+        // One-row batches: an admin record (no intent), an intent, its outcome.
+        s.append_audit(record(0)).await.unwrap();
+        let first = s.append_audit(intent(tenant)).await.unwrap().id;
+        s.append_audit(outcome(tenant, &first)).await.unwrap();
+        // Many-row batches: intents of two tenants, outcomes closing every other one,
+        // and outcomes naming intents that are not there.
+        let mut opened = Vec::new();
+        for i in 0..40 {
+            let t = if i % 2 == 0 { tenant } else { "acme" };
+            opened.push((t, s.append_audit(intent(t)).await.unwrap().id));
+        }
+        let mut tasks = Vec::new();
+        for (n, (t, id)) in opened.iter().enumerate() {
+            let (closer, t) = (s.clone(), t.to_string());
+            let named = match n % 4 {
+                0 | 2 => id.clone(),
+                1 => format!("{id},x,'\"é—"),
+                _ => ",".to_string(),
+            };
+            tasks.push(tokio::spawn(async move {
+                closer.append_audit(outcome(&t, &named)).await
+            }));
+            let admin = s.clone();
+            tasks.push(tokio::spawn(
+                async move { admin.append_audit(record(n)).await },
+            ));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let mut still_open: Vec<(String, String)> =
+            sqlx::query_as("SELECT tenant_id, intent_id FROM audit_open_intents")
+                .fetch_all(&s.db().pool)
+                .await
+                .unwrap();
+        still_open.sort();
+        let mut want: Vec<(String, String)> = opened
+            .iter()
+            .enumerate()
+            .filter(|(n, _)| n % 4 == 1 || n % 4 == 3)
+            .map(|(_, (t, id))| (t.to_string(), id.clone()))
+            .collect();
+        want.sort();
+        assert_eq!(still_open, want);
+        let tenants: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT tenant_id FROM audit_log ORDER BY tenant_id")
+                .fetch_all(&s.db().pool)
+                .await
+                .unwrap();
+        assert_eq!(tenants, [tenant, "acme"]);
+        let report = crate::verify_log(s.db(), &signer().verifier(), ORIGIN, &[], &|_, _| {})
+            .await
+            .unwrap();
+        assert_eq!((report.records, report.first_bad), (3 + 40 + 80, None));
+    }
+
     #[test]
     fn text_is_written_into_the_sql_as_hex_digits_only() {
         let lit = text_literal("x'); DROP TABLE audit_log; --\n— é");
