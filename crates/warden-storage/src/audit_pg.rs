@@ -268,7 +268,9 @@ mod tests {
 
     use super::*;
     use crate::test_pg::fresh_schema_url as fresh_schema;
-    use crate::test_support::{LOG_ORIGIN as ORIGIN, log_signer as signer, open_signed as replica};
+    use crate::test_support::{
+        LOG_ORIGIN as ORIGIN, intent as intent_of, log_signer as signer, open_signed as replica,
+    };
     use crate::{MemoryKeyProvider, Storage};
 
     fn record(i: usize) -> AuditRecord {
@@ -332,21 +334,12 @@ mod tests {
         let keys = Arc::new(MemoryKeyProvider::new());
         let s = replica(&url, &keys).await;
         let tenant = "a.b-c_D9";
-        fn intent(tenant: &str) -> AuditRecord {
-            AuditRecord {
-                kind: AuditKind::Intent as i32,
-                tenant_id: tenant.into(),
-                decision: AuditDecision::Allowed as i32,
-                ..Default::default()
-            }
-        }
-        fn outcome(tenant: &str, intent_id: &str) -> AuditRecord {
-            AuditRecord {
-                kind: AuditKind::Outcome as i32,
-                intent_id: intent_id.into(),
-                ..intent(tenant)
-            }
-        }
+        let intent = |tenant: &str| intent_of(tenant, "gateway");
+        let outcome = |tenant: &str, intent_id: &str| AuditRecord {
+            kind: AuditKind::Outcome as i32,
+            intent_id: intent_id.into(),
+            ..intent_of(tenant, "gateway")
+        };
         // One-row batches: an admin record (no intent), an intent, its outcome.
         s.append_audit(record(0)).await.unwrap();
         let first = s.append_audit(intent(tenant)).await.unwrap().id;

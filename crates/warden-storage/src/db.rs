@@ -701,6 +701,22 @@ mod tests {
         all
     }
 
+    /// The log of `records` records verifies (`verify_audit`, `verify_log`) and takes the
+    /// next append as record `records + 1`, which verifies too.
+    async fn verifies_and_goes_on(s: &crate::Storage, records: u64) {
+        let v = s.verify_audit(0, 0).await.unwrap();
+        assert!(v.ok && v.records_checked == records, "{v:?}");
+        let next = s
+            .append_audit(crate::test_support::intent("acme", "after"))
+            .await
+            .unwrap();
+        assert_eq!(next.sequence, records + 1);
+        let report = crate::verify_log(&s.inner.db, &signer().verifier(), ORIGIN, &[], &|_, _| {})
+            .await
+            .unwrap();
+        assert_eq!((report.records, report.first_bad), (records + 1, None));
+    }
+
     /// `(create statement, root page)` of each audit table.
     async fn audit_table_forms(db: &Db) -> Vec<(String, i64)> {
         let mut forms = Vec::new();
@@ -811,17 +827,7 @@ mod tests {
             indexes,
             ["audit_log_tenant_time", "audit_open_intents_time"]
         );
-        let v = s.verify_audit(0, 0).await.unwrap();
-        assert!(v.ok && v.records_checked == 40, "{v:?}");
-        let next = s
-            .append_audit(crate::test_support::intent("acme", "after"))
-            .await
-            .unwrap();
-        assert_eq!(next.sequence, 41);
-        let report = crate::verify_log(&s.inner.db, &signer().verifier(), ORIGIN, &[], &|_, _| {})
-            .await
-            .unwrap();
-        assert_eq!((report.records, report.first_bad), (41, None));
+        verifies_and_goes_on(&s, 40).await;
         drop(s);
 
         // Once: a later start copies nothing (the root pages stay where they were).
@@ -897,17 +903,7 @@ mod tests {
         let after: Vec<(i64, i64, String)> =
             sqlx::query_as(tiles).fetch_all(&db.pool).await.unwrap();
         assert_eq!(after, before);
-        let v = s.verify_audit(0, 0).await.unwrap();
-        assert!(v.ok && v.records_checked == 300, "{v:?}");
-        let next = s
-            .append_audit(crate::test_support::intent("acme", "after"))
-            .await
-            .unwrap();
-        assert_eq!(next.sequence, 301);
-        let report = crate::verify_log(db, &signer().verifier(), ORIGIN, &[], &|_, _| {})
-            .await
-            .unwrap();
-        assert_eq!((report.records, report.first_bad), (301, None));
+        verifies_and_goes_on(&s, 300).await;
         // A second start finds bytes and leaves them (decoding them again would fail).
         drop(s);
         let s = storage(&url, &keys).await;
