@@ -8,7 +8,10 @@
 //! two rows (32 rows: one statement; 33: two), so a connection's statement cache holds a
 //! handful of shapes rather than one per batch size. On PostgreSQL, where each
 //! statement is a network round trip, the three are one statement of one shape: the
-//! rows as a JSON array and data-modifying WITH clauses ([`insert_rows_pg`]).
+//! rows as a JSON array and data-modifying WITH clauses ([`insert_rows_pg`]). The sealed
+//! records, most of a row's bytes, travel beside the JSON as one text, a record a line
+//! ([`records_text`]): PostgreSQL reads a JSON string a character at a time into a
+//! buffer, and splits a text at a separator with `memchr`-like scans.
 //!
 //! Doing all inserts before all deletes gives what record-by-record order gave: an
 //! outcome can only close an intent acknowledged before (its id is made by storage when
@@ -156,7 +159,6 @@ struct JsonRow<'a> {
     t: &'a str,
     ms: i64,
     d: i64,
-    r: &'a str,
     h: &'a str,
     c: &'a str,
     /// 1: an intent (opens), 2: an outcome naming `i` (closes), 0: neither.
@@ -164,8 +166,8 @@ struct JsonRow<'a> {
     i: &'a str,
 }
 
-/// `rows` as the JSON array [`insert_rows_pg`] (and `audit_pg.rs`) hand PostgreSQL's
-/// `json_to_recordset`.
+/// `rows`, but for their sealed records ([`records_text`]), as the JSON array
+/// [`insert_rows_pg`] (and `audit_pg.rs`) hand PostgreSQL's `json_to_recordset`.
 pub(crate) fn rows_json(rows: &[NewRow<'_>]) -> Result<String, serde_json::Error> {
     let json: Vec<JsonRow<'_>> = rows
         .iter()
@@ -184,7 +186,6 @@ pub(crate) fn rows_json(rows: &[NewRow<'_>]) -> Result<String, serde_json::Error
                 t: &r.tenant_id,
                 ms: row.time_ms,
                 d: i64::from(r.decision),
-                r: &row.stored,
                 h: &r.hash,
                 c: &row.commitment,
                 k,
@@ -193,6 +194,42 @@ pub(crate) fn rows_json(rows: &[NewRow<'_>]) -> Result<String, serde_json::Error
         })
         .collect();
     serde_json::to_string(&json)
+}
+
+/// The rows' sealed records, one a line, in the rows' order: `ROWS FROM` pairs the
+/// `n`-th line (`unnest(string_to_array(.., E'\n'))`) with the `n`-th JSON row. A sealed
+/// record is `warden_keys`' `PREFIX.key.hex`, never empty nor a newline; one that held a
+/// newline would shift every row after it (and PostgreSQL splits an empty text into no
+/// lines at all), so either is refused, never sent.
+pub(crate) fn records_text(rows: &[NewRow<'_>]) -> Result<String, UnfitRecord> {
+    let mut out = String::with_capacity(rows.iter().map(|r| r.stored.len() + 1).sum());
+    for (n, row) in rows.iter().enumerate() {
+        if row.stored.is_empty() || row.stored.contains('\n') {
+            return Err(UnfitRecord);
+        }
+        if n > 0 {
+            out.push('\n');
+        }
+        out.push_str(&row.stored);
+    }
+    Ok(out)
+}
+
+/// A sealed record that cannot travel in [`records_text`].
+#[derive(Debug, thiserror::Error)]
+#[error("a sealed audit record is empty or holds a newline")]
+pub(crate) struct UnfitRecord;
+
+/// The rows of a batch as PostgreSQL reads them, from parameter `$json` ([`rows_json`])
+/// and `$records` ([`records_text`]): the columns of `audit_log` and what each row
+/// opens or closes.
+pub(crate) fn pg_batch_rows(json: usize, records: usize) -> String {
+    format!(
+        "ROWS FROM (
+            json_to_recordset(${json}::json)
+                AS (s BIGINT, id TEXT, t TEXT, ms BIGINT, d BIGINT, h TEXT, c TEXT, k BIGINT, i TEXT),
+            unnest(string_to_array(${records}, E'\\n'))) AS x(s, id, t, ms, d, h, c, k, i, r)"
+    )
 }
 
 /// PostgreSQL: the three statements as one, whatever the batch's size: the rows travel
@@ -204,16 +241,18 @@ async fn insert_rows_pg(
     rows: &[NewRow<'_>],
 ) -> Result<(), sqlx::Error> {
     let json = rows_json(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query(
-        "WITH b AS (SELECT * FROM json_to_recordset($1::json)
-                AS x(s BIGINT, id TEXT, t TEXT, ms BIGINT, d BIGINT, r TEXT, h TEXT, c TEXT, k BIGINT, i TEXT)),
+    let records = records_text(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query(&format!(
+        "WITH b AS (SELECT * FROM {}),
             a AS (INSERT INTO audit_log (sequence, id, tenant_id, time_ms, decision, record, hash, commitment)
                 SELECT s, id, t, ms, d, r, h, c FROM b ORDER BY s),
             o AS (INSERT INTO audit_open_intents (intent_id, tenant_id, time_ms)
                 SELECT id, t, ms FROM b WHERE k = 1)
         DELETE FROM audit_open_intents AS q USING b WHERE b.k = 2 AND q.intent_id = b.i AND q.tenant_id = b.t",
-    )
+        pg_batch_rows(1, 2)
+    ))
     .bind(json)
+    .bind(records)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -238,6 +277,28 @@ mod tests {
                 assert_eq!(runs.len(), n.count_ones() as usize, "n = {n}");
             }
         }
+    }
+
+    #[test]
+    fn records_travel_a_line_each_in_order_and_unfit_ones_are_refused() {
+        let record = AuditRecord::default();
+        let row = |stored: &str| NewRow {
+            record: &record,
+            time_ms: 0,
+            stored: stored.to_owned(),
+            commitment: String::new(),
+        };
+        let rows = [row("w1.k1.00ff"), row("w1.k1.01"), row("w1.k2.abcd")];
+        let text = records_text(&rows).expect("fit records");
+        let lines: Vec<&str> = text.split('\n').collect();
+        assert_eq!(lines, ["w1.k1.00ff", "w1.k1.01", "w1.k2.abcd"]);
+        assert_eq!(
+            records_text(&rows[..1]).expect("one").as_str(),
+            "w1.k1.00ff"
+        );
+        assert!(records_text(&[row("w1.k1.00"), row("w1.k1\n.00")]).is_err());
+        assert!(records_text(&[row("w1.k1.00"), row("")]).is_err());
+        assert!(records_text(&[row("")]).is_err());
     }
 
     #[test]

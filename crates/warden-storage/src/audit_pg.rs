@@ -167,28 +167,12 @@ async fn failed_commit(conn: &mut sqlx::AnyConnection, e: sqlx::Error) -> Commit
     }
 }
 
-/// The second round trip: inserts `rows` (and the intents they open and close) if the
-/// stored head is `start`, and answers with `merkle_log`'s read-back rows (the inserted
-/// rows as the database inserted them, the latest checkpoint, the stored tiles the plan
-/// names) and the stored head before the insert (kind 3). One statement of one shape:
-/// the rows and the tile keys travel as JSON.
-async fn insert_and_read_back(
-    conn: &mut sqlx::AnyConnection,
-    rows: &[NewRow<'_>],
-    start: &Head,
-    plan: &Plan,
-) -> Result<Vec<sqlx::any::AnyRow>, CommitError> {
-    let encode = |e| CommitError::RolledBack(DbError::Sql(sqlx::Error::Encode(Box::new(e))));
-    let json = crate::audit_batch::rows_json(rows).map_err(encode)?;
-    let keys: Vec<serde_json::Value> = plan
-        .keys()
-        .iter()
-        .map(|(level, index)| serde_json::json!({ "l": level, "i": index }))
-        .collect();
-    let keys = serde_json::to_string(&keys).map_err(encode)?;
-    let found = sqlx::query(
-        "WITH b AS (SELECT * FROM json_to_recordset($1::json)
-                AS x(s BIGINT, id TEXT, t TEXT, ms BIGINT, d BIGINT, r TEXT, h TEXT, c TEXT, k BIGINT, i TEXT)),
+/// [`insert_and_read_back`]'s statement: `$1` the rows' JSON and `$7` their sealed
+/// records (`audit_batch`), `$2`..`$4` the head they were chained onto, `$5` whether a
+/// checkpoint is signed, `$6` the tile keys as JSON.
+static INSERT_AND_READ_BACK: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH b AS (SELECT * FROM {}),
             ok AS (SELECT 1 AS y WHERE COALESCE((SELECT max(sequence) FROM audit_log), 0) = $2
                 AND COALESCE((SELECT hash FROM audit_log WHERE sequence = $2), $3) = $4),
             a AS (INSERT INTO audit_log (sequence, id, tenant_id, time_ms, decision, record, hash, commitment)
@@ -208,15 +192,43 @@ async fn insert_and_read_back(
         UNION ALL SELECT CAST(2 AS BIGINT), level, idx, CAST(0 AS BIGINT), '', '', '', '', hashes
             FROM audit_tiles JOIN tk ON level = tk.l AND idx = tk.i
         ORDER BY 1, 2",
+        crate::audit_batch::pg_batch_rows(1, 7)
     )
-    .bind(json)
-    .bind((start.next_sequence - 1) as i64)
-    .bind(crate::audit::GENESIS)
-    .bind(start.last_hash.as_str())
-    .bind(i64::from(plan.signed()))
-    .bind(keys)
-    .fetch_all(&mut *conn)
-    .await?;
+});
+
+/// The second round trip: inserts `rows` (and the intents they open and close) if the
+/// stored head is `start`, and answers with `merkle_log`'s read-back rows (the inserted
+/// rows as the database inserted them, the latest checkpoint, the stored tiles the plan
+/// names) and the stored head before the insert (kind 3). One statement of one shape:
+/// the rows travel as JSON beside their sealed records, a record a line (`audit_batch`),
+/// and the tile keys as JSON.
+async fn insert_and_read_back(
+    conn: &mut sqlx::AnyConnection,
+    rows: &[NewRow<'_>],
+    start: &Head,
+    plan: &Plan,
+) -> Result<Vec<sqlx::any::AnyRow>, CommitError> {
+    fn encode(e: impl std::error::Error + Send + Sync + 'static) -> CommitError {
+        CommitError::RolledBack(DbError::Sql(sqlx::Error::Encode(Box::new(e))))
+    }
+    let json = crate::audit_batch::rows_json(rows).map_err(encode)?;
+    let records = crate::audit_batch::records_text(rows).map_err(encode)?;
+    let keys: Vec<serde_json::Value> = plan
+        .keys()
+        .iter()
+        .map(|(level, index)| serde_json::json!({ "l": level, "i": index }))
+        .collect();
+    let keys = serde_json::to_string(&keys).map_err(encode)?;
+    let found = sqlx::query(&INSERT_AND_READ_BACK)
+        .bind(json)
+        .bind((start.next_sequence - 1) as i64)
+        .bind(crate::audit::GENESIS)
+        .bind(start.last_hash.as_str())
+        .bind(i64::from(plan.signed()))
+        .bind(keys)
+        .bind(records)
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(found)
 }
 
