@@ -239,6 +239,10 @@ pub(crate) struct Plan {
 pub(crate) struct Extended {
     /// Every tile that changed, whole, at its new width.
     pub(crate) tiles: BTreeMap<TileKey, Vec<Hash>>,
+    /// Of each changed tile, how many of its first hashes are the whole tile as stored
+    /// (read back in this transaction): 0 for a new tile or one rewritten otherwise. A
+    /// backend may then write only the hashes after them.
+    pub(crate) kept: BTreeMap<TileKey, usize>,
     /// A newly signed checkpoint of the new size, to insert with the tiles.
     pub(crate) signed: Option<String>,
     /// The checkpoint of the new size (newly signed or already stored).
@@ -340,20 +344,31 @@ impl Plan {
             edge.insert((level, index), hashes.to_vec());
         }
         let changed = append(size, edge, &leaves);
-        let unsigned = |tiles, note| Extended {
+        let kept = changed
+            .iter()
+            .map(|(key, hashes)| {
+                let kept = stored
+                    .get(key)
+                    .filter(|old| hashes.starts_with(old))
+                    .map_or(0, Vec::len);
+                (*key, kept)
+            })
+            .collect();
+        let unsigned = |tiles, kept, note| Extended {
             tiles,
+            kept,
             signed: None,
             note,
         };
         let Some(signer) = signer.filter(|_| self.signed) else {
-            return Ok(unsigned(changed, None));
+            return Ok(unsigned(changed, kept, None));
         };
         let previous = back.checkpoint;
         if let Some((prev_size, note)) = &previous
             && *prev_size == new_size
         {
             let note = Some(note.clone());
-            return Ok(unsigned(changed, note));
+            return Ok(unsigned(changed, kept, note));
         }
         // The new tree's tiles: rewritten by this append, or as stored.
         let mut tile_map = TileMap::new();
@@ -372,6 +387,7 @@ impl Plan {
         let note = sign_over(signer, previous.as_ref(), new_size, &tile_map, memo)?;
         Ok(Extended {
             tiles: changed,
+            kept,
             signed: Some(note.clone()),
             note: Some(note),
         })
