@@ -232,8 +232,21 @@ pub(crate) fn pg_batch_rows(json: usize, records: usize) -> String {
     )
 }
 
+/// [`insert_rows_pg`]'s statement: `$1` the rows' JSON, `$2` their sealed records.
+static INSERT_ROWS_PG: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH b AS (SELECT * FROM {}),
+            a AS (INSERT INTO audit_log (sequence, id, tenant_id, time_ms, decision, record, hash, commitment)
+                SELECT s, id, t, ms, d, r, h, c FROM b ORDER BY s),
+            o AS (INSERT INTO audit_open_intents (intent_id, tenant_id, time_ms)
+                SELECT id, t, ms FROM b WHERE k = 1)
+        DELETE FROM audit_open_intents AS q USING b WHERE b.k = 2 AND q.intent_id = b.i AND q.tenant_id = b.t",
+        pg_batch_rows(1, 2)
+    )
+});
+
 /// PostgreSQL: the three statements as one, whatever the batch's size: the rows travel
-/// as one JSON array, and data-modifying WITH clauses insert and delete. They all see
+/// as one JSON array with their records beside it, and data-modifying WITH clauses insert and delete. They all see
 /// the snapshot from before the statement, which is what inserting before deleting gave
 /// (an outcome never closes an intent of its own batch, see the module's documentation).
 async fn insert_rows_pg(
@@ -242,19 +255,11 @@ async fn insert_rows_pg(
 ) -> Result<(), sqlx::Error> {
     let json = rows_json(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let records = records_text(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query(&format!(
-        "WITH b AS (SELECT * FROM {}),
-            a AS (INSERT INTO audit_log (sequence, id, tenant_id, time_ms, decision, record, hash, commitment)
-                SELECT s, id, t, ms, d, r, h, c FROM b ORDER BY s),
-            o AS (INSERT INTO audit_open_intents (intent_id, tenant_id, time_ms)
-                SELECT id, t, ms FROM b WHERE k = 1)
-        DELETE FROM audit_open_intents AS q USING b WHERE b.k = 2 AND q.intent_id = b.i AND q.tenant_id = b.t",
-        pg_batch_rows(1, 2)
-    ))
-    .bind(json)
-    .bind(records)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query(&INSERT_ROWS_PG)
+        .bind(json)
+        .bind(records)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

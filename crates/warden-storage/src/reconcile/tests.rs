@@ -76,7 +76,21 @@ async fn time_ms(s: &Storage, tenant: &str, id: &str) -> i64 {
 async fn only_old_intents_without_an_outcome_are_closed_and_the_closing_is_audited() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("a.db").display());
-    let s = open(&url, Duration::from_secs(3600)).await;
+    old_intents_are_closed_and_audited(&url).await;
+}
+
+/// The same on PostgreSQL, whose closing records go through `audit_batch`'s one-statement
+/// insert.
+#[tokio::test]
+async fn only_old_intents_without_an_outcome_are_closed_and_the_closing_is_audited_on_postgres() {
+    let Some(url) = crate::test_pg::fresh_schema_url().await else {
+        return;
+    };
+    old_intents_are_closed_and_audited(&url).await;
+}
+
+async fn old_intents_are_closed_and_audited(url: &str) {
+    let s = open(url, Duration::from_secs(3600)).await;
     let old = s.append_audit(intent("acme")).await.unwrap().id;
     let done = s.append_audit(intent("acme")).await.unwrap().id;
     s.append_audit(outcome("acme", &done)).await.unwrap();
@@ -133,7 +147,7 @@ async fn only_old_intents_without_an_outcome_are_closed_and_the_closing_is_audit
     drop(s);
 
     // A restart whose reconcile_after has passed closes it before serving.
-    let s = open(&url, Duration::ZERO).await;
+    let s = open(url, Duration::ZERO).await;
     let acme = records(&s, "acme").await;
     assert!(
         acme.iter()
