@@ -390,7 +390,7 @@ mod tests {
             .map(|(_, _, h)| warden_merkle::root(&hashes(h)))
             .collect();
         assert_eq!(hashes(&tiles[3].2), roots);
-        let report = crate::verify_log(&s.db(), &signer().verifier(), ORIGIN, &[], &|_, _| {})
+        let report = crate::verify_log(s.db(), &signer().verifier(), ORIGIN, &[], &|_, _| {})
             .await
             .unwrap();
         assert_eq!((report.records, report.first_bad), (700, None));
