@@ -3,6 +3,8 @@
 //! Every statement is written once in the dialect both accept (`$n` parameters, TEXT
 //! and BIGINT columns); the few differences live in [`Db::migrate`].
 
+use std::collections::HashSet;
+
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
@@ -31,6 +33,8 @@ pub struct Db {
     pub backend: Backend,
     /// For the PostgreSQL change listener's own connection. Never logged (it may hold a password).
     pub(crate) url: String,
+    /// Set once [`Db::migrate`] has brought the schema to its current form on this pool.
+    migrated: std::sync::Arc<tokio::sync::OnceCell<()>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -82,7 +86,12 @@ impl Db {
             })
         };
         let pool = opts.connect(&url).await?;
-        Ok(Db { pool, backend, url })
+        Ok(Db {
+            pool,
+            backend,
+            url,
+            migrated: std::sync::Arc::default(),
+        })
     }
 
     /// A transaction that will write. On SQLite it takes the write lock at `BEGIN`
@@ -98,22 +107,53 @@ impl Db {
         }
     }
 
-    /// Creates the schema if it is not there. Idempotent.
+    /// Creates the schema if it is not there, and brings tables of earlier versions to
+    /// their current form. Idempotent; once per pool: the key file, the log key and
+    /// storage each make sure of the schema at start, and on PostgreSQL every pass is
+    /// some sixty statements, each a round trip and a catalogue lock.
     pub async fn migrate(&self) -> Result<(), DbError> {
+        self.migrated
+            .get_or_try_init(|| self.bring_schema_up())
+            .await
+            .map(|_| ())
+    }
+
+    async fn bring_schema_up(&self) -> Result<(), DbError> {
+        // The tables and indexes in one message, not one round trip each. On PostgreSQL
+        // the message is one implicit transaction: under a lock, so replicas starting
+        // together on a new database do not race to create the same table, and without
+        // the server's "already exists, skipping" notice for every table at every start.
+        let mut batch = String::new();
+        if self.backend == Backend::Postgres {
+            batch.push_str(&format!(
+                "SET client_min_messages = warning; SELECT pg_advisory_xact_lock({SCHEMA_LOCK});\n"
+            ));
+        }
         for stmt in SCHEMA {
-            sqlx::query(stmt).execute(&self.pool).await?;
+            batch.push_str(stmt);
+            batch.push_str(";\n");
         }
         for table in &AUDIT_TABLES {
-            sqlx::query(&table.create(self.backend, table.name))
-                .execute(&self.pool)
-                .await?;
+            batch.push_str(&table.create(self.backend, table.name));
+            batch.push_str(";\n");
             for index in table.indexes {
-                sqlx::query(index).execute(&self.pool).await?;
+                batch.push_str(index);
+                batch.push_str(";\n");
             }
         }
+        if self.backend == Backend::Postgres {
+            batch.push_str("RESET client_min_messages;");
+        }
+        sqlx::raw_sql(&batch).execute(&self.pool).await?;
+        let present = self.columns_present().await?;
         // Added with the Merkle log: the record's commitment (see `audit_entry.rs`).
-        self.add_column("audit_log", "commitment", "TEXT NOT NULL DEFAULT ''")
-            .await?;
+        self.add_column(
+            present.as_ref(),
+            "audit_log",
+            "commitment",
+            "TEXT NOT NULL DEFAULT ''",
+        )
+        .await?;
         match self.backend {
             Backend::Sqlite => {
                 for table in &AUDIT_TABLES {
@@ -147,7 +187,8 @@ impl Db {
             // now count.
             ("proposal_approvals", "digest", "TEXT NOT NULL DEFAULT ''"),
         ] {
-            self.add_column(table, column, decl).await?;
+            self.add_column(present.as_ref(), table, column, decl)
+                .await?;
         }
         // Dedupe moved from a unique fingerprint to `run_keys` (a fingerprint may now
         // start a new run once its earlier one was skipped).
@@ -278,18 +319,31 @@ impl Db {
     }
 
     /// `ALTER TABLE .. ADD COLUMN` once: looked up first, so a restart takes no lock.
-    async fn add_column(&self, table: &str, column: &str, decl: &str) -> Result<(), DbError> {
-        let missing = match self.backend {
-            Backend::Postgres => sqlx::query(
-                "SELECT 1 FROM information_schema.columns
-                 WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2",
-            )
-            .bind(table)
-            .bind(column)
-            .fetch_optional(&self.pool)
-            .await?
-            .is_none(),
-            Backend::Sqlite => sqlx::query(&format!("SELECT {column} FROM {table} LIMIT 1"))
+    /// PostgreSQL: every `(table, column)` of the current schema, in one round trip (one
+    /// lookup a column was a third of a start). SQLite: `None`; each column is probed.
+    async fn columns_present(&self) -> Result<Option<HashSet<(String, String)>>, DbError> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT CAST(table_name AS TEXT), CAST(column_name AS TEXT)
+             FROM information_schema.columns WHERE table_schema = current_schema()",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some(rows.into_iter().collect()))
+    }
+
+    async fn add_column(
+        &self,
+        present: Option<&HashSet<(String, String)>>,
+        table: &str,
+        column: &str,
+        decl: &str,
+    ) -> Result<(), DbError> {
+        let missing = match present {
+            Some(present) => !present.contains(&(table.to_owned(), column.to_owned())),
+            None => sqlx::query(&format!("SELECT {column} FROM {table} LIMIT 1"))
                 .fetch_optional(&self.pool)
                 .await
                 .is_err(),
@@ -416,6 +470,9 @@ const AUDIT_TABLES: [AuditTable; 4] = [
         ],
     },
 ];
+
+/// PostgreSQL advisory lock held while the tables are created ("WARDENSC").
+const SCHEMA_LOCK: i64 = 0x5741_5244_454e_5343;
 
 const SCHEMA: &[&str] = &[
     // Each tenant's data keys, wrapped by the key provider's KEK `kek_id`; one active.
@@ -845,8 +902,8 @@ mod tests {
         let Some(url) = crate::test_pg::fresh_schema_url().await else {
             return;
         };
+        Db::connect(&url).await.unwrap().migrate().await.unwrap();
         let db = Db::connect(&url).await.unwrap();
-        db.migrate().await.unwrap();
         db.migrate().await.unwrap();
         for (table, column) in [("audit_log", "record"), ("audit_tiles", "hashes")] {
             let storage: String = sqlx::query_scalar(
@@ -860,6 +917,41 @@ mod tests {
             .unwrap();
             assert_eq!(storage, "e", "{table}.{column}");
         }
+    }
+
+    /// Columns added by later versions are added to a PostgreSQL database that lacks
+    /// them, found in one lookup; a later start finds them all and goes on.
+    #[tokio::test]
+    async fn postgres_columns_of_later_versions_are_added_once() {
+        let Some(url) = crate::test_pg::fresh_schema_url().await else {
+            return;
+        };
+        Db::connect(&url).await.unwrap().migrate().await.unwrap();
+        let db = Db::connect(&url).await.unwrap();
+        sqlx::raw_sql(
+            "ALTER TABLE audit_log DROP COLUMN commitment;
+             ALTER TABLE runs DROP COLUMN usage_json;
+             ALTER TABLE proposal_approvals DROP COLUMN digest",
+        )
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        let present = db.columns_present().await.unwrap().unwrap();
+        assert!(present.contains(&("runs".to_owned(), "budget_json".to_owned())));
+        assert!(!present.contains(&("runs".to_owned(), "usage_json".to_owned())));
+        db.migrate().await.unwrap();
+        let present = db.columns_present().await.unwrap().unwrap();
+        for (table, column) in [
+            ("audit_log", "commitment"),
+            ("runs", "usage_json"),
+            ("proposal_approvals", "digest"),
+        ] {
+            assert!(
+                present.contains(&(table.to_owned(), column.to_owned())),
+                "{table}.{column}"
+            );
+        }
+        Db::connect(&url).await.unwrap().migrate().await.unwrap();
     }
 
     /// A PostgreSQL database whose tiles were hex text (earlier versions) has them as
